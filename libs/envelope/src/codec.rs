@@ -1,0 +1,300 @@
+//! Avro payloads in the Confluent wire format: magic byte 0, the writer schema's
+//! 4-byte big-endian registry id, then the Avro binary datum.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use apache_avro::Schema;
+
+use crate::events::{Event, EventType};
+use crate::headers::CloudEventHeaders;
+use crate::registry::{RegistryError, SchemaRegistry};
+
+const MAGIC_BYTE: u8 = 0;
+const HEADER_LEN: usize = 5;
+
+/// An event ready for Kafka: key, CloudEvents headers and the framed Avro value.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub topic: &'static str,
+    pub key: String,
+    pub headers: CloudEventHeaders,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("could not register the schema of {event}: {source}")]
+    Registry { event: &'static str, source: RegistryError },
+    #[error("{event} does not match its Avro schema: {source}")]
+    Avro { event: &'static str, source: Box<apache_avro::Error> },
+}
+
+impl EncodeError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EncodeError::Registry { source, .. } if source.is_transient())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("value is not in the Confluent wire format (expected magic byte 0 and a 4-byte schema id, got {len} bytes starting {prefix:02x?})")]
+    NotFramed { len: usize, prefix: Vec<u8> },
+    #[error("could not fetch writer schema {id}: {source}")]
+    Registry { id: u32, source: RegistryError },
+    #[error("writer schema {id} is not valid Avro: {reason}")]
+    BadWriterSchema { id: u32, reason: String },
+    #[error("writer schema {id} is the record `{name}`, which is not an orderflow event")]
+    UnknownRecord { id: u32, name: String },
+    #[error("the header ce_type says {header} but the payload is {payload}")]
+    TypeMismatch { header: String, payload: String },
+    #[error("payload does not decode with writer schema {id} as {event}: {reason}")]
+    Avro { id: u32, event: &'static str, reason: String },
+}
+
+impl DecodeError {
+    /// Only a registry outage is worth retrying; anything else will fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::Registry { source, .. } if source.is_transient())
+    }
+}
+
+/// Encodes and decodes events against a schema registry, caching schema ids.
+pub struct Codec {
+    registry: Arc<dyn SchemaRegistry>,
+    readers: HashMap<EventType, Schema>,
+    writer_ids: RwLock<HashMap<EventType, u32>>,
+    writers: RwLock<HashMap<u32, (EventType, Arc<Schema>)>>,
+}
+
+impl Codec {
+    pub fn new(registry: Arc<dyn SchemaRegistry>) -> Self {
+        let readers = EventType::ALL
+            .iter()
+            .map(|&t| {
+                let schema = Schema::parse_str(t.schema_json())
+                    .unwrap_or_else(|e| panic!("schemas/{}.avsc is not valid Avro: {e}", t.name()));
+                (t, schema)
+            })
+            .collect();
+        Self { registry, readers, writer_ids: Default::default(), writers: Default::default() }
+    }
+
+    /// The subject an event's schema is registered under: topic plus record name,
+    /// because one topic carries several event types.
+    pub fn subject(event_type: EventType) -> String {
+        format!("{}-{}", event_type.topic().name(), event_type.ce_type())
+    }
+
+    /// Registers the schemas of the given events (a producer does this at start, so
+    /// an incompatible schema stops it before it publishes anything).
+    pub async fn register(&self, types: &[EventType]) -> Result<(), EncodeError> {
+        for &t in types {
+            self.writer_id(t).await?;
+        }
+        Ok(())
+    }
+
+    async fn writer_id(&self, t: EventType) -> Result<u32, EncodeError> {
+        if let Some(id) = self.writer_ids.read().expect("lock").get(&t) {
+            return Ok(*id);
+        }
+        let id = self
+            .registry
+            .register(&Self::subject(t), t.schema_json())
+            .await
+            .map_err(|source| EncodeError::Registry { event: t.name(), source })?;
+        self.writer_ids.write().expect("lock").insert(t, id);
+        Ok(id)
+    }
+
+    /// The framed Avro bytes of `event`.
+    pub async fn encode(&self, event: &Event) -> Result<Vec<u8>, EncodeError> {
+        let t = event.event_type();
+        let id = self.writer_id(t).await?;
+        let schema = &self.readers[&t];
+        let avro = |source: apache_avro::Error| EncodeError::Avro { event: t.name(), source: Box::new(source) };
+        let value = event.to_avro_value().map_err(avro)?.resolve(schema).map_err(avro)?;
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(avro)?;
+        let datum = writer.write_value_to_vec(value).map_err(avro)?;
+        let mut framed = Vec::with_capacity(HEADER_LEN + datum.len());
+        framed.push(MAGIC_BYTE);
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.extend_from_slice(&datum);
+        Ok(framed)
+    }
+
+    /// A complete envelope for `event`, with the given metadata.
+    pub async fn envelope(&self, event: &Event, headers: CloudEventHeaders) -> Result<Envelope, EncodeError> {
+        Ok(Envelope {
+            topic: event.event_type().topic().name(),
+            key: event.order_id().to_string(),
+            headers,
+            payload: self.encode(event).await?,
+        })
+    }
+
+    /// Decodes a framed value, resolving the writer's schema (fetched by id) to
+    /// this build's reader schema, so fields added by newer producers are skipped
+    /// and fields they dropped take the reader's defaults.
+    pub async fn decode(&self, expected: Option<EventType>, payload: &[u8]) -> Result<Event, DecodeError> {
+        if payload.len() < HEADER_LEN || payload[0] != MAGIC_BYTE {
+            return Err(DecodeError::NotFramed {
+                len: payload.len(),
+                prefix: payload.iter().take(HEADER_LEN).copied().collect(),
+            });
+        }
+        let id = u32::from_be_bytes(payload[1..HEADER_LEN].try_into().expect("4 bytes"));
+        let (t, writer) = self.writer_schema(id).await?;
+        if let Some(expected) = expected {
+            if expected != t {
+                return Err(DecodeError::TypeMismatch {
+                    header: expected.ce_type(),
+                    payload: t.ce_type(),
+                });
+            }
+        }
+        let avro = |e: apache_avro::Error| DecodeError::Avro { id, event: t.name(), reason: e.to_string() };
+        let mut datum = &payload[HEADER_LEN..];
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&writer)
+            .reader_schema(&self.readers[&t])
+            .build()
+            .map_err(avro)?;
+        let value = reader.read_value(&mut datum).map_err(avro)?;
+        Event::from_avro_value(t, &value).map_err(avro)
+    }
+
+    async fn writer_schema(&self, id: u32) -> Result<(EventType, Arc<Schema>), DecodeError> {
+        if let Some(found) = self.writers.read().expect("lock").get(&id) {
+            return Ok(found.clone());
+        }
+        let json = self
+            .registry
+            .schema_by_id(id)
+            .await
+            .map_err(|source| DecodeError::Registry { id, source })?;
+        let schema = Schema::parse_str(&json)
+            .map_err(|e| DecodeError::BadWriterSchema { id, reason: e.to_string() })?;
+        let name = match &schema {
+            Schema::Record(record) => record.name.fullname(None),
+            other => format!("{other:?}"),
+        };
+        let t = EventType::from_ce_type(&name).ok_or(DecodeError::UnknownRecord { id, name })?;
+        let entry = (t, Arc::new(schema));
+        self.writers.write().expect("lock").insert(id, entry.clone());
+        Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::events::*;
+
+    /// A registry that keeps schemas in memory, numbering them in order.
+    #[derive(Default)]
+    struct MemoryRegistry(Mutex<Vec<(String, String)>>);
+
+    #[async_trait]
+    impl SchemaRegistry for MemoryRegistry {
+        async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+            let mut all = self.0.lock().unwrap();
+            if let Some(i) = all.iter().position(|(_, s)| s == schema) {
+                return Ok(i as u32 + 1);
+            }
+            all.push((subject.to_string(), schema.to_string()));
+            Ok(all.len() as u32)
+        }
+        async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
+            let all = self.0.lock().unwrap();
+            all.get(id as usize - 1).map(|(_, s)| s.clone()).ok_or(RegistryError::UnknownId(id))
+        }
+    }
+
+    fn reserved() -> Event {
+        InventoryReserved {
+            order_id: "o-1".into(),
+            customer_id: "c-1".into(),
+            lines: vec![ReservedLine { sku: "SKU-001".into(), quantity: 2, unit_price: Money::new(1999, "EUR") }],
+            total: Money::new(3998, "EUR"),
+            payment_token: "tok_visa".into(),
+            shipping_address: Address {
+                name: "Ada".into(),
+                line1: "1 Main St".into(),
+                city: "Berlin".into(),
+                postal_code: "10115".into(),
+                country: "DE".into(),
+            },
+        }
+        .into()
+    }
+
+    #[tokio::test]
+    async fn every_event_round_trips_through_the_wire_format() {
+        let codec = Codec::new(Arc::new(MemoryRegistry::default()));
+        let created: Event = OrderCreated {
+            order_id: "o-1".into(),
+            customer_id: "c-1".into(),
+            items: vec![OrderItem { sku: "SKU-001".into(), quantity: 2 }],
+            payment_token: "tok_visa".into(),
+            shipping_address: match reserved() {
+                Event::InventoryReserved(r) => r.shipping_address,
+                _ => unreachable!(),
+            },
+            placed_at: 1_700_000_000_123,
+        }
+        .into();
+        for event in [created, reserved()] {
+            let bytes = codec.encode(&event).await.unwrap();
+            assert_eq!(bytes[0], 0, "magic byte");
+            let back = codec.decode(Some(event.event_type()), &bytes).await.unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_old_reader_decodes_what_a_newer_writer_wrote() {
+        let registry = Arc::new(MemoryRegistry::default());
+        // v2 of ShipmentFailed adds an optional field with a default.
+        let mut v2: serde_json::Value = serde_json::from_str(EventType::ShipmentFailed.schema_json()).unwrap();
+        v2["fields"].as_array_mut().unwrap().push(serde_json::json!(
+            {"name": "carrier_code", "type": ["null", "string"], "default": null}));
+        let v2 = Schema::parse_str(&v2.to_string()).unwrap();
+        let id = registry.register("shipments-x", &v2.canonical_form()).await.unwrap();
+        let value = apache_avro::types::Value::Record(vec![
+            ("order_id".into(), "o-9".into()),
+            ("customer_id".into(), "c-9".into()),
+            ("reason".into(), "country not served".into()),
+            ("carrier_code".into(), apache_avro::types::Value::Union(1, Box::new("DHL".into()))),
+        ]);
+        let mut framed = vec![0];
+        framed.extend_from_slice(&id.to_be_bytes());
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&v2).build().unwrap();
+        framed.extend(writer.write_value_to_vec(value).unwrap());
+
+        let codec = Codec::new(registry);
+        let event = codec.decode(None, &framed).await.unwrap();
+        assert_eq!(
+            event,
+            Event::ShipmentFailed(ShipmentFailed {
+                order_id: "o-9".into(),
+                customer_id: "c-9".into(),
+                reason: "country not served".into(),
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_clear_error() {
+        let codec = Codec::new(Arc::new(MemoryRegistry::default()));
+        let err = codec.decode(None, b"{\"hello\": 1}").await.unwrap_err();
+        assert!(matches!(err, DecodeError::NotFramed { .. }), "{err}");
+        assert!(!err.is_transient());
+        let err = codec.decode(None, &[0, 0, 0, 0, 42, 1, 2]).await.unwrap_err();
+        assert!(matches!(err, DecodeError::Registry { id: 42, .. }), "{err}");
+    }
+}

@@ -1,0 +1,163 @@
+//! CloudEvents 1.0 attributes in the Kafka protocol binding, binary mode: each
+//! attribute is a `ce_`-prefixed header, the payload is the record value.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
+
+pub const SPEC_VERSION: &str = "1.0";
+/// Confluent-framed Avro; the schema id is inside the value.
+pub const CONTENT_TYPE_AVRO: &str = "application/avro";
+
+/// The envelope's metadata, carried as Kafka headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEventHeaders {
+    /// UUIDv7: unique and roughly time-ordered; the inbox deduplicates on it.
+    pub id: String,
+    /// `/orderflow/<service>`.
+    pub source: String,
+    /// `io.orderflow.events.<EventName>`.
+    pub event_type: String,
+    pub time: DateTime<Utc>,
+    /// The order id.
+    pub subject: String,
+    /// The `ce_id` of the event that caused this one (extension attribute).
+    pub causation_id: Option<String>,
+    /// W3C trace context.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeaderError {
+    #[error("missing CloudEvents header `{0}`")]
+    Missing(&'static str),
+    #[error("header `{name}` is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+const H_SPECVERSION: &str = "ce_specversion";
+const H_ID: &str = "ce_id";
+const H_SOURCE: &str = "ce_source";
+const H_TYPE: &str = "ce_type";
+const H_TIME: &str = "ce_time";
+const H_SUBJECT: &str = "ce_subject";
+const H_CAUSATION: &str = "ce_causationid";
+const H_CONTENT_TYPE: &str = "content-type";
+const H_TRACEPARENT: &str = "traceparent";
+const H_TRACESTATE: &str = "tracestate";
+
+impl CloudEventHeaders {
+    /// Metadata for a new event emitted by `service` about `subject`.
+    pub fn new(service: &str, event_type: String, subject: impl Into<String>) -> Self {
+        Self {
+            id: Uuid::now_v7().to_string(),
+            source: format!("/orderflow/{service}"),
+            event_type,
+            time: Utc::now(),
+            subject: subject.into(),
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+        }
+    }
+
+    /// The headers, in the order they are written to Kafka.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![
+            (H_SPECVERSION, SPEC_VERSION.to_string()),
+            (H_ID, self.id.clone()),
+            (H_SOURCE, self.source.clone()),
+            (H_TYPE, self.event_type.clone()),
+            (H_TIME, self.time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            (H_SUBJECT, self.subject.clone()),
+            (H_CONTENT_TYPE, CONTENT_TYPE_AVRO.to_string()),
+        ];
+        let optional = [
+            (H_CAUSATION, &self.causation_id),
+            (H_TRACEPARENT, &self.traceparent),
+            (H_TRACESTATE, &self.tracestate),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs
+    }
+
+    /// Reads the attributes from Kafka headers. Header names are matched
+    /// case-insensitively, since intermediaries are known to change their case.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Self, HeaderError> {
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let required = |name: &'static str| get(name).ok_or(HeaderError::Missing(name));
+
+        let spec = required(H_SPECVERSION)?;
+        if spec != SPEC_VERSION {
+            return Err(HeaderError::Invalid {
+                name: H_SPECVERSION,
+                reason: format!("expected {SPEC_VERSION}, got {spec}"),
+            });
+        }
+        let time = required(H_TIME)?;
+        let time = DateTime::parse_from_rfc3339(&time)
+            .map_err(|e| HeaderError::Invalid { name: H_TIME, reason: e.to_string() })?
+            .with_timezone(&Utc);
+        Ok(Self {
+            id: required(H_ID)?,
+            source: required(H_SOURCE)?,
+            event_type: required(H_TYPE)?,
+            time,
+            subject: required(H_SUBJECT)?,
+            causation_id: get(H_CAUSATION),
+            traceparent: get(H_TRACEPARENT),
+            tracestate: get(H_TRACESTATE),
+        })
+    }
+
+    /// The metadata of an event caused by this one: causation and trace context
+    /// carry over, everything else is new.
+    pub fn caused(&self, service: &str, event_type: String, subject: impl Into<String>) -> Self {
+        let mut next = Self::new(service, event_type, subject);
+        next.causation_id = Some(self.id.clone());
+        next.traceparent = self.traceparent.clone();
+        next.tracestate = self.tracestate.clone();
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_match_names_case_insensitively() {
+        let mut meta = CloudEventHeaders::new("order", "io.orderflow.events.OrderCreated".into(), "o-1");
+        meta.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        let pairs = meta.to_pairs();
+        assert!(pairs.iter().any(|(k, v)| *k == "ce_source" && v == "/orderflow/order"));
+        let shouted: Vec<(String, Vec<u8>)> =
+            pairs.iter().map(|(k, v)| (k.to_uppercase(), v.as_bytes().to_vec())).collect();
+        let back = CloudEventHeaders::from_pairs(shouted.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .unwrap();
+        // Time survives at millisecond precision.
+        assert_eq!(back.time.timestamp_millis(), meta.time.timestamp_millis());
+        assert_eq!(back.id, meta.id);
+        assert_eq!(back.traceparent, meta.traceparent);
+        assert_eq!(back.causation_id, None);
+    }
+
+    #[test]
+    fn a_missing_id_is_reported_by_name() {
+        let meta = CloudEventHeaders::new("order", "t".into(), "o-1");
+        let pairs: Vec<_> = meta.to_pairs().into_iter().filter(|(k, _)| *k != "ce_id").collect();
+        let err =
+            CloudEventHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_bytes()))).unwrap_err();
+        assert_eq!(err, HeaderError::Missing("ce_id"));
+    }
+}

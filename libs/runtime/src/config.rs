@@ -1,0 +1,138 @@
+//! Typed configuration, loaded in layers: built-in defaults, then an optional
+//! TOML file named by `ORDERFLOW_CONFIG`, then `ORDERFLOW_*` environment
+//! variables (`ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS`, `ORDERFLOW_DATABASE_URL`, …).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// What every service needs, flattened into each service's own config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuntimeConfig {
+    /// Where the service's HTTP API, health endpoints and metrics listen.
+    pub http_addr: SocketAddr,
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    pub database_url: String,
+    /// Base URL of a Confluent-compatible schema registry.
+    pub schema_registry_url: String,
+    pub kafka_bootstrap_servers: String,
+    /// Partitions of each topic `orderflow topics apply` creates.
+    pub kafka_partitions: i32,
+    /// Producer batching delay; small keeps latency low at low load.
+    pub kafka_linger_ms: u32,
+    /// How long the broker may hold a fetch waiting for data.
+    pub kafka_fetch_wait_max_ms: u32,
+    pub kafka_auto_commit_interval_ms: u32,
+    pub kafka_session_timeout_ms: u32,
+    /// Extra librdkafka properties, `key=value` pairs separated by commas, e.g.
+    /// `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`.
+    pub kafka_properties: String,
+    /// Waits before each retry of a transiently failing event, in milliseconds;
+    /// after the last one the event is dead-lettered.
+    pub retry_backoff_ms: Vec<u64>,
+    /// How often the outbox relay looks for rows without being woken.
+    pub outbox_poll_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://.data/orderflow.db".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            kafka_bootstrap_servers: "127.0.0.1:9092".into(),
+            kafka_partitions: 12,
+            kafka_linger_ms: 1,
+            kafka_fetch_wait_max_ms: 10,
+            kafka_auto_commit_interval_ms: 1000,
+            kafka_session_timeout_ms: 45_000,
+            kafka_properties: String::new(),
+            retry_backoff_ms: vec![1_000, 4_000, 9_000],
+            outbox_poll_ms: 500,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The extra librdkafka properties as pairs.
+    pub fn kafka_property_pairs(&self) -> Result<BTreeMap<String, String>, String> {
+        self.kafka_properties
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .ok_or_else(|| format!("kafka_properties entry `{p}` is not key=value"))
+            })
+            .collect()
+    }
+
+    /// Checks what serde cannot: values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kafka_bootstrap_servers.trim().is_empty() {
+            return Err("kafka_bootstrap_servers is empty: set ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS to host:port".into());
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+            return Err(format!(
+                "database_url `{}` is neither sqlite://… nor postgres://…: set ORDERFLOW_DATABASE_URL",
+                self.database_url
+            ));
+        }
+        if !self.schema_registry_url.starts_with("http") {
+            return Err(format!(
+                "schema_registry_url `{}` is not an http(s) URL: set ORDERFLOW_SCHEMA_REGISTRY_URL",
+                self.schema_registry_url
+            ));
+        }
+        if self.kafka_partitions < 1 {
+            return Err("kafka_partitions must be at least 1".into());
+        }
+        self.kafka_property_pairs().map(|_| ())
+    }
+}
+
+/// A service's configuration: it can say what is wrong with itself.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// Loads `T` from defaults, the optional file and the environment.
+pub fn load<T: ServiceConfig>() -> Result<T, String> {
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Ok(path) = std::env::var("ORDERFLOW_CONFIG") {
+        if !std::path::Path::new(&path).exists() {
+            return Err(format!("ORDERFLOW_CONFIG names {path}, which does not exist"));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment.merge(Env::prefixed("ORDERFLOW_").ignore(&["config"]));
+    let config: T = figment.extract().map_err(|e| {
+        e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// What a service's `main` calls: loads the configuration, prints it and exits
+/// on `--print-config`, and exits with status 64 (EX_USAGE) and a message that
+/// says what to fix when it is wrong.
+pub fn load_or_exit<T: ServiceConfig>(binary: &str) -> T {
+    let config = match load::<T>() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{binary}: invalid configuration: {message}");
+            std::process::exit(64);
+        }
+    };
+    if std::env::args().any(|a| a == "--print-config") {
+        println!("{}", serde_json::to_string_pretty(&config).expect("config serializes"));
+        std::process::exit(0);
+    }
+    config
+}

@@ -1,0 +1,22 @@
+use orderflow_envelope::{EncodeError, RegistryError};
+
+/// Why a service could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("database {url}: {source}")]
+    Database { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("kafka client could not be created ({what}): {source}")]
+    Kafka { what: &'static str, source: rdkafka::error::KafkaError },
+    #[error("schema registration failed: {0}")]
+    Schemas(#[from] EncodeError),
+    #[error("schema registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("could not provision topics: {0}")]
+    Topics(String),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}

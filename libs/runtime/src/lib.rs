@@ -1,0 +1,35 @@
+//! The runtime every orderflow service runs on. A service supplies its domain
+//! handler, its migrations and its HTTP routes; this crate supplies the rest:
+//! configuration, the database, the transactional outbox and its relay, the
+//! idempotent inbox, the Kafka consumer loop with offset management, retries and
+//! dead letters, topic provisioning, health endpoints and graceful shutdown.
+
+pub mod config;
+mod consumer;
+mod db;
+mod dead_letter;
+mod error;
+mod inbox;
+pub mod logging;
+mod outbox;
+mod producer;
+mod service;
+pub mod shutdown;
+pub mod topics;
+
+pub use config::{load_or_exit, RuntimeConfig};
+pub use consumer::{ConsumerSpec, Handler, HandlerCtx, HandlerError};
+pub use db::{Backend, Database};
+pub use dead_letter::{dead_letter_headers, DEAD_LETTER_HEADER_PREFIX};
+pub use error::RuntimeError;
+pub use outbox::OutboxRelay;
+pub use producer::Producer;
+pub use service::Runtime;
+
+/// Re-exported so services name the same sqlx types the runtime uses.
+pub use sqlx;
+
+/// Milliseconds since the Unix epoch, the unit every table stores times in.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

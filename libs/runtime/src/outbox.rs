@@ -1,0 +1,154 @@
+//! The transactional outbox. A handler's events are written as rows in the same
+//! transaction as its state change; the relay publishes them with the
+//! idempotent producer, many in flight at once, and deletes what the broker
+//! acknowledged. A crash between publish and delete republishes, and the
+//! consumers' inboxes absorb the duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use orderflow_envelope::Envelope;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
+use crate::producer::Producer;
+
+/// Rows one relay pass publishes at most.
+const BATCH: i64 = 500;
+
+/// Writes an event to the outbox inside the caller's transaction.
+pub async fn enqueue(conn: &mut AnyConnection, envelope: &Envelope) -> Result<(), sqlx::Error> {
+    let headers: Vec<(&str, String)> = envelope.headers.to_pairs();
+    let headers = serde_json::to_string(&headers).expect("headers serialize");
+    sqlx::query(
+        "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    // The CloudEvents id is a UUIDv7, so ordering by id is ordering by creation.
+    .bind(&envelope.headers.id)
+    .bind(envelope.topic)
+    .bind(&envelope.key)
+    .bind(headers)
+    .bind(&envelope.payload)
+    .bind(crate::now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Publishes outbox rows to Kafka.
+pub struct OutboxRelay {
+    db: Database,
+    producer: Producer,
+    wake: Arc<Notify>,
+    poll: Duration,
+}
+
+struct Pending {
+    id: String,
+    topic: String,
+    key: String,
+    headers: Vec<(String, Vec<u8>)>,
+    payload: Vec<u8>,
+}
+
+impl OutboxRelay {
+    pub fn new(db: Database, producer: Producer, poll: Duration) -> Self {
+        Self { db, producer, wake: Arc::new(Notify::new()), poll }
+    }
+
+    /// Notifying this wakes the relay at once instead of at its next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Publishes until `shutdown`, then drains what is left.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            let published = match self.publish_pending().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay pass failed; retrying in 1s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            };
+            if published as i64 == BATCH {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Publishes what the outbox holds at shutdown, for up to ten seconds.
+    async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match self.publish_pending().await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox drain failed; rows stay for the next start");
+                    break;
+                }
+            }
+        }
+        self.producer.flush(Duration::from_secs(5));
+    }
+
+    /// One pass: sends up to a batch of rows, all in flight together, and
+    /// deletes the ones the broker acknowledged. Returns how many it published.
+    pub async fn publish_pending(&self) -> Result<usize, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, topic, message_key, headers, payload FROM orderflow_outbox ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(self.db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in rows {
+            let headers: String = row.try_get("headers")?;
+            let headers: Vec<(String, String)> = serde_json::from_str(&headers)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            pending.push(Pending {
+                id: row.try_get("id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                headers: headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
+                payload: row.try_get("payload")?,
+            });
+        }
+        let mut deliveries = Vec::with_capacity(pending.len());
+        for p in &pending {
+            deliveries.push(self.producer.send(&p.topic, &p.key, &p.headers, &p.payload).await);
+        }
+        let results = join_all(deliveries).await;
+        let mut tx = self.db.pool().begin().await?;
+        let mut published = 0;
+        for (p, result) in pending.iter().zip(results) {
+            match result {
+                Ok(Ok(_)) => {
+                    sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1").bind(&p.id).execute(&mut *tx).await?;
+                    published += 1;
+                }
+                Ok(Err((e, _))) => tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry"),
+                Err(_) => tracing::warn!(topic = %p.topic, "outbox delivery canceled; will retry"),
+            }
+        }
+        tx.commit().await?;
+        Ok(published)
+    }
+}

@@ -1,0 +1,189 @@
+//! Wiring shared by every service: database, codec, producer, outbox relay,
+//! consumer and HTTP server, started together and stopped in order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry};
+use orderflow_http::{health_routes, Readiness};
+use sqlx::migrate::Migrator;
+use sqlx::AnyConnection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RuntimeConfig;
+use crate::consumer::{self, ConsumerSpec, Handler, HandlerError};
+use crate::db::Database;
+use crate::error::RuntimeError;
+use crate::outbox::{self, OutboxRelay};
+use crate::producer::Producer;
+
+/// One service's connections to the outside world.
+pub struct Runtime {
+    service: &'static str,
+    config: RuntimeConfig,
+    db: Database,
+    codec: Arc<Codec>,
+    producer: Producer,
+    relay: Arc<OutboxRelay>,
+    readiness: Readiness,
+}
+
+impl Runtime {
+    /// Connects to the database (running `migrations`), the schema registry
+    /// (registering the schemas of the events the service `produces`, so an
+    /// incompatible schema stops it here) and Kafka.
+    pub async fn connect(
+        service: &'static str,
+        config: RuntimeConfig,
+        migrations: &Migrator,
+        produces: &[EventType],
+    ) -> Result<Arc<Self>, RuntimeError> {
+        let db = Database::connect(&config.database_url).await?;
+        db.migrate(migrations).await?;
+        let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(&config.schema_registry_url))));
+        register_with_retry(&codec, produces).await?;
+        let producer = Producer::new(&config, service)?;
+        let relay = Arc::new(OutboxRelay::new(
+            db.clone(),
+            producer.clone(),
+            Duration::from_millis(config.outbox_poll_ms),
+        ));
+        Ok(Arc::new(Self { service, config, db, codec, producer, relay, readiness: Readiness::default() }))
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// Writes `event` to the outbox in the caller's transaction. `cause` is the
+    /// event being handled, if any: its id becomes the causation id and its
+    /// trace context carries over.
+    pub async fn emit(
+        &self,
+        conn: &mut AnyConnection,
+        event: &Event,
+        cause: Option<&CloudEventHeaders>,
+    ) -> Result<(), HandlerError> {
+        let ce_type = event.event_type().ce_type();
+        let headers = match cause {
+            Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
+            None => CloudEventHeaders::new(self.service, ce_type, event.order_id()),
+        };
+        let envelope = self.codec.envelope(event, headers).await.map_err(|e| {
+            if e.is_transient() {
+                HandlerError::Transient(e.to_string())
+            } else {
+                HandlerError::Permanent(e.to_string())
+            }
+        })?;
+        outbox::enqueue(conn, &envelope).await?;
+        Ok(())
+    }
+
+    /// Tells the relay that a transaction with outbox rows committed.
+    pub fn wake_relay(&self) {
+        self.relay.waker().notify_one();
+    }
+
+    /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
+    /// outbox and runs the consumer, until `shutdown`. Then: readiness goes
+    /// false, the consumer finishes in-flight work, commits and leaves its
+    /// group, in-flight HTTP requests finish, and the outbox is flushed.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        routes: Router,
+        consumer: Option<(ConsumerSpec, Arc<dyn Handler>)>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let stop_consumer = CancellationToken::new();
+        let stop_http = CancellationToken::new();
+        let stop_relay = CancellationToken::new();
+
+        let relay = {
+            let relay = self.relay.clone();
+            let stop = stop_relay.clone();
+            tokio::spawn(async move { relay.run(stop).await })
+        };
+        let mut consumer_task = consumer.map(|(spec, handler)| {
+            tokio::spawn(consumer::run(self.clone(), spec, handler, stop_consumer.clone()))
+        });
+        let app = health_routes(self.readiness.clone()).merge(routes);
+        let http = tokio::spawn(orderflow_http::serve(listener, app, stop_http.clone().cancelled_owned()));
+        self.readiness.set(true);
+        tracing::info!(service = self.service, "started");
+
+        let early_exit = async {
+            match consumer_task.as_mut() {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut result = Ok(());
+        tokio::select! {
+            _ = shutdown => {}
+            exited = early_exit => {
+                consumer_task = None;
+                result = match exited {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(RuntimeError::Topics("the consumer stopped unexpectedly".into())),
+                };
+            }
+        }
+
+        self.readiness.set(false);
+        stop_consumer.cancel();
+        if let Some(task) = consumer_task {
+            if let Ok(Err(e)) = task.await {
+                tracing::error!(error = %e, "consumer failed");
+            }
+        }
+        stop_http.cancel();
+        match http.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
+            Err(e) => tracing::error!(error = %e, "HTTP server panicked"),
+            Ok(Ok(())) => {}
+        }
+        stop_relay.cancel();
+        let _ = relay.await;
+        tracing::info!(service = self.service, "stopped");
+        result
+    }
+}
+
+/// The registry may come up after the service (a cluster starts everything at
+/// once): keep trying transient failures for a while before giving up.
+async fn register_with_retry(codec: &Codec, produces: &[EventType]) -> Result<(), RuntimeError> {
+    let mut wait = Duration::from_millis(200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match codec.register(produces).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "schema registry not reachable yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
