@@ -32,6 +32,13 @@ pub struct ConsumerSpec {
     pub topics: Vec<&'static str>,
 }
 
+impl ConsumerSpec {
+    /// The service's consumer group, `orderflow-<service>`, on these topics.
+    pub fn for_service(service: &str, topics: &[orderflow_envelope::Topic]) -> Self {
+        Self { group_id: format!("orderflow-{service}"), topics: topics.iter().map(|t| t.name()).collect() }
+    }
+}
+
 /// How a handler failed: worth retrying, or never going to work.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {

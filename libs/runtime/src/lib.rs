@@ -11,13 +11,16 @@ mod dead_letter;
 mod error;
 mod inbox;
 pub mod logging;
+mod main_support;
 mod outbox;
 mod producer;
+pub mod resilience;
 mod service;
 pub mod shutdown;
 pub mod topics;
 
-pub use config::{load_or_exit, RuntimeConfig};
+pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
+pub use main_support::{main, Shutdown};
 pub use consumer::{ConsumerSpec, Handler, HandlerCtx, HandlerError};
 pub use db::{Backend, Database};
 pub use dead_letter::{dead_letter_headers, DEAD_LETTER_HEADER_PREFIX};

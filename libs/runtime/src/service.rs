@@ -82,7 +82,7 @@ impl Runtime {
         conn: &mut AnyConnection,
         event: &Event,
         cause: Option<&CloudEventHeaders>,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<CloudEventHeaders, HandlerError> {
         let ce_type = event.event_type().ce_type();
         let headers = match cause {
             Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
@@ -96,7 +96,7 @@ impl Runtime {
             }
         })?;
         outbox::enqueue(conn, &envelope).await?;
-        Ok(())
+        Ok(envelope.headers)
     }
 
     /// Tells the relay that a transaction with outbox rows committed.

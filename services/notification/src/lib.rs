@@ -1,0 +1,49 @@
+//! The notification service: tells the customer about each outcome of their
+//! order (payment received, shipped, out of stock, payment declined, shipping
+//! failed) exactly once, through a channel adapter.
+
+pub mod channel;
+mod config;
+pub mod domain;
+mod handlers;
+mod http;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_envelope::{EventType, Topic};
+use orderflow_runtime::resilience::Policy;
+use orderflow_runtime::sqlx::migrate::Migrator;
+use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use tokio::net::TcpListener;
+
+use channel::{Channel, LogChannel, WebhookChannel};
+pub use config::Config;
+
+pub const SERVICE: &str = "notification";
+
+/// The topics this service consumes.
+pub const CONSUMES: &[Topic] = &[Topic::Payments, Topic::Orders];
+
+static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+
+/// Binds the configured address and runs until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
+    let listener = TcpListener::bind(config.runtime.http_addr).await?;
+    serve(config, listener, shutdown).await
+}
+
+/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
+    let timeout = Duration::from_millis(config.channel_timeout_ms);
+    let channel: Arc<dyn Channel> = match (config.channel.as_str(), config.webhook_url.clone()) {
+        ("webhook", Some(url)) => Arc::new(WebhookChannel::new(url, timeout)),
+        _ => Arc::new(LogChannel),
+    };
+    let policy = Policy::new("notification-channel").with_timeout(timeout);
+    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &[EventType::NotificationSent]).await?;
+    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
+    let handler = Arc::new(handlers::NotificationHandler { channel, policy });
+    rt.clone().serve(listener, http::routes(rt), Some((consumer, handler)), shutdown).await
+}

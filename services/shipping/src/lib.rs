@@ -1,0 +1,39 @@
+//! The shipping service: books a shipment with the carrier for every paid order.
+
+mod config;
+pub mod domain;
+mod handlers;
+mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use orderflow_envelope::{EventType, Topic};
+use orderflow_runtime::sqlx::migrate::Migrator;
+use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+pub const SERVICE: &str = "shipping";
+
+/// The topics this service consumes.
+pub const CONSUMES: &[Topic] = &[Topic::Payments];
+
+static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+
+/// Binds the configured address and runs until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
+    let listener = TcpListener::bind(config.runtime.http_addr).await?;
+    serve(config, listener, shutdown).await
+}
+
+/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
+    let produces = [EventType::ShipmentCreated, EventType::ShipmentFailed];
+    let carrier = domain::Carrier { name: config.carrier, unserved_countries: config.unserved_countries };
+    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
+    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
+    let handler = Arc::new(handlers::ShippingHandler { carrier });
+    rt.serve(listener, Router::new(), Some((consumer, handler)), shutdown).await
+}

@@ -1,0 +1,239 @@
+//! Calls to things outside orderflow (payment provider, notification channels)
+//! go through one policy: a timeout per attempt, retries with exponential
+//! backoff and full jitter, and a circuit breaker that fails fast while the
+//! dependency is down instead of piling up waiting calls.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+/// How a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError<E> {
+    /// The dependency answered with an error that retrying cannot fix.
+    #[error("{0}")]
+    Rejected(E),
+    /// Every attempt timed out or failed transiently.
+    #[error("{dependency} failed after {attempts} attempts: {last}")]
+    Exhausted { dependency: &'static str, attempts: u32, last: String },
+    /// The breaker is open: the dependency failed repeatedly just now.
+    #[error("{0} is failing; circuit breaker open")]
+    CircuitOpen(&'static str),
+}
+
+/// What a single attempt's error means for the policy.
+pub trait Retryable {
+    fn is_retryable(&self) -> bool;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// 0 closed, 1 half-open, 2 open: the value the metrics export.
+    pub fn as_gauge(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        }
+    }
+}
+
+struct Breaker {
+    state: BreakerState,
+    consecutive_failures: u32,
+    opened_at: Option<Instant>,
+}
+
+/// Timeout, retry and circuit breaker for one dependency.
+pub struct Policy {
+    dependency: &'static str,
+    timeout: Duration,
+    attempts: u32,
+    base_backoff: Duration,
+    failure_threshold: u32,
+    open_for: Duration,
+    breaker: Mutex<Breaker>,
+}
+
+impl Policy {
+    pub fn new(dependency: &'static str) -> Self {
+        Self {
+            dependency,
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            base_backoff: Duration::from_millis(50),
+            failure_threshold: 5,
+            open_for: Duration::from_secs(10),
+            breaker: Mutex::new(Breaker { state: BreakerState::Closed, consecutive_failures: 0, opened_at: None }),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    pub fn with_breaker(mut self, failure_threshold: u32, open_for: Duration) -> Self {
+        self.failure_threshold = failure_threshold.max(1);
+        self.open_for = open_for;
+        self
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.breaker.lock().expect("breaker lock").state
+    }
+
+    /// Runs `attempt` under the policy.
+    pub async fn call<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, CallError<E>>
+    where
+        E: Retryable + std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.admit()?;
+        let mut last = String::new();
+        for n in 1..=self.attempts {
+            match tokio::time::timeout(self.timeout, attempt()).await {
+                Ok(Ok(value)) => {
+                    self.record(true);
+                    return Ok(value);
+                }
+                Ok(Err(e)) if !e.is_retryable() => {
+                    // The dependency is up and said no: that is not an outage.
+                    self.record(true);
+                    return Err(CallError::Rejected(e));
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = format!("timed out after {:?}", self.timeout),
+            }
+            if n < self.attempts {
+                let cap = self.base_backoff * 2u32.pow(n - 1);
+                let jitter = rand::rng().random_range(0..=cap.as_millis() as u64);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+        }
+        self.record(false);
+        Err(CallError::Exhausted { dependency: self.dependency, attempts: self.attempts, last })
+    }
+
+    fn admit<E>(&self) -> Result<(), CallError<E>> {
+        let mut b = self.breaker.lock().expect("breaker lock");
+        if b.state == BreakerState::Open {
+            if b.opened_at.is_some_and(|t| t.elapsed() >= self.open_for) {
+                b.state = BreakerState::HalfOpen;
+            } else {
+                return Err(CallError::CircuitOpen(self.dependency));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, success: bool) {
+        let mut b = self.breaker.lock().expect("breaker lock");
+        if success {
+            b.state = BreakerState::Closed;
+            b.consecutive_failures = 0;
+            b.opened_at = None;
+            return;
+        }
+        b.consecutive_failures += 1;
+        if b.state == BreakerState::HalfOpen || b.consecutive_failures >= self.failure_threshold {
+            if b.state != BreakerState::Open {
+                tracing::warn!(dependency = self.dependency, "circuit breaker opened");
+            }
+            b.state = BreakerState::Open;
+            b.opened_at = Some(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Flaky(bool);
+    impl Retryable for Flaky {
+        fn is_retryable(&self) -> bool {
+            self.0
+        }
+    }
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "flaky({})", self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_transient_failures_then_succeeds() {
+        let calls = AtomicU32::new(0);
+        let policy = Policy::new("test").with_attempts(3);
+        let result = policy
+            .call(|| async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(Flaky(true)) } else { Ok(7) }
+            })
+            .await;
+        assert_eq!(result, Ok(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let policy = Policy::new("test");
+        let result: Result<(), _> = policy
+            .call(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Flaky(false))
+            })
+            .await;
+        assert!(matches!(result, Err(CallError::Rejected(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(policy.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_after_repeated_failures_and_fails_fast() {
+        let policy = Policy::new("test").with_attempts(1).with_breaker(2, Duration::from_secs(60));
+        for _ in 0..2 {
+            let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        }
+        assert_eq!(policy.state(), BreakerState::Open);
+        let calls = AtomicU32::new(0);
+        let result: Result<(), CallError<Flaky>> = policy
+            .call(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(result, Err(CallError::CircuitOpen("test"))));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_slow_call_times_out() {
+        let policy = Policy::new("test").with_attempts(1).with_timeout(Duration::from_millis(20));
+        let result: Result<(), CallError<Flaky>> = policy
+            .call(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(result, Err(CallError::Exhausted { .. })), "{result:?}");
+    }
+}

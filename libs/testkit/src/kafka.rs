@@ -1,0 +1,189 @@
+//! Looking at the broker the way an operator would: consumer lag, raw
+//! messages on a topic, and a duplicator that redelivers every event.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use orderflow_envelope::Topic;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct KafkaProbe {
+    bootstrap: String,
+}
+
+impl KafkaProbe {
+    pub fn new(bootstrap: &str) -> Self {
+        Self { bootstrap: bootstrap.to_string() }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    /// Messages on `topics` that `group` has not committed yet.
+    pub async fn lag(&self, group: &str, topics: &[Topic]) -> Result<i64> {
+        let client = self.client();
+        let group = group.to_string();
+        let topics: Vec<&'static str> = topics.iter().map(|t| t.name()).collect();
+        tokio::task::spawn_blocking(move || -> Result<i64> {
+            let consumer: BaseConsumer =
+                client.clone().set("group.id", &group).set("enable.auto.commit", "false").create()?;
+            let mut tpl = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
+                for t in metadata.topics() {
+                    for p in t.partitions() {
+                        tpl.add_partition(topic, p.id());
+                    }
+                }
+            }
+            let committed = consumer.committed_offsets(tpl, TIMEOUT)?;
+            let mut lag = 0;
+            for entry in committed.elements() {
+                let (low, high) = consumer.fetch_watermarks(entry.topic(), entry.partition(), TIMEOUT)?;
+                let done = match entry.offset() {
+                    Offset::Offset(o) => o,
+                    _ => low,
+                };
+                lag += (high - done).max(0);
+            }
+            Ok(lag)
+        })
+        .await?
+    }
+
+    /// The number of messages ever written to `topic` (sum of high watermarks).
+    pub async fn message_count(&self, topic: &str) -> Result<i64> {
+        let client = self.client();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || -> Result<i64> {
+            let consumer: BaseConsumer = client.clone().set("group.id", "probe").create()?;
+            let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+            let mut total = 0;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    total += consumer.fetch_watermarks(&topic, p.id(), TIMEOUT)?.1;
+                }
+            }
+            Ok(total)
+        })
+        .await?
+    }
+
+    /// Every message on `topic` so far.
+    pub async fn read_all(&self, topic: &str) -> Result<Vec<OwnedMessage>> {
+        let client = self.client();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || -> Result<Vec<OwnedMessage>> {
+            let consumer: BaseConsumer = client.clone().set("group.id", "probe").create()?;
+            let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+            let mut tpl = TopicPartitionList::new();
+            let mut expected = 0;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let (low, high) = consumer.fetch_watermarks(&topic, p.id(), TIMEOUT)?;
+                    expected += high - low;
+                    tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
+                }
+            }
+            consumer.assign(&tpl)?;
+            let mut messages = Vec::new();
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            while (messages.len() as i64) < expected && std::time::Instant::now() < deadline {
+                if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    messages.push(m?.detach());
+                }
+            }
+            Ok(messages)
+        })
+        .await?
+    }
+
+    /// Writes a message straight onto a topic, bypassing every orderflow producer.
+    pub async fn produce_raw(&self, topic: &str, key: &str, headers: &[(&str, &str)], payload: &[u8]) -> Result<()> {
+        let producer: FutureProducer = self.client().create()?;
+        let mut owned = OwnedHeaders::new();
+        for (k, v) in headers {
+            owned = owned.insert(Header { key: k, value: Some(*v) });
+        }
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
+        producer.send(record, TIMEOUT).await.map_err(|(e, _)| e).context("raw produce")?;
+        Ok(())
+    }
+}
+
+/// Redelivers every domain event: it reads each topic and writes every
+/// message back onto it, same key, headers (so the same CloudEvents id) and
+/// value, as a producer retry or a relay crash would. Its own copies carry a
+/// marker header so it does not copy them again.
+pub struct Duplicator {
+    stop: CancellationToken,
+    copied: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+const MARKER: &str = "x-test-duplicate";
+
+impl Duplicator {
+    pub fn start(bootstrap: &str) -> Result<Self> {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", bootstrap);
+        let consumer: StreamConsumer = client
+            .clone()
+            .set("group.id", "test-duplicator")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        let topics: Vec<&str> = Topic::ALL.iter().map(|t| t.name()).collect();
+        consumer.subscribe(&topics)?;
+        let producer: FutureProducer = client.set("linger.ms", "0").create()?;
+        let stop = CancellationToken::new();
+        let copied = Arc::new(AtomicU64::new(0));
+        let task = {
+            let (stop, copied) = (stop.clone(), copied.clone());
+            tokio::spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        m = consumer.recv() => m?,
+                    };
+                    let headers = message.headers().map(|h| h.detach()).unwrap_or_default();
+                    if headers.iter().any(|h| h.key == MARKER) {
+                        continue;
+                    }
+                    let headers = headers.insert(Header { key: MARKER, value: Some("1") });
+                    let mut record = FutureRecord::to(message.topic())
+                        .payload(message.payload().unwrap_or_default())
+                        .headers(headers);
+                    if let Some(key) = message.key() {
+                        record = record.key(key);
+                    }
+                    producer.send(record, TIMEOUT).await.map_err(|(e, _)| e)?;
+                    copied.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        Ok(Self { stop, copied, task })
+    }
+
+    pub fn copied(&self) -> u64 {
+        self.copied.load(Ordering::SeqCst)
+    }
+
+    pub async fn stop(self) -> Result<u64> {
+        self.stop.cancel();
+        self.task.await??;
+        Ok(self.copied.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,103 @@
+//! Inventory's part in the saga: reserve every line of a new order or none,
+//! give a reservation back when payment or shipping fails, and let it go when
+//! the order ships.
+
+use async_trait::async_trait;
+use orderflow_envelope::{
+    Event, EventType, InventoryReleased, InventoryReserved, InventoryUnavailable, OrderCreated, ReservedLine,
+};
+use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
+
+use crate::{domain, store};
+
+pub struct InventoryHandler;
+
+#[async_trait]
+impl Handler for InventoryHandler {
+    fn handles(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::OrderCreated | EventType::PaymentFailed | EventType::ShipmentFailed | EventType::ShipmentCreated
+        )
+    }
+
+    async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        match event {
+            Event::OrderCreated(order) => reserve_lines(order, ctx).await,
+            Event::PaymentFailed(e) => release(&e.order_id, &e.customer_id, "PAYMENT_DECLINED", ctx).await,
+            Event::ShipmentFailed(e) => release(&e.order_id, &e.customer_id, "SHIPPING_FAILED", ctx).await,
+            Event::ShipmentCreated(e) => ship(&e.order_id, ctx).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reserves all lines atomically: each line is a conditional update; if any
+/// fails, the ones taken are given back in the same transaction.
+async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    let lines = domain::merge_lines(&order.items);
+    let mut taken = Vec::new();
+    let mut missing = Vec::new();
+    for line in &lines {
+        if store::take(ctx.tx, &line.sku, i64::from(line.quantity)).await? {
+            taken.push(line);
+        } else {
+            missing.push(line.sku.clone());
+        }
+    }
+    if !missing.is_empty() {
+        for line in taken {
+            store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
+        }
+        tracing::info!(order_id = %order.order_id, ?missing, "out of stock");
+        ctx.emit(InventoryUnavailable { order_id: order.order_id, customer_id: order.customer_id, missing_skus: missing });
+        return Ok(());
+    }
+    let mut reserved = Vec::with_capacity(lines.len());
+    for line in &lines {
+        store::insert_reservation(ctx.tx, &order.order_id, line).await?;
+        reserved.push(ReservedLine {
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            unit_price: store::unit_price(ctx.tx, &line.sku).await?,
+        });
+    }
+    let total = domain::total(&reserved).map_err(HandlerError::Permanent)?;
+    ctx.emit(InventoryReserved {
+        order_id: order.order_id,
+        customer_id: order.customer_id,
+        lines: reserved,
+        total,
+        payment_token: order.payment_token,
+        shipping_address: order.shipping_address,
+    });
+    Ok(())
+}
+
+/// Compensation: the held lines go back to available stock.
+async fn release(order_id: &str, customer_id: &str, reason: &str, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    let held = store::held_lines(ctx.tx, order_id).await?;
+    if held.is_empty() {
+        return Ok(()); // nothing held (already released or shipped)
+    }
+    for line in &held {
+        store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
+    }
+    store::set_reservation_status(ctx.tx, order_id, "RELEASED").await?;
+    ctx.emit(InventoryReleased {
+        order_id: order_id.to_string(),
+        customer_id: customer_id.to_string(),
+        lines: held,
+        reason: reason.to_string(),
+    });
+    Ok(())
+}
+
+/// The goods left: reserved units are no longer stock.
+async fn ship(order_id: &str, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    for line in store::held_lines(ctx.tx, order_id).await? {
+        store::ship(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
+    }
+    store::set_reservation_status(ctx.tx, order_id, "SHIPPED").await?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! The catalogue API: read a SKU's stock and price; set them (an operator call).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use orderflow_api::{SetStock, StockView};
+use orderflow_http::{Problem, StrictJson};
+use orderflow_runtime::Runtime;
+
+use crate::store;
+
+pub fn routes(rt: Arc<Runtime>) -> Router {
+    Router::new().route("/v1/inventory/{sku}", get(get_stock).put(put_stock)).with_state(rt)
+}
+
+async fn get_stock(State(rt): State<Arc<Runtime>>, Path(sku): Path<String>) -> Result<Json<StockView>, Problem> {
+    store::stock(rt.db().pool(), &sku)
+        .await
+        .map_err(Problem::internal)?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("SKU {sku} is not in the catalogue")))
+}
+
+async fn put_stock(
+    State(rt): State<Arc<Runtime>>,
+    Path(sku): Path<String>,
+    StrictJson(body): StrictJson<SetStock>,
+) -> Result<Json<StockView>, Problem> {
+    body.validate()?;
+    store::set_stock(rt.db().pool(), &sku, body.available, &body.unit_price).await.map_err(Problem::internal)?;
+    tracing::info!(sku, available = body.available, "stock set");
+    get_stock(State(rt), Path(sku)).await
+}

@@ -1,0 +1,138 @@
+//! The inventory service's SQL. Stock changes are conditional updates
+//! (`available >= quantity`), so concurrent reservations can never oversell,
+//! on SQLite or PostgreSQL alike.
+
+use orderflow_api::{MoneyView, StockView};
+use orderflow_envelope::{Money, OrderItem};
+use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+
+/// Takes `quantity` from available into reserved; false if not enough stock
+/// (or no such SKU).
+pub async fn take(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE stock SET available = available - $1, reserved = reserved + $2, updated_at = $3
+         WHERE sku = $4 AND available >= $5",
+    )
+    .bind(quantity)
+    .bind(quantity)
+    .bind(orderflow_runtime::now_millis())
+    .bind(sku)
+    .bind(quantity)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Gives reserved units back to available.
+pub async fn give_back(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE stock SET available = available + $1, reserved = reserved - $2, updated_at = $3 WHERE sku = $4",
+    )
+    .bind(quantity)
+    .bind(quantity)
+    .bind(orderflow_runtime::now_millis())
+    .bind(sku)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Reserved units left the warehouse.
+pub async fn ship(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE sku = $3")
+        .bind(quantity)
+        .bind(orderflow_runtime::now_millis())
+        .bind(sku)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn unit_price(conn: &mut AnyConnection, sku: &str) -> Result<Money, sqlx::Error> {
+    let row = sqlx::query("SELECT unit_price_minor, currency FROM stock WHERE sku = $1")
+        .bind(sku)
+        .fetch_one(conn)
+        .await?;
+    Ok(Money::new(row.try_get("unit_price_minor")?, row.try_get::<String, _>("currency")?))
+}
+
+pub async fn insert_reservation(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    item: &OrderItem,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO reservations (order_id, sku, quantity, status, updated_at) VALUES ($1, $2, $3, 'RESERVED', $4)",
+    )
+    .bind(order_id)
+    .bind(&item.sku)
+    .bind(i64::from(item.quantity))
+    .bind(orderflow_runtime::now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The order's lines still held as RESERVED.
+pub async fn held_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<OrderItem>, sqlx::Error> {
+    let rows = sqlx::query("SELECT sku, quantity FROM reservations WHERE order_id = $1 AND status = 'RESERVED' ORDER BY sku")
+        .bind(order_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let quantity: i64 = r.try_get("quantity")?;
+            Ok(OrderItem { sku: r.try_get("sku")?, quantity: quantity as i32 })
+        })
+        .collect()
+}
+
+pub async fn set_reservation_status(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = 'RESERVED'")
+        .bind(status)
+        .bind(orderflow_runtime::now_millis())
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx::Error> {
+    let row = sqlx::query("SELECT sku, available, reserved, unit_price_minor, currency FROM stock WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| {
+        Ok(StockView {
+            sku: r.try_get("sku")?,
+            available: r.try_get("available")?,
+            reserved: r.try_get("reserved")?,
+            unit_price: MoneyView { amount_minor: r.try_get("unit_price_minor")?, currency: r.try_get("currency")? },
+        })
+    })
+    .transpose()
+}
+
+/// Sets a SKU's available stock and price, creating it if new; reserved
+/// units are left as they are.
+pub async fn set_stock(pool: &AnyPool, sku: &str, available: i64, price: &MoneyView) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stock (sku, available, reserved, unit_price_minor, currency, updated_at)
+         VALUES ($1, $2, 0, $3, $4, $5)
+         ON CONFLICT (sku) DO UPDATE SET available = excluded.available,
+             unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,
+             updated_at = excluded.updated_at",
+    )
+    .bind(sku)
+    .bind(available)
+    .bind(price.amount_minor)
+    .bind(&price.currency)
+    .bind(orderflow_runtime::now_millis())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

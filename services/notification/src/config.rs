@@ -1,0 +1,37 @@
+use orderflow_runtime::{RuntimeConfig, ServiceConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub runtime: RuntimeConfig,
+    /// `log` (write the message to the service log) or `webhook` (POST it as JSON).
+    pub channel: String,
+    /// Where the webhook channel posts; required when `channel = "webhook"`.
+    pub webhook_url: Option<String>,
+    /// Timeout of one channel call, in milliseconds.
+    pub channel_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut runtime = RuntimeConfig::default();
+        runtime.http_addr = ([127, 0, 0, 1], 8086).into();
+        runtime.database_url = "sqlite://.data/notification.db".into();
+        Self { runtime, channel: "log".into(), webhook_url: None, channel_timeout_ms: 2_000 }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn validate(&self) -> Result<(), String> {
+        match (self.channel.as_str(), &self.webhook_url) {
+            ("log", _) => {}
+            ("webhook", Some(url)) if url.starts_with("http") => {}
+            ("webhook", _) => {
+                return Err("channel is webhook but webhook_url is not an http(s) URL: set ORDERFLOW_WEBHOOK_URL".into())
+            }
+            (other, _) => return Err(format!("channel `{other}` is unknown: set ORDERFLOW_CHANNEL to log or webhook")),
+        }
+        self.runtime.validate()
+    }
+}

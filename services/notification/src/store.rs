@@ -1,0 +1,56 @@
+//! The notification service's SQL.
+
+use orderflow_api::NotificationView;
+use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+
+use crate::domain::Notification;
+
+pub async fn already_sent(conn: &mut AnyConnection, order_id: &str, kind: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT notification_id FROM notifications WHERE order_id = $1 AND kind = $2")
+        .bind(order_id)
+        .bind(kind)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn record(conn: &mut AnyConnection, n: &Notification, channel: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&n.notification_id)
+    .bind(&n.order_id)
+    .bind(&n.customer_id)
+    .bind(n.kind)
+    .bind(channel)
+    .bind(&n.message)
+    .bind(orderflow_runtime::now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A customer's notifications, newest first.
+pub async fn for_customer(pool: &AnyPool, customer_id: &str) -> Result<Vec<NotificationView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT notification_id, order_id, kind, channel, message, sent_at FROM notifications
+         WHERE customer_id = $1 ORDER BY sent_at DESC, notification_id DESC LIMIT 500",
+    )
+    .bind(customer_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let sent_at: i64 = r.try_get("sent_at")?;
+            Ok(NotificationView {
+                notification_id: r.try_get("notification_id")?,
+                order_id: r.try_get("order_id")?,
+                kind: r.try_get("kind")?,
+                channel: r.try_get("channel")?,
+                message: r.try_get("message")?,
+                sent_at: chrono::DateTime::from_timestamp_millis(sent_at).unwrap_or_default().to_rfc3339(),
+            })
+        })
+        .collect()
+}

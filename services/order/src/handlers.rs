@@ -1,0 +1,79 @@
+//! The order service follows the saga: it records every event in the order's
+//! history, derives the status, and announces the outcome once.
+
+use async_trait::async_trait;
+use orderflow_envelope::{Event, EventType, OrderCancelled, OrderCompleted};
+use orderflow_runtime::{now_millis, Handler, HandlerCtx, HandlerError};
+
+use crate::domain::{derive_status, Status, FOLLOWED};
+use crate::store;
+
+pub struct OrderSaga;
+
+#[async_trait]
+impl Handler for OrderSaga {
+    fn handles(&self, event_type: EventType) -> bool {
+        FOLLOWED.contains(&event_type)
+    }
+
+    async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        let order_id = event.order_id().to_string();
+        let Some(order) = store::load(ctx.tx, &order_id).await? else {
+            return Err(HandlerError::Permanent(format!(
+                "{} refers to order {order_id}, which this order service never created",
+                event.event_type().name()
+            )));
+        };
+        store::record_history(
+            ctx.tx,
+            &order_id,
+            &ctx.meta.id,
+            event.event_type(),
+            &ctx.meta.source,
+            ctx.meta.time.timestamp_millis(),
+        )
+        .await?;
+        match &event {
+            Event::InventoryReserved(e) => store::set_total(ctx.tx, &order_id, &e.total).await?,
+            Event::ShipmentCreated(e) => store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?,
+            _ => {}
+        }
+
+        let was_terminal = order.status == Status::Shipped.as_str() || order.status == Status::Cancelled.as_str();
+        if was_terminal {
+            return Ok(()); // late events join the history but change nothing
+        }
+        let seen = store::seen_events(ctx.tx, &order_id).await?;
+        let (status, reason) = derive_status(&seen);
+        if status.as_str() == order.status {
+            return Ok(());
+        }
+        let now = now_millis();
+        store::set_status(ctx.tx, &order_id, status.as_str(), reason.map(|r| r.as_str()), now, status.is_terminal())
+            .await?;
+        tracing::info!(order_id, status = status.as_str(), reason = reason.map(|r| r.as_str()), "order status changed");
+
+        match (status, reason) {
+            (Status::Shipped, _) => {
+                let order = store::load(ctx.tx, &order_id).await?.expect("the order was loaded above");
+                ctx.emit(OrderCompleted {
+                    order_id,
+                    customer_id: order.customer_id,
+                    tracking_id: order.tracking_id.unwrap_or_default(),
+                    total: order.total.ok_or_else(|| {
+                        HandlerError::Permanent("order shipped without a reserved total".into())
+                    })?,
+                    completed_at: now,
+                });
+            }
+            (Status::Cancelled, Some(reason)) => ctx.emit(OrderCancelled {
+                order_id,
+                customer_id: order.customer_id,
+                reason: reason.as_str().to_string(),
+                cancelled_at: now,
+            }),
+            _ => {}
+        }
+        Ok(())
+    }
+}

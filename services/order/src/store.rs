@@ -1,0 +1,209 @@
+//! The order service's SQL.
+
+use orderflow_api::{HistoryEntry, MoneyView, OrderLine, OrderView};
+use orderflow_envelope::{EventType, Money};
+use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+
+/// The columns of an order that its events update.
+pub struct OrderRow {
+    pub customer_id: String,
+    pub status: String,
+    pub total: Option<Money>,
+    pub tracking_id: Option<String>,
+}
+
+pub async fn insert_order(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    customer_id: &str,
+    items: &[OrderLine],
+    placed_at: i64,
+) -> Result<(), sqlx::Error> {
+    let items = serde_json::to_string(items).expect("order lines serialize");
+    sqlx::query(
+        "INSERT INTO orders (order_id, customer_id, status, items, placed_at, updated_at)
+         VALUES ($1, $2, 'PENDING', $3, $4, $5)",
+    )
+    .bind(order_id)
+    .bind(customer_id)
+    .bind(items)
+    .bind(placed_at)
+    .bind(placed_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn load(conn: &mut AnyConnection, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT customer_id, status, total_minor, currency, tracking_id FROM orders WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        let total_minor: Option<i64> = r.try_get("total_minor")?;
+        let currency: Option<String> = r.try_get("currency")?;
+        Ok(OrderRow {
+            customer_id: r.try_get("customer_id")?,
+            status: r.try_get("status")?,
+            total: total_minor.zip(currency).map(|(a, c)| Money::new(a, c)),
+            tracking_id: r.try_get("tracking_id")?,
+        })
+    })
+    .transpose()
+}
+
+/// Appends an event to the order's history; false if it was there already.
+pub async fn record_history(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    event_id: &str,
+    event_type: EventType,
+    source: &str,
+    at: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO order_history (order_id, event_id, event_type, source, at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id, event_id) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(event_id)
+    .bind(event_type.name())
+    .bind(source)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+pub async fn seen_events(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<EventType>, sqlx::Error> {
+    let rows = sqlx::query("SELECT event_type FROM order_history WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>("event_type").ok())
+        .filter_map(|t| EventType::from_name(&t))
+        .collect())
+}
+
+pub async fn set_total(conn: &mut AnyConnection, order_id: &str, total: &Money) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
+        .bind(total.amount_minor)
+        .bind(&total.currency)
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_tracking_id(conn: &mut AnyConnection, order_id: &str, tracking_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
+        .bind(tracking_id)
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: &str,
+    reason: Option<&str>,
+    now: i64,
+    terminal: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders SET status = $1, reason = $2, updated_at = $3,
+                terminal_at = CASE WHEN $4 = 1 THEN $5 ELSE terminal_at END
+         WHERE order_id = $6",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(now)
+    .bind(i64::from(terminal))
+    .bind(now)
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What an earlier request with the same `Idempotency-Key` left behind.
+pub struct KeyUse {
+    pub fingerprint: String,
+    pub order_id: String,
+}
+
+/// Claims the key for `order_id`; returns the earlier use if it was taken.
+pub async fn claim_idempotency_key(
+    conn: &mut AnyConnection,
+    key: &str,
+    fingerprint: &str,
+    order_id: &str,
+    now: i64,
+) -> Result<Option<KeyUse>, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (idempotency_key, fingerprint, order_id, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(fingerprint)
+    .bind(order_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT fingerprint, order_id FROM idempotency_keys WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_one(conn)
+        .await?;
+    Ok(Some(KeyUse { fingerprint: row.try_get("fingerprint")?, order_id: row.try_get("order_id")? }))
+}
+
+pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
+    let Some(r) = sqlx::query(
+        "SELECT order_id, customer_id, status, reason, items, total_minor, currency, tracking_id
+         FROM orders WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items: String = r.try_get("items")?;
+    let total_minor: Option<i64> = r.try_get("total_minor")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    let history = sqlx::query(
+        "SELECT event_type, source, at FROM order_history WHERE order_id = $1 ORDER BY at, event_id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|h| {
+        let at: i64 = h.try_get("at")?;
+        Ok(HistoryEntry {
+            event_type: h.try_get("event_type")?,
+            at: chrono::DateTime::from_timestamp_millis(at).unwrap_or_default().to_rfc3339(),
+            source: h.try_get("source")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(OrderView {
+        order_id: r.try_get("order_id")?,
+        customer_id: r.try_get("customer_id")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        items: serde_json::from_str(&items).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        total: total_minor.zip(currency).map(|(amount_minor, currency)| MoneyView { amount_minor, currency }),
+        tracking_id: r.try_get("tracking_id")?,
+        history,
+    }))
+}
