@@ -1,0 +1,102 @@
+//! The gateway's contract: idempotent order placement, and bad input turned
+//! away with a problem document before anything is written or published.
+
+use orderflow_testkit::{order_body, Stack};
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_replay_returns_the_same_order() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let body = order_body("c-idem", "SKU-005", 1, "tok_visa", "DE");
+
+    let first = stack.post_order(&body, Some("key-1")).await?;
+    assert_eq!(first.status(), 202);
+    let location = first.headers()["location"].to_str()?.to_string();
+    let first: Value = first.json().await?;
+    let order_id = first["order_id"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/v1/orders/{order_id}"));
+
+    let replay = stack.post_order(&body, Some("key-1")).await?;
+    assert_eq!(replay.status(), 202);
+    let replay: Value = replay.json().await?;
+    assert_eq!(replay["order_id"], first["order_id"]);
+
+    let other_body = order_body("c-idem", "SKU-005", 2, "tok_visa", "DE");
+    let conflict = stack.post_order(&other_body, Some("key-1")).await?;
+    assert_eq!(conflict.status(), 422);
+    assert_eq!(conflict.headers()["content-type"], "application/problem+json");
+    let problem: Value = conflict.json().await?;
+    assert_eq!(problem["type"], "https://orderflow.dev/problems/idempotency-key-reused");
+
+    stack.wait_terminal(&order_id).await?;
+    stack.wait_idle().await?;
+    // One order: one OrderCreated, one charge, 1 unit gone.
+    let created = stack.kafka().read_all("orders").await?;
+    let created = created
+        .iter()
+        .filter(|m| {
+            use rdkafka::message::{Headers, Message};
+            m.headers().is_some_and(|h| h.iter().any(|h| h.key == "ce_type" && h.value == Some(b"io.orderflow.events.OrderCreated")))
+        })
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(stack.stock("SKU-005").await?.available, 99);
+    assert_eq!(stack.notifications("c-idem").await?.len(), 2);
+    stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_a_problem_and_changes_nothing() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let good = order_body("c-bad", "SKU-006", 1, "tok_visa", "DE");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut body = good.clone();
+        f(&mut body);
+        body
+    };
+    let cases: Vec<(&str, Result<Value, &str>, u16, &str)> = vec![
+        ("malformed JSON", Err("{\"customer_id\": \"c\", "), 400, "malformed-body"),
+        ("not an object", Err("[1, 2, 3]"), 400, "malformed-body"),
+        ("unknown top-level field", Ok(with(&|b| b["coupon"] = json!("FREE"))), 400, "malformed-body"),
+        ("unknown nested field", Ok(with(&|b| b["items"][0]["price"] = json!(1))), 400, "malformed-body"),
+        ("missing field", Ok(with(&|b| { b.as_object_mut().unwrap().remove("payment"); })), 400, "malformed-body"),
+        ("quantity zero", Ok(with(&|b| b["items"][0]["quantity"] = json!(0))), 422, "validation-failed"),
+        ("negative quantity", Ok(with(&|b| b["items"][0]["quantity"] = json!(-3))), 422, "validation-failed"),
+        ("empty items", Ok(with(&|b| b["items"] = json!([]))), 422, "validation-failed"),
+        ("bad country", Ok(with(&|b| b["shipping_address"]["country"] = json!("Germany"))), 422, "validation-failed"),
+        ("unknown SKU", Ok(with(&|b| b["items"][0]["sku"] = json!("SKU-404"))), 422, "unknown-sku"),
+        ("body too large", Ok(with(&|b| b["customer_id"] = json!("x".repeat(100_000)))), 413, "payload-too-large"),
+    ];
+    let before = stack.kafka().message_count("orders").await?;
+    for (name, body, status, kind) in cases {
+        let request = stack.http.post(stack.url("/v1/orders")).header("content-type", "application/json");
+        let request = match body {
+            Ok(json) => request.body(json.to_string()),
+            Err(raw) => request.body(raw.to_string()),
+        };
+        let response = request.send().await?;
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{name}");
+        let problem: Value = response.json().await?;
+        assert_eq!(problem["type"], format!("https://orderflow.dev/problems/{kind}"), "{name}: {problem}");
+        assert_eq!(problem["status"], status, "{name}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{name}: a problem says what is wrong");
+    }
+    let wrong_type = stack.http.post(stack.url("/v1/orders")).body(good.to_string()).send().await?;
+    assert_eq!(wrong_type.status(), 415);
+
+    // Nothing was published, nothing reserved, nobody notified.
+    assert_eq!(stack.kafka().message_count("orders").await?, before);
+    assert_eq!(stack.stock("SKU-006").await?.available, 100);
+    assert!(stack.notifications("c-bad").await?.is_empty());
+    let missing = stack.http.get(stack.url("/v1/orders/does-not-exist")).send().await?;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+
+    // The catalogue API refuses bad stock the same way.
+    let bad_stock = json!({"available": -1, "unit_price": {"amount_minor": 100, "currency": "EUR"}});
+    let response = stack.http.put(stack.url("/v1/inventory/SKU-006")).json(&bad_stock).send().await?;
+    assert_eq!(response.status(), 422);
+    assert_eq!(stack.stock("SKU-006").await?.available, 100);
+    stack.stop().await
+}
