@@ -64,20 +64,31 @@ impl PlaceOrder {
                 errors.push(format!("items[{i}].sku must not be empty"));
             }
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                errors.push(format!("items[{i}].quantity must be between 1 and {MAX_QUANTITY}, got {}", line.quantity));
+                errors.push(format!(
+                    "items[{i}].quantity must be between 1 and {MAX_QUANTITY}, got {}",
+                    line.quantity
+                ));
             }
         }
         if self.payment.token.trim().is_empty() {
             errors.push("payment.token must not be empty".to_string());
         }
         let a = &self.shipping_address;
-        for (field, value) in [("name", &a.name), ("line1", &a.line1), ("city", &a.city), ("postal_code", &a.postal_code)] {
+        for (field, value) in [
+            ("name", &a.name),
+            ("line1", &a.line1),
+            ("city", &a.city),
+            ("postal_code", &a.postal_code),
+        ] {
             if value.trim().is_empty() {
                 errors.push(format!("shipping_address.{field} must not be empty"));
             }
         }
         if a.country.len() != 2 || !a.country.chars().all(|c| c.is_ascii_uppercase()) {
-            errors.push(format!("shipping_address.country must be an ISO 3166-1 alpha-2 code like DE, got {:?}", a.country));
+            errors.push(format!(
+                "shipping_address.country must be an ISO 3166-1 alpha-2 code like DE, got {:?}",
+                a.country
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -151,14 +162,20 @@ impl SetStock {
     pub fn validate(&self) -> Result<(), Problem> {
         let mut errors = Vec::new();
         if self.available < 0 {
-            errors.push(format!("available must not be negative, got {}", self.available));
+            errors.push(format!(
+                "available must not be negative, got {}",
+                self.available
+            ));
         }
-        if self.unit_price.amount_minor < 0 {
-            errors.push("unit_price.amount_minor must not be negative".to_string());
+        if self.unit_price.amount_minor < 1 {
+            // Payment providers refuse zero charges; orderflow sells nothing for free.
+            errors.push("unit_price.amount_minor must be at least 1".to_string());
         }
         let c = &self.unit_price.currency;
         if c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase()) {
-            errors.push(format!("unit_price.currency must be an ISO 4217 code like EUR, got {c:?}"));
+            errors.push(format!(
+                "unit_price.currency must be an ISO 4217 code like EUR, got {c:?}"
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -195,7 +212,31 @@ pub struct PaymentView {
 
 /// An unknown SKU in an order.
 pub fn unknown_sku(sku: &str) -> Problem {
-    Problem::new(ProblemType::UnknownSku, format!("SKU {sku} is not in the catalogue"))
+    Problem::new(
+        ProblemType::UnknownSku,
+        format!("SKU {sku} is not in the catalogue"),
+    )
+}
+
+/// The demo catalogue the dev stack and the tests start with: SKU-001 to
+/// SKU-010, 100 units each, priced 9.99 EUR to 99.90 EUR.
+pub fn demo_catalogue() -> Vec<(String, SetStock)> {
+    (1..=10)
+        .map(|i: i64| {
+            let sku = format!("SKU-{i:03}");
+            let price = MoneyView {
+                amount_minor: 999 * i,
+                currency: "EUR".into(),
+            };
+            (
+                sku,
+                SetStock {
+                    available: 100,
+                    unit_price: price,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -220,12 +261,26 @@ mod tests {
     #[test]
     fn bad_quantities_and_empty_orders_are_rejected_with_every_reason() {
         let mut o = order();
-        o.items.push(OrderLine { sku: "SKU-002".into(), quantity: 0 });
-        o.items.push(OrderLine { sku: "SKU-003".into(), quantity: -1 });
+        o.items.push(OrderLine {
+            sku: "SKU-002".into(),
+            quantity: 0,
+        });
+        o.items.push(OrderLine {
+            sku: "SKU-003".into(),
+            quantity: -1,
+        });
         let detail = o.validate().unwrap_err().detail.unwrap();
-        assert!(detail.contains("items[1].quantity") && detail.contains("items[2].quantity"), "{detail}");
+        assert!(
+            detail.contains("items[1].quantity") && detail.contains("items[2].quantity"),
+            "{detail}"
+        );
         o.items.clear();
-        assert!(o.validate().unwrap_err().detail.unwrap().contains("at least one"));
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("at least one"));
     }
 
     #[test]
@@ -245,16 +300,4 @@ mod tests {
         assert_eq!(order().fingerprint(), order().fingerprint());
         assert_ne!(order().fingerprint(), other.fingerprint());
     }
-}
-
-/// The demo catalogue the dev stack and the tests start with: SKU-001 to
-/// SKU-010, 100 units each, priced 9.99 EUR to 99.90 EUR.
-pub fn demo_catalogue() -> Vec<(String, SetStock)> {
-    (1..=10)
-        .map(|i: i64| {
-            let sku = format!("SKU-{i:03}");
-            let price = MoneyView { amount_minor: 999 * i, currency: "EUR".into() };
-            (sku, SetStock { available: 100, unit_price: price })
-        })
-        .collect()
 }

@@ -25,9 +25,15 @@ pub struct Envelope {
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error("could not register the schema of {event}: {source}")]
-    Registry { event: &'static str, source: RegistryError },
+    Registry {
+        event: &'static str,
+        source: RegistryError,
+    },
     #[error("{event} does not match its Avro schema: {source}")]
-    Avro { event: &'static str, source: Box<apache_avro::Error> },
+    Avro {
+        event: &'static str,
+        source: Box<apache_avro::Error>,
+    },
 }
 
 impl EncodeError {
@@ -49,7 +55,11 @@ pub enum DecodeError {
     #[error("the header ce_type says {header} but the payload is {payload}")]
     TypeMismatch { header: String, payload: String },
     #[error("payload does not decode with writer schema {id} as {event}: {reason}")]
-    Avro { id: u32, event: &'static str, reason: String },
+    Avro {
+        id: u32,
+        event: &'static str,
+        reason: String,
+    },
 }
 
 impl DecodeError {
@@ -77,7 +87,12 @@ impl Codec {
                 (t, schema)
             })
             .collect();
-        Self { registry, readers, writer_ids: Default::default(), writers: Default::default() }
+        Self {
+            registry,
+            readers,
+            writer_ids: Default::default(),
+            writers: Default::default(),
+        }
     }
 
     /// The subject an event's schema is registered under: topic plus record name,
@@ -103,7 +118,10 @@ impl Codec {
             .registry
             .register(&Self::subject(t), t.schema_json())
             .await
-            .map_err(|source| EncodeError::Registry { event: t.name(), source })?;
+            .map_err(|source| EncodeError::Registry {
+                event: t.name(),
+                source,
+            })?;
         self.writer_ids.write().expect("lock").insert(t, id);
         Ok(id)
     }
@@ -113,9 +131,18 @@ impl Codec {
         let t = event.event_type();
         let id = self.writer_id(t).await?;
         let schema = &self.readers[&t];
-        let avro = |source: apache_avro::Error| EncodeError::Avro { event: t.name(), source: Box::new(source) };
-        let value = event.to_avro_value().map_err(avro)?.resolve(schema).map_err(avro)?;
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema).build().map_err(avro)?;
+        let avro = |source: apache_avro::Error| EncodeError::Avro {
+            event: t.name(),
+            source: Box::new(source),
+        };
+        let value = event
+            .to_avro_value()
+            .map_err(avro)?
+            .resolve(schema)
+            .map_err(avro)?;
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .build()
+            .map_err(avro)?;
         let datum = writer.write_value_to_vec(value).map_err(avro)?;
         let mut framed = Vec::with_capacity(HEADER_LEN + datum.len());
         framed.push(MAGIC_BYTE);
@@ -125,7 +152,11 @@ impl Codec {
     }
 
     /// A complete envelope for `event`, with the given metadata.
-    pub async fn envelope(&self, event: &Event, headers: CloudEventHeaders) -> Result<Envelope, EncodeError> {
+    pub async fn envelope(
+        &self,
+        event: &Event,
+        headers: CloudEventHeaders,
+    ) -> Result<Envelope, EncodeError> {
         Ok(Envelope {
             topic: event.event_type().topic().name(),
             key: event.order_id().to_string(),
@@ -137,7 +168,11 @@ impl Codec {
     /// Decodes a framed value, resolving the writer's schema (fetched by id) to
     /// this build's reader schema, so fields added by newer producers are skipped
     /// and fields they dropped take the reader's defaults.
-    pub async fn decode(&self, expected: Option<EventType>, payload: &[u8]) -> Result<Event, DecodeError> {
+    pub async fn decode(
+        &self,
+        expected: Option<EventType>,
+        payload: &[u8],
+    ) -> Result<Event, DecodeError> {
         if payload.len() < HEADER_LEN || payload[0] != MAGIC_BYTE {
             return Err(DecodeError::NotFramed {
                 len: payload.len(),
@@ -154,7 +189,11 @@ impl Codec {
                 });
             }
         }
-        let avro = |e: apache_avro::Error| DecodeError::Avro { id, event: t.name(), reason: e.to_string() };
+        let avro = |e: apache_avro::Error| DecodeError::Avro {
+            id,
+            event: t.name(),
+            reason: e.to_string(),
+        };
         let mut datum = &payload[HEADER_LEN..];
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&writer)
             .reader_schema(&self.readers[&t])
@@ -173,15 +212,20 @@ impl Codec {
             .schema_by_id(id)
             .await
             .map_err(|source| DecodeError::Registry { id, source })?;
-        let schema = Schema::parse_str(&json)
-            .map_err(|e| DecodeError::BadWriterSchema { id, reason: e.to_string() })?;
+        let schema = Schema::parse_str(&json).map_err(|e| DecodeError::BadWriterSchema {
+            id,
+            reason: e.to_string(),
+        })?;
         let name = match &schema {
             Schema::Record(record) => record.name.fullname(None),
             other => format!("{other:?}"),
         };
         let t = EventType::from_ce_type(&name).ok_or(DecodeError::UnknownRecord { id, name })?;
         let entry = (t, Arc::new(schema));
-        self.writers.write().expect("lock").insert(id, entry.clone());
+        self.writers
+            .write()
+            .expect("lock")
+            .insert(id, entry.clone());
         Ok(entry)
     }
 }
@@ -211,7 +255,9 @@ mod tests {
         }
         async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
             let all = self.0.lock().unwrap();
-            all.get(id as usize - 1).map(|(_, s)| s.clone()).ok_or(RegistryError::UnknownId(id))
+            all.get(id as usize - 1)
+                .map(|(_, s)| s.clone())
+                .ok_or(RegistryError::UnknownId(id))
         }
     }
 
@@ -219,7 +265,11 @@ mod tests {
         InventoryReserved {
             order_id: "o-1".into(),
             customer_id: "c-1".into(),
-            lines: vec![ReservedLine { sku: "SKU-001".into(), quantity: 2, unit_price: Money::new(1999, "EUR") }],
+            lines: vec![ReservedLine {
+                sku: "SKU-001".into(),
+                quantity: 2,
+                unit_price: Money::new(1999, "EUR"),
+            }],
             total: Money::new(3998, "EUR"),
             payment_token: "tok_visa".into(),
             shipping_address: Address {
@@ -239,7 +289,10 @@ mod tests {
         let created: Event = OrderCreated {
             order_id: "o-1".into(),
             customer_id: "c-1".into(),
-            items: vec![OrderItem { sku: "SKU-001".into(), quantity: 2 }],
+            items: vec![OrderItem {
+                sku: "SKU-001".into(),
+                quantity: 2,
+            }],
             payment_token: "tok_visa".into(),
             shipping_address: match reserved() {
                 Event::InventoryReserved(r) => r.shipping_address,
@@ -251,7 +304,10 @@ mod tests {
         for event in [created, reserved()] {
             let bytes = codec.encode(&event).await.unwrap();
             assert_eq!(bytes[0], 0, "magic byte");
-            let back = codec.decode(Some(event.event_type()), &bytes).await.unwrap();
+            let back = codec
+                .decode(Some(event.event_type()), &bytes)
+                .await
+                .unwrap();
             assert_eq!(back, event);
         }
     }
@@ -260,20 +316,29 @@ mod tests {
     async fn an_old_reader_decodes_what_a_newer_writer_wrote() {
         let registry = Arc::new(MemoryRegistry::default());
         // v2 of ShipmentFailed adds an optional field with a default.
-        let mut v2: serde_json::Value = serde_json::from_str(EventType::ShipmentFailed.schema_json()).unwrap();
+        let mut v2: serde_json::Value =
+            serde_json::from_str(EventType::ShipmentFailed.schema_json()).unwrap();
         v2["fields"].as_array_mut().unwrap().push(serde_json::json!(
             {"name": "carrier_code", "type": ["null", "string"], "default": null}));
         let v2 = Schema::parse_str(&v2.to_string()).unwrap();
-        let id = registry.register("shipments-x", &v2.canonical_form()).await.unwrap();
+        let id = registry
+            .register("shipments-x", &v2.canonical_form())
+            .await
+            .unwrap();
         let value = apache_avro::types::Value::Record(vec![
             ("order_id".into(), "o-9".into()),
             ("customer_id".into(), "c-9".into()),
             ("reason".into(), "country not served".into()),
-            ("carrier_code".into(), apache_avro::types::Value::Union(1, Box::new("DHL".into()))),
+            (
+                "carrier_code".into(),
+                apache_avro::types::Value::Union(1, Box::new("DHL".into())),
+            ),
         ]);
         let mut framed = vec![0];
         framed.extend_from_slice(&id.to_be_bytes());
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&v2).build().unwrap();
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&v2)
+            .build()
+            .unwrap();
         framed.extend(writer.write_value_to_vec(value).unwrap());
 
         let codec = Codec::new(registry);
@@ -294,7 +359,10 @@ mod tests {
         let err = codec.decode(None, b"{\"hello\": 1}").await.unwrap_err();
         assert!(matches!(err, DecodeError::NotFramed { .. }), "{err}");
         assert!(!err.is_transient());
-        let err = codec.decode(None, &[0, 0, 0, 0, 42, 1, 2]).await.unwrap_err();
+        let err = codec
+            .decode(None, &[0, 0, 0, 0, 42, 1, 2])
+            .await
+            .unwrap_err();
         assert!(matches!(err, DecodeError::Registry { id: 42, .. }), "{err}");
     }
 }

@@ -12,7 +12,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: impl Into<String>) -> Self {
-        Self { amount_minor, currency: currency.into() }
+        Self {
+            amount_minor,
+            currency: currency.into(),
+        }
     }
 }
 
@@ -154,8 +157,13 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] =
-        [Topic::Orders, Topic::Inventory, Topic::Payments, Topic::Shipments, Topic::Notifications];
+    pub const ALL: [Topic; 5] = [
+        Topic::Orders,
+        Topic::Inventory,
+        Topic::Payments,
+        Topic::Shipments,
+        Topic::Notifications,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -267,6 +275,9 @@ impl EventType {
     }
 
     pub fn from_ce_type(ce_type: &str) -> Option<Self> {
-        ce_type.strip_prefix(NAMESPACE)?.strip_prefix('.').and_then(Self::from_name)
+        ce_type
+            .strip_prefix(NAMESPACE)?
+            .strip_prefix('.')
+            .and_then(Self::from_name)
     }
 }

@@ -68,7 +68,10 @@ impl CloudEventHeaders {
             (H_ID, self.id.clone()),
             (H_SOURCE, self.source.clone()),
             (H_TYPE, self.event_type.clone()),
-            (H_TIME, self.time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            (
+                H_TIME,
+                self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            ),
             (H_SUBJECT, self.subject.clone()),
             (H_CONTENT_TYPE, CONTENT_TYPE_AVRO.to_string()),
         ];
@@ -92,9 +95,19 @@ impl CloudEventHeaders {
     ) -> Result<Self, HeaderError> {
         let pairs: Vec<(String, String)> = pairs
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .collect();
-        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         let required = |name: &'static str| get(name).ok_or(HeaderError::Missing(name));
 
         let spec = required(H_SPECVERSION)?;
@@ -106,7 +119,10 @@ impl CloudEventHeaders {
         }
         let time = required(H_TIME)?;
         let time = DateTime::parse_from_rfc3339(&time)
-            .map_err(|e| HeaderError::Invalid { name: H_TIME, reason: e.to_string() })?
+            .map_err(|e| HeaderError::Invalid {
+                name: H_TIME,
+                reason: e.to_string(),
+            })?
             .with_timezone(&Utc);
         Ok(Self {
             id: required(H_ID)?,
@@ -137,14 +153,20 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_match_names_case_insensitively() {
-        let mut meta = CloudEventHeaders::new("order", "io.orderflow.events.OrderCreated".into(), "o-1");
+        let mut meta =
+            CloudEventHeaders::new("order", "io.orderflow.events.OrderCreated".into(), "o-1");
         meta.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
         let pairs = meta.to_pairs();
-        assert!(pairs.iter().any(|(k, v)| *k == "ce_source" && v == "/orderflow/order"));
-        let shouted: Vec<(String, Vec<u8>)> =
-            pairs.iter().map(|(k, v)| (k.to_uppercase(), v.as_bytes().to_vec())).collect();
-        let back = CloudEventHeaders::from_pairs(shouted.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-            .unwrap();
+        assert!(pairs
+            .iter()
+            .any(|(k, v)| *k == "ce_source" && v == "/orderflow/order"));
+        let shouted: Vec<(String, Vec<u8>)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_uppercase(), v.as_bytes().to_vec()))
+            .collect();
+        let back =
+            CloudEventHeaders::from_pairs(shouted.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .unwrap();
         // Time survives at millisecond precision.
         assert_eq!(back.time.timestamp_millis(), meta.time.timestamp_millis());
         assert_eq!(back.id, meta.id);
@@ -155,9 +177,13 @@ mod tests {
     #[test]
     fn a_missing_id_is_reported_by_name() {
         let meta = CloudEventHeaders::new("order", "t".into(), "o-1");
-        let pairs: Vec<_> = meta.to_pairs().into_iter().filter(|(k, _)| *k != "ce_id").collect();
-        let err =
-            CloudEventHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_bytes()))).unwrap_err();
+        let pairs: Vec<_> = meta
+            .to_pairs()
+            .into_iter()
+            .filter(|(k, _)| *k != "ce_id")
+            .collect();
+        let err = CloudEventHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_bytes())))
+            .unwrap_err();
         assert_eq!(err, HeaderError::Missing("ce_id"));
     }
 }

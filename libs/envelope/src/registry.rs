@@ -12,7 +12,12 @@ pub enum RegistryError {
     #[error("schema registry at {url} is unreachable: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("schema registry rejected {what} (HTTP {status}, error code {code}): {message}")]
-    Rejected { what: String, status: u16, code: i64, message: String },
+    Rejected {
+        what: String,
+        status: u16,
+        code: i64,
+        message: String,
+    },
     #[error("schema id {0} is unknown to the registry")]
     UnknownId(u32),
     #[error("schema registry sent a response that is not understood: {0}")]
@@ -70,7 +75,10 @@ impl HttpSchemaRegistry {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a reqwest client with a timeout always builds");
-        Self { base: base_url.trim_end_matches('/').to_string(), http }
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -86,15 +94,27 @@ impl HttpSchemaRegistry {
         let body = response
             .bytes()
             .await
-            .map_err(|source| RegistryError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| RegistryError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| RegistryError::BadResponse(e.to_string()));
+            return serde_json::from_slice(&body)
+                .map_err(|e| RegistryError::BadResponse(e.to_string()));
         }
         let (code, message) = match serde_json::from_slice::<ErrorResponse>(&body) {
             Ok(e) => (e.error_code, e.message),
-            Err(_) => (i64::from(status.as_u16()), String::from_utf8_lossy(&body).into_owned()),
+            Err(_) => (
+                i64::from(status.as_u16()),
+                String::from_utf8_lossy(&body).into_owned(),
+            ),
         };
-        Err(RegistryError::Rejected { what, status: status.as_u16(), code, message })
+        Err(RegistryError::Rejected {
+            what,
+            status: status.as_u16(),
+            code,
+            message,
+        })
     }
 }
 
@@ -108,8 +128,13 @@ impl SchemaRegistry for HttpSchemaRegistry {
             .json(&serde_json::json!({ "schema": schema }))
             .send()
             .await
-            .map_err(|source| RegistryError::Unreachable { url: self.base.clone(), source })?;
-        let id: IdResponse = self.read(format!("the schema for subject {subject}"), response).await?;
+            .map_err(|source| RegistryError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let id: IdResponse = self
+            .read(format!("the schema for subject {subject}"), response)
+            .await?;
         Ok(id.id)
     }
 
@@ -119,7 +144,10 @@ impl SchemaRegistry for HttpSchemaRegistry {
             .get(format!("{}/schemas/ids/{id}", self.base))
             .send()
             .await
-            .map_err(|source| RegistryError::Unreachable { url: self.base.clone(), source })?;
+            .map_err(|source| RegistryError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(RegistryError::UnknownId(id));
         }

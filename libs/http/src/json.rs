@@ -30,11 +30,15 @@ where
 fn problem_for(rejection: JsonRejection) -> Problem {
     let detail = rejection.body_text();
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(ProblemType::UnsupportedMediaType, detail),
-        JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            ProblemType::PayloadTooLarge,
-            format!("the body exceeds {} bytes", crate::MAX_BODY_BYTES),
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            Problem::new(ProblemType::UnsupportedMediaType, detail)
+        }
+        JsonRejection::BytesRejection(ref r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(
+                ProblemType::PayloadTooLarge,
+                format!("the body exceeds {} bytes", crate::MAX_BODY_BYTES),
+            )
+        }
         _ => Problem::new(ProblemType::MalformedBody, detail),
     }
 }

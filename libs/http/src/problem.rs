@@ -14,6 +14,7 @@ pub enum ProblemType {
     UnknownSku,
     IdempotencyKeyReused,
     NotFound,
+    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unavailable,
@@ -28,6 +29,7 @@ impl ProblemType {
             ProblemType::UnknownSku => "unknown-sku",
             ProblemType::IdempotencyKeyReused => "idempotency-key-reused",
             ProblemType::NotFound => "not-found",
+            ProblemType::MethodNotAllowed => "method-not-allowed",
             ProblemType::PayloadTooLarge => "payload-too-large",
             ProblemType::UnsupportedMediaType => "unsupported-media-type",
             ProblemType::Unavailable => "unavailable",
@@ -38,10 +40,11 @@ impl ProblemType {
     pub fn status(self) -> StatusCode {
         match self {
             ProblemType::MalformedBody => StatusCode::BAD_REQUEST,
-            ProblemType::ValidationFailed | ProblemType::UnknownSku | ProblemType::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ProblemType::ValidationFailed
+            | ProblemType::UnknownSku
+            | ProblemType::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemType::NotFound => StatusCode::NOT_FOUND,
+            ProblemType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemType::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProblemType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,8 +57,11 @@ impl ProblemType {
             ProblemType::MalformedBody => "The request body is not valid JSON for this endpoint",
             ProblemType::ValidationFailed => "The request is well-formed but not valid",
             ProblemType::UnknownSku => "The order names a SKU the catalogue does not have",
-            ProblemType::IdempotencyKeyReused => "The Idempotency-Key was already used with another body",
+            ProblemType::IdempotencyKeyReused => {
+                "The Idempotency-Key was already used with another body"
+            }
             ProblemType::NotFound => "No such resource",
+            ProblemType::MethodNotAllowed => "Method not allowed",
             ProblemType::PayloadTooLarge => "The request body is too large",
             ProblemType::UnsupportedMediaType => "The request body must be application/json",
             ProblemType::Unavailable => "A service this request needs is unavailable; try again",
@@ -104,7 +110,13 @@ impl Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.title, self.status, self.detail.as_deref().unwrap_or(""))
+        write!(
+            f,
+            "{} ({}): {}",
+            self.title,
+            self.status,
+            self.detail.as_deref().unwrap_or("")
+        )
     }
 }
 
@@ -116,6 +128,11 @@ impl IntoResponse for Problem {
             tracing::error!(problem = %self, "request failed");
         }
         let body = serde_json::to_vec(&self).expect("a problem always serializes");
-        (self.status_code(), [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            self.status_code(),
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }

@@ -66,17 +66,24 @@ impl Compatibility {
             Self::Full => (true, true, false),
             Self::FullTransitive => (true, true, true),
         };
-        let against: Vec<&Schema> =
-            if transitive { existing.iter().collect() } else { existing.last().into_iter().collect() };
+        let against: Vec<&Schema> = if transitive {
+            existing.iter().collect()
+        } else {
+            existing.last().into_iter().collect()
+        };
         for old in against {
             if backward {
                 if let Err(e) = SchemaCompatibility::can_read(old, new) {
-                    return Some(format!("the new schema cannot read data written with an earlier one: {e}"));
+                    return Some(format!(
+                        "the new schema cannot read data written with an earlier one: {e}"
+                    ));
                 }
             }
             if forward {
                 if let Err(e) = SchemaCompatibility::can_read(new, old) {
-                    return Some(format!("an earlier schema cannot read data written with the new one: {e}"));
+                    return Some(format!(
+                        "an earlier schema cannot read data written with the new one: {e}"
+                    ));
                 }
             }
         }
@@ -109,7 +116,14 @@ struct ApiError(StatusCode, i64, String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error_code": self.1, "message": self.2 });
-        (self.0, [(header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], body.to_string())
+        (
+            self.0,
+            [(
+                header::CONTENT_TYPE,
+                "application/vnd.schemaregistry.v1+json",
+            )],
+            body.to_string(),
+        )
             .into_response()
     }
 }
@@ -131,38 +145,70 @@ struct ConfigBody {
 fn parse(body: &SchemaBody) -> Result<Schema, ApiError> {
     if let Some(t) = &body.schema_type {
         if t != "AVRO" {
-            return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("schema type {t} is not supported; only AVRO")));
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42201,
+                format!("schema type {t} is not supported; only AVRO"),
+            ));
         }
     }
-    Schema::parse_str(&body.schema)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("invalid Avro schema: {e}")))
+    Schema::parse_str(&body.schema).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+            format!("invalid Avro schema: {e}"),
+        )
+    })
 }
 
 fn subject_not_found(subject: &str) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, 40401, format!("subject {subject} not found"))
+    ApiError(
+        StatusCode::NOT_FOUND,
+        40401,
+        format!("subject {subject} not found"),
+    )
 }
 
 impl Store {
     fn level_for(&self, subject: &str) -> Compatibility {
-        self.subject_levels.get(subject).copied().or(self.level).unwrap_or(DEFAULT_COMPATIBILITY)
+        self.subject_levels
+            .get(subject)
+            .copied()
+            .or(self.level)
+            .unwrap_or(DEFAULT_COMPATIBILITY)
     }
 
     fn subject_schemas(&self, subject: &str) -> Vec<Schema> {
         self.subjects
             .get(subject)
-            .map(|vs| vs.iter().map(|v| self.schemas[v.id as usize - 1].2.clone()).collect())
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| self.schemas[v.id as usize - 1].2.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn version(&self, subject: &str, version: &str) -> Result<(usize, u32), ApiError> {
-        let versions = self.subjects.get(subject).ok_or_else(|| subject_not_found(subject))?;
+        let versions = self
+            .subjects
+            .get(subject)
+            .ok_or_else(|| subject_not_found(subject))?;
         let index = if version == "latest" {
             versions.len().checked_sub(1)
         } else {
-            version.parse::<usize>().ok().and_then(|v| v.checked_sub(1)).filter(|i| *i < versions.len())
+            version
+                .parse::<usize>()
+                .ok()
+                .and_then(|v| v.checked_sub(1))
+                .filter(|i| *i < versions.len())
         };
         let index = index.ok_or_else(|| {
-            ApiError(StatusCode::NOT_FOUND, 40402, format!("version {version} of subject {subject} not found"))
+            ApiError(
+                StatusCode::NOT_FOUND,
+                40402,
+                format!("version {version} of subject {subject} not found"),
+            )
         })?;
         Ok((index + 1, versions[index].id))
     }
@@ -182,12 +228,21 @@ impl Registry {
         Router::new()
             .route("/subjects", get(list_subjects))
             .route("/subjects/{subject}", post(lookup))
-            .route("/subjects/{subject}/versions", get(list_versions).post(register))
+            .route(
+                "/subjects/{subject}/versions",
+                get(list_versions).post(register),
+            )
             .route("/subjects/{subject}/versions/{version}", get(get_version))
             .route("/schemas/ids/{id}", get(get_by_id))
-            .route("/compatibility/subjects/{subject}/versions/{version}", post(check))
+            .route(
+                "/compatibility/subjects/{subject}/versions/{version}",
+                post(check),
+            )
             .route("/config", get(get_config).put(put_config))
-            .route("/config/{subject}", get(get_subject_config).put(put_subject_config))
+            .route(
+                "/config/{subject}",
+                get(get_subject_config).put(put_subject_config),
+            )
             .with_state(self.clone())
     }
 
@@ -202,17 +257,27 @@ async fn list_subjects(State(r): State<Registry>) -> ApiResult {
 
 async fn list_versions(State(r): State<Registry>, Path(subject): Path<String>) -> ApiResult {
     let store = r.store();
-    let versions = store.subjects.get(&subject).ok_or_else(|| subject_not_found(&subject))?;
+    let versions = store
+        .subjects
+        .get(&subject)
+        .ok_or_else(|| subject_not_found(&subject))?;
     Ok(Json(json!((1..=versions.len()).collect::<Vec<_>>())))
 }
 
-async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(body): Json<SchemaBody>) -> ApiResult {
+async fn register(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Json(body): Json<SchemaBody>,
+) -> ApiResult {
     let schema = parse(&body)?;
     let canonical = schema.canonical_form();
     let mut store = r.store();
     let existing = store.subject_schemas(&subject);
     if let Some(versions) = store.subjects.get(&subject) {
-        if let Some(v) = versions.iter().find(|v| store.schemas[v.id as usize - 1].0 == canonical) {
+        if let Some(v) = versions
+            .iter()
+            .find(|v| store.schemas[v.id as usize - 1].0 == canonical)
+        {
             return Ok(Json(json!({ "id": v.id })));
         }
     }
@@ -220,7 +285,10 @@ async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(b
         return Err(ApiError(
             StatusCode::CONFLICT,
             409,
-            format!("schema for subject {subject} is incompatible ({}): {why}", store.level_for(&subject).name()),
+            format!(
+                "schema for subject {subject} is incompatible ({}): {why}",
+                store.level_for(&subject).name()
+            ),
         ));
     }
     let id = match store.schemas.iter().position(|(c, _, _)| *c == canonical) {
@@ -230,23 +298,44 @@ async fn register(State(r): State<Registry>, Path(subject): Path<String>, Json(b
             store.schemas.len() as u32
         }
     };
-    store.subjects.entry(subject.clone()).or_default().push(Version { id });
+    store
+        .subjects
+        .entry(subject.clone())
+        .or_default()
+        .push(Version { id });
     tracing::info!(subject, id, "schema registered");
     Ok(Json(json!({ "id": id })))
 }
 
-async fn lookup(State(r): State<Registry>, Path(subject): Path<String>, Json(body): Json<SchemaBody>) -> ApiResult {
+async fn lookup(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Json(body): Json<SchemaBody>,
+) -> ApiResult {
     let canonical = parse(&body)?.canonical_form();
     let store = r.store();
-    let versions = store.subjects.get(&subject).ok_or_else(|| subject_not_found(&subject))?;
-    let found = versions.iter().enumerate().find(|(_, v)| store.schemas[v.id as usize - 1].0 == canonical);
+    let versions = store
+        .subjects
+        .get(&subject)
+        .ok_or_else(|| subject_not_found(&subject))?;
+    let found = versions
+        .iter()
+        .enumerate()
+        .find(|(_, v)| store.schemas[v.id as usize - 1].0 == canonical);
     match found {
         Some((i, v)) => Ok(Json(store.describe(&subject, i + 1, v.id))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, 40403, "schema not found".into())),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            40403,
+            "schema not found".into(),
+        )),
     }
 }
 
-async fn get_version(State(r): State<Registry>, Path((subject, version)): Path<(String, String)>) -> ApiResult {
+async fn get_version(
+    State(r): State<Registry>,
+    Path((subject, version)): Path<(String, String)>,
+) -> ApiResult {
     let store = r.store();
     let (version, id) = store.version(&subject, &version)?;
     Ok(Json(store.describe(&subject, version, id)))
@@ -254,9 +343,16 @@ async fn get_version(State(r): State<Registry>, Path((subject, version)): Path<(
 
 async fn get_by_id(State(r): State<Registry>, Path(id): Path<u32>) -> ApiResult {
     let store = r.store();
-    match id.checked_sub(1).and_then(|i| store.schemas.get(i as usize)) {
+    match id
+        .checked_sub(1)
+        .and_then(|i| store.schemas.get(i as usize))
+    {
         Some((_, text, _)) => Ok(Json(json!({ "schema": text }))),
-        None => Err(ApiError(StatusCode::NOT_FOUND, 40403, format!("schema {id} not found"))),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            40403,
+            format!("schema {id} not found"),
+        )),
     }
 }
 
@@ -277,16 +373,24 @@ async fn check(
         vec![existing[v - 1].clone()]
     };
     let violation = level.violation(&against, &schema);
-    Ok(Json(json!({ "is_compatible": violation.is_none(), "messages": violation.into_iter().collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "is_compatible": violation.is_none(), "messages": violation.into_iter().collect::<Vec<_>>() }),
+    ))
 }
 
 async fn get_config(State(r): State<Registry>) -> ApiResult {
-    Ok(Json(json!({ "compatibilityLevel": r.store().level.unwrap_or(DEFAULT_COMPATIBILITY).name() })))
+    Ok(Json(
+        json!({ "compatibilityLevel": r.store().level.unwrap_or(DEFAULT_COMPATIBILITY).name() }),
+    ))
 }
 
 fn level(body: &ConfigBody) -> Result<Compatibility, ApiError> {
     Compatibility::parse(&body.compatibility).ok_or_else(|| {
-        ApiError(StatusCode::UNPROCESSABLE_ENTITY, 42203, format!("invalid compatibility level {}", body.compatibility))
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!("invalid compatibility level {}", body.compatibility),
+        )
     })
 }
 
@@ -297,7 +401,9 @@ async fn put_config(State(r): State<Registry>, Json(body): Json<ConfigBody>) -> 
 }
 
 async fn get_subject_config(State(r): State<Registry>, Path(subject): Path<String>) -> ApiResult {
-    Ok(Json(json!({ "compatibilityLevel": r.store().level_for(&subject).name() })))
+    Ok(Json(
+        json!({ "compatibilityLevel": r.store().level_for(&subject).name() }),
+    ))
 }
 
 async fn put_subject_config(

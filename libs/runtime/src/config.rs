@@ -59,6 +59,15 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The defaults for one service: its own port and SQLite file.
+    pub fn for_service(service: &str, port: u16) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            database_url: format!("sqlite://.data/{service}.db"),
+            ..Self::default()
+        }
+    }
+
     /// The extra librdkafka properties as pairs.
     pub fn kafka_property_pairs(&self) -> Result<BTreeMap<String, String>, String> {
         self.kafka_properties
@@ -78,7 +87,8 @@ impl RuntimeConfig {
         if self.kafka_bootstrap_servers.trim().is_empty() {
             return Err("kafka_bootstrap_servers is empty: set ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS to host:port".into());
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
             return Err(format!(
                 "database_url `{}` is neither sqlite://… nor postgres://…: set ORDERFLOW_DATABASE_URL",
                 self.database_url
@@ -107,13 +117,18 @@ pub fn load<T: ServiceConfig>() -> Result<T, String> {
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Ok(path) = std::env::var("ORDERFLOW_CONFIG") {
         if !std::path::Path::new(&path).exists() {
-            return Err(format!("ORDERFLOW_CONFIG names {path}, which does not exist"));
+            return Err(format!(
+                "ORDERFLOW_CONFIG names {path}, which does not exist"
+            ));
         }
         figment = figment.merge(Toml::file(path));
     }
     figment = figment.merge(Env::prefixed("ORDERFLOW_").ignore(&["config"]));
     let config: T = figment.extract().map_err(|e| {
-        e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+        e.into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
     })?;
     config.validate()?;
     Ok(config)
@@ -131,7 +146,10 @@ pub fn load_or_exit<T: ServiceConfig>(binary: &str) -> T {
         }
     };
     if std::env::args().any(|a| a == "--print-config") {
-        println!("{}", serde_json::to_string_pretty(&config).expect("config serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&config).expect("config serializes")
+        );
         std::process::exit(0);
     }
     config

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow_envelope::{CloudEventHeaders, DecodeError, Event, EventType};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::ClientContext;
 use sqlx::AnyConnection;
@@ -35,7 +37,10 @@ pub struct ConsumerSpec {
 impl ConsumerSpec {
     /// The service's consumer group, `orderflow-<service>`, on these topics.
     pub fn for_service(service: &str, topics: &[orderflow_envelope::Topic]) -> Self {
-        Self { group_id: format!("orderflow-{service}"), topics: topics.iter().map(|t| t.name()).collect() }
+        Self {
+            group_id: format!("orderflow-{service}"),
+            topics: topics.iter().map(|t| t.name()).collect(),
+        }
     }
 }
 
@@ -110,7 +115,9 @@ impl ConsumerContext for RebalanceLogger {
             Rebalance::Assign(tpl) => {
                 tracing::info!(group = %self.group, partitions = tpl.count(), "rebalance: partitions assigned")
             }
-            Rebalance::Error(e) => tracing::warn!(group = %self.group, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance error")
+            }
             Rebalance::Revoke(_) => {}
         }
     }
@@ -141,19 +148,36 @@ pub(crate) async fn run(
         .set("client.id", format!("{}-consumer", rt.service()))
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", config.kafka_auto_commit_interval_ms.to_string())
+        .set(
+            "auto.commit.interval.ms",
+            config.kafka_auto_commit_interval_ms.to_string(),
+        )
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("fetch.wait.max.ms", config.kafka_fetch_wait_max_ms.to_string())
-        .set("session.timeout.ms", config.kafka_session_timeout_ms.to_string());
+        .set(
+            "fetch.wait.max.ms",
+            config.kafka_fetch_wait_max_ms.to_string(),
+        )
+        .set(
+            "session.timeout.ms",
+            config.kafka_session_timeout_ms.to_string(),
+        );
     let consumer: Arc<KafkaConsumer> = Arc::new(
         client
-            .create_with_context(RebalanceLogger { group: spec.group_id.clone() })
-            .map_err(|source| RuntimeError::Kafka { what: "consumer", source })?,
+            .create_with_context(RebalanceLogger {
+                group: spec.group_id.clone(),
+            })
+            .map_err(|source| RuntimeError::Kafka {
+                what: "consumer",
+                source,
+            })?,
     );
     consumer
         .subscribe(&spec.topics)
-        .map_err(|source| RuntimeError::Kafka { what: "subscription", source })?;
+        .map_err(|source| RuntimeError::Kafka {
+            what: "subscription",
+            source,
+        })?;
     tracing::info!(group = %spec.group_id, topics = ?spec.topics, "consuming");
 
     let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
@@ -215,9 +239,11 @@ impl PartitionWorker {
             }
             match self.process(&message).await {
                 Outcome::Done => {
-                    if let Err(e) =
-                        self.consumer.store_offset(message.topic(), message.partition(), message.offset() + 1)
-                    {
+                    if let Err(e) = self.consumer.store_offset(
+                        message.topic(),
+                        message.partition(),
+                        message.offset() + 1,
+                    ) {
                         // The partition moved to another member; it will redeliver,
                         // and the inbox makes that harmless.
                         tracing::debug!(error = %e, "offset not stored");
@@ -231,11 +257,19 @@ impl PartitionWorker {
     async fn process(&self, message: &OwnedMessage) -> Outcome {
         let pairs: Vec<(&str, &[u8])> = message
             .headers()
-            .map(|hs| hs.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
             .unwrap_or_default();
         let meta = match CloudEventHeaders::from_pairs(pairs) {
             Ok(meta) => meta,
-            Err(e) => return self.dead_letter(message, &format!("not a CloudEvent: {e}"), 1).await,
+            Err(e) => {
+                return self
+                    .dead_letter(message, &format!("not a CloudEvent: {e}"), 1)
+                    .await
+            }
         };
         let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
             // A type this build does not know: a newer producer's event that this
@@ -263,7 +297,13 @@ impl PartitionWorker {
                 Err(HandlerError::Transient(reason)) => reason,
             };
             let Some(wait) = backoff.get(attempt as usize - 1) else {
-                return self.dead_letter(message, &format!("gave up after {attempt} attempts: {reason}"), attempt).await;
+                return self
+                    .dead_letter(
+                        message,
+                        &format!("gave up after {attempt} attempts: {reason}"),
+                        attempt,
+                    )
+                    .await;
             };
             tracing::warn!(order_id = %meta.subject, event = event_type.name(), attempt, error = %reason,
                 "transient failure; retrying in {wait} ms");
@@ -283,7 +323,11 @@ impl PartitionWorker {
             tx.rollback().await?;
             return Ok(());
         }
-        let mut ctx = HandlerCtx { tx: &mut tx, meta, emitted: Vec::new() };
+        let mut ctx = HandlerCtx {
+            tx: &mut tx,
+            meta,
+            emitted: Vec::new(),
+        };
         self.handler.handle(event, &mut ctx).await?;
         let emitted = std::mem::take(&mut ctx.emitted);
         for next in &emitted {
@@ -303,12 +347,22 @@ impl PartitionWorker {
     async fn dead_letter(&self, message: &OwnedMessage, error: &str, attempts: u32) -> Outcome {
         let topic = crate::topics::dead_letter_topic(self.rt.service());
         let headers = crate::dead_letter_headers(message, self.rt.service(), error, attempts);
-        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
-        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-            error, "dead-lettering message to {topic}");
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error,
+            "dead-lettering message to {topic}"
+        );
         loop {
-            match self.rt.producer().send_and_wait(&topic, &key, &headers, payload).await {
+            match self
+                .rt
+                .producer()
+                .send_and_wait(&topic, key, &headers, payload)
+                .await
+            {
                 Ok(_) => return Outcome::Done,
                 Err(e) => tracing::error!(error = %e, "could not write dead letter; retrying"),
             }

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 
@@ -27,9 +27,14 @@ impl Database {
     /// creates the runtime's own tables (inbox, outbox).
     pub async fn connect(url: &str) -> Result<Self, RuntimeError> {
         install_default_drivers();
-        let err = |source| RuntimeError::Database { url: url.to_string(), source };
+        let err = |source| RuntimeError::Database {
+            url: url.to_string(),
+            source,
+        };
         let (backend, url, max_connections) = if url.starts_with("sqlite:") {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(path).parent() {
                 std::fs::create_dir_all(dir).map_err(|e| err(sqlx::Error::Io(e)))?;
@@ -47,14 +52,33 @@ impl Database {
         } else {
             (Backend::Postgres, url.to_string(), 10)
         };
-        let pool = AnyPoolOptions::new().max_connections(max_connections).connect(&url).await.map_err(err)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL syncs at
+                        // checkpoints, which WAL keeps crash-safe. Per connection,
+                        // since the pool may replace it.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(err)?;
         let db = Self { pool, backend };
-        if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&db.pool).await.map_err(err)?;
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&db.pool).await.map_err(err)?;
-        }
         for statement in db.runtime_tables() {
-            sqlx::query(&statement).execute(&db.pool).await.map_err(err)?;
+            sqlx::query(&statement)
+                .execute(&db.pool)
+                .await
+                .map_err(err)?;
         }
         Ok(db)
     }

@@ -31,6 +31,10 @@ pub fn dead_letter_headers(
         ("service", service.to_string()),
         ("failed-at", chrono::Utc::now().to_rfc3339()),
     ];
-    headers.extend(added.into_iter().map(|(k, v)| (format!("{DEAD_LETTER_HEADER_PREFIX}{k}"), v.into_bytes())));
+    headers.extend(
+        added
+            .into_iter()
+            .map(|(k, v)| (format!("{DEAD_LETTER_HEADER_PREFIX}{k}"), v.into_bytes())),
+    );
     headers
 }

@@ -8,7 +8,10 @@ pub enum RuntimeError {
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("kafka client could not be created ({what}): {source}")]
-    Kafka { what: &'static str, source: rdkafka::error::KafkaError },
+    Kafka {
+        what: &'static str,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("schema registration failed: {0}")]
     Schemas(#[from] EncodeError),
     #[error("schema registry: {0}")]

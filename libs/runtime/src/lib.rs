@@ -20,11 +20,11 @@ pub mod shutdown;
 pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
-pub use main_support::{main, Shutdown};
 pub use consumer::{ConsumerSpec, Handler, HandlerCtx, HandlerError};
 pub use db::{Backend, Database};
 pub use dead_letter::{dead_letter_headers, DEAD_LETTER_HEADER_PREFIX};
 pub use error::RuntimeError;
+pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
 pub use producer::Producer;
 pub use service::Runtime;

@@ -57,7 +57,12 @@ struct Pending {
 
 impl OutboxRelay {
     pub fn new(db: Database, producer: Producer, poll: Duration) -> Self {
-        Self { db, producer, wake: Arc::new(Notify::new()), poll }
+        Self {
+            db,
+            producer,
+            wake: Arc::new(Notify::new()),
+            poll,
+        }
     }
 
     /// Notifying this wakes the relay at once instead of at its next poll.
@@ -90,20 +95,27 @@ impl OutboxRelay {
         self.drain().await;
     }
 
-    /// Publishes what the outbox holds at shutdown, for up to ten seconds.
+    /// Publishes what the outbox holds at shutdown, for up to ten seconds (a
+    /// pod's grace period is longer); what is left is published at next start.
     async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::time::Instant::now() < deadline {
-            match self.publish_pending().await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox drain failed; rows stay for the next start");
-                    break;
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.publish_pending().await {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox drain failed; rows stay for the next start");
+                        return;
+                    }
                 }
             }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("outbox not drained within 10s; rows stay for the next start");
         }
-        self.producer.flush(Duration::from_secs(5));
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     }
 
     /// One pass: sends up to a batch of rows, all in flight together, and
@@ -121,31 +133,57 @@ impl OutboxRelay {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let headers: String = row.try_get("headers")?;
-            let headers: Vec<(String, String)> = serde_json::from_str(&headers)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             pending.push(Pending {
                 id: row.try_get("id")?,
                 topic: row.try_get("topic")?,
                 key: row.try_get("message_key")?,
-                headers: headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
                 payload: row.try_get("payload")?,
             });
         }
         let mut deliveries = Vec::with_capacity(pending.len());
         for p in &pending {
-            deliveries.push(self.producer.send(&p.topic, &p.key, &p.headers, &p.payload).await);
+            match self
+                .producer
+                .send(&p.topic, p.key.as_bytes(), &p.headers, &p.payload)
+                .await
+            {
+                Ok(delivery) => deliveries.push(Some(delivery)),
+                Err(e) => {
+                    tracing::error!(error = %e, topic = %p.topic, id = %p.id, "outbox row cannot be published; it stays");
+                    deliveries.push(None);
+                }
+            }
         }
-        let results = join_all(deliveries).await;
+        let results = join_all(deliveries.into_iter().map(|d| async move {
+            match d {
+                Some(d) => d
+                    .await
+                    .map_err(|_| "delivery canceled".to_string())?
+                    .map_err(|(e, _)| e.to_string()),
+                None => Err("not queued".to_string()),
+            }
+        }))
+        .await;
         let mut tx = self.db.pool().begin().await?;
         let mut published = 0;
         for (p, result) in pending.iter().zip(results) {
             match result {
-                Ok(Ok(_)) => {
-                    sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1").bind(&p.id).execute(&mut *tx).await?;
+                Ok(_) => {
+                    sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
+                        .bind(&p.id)
+                        .execute(&mut *tx)
+                        .await?;
                     published += 1;
                 }
-                Ok(Err((e, _))) => tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry"),
-                Err(_) => tracing::warn!(topic = %p.topic, "outbox delivery canceled; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry")
+                }
             }
         }
         tx.commit().await?;

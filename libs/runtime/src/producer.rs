@@ -37,37 +37,44 @@ impl Producer {
             .set("acks", "all")
             .set("linger.ms", config.kafka_linger_ms.to_string())
             .set("message.timeout.ms", "300000");
-        let inner = client.create().map_err(|source| RuntimeError::Kafka { what: "producer", source })?;
+        let inner = client.create().map_err(|source| RuntimeError::Kafka {
+            what: "producer",
+            source,
+        })?;
         Ok(Self { inner })
     }
 
     /// Queues one message and returns the future of its delivery report without
-    /// waiting for it, so callers can keep many messages in flight.
+    /// waiting for it, so callers can keep many messages in flight. A full local
+    /// queue is waited out; any other error (message too large, unknown topic)
+    /// is returned, since retrying it cannot help.
     pub async fn send(
         &self,
         topic: &str,
-        key: &str,
+        key: &[u8],
         headers: &[(String, Vec<u8>)],
         payload: &[u8],
-    ) -> DeliveryFuture {
+    ) -> Result<DeliveryFuture, KafkaError> {
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in headers {
-            owned = owned.insert(Header { key: name, value: Some(value.as_slice()) });
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(value.as_slice()),
+            });
         }
-        let mut record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
+        let mut record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
         loop {
             match self.inner.send_result(record) {
-                Ok(delivery) => return delivery,
+                Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The local queue is full: wait for deliveries to drain it.
                     record = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, back)) => {
-                    tracing::warn!(error = %e, topic, "could not queue message; retrying");
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Err((e, _)) => return Err(e),
             }
         }
     }
@@ -76,11 +83,11 @@ impl Producer {
     pub async fn send_and_wait(
         &self,
         topic: &str,
-        key: &str,
+        key: &[u8],
         headers: &[(String, Vec<u8>)],
         payload: &[u8],
     ) -> Result<(i32, i64), KafkaError> {
-        let delivery = self.send(topic, key, headers, payload).await;
+        let delivery = self.send(topic, key, headers, payload).await?;
         match delivery.await {
             Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
             Ok(Err((e, _))) => Err(e),

@@ -43,7 +43,9 @@ impl Runtime {
     ) -> Result<Arc<Self>, RuntimeError> {
         let db = Database::connect(&config.database_url).await?;
         db.migrate(migrations).await?;
-        let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(&config.schema_registry_url))));
+        let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(
+            &config.schema_registry_url,
+        ))));
         register_with_retry(&codec, produces).await?;
         let producer = Producer::new(&config, service)?;
         let relay = Arc::new(OutboxRelay::new(
@@ -51,7 +53,15 @@ impl Runtime {
             producer.clone(),
             Duration::from_millis(config.outbox_poll_ms),
         ));
-        Ok(Arc::new(Self { service, config, db, codec, producer, relay, readiness: Readiness::default() }))
+        Ok(Arc::new(Self {
+            service,
+            config,
+            db,
+            codec,
+            producer,
+            relay,
+            readiness: Readiness::default(),
+        }))
     }
 
     pub fn service(&self) -> &'static str {
@@ -125,10 +135,19 @@ impl Runtime {
             tokio::spawn(async move { relay.run(stop).await })
         };
         let mut consumer_task = consumer.map(|(spec, handler)| {
-            tokio::spawn(consumer::run(self.clone(), spec, handler, stop_consumer.clone()))
+            tokio::spawn(consumer::run(
+                self.clone(),
+                spec,
+                handler,
+                stop_consumer.clone(),
+            ))
         });
         let app = health_routes(self.readiness.clone()).merge(routes);
-        let http = tokio::spawn(orderflow_http::serve(listener, app, stop_http.clone().cancelled_owned()));
+        let http = tokio::spawn(orderflow_http::serve(
+            listener,
+            app,
+            stop_http.clone().cancelled_owned(),
+        ));
         self.readiness.set(true);
         tracing::info!(service = self.service, "started");
 

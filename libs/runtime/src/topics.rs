@@ -12,7 +12,8 @@ use crate::error::RuntimeError;
 use crate::producer::client_config;
 
 /// The services that consume events, each in its own consumer group.
-pub const CONSUMING_SERVICES: [&str; 5] = ["order", "inventory", "payment", "shipping", "notification"];
+pub const CONSUMING_SERVICES: [&str; 5] =
+    ["order", "inventory", "payment", "shipping", "notification"];
 
 /// Where a service parks events it cannot process.
 pub fn dead_letter_topic(service: &str) -> String {
@@ -38,7 +39,11 @@ pub fn layout(partitions: i32) -> Vec<TopicSpec> {
     let forever = vec![("retention.ms", "-1")];
     let mut specs: Vec<TopicSpec> = Topic::ALL
         .iter()
-        .map(|t| TopicSpec { name: t.name().to_string(), partitions, config: forever.clone() })
+        .map(|t| TopicSpec {
+            name: t.name().to_string(),
+            partitions,
+            config: forever.clone(),
+        })
         .collect();
     for service in CONSUMING_SERVICES {
         specs.push(TopicSpec {
@@ -46,16 +51,24 @@ pub fn layout(partitions: i32) -> Vec<TopicSpec> {
             partitions,
             config: vec![("retention.ms", "604800000")],
         });
-        specs.push(TopicSpec { name: dead_letter_topic(service), partitions, config: forever.clone() });
+        specs.push(TopicSpec {
+            name: dead_letter_topic(service),
+            partitions,
+            config: forever.clone(),
+        });
     }
     specs
 }
 
 /// Creates the topics of [`layout`] that do not exist yet; returns their names.
 pub async fn apply(config: &RuntimeConfig, replication: i32) -> Result<Vec<String>, RuntimeError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
-        .create()
-        .map_err(|source| RuntimeError::Kafka { what: "admin client", source })?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(config)
+            .create()
+            .map_err(|source| RuntimeError::Kafka {
+                what: "admin client",
+                source,
+            })?;
     let specs = layout(config.kafka_partitions);
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()

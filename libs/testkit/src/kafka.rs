@@ -22,7 +22,9 @@ pub struct KafkaProbe {
 
 impl KafkaProbe {
     pub fn new(bootstrap: &str) -> Self {
-        Self { bootstrap: bootstrap.to_string() }
+        Self {
+            bootstrap: bootstrap.to_string(),
+        }
     }
 
     fn client(&self) -> ClientConfig {
@@ -37,8 +39,11 @@ impl KafkaProbe {
         let group = group.to_string();
         let topics: Vec<&'static str> = topics.iter().map(|t| t.name()).collect();
         tokio::task::spawn_blocking(move || -> Result<i64> {
-            let consumer: BaseConsumer =
-                client.clone().set("group.id", &group).set("enable.auto.commit", "false").create()?;
+            let consumer: BaseConsumer = client
+                .clone()
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .create()?;
             let mut tpl = TopicPartitionList::new();
             for topic in &topics {
                 let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
@@ -51,7 +56,8 @@ impl KafkaProbe {
             let committed = consumer.committed_offsets(tpl, TIMEOUT)?;
             let mut lag = 0;
             for entry in committed.elements() {
-                let (low, high) = consumer.fetch_watermarks(entry.topic(), entry.partition(), TIMEOUT)?;
+                let (low, high) =
+                    consumer.fetch_watermarks(entry.topic(), entry.partition(), TIMEOUT)?;
                 let done = match entry.offset() {
                     Offset::Offset(o) => o,
                     _ => low,
@@ -111,14 +117,30 @@ impl KafkaProbe {
     }
 
     /// Writes a message straight onto a topic, bypassing every orderflow producer.
-    pub async fn produce_raw(&self, topic: &str, key: &str, headers: &[(&str, &str)], payload: &[u8]) -> Result<()> {
+    pub async fn produce_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<()> {
         let producer: FutureProducer = self.client().create()?;
         let mut owned = OwnedHeaders::new();
         for (k, v) in headers {
-            owned = owned.insert(Header { key: k, value: Some(*v) });
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
         }
-        let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
-        producer.send(record, TIMEOUT).await.map_err(|(e, _)| e).context("raw produce")?;
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
+        producer
+            .send(record, TIMEOUT)
+            .await
+            .map_err(|(e, _)| e)
+            .context("raw produce")?;
         Ok(())
     }
 }
@@ -162,7 +184,10 @@ impl Duplicator {
                     if headers.iter().any(|h| h.key == MARKER) {
                         continue;
                     }
-                    let headers = headers.insert(Header { key: MARKER, value: Some("1") });
+                    let headers = headers.insert(Header {
+                        key: MARKER,
+                        value: Some("1"),
+                    });
                     let mut record = FutureRecord::to(message.topic())
                         .payload(message.payload().unwrap_or_default())
                         .headers(headers);

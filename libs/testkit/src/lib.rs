@@ -30,7 +30,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { partitions: 12, retry_backoff_ms: vec![100, 200, 400] }
+        Self {
+            partitions: 12,
+            retry_backoff_ms: vec![100, 200, 400],
+        }
     }
 }
 
@@ -83,21 +86,24 @@ impl Stack {
         });
 
         let runtime = |service: &str, listener: &TcpListener| -> Result<RuntimeConfig> {
-            let mut c = RuntimeConfig::default();
-            c.http_addr = listener.local_addr()?;
-            c.database_url = format!("sqlite://{}/{service}.db", dir.path().display());
-            c.schema_registry_url = registry.clone();
-            c.kafka_bootstrap_servers = bootstrap.clone();
-            c.kafka_partitions = options.partitions;
-            c.kafka_auto_commit_interval_ms = 100;
-            c.kafka_session_timeout_ms = 6_000;
-            c.retry_backoff_ms = options.retry_backoff_ms.clone();
-            c.outbox_poll_ms = 100;
-            Ok(c)
+            Ok(RuntimeConfig {
+                http_addr: listener.local_addr()?,
+                database_url: format!("sqlite://{}/{service}.db", dir.path().display()),
+                schema_registry_url: registry.clone(),
+                kafka_bootstrap_servers: bootstrap.clone(),
+                kafka_partitions: options.partitions,
+                kafka_auto_commit_interval_ms: 100,
+                kafka_session_timeout_ms: 6_000,
+                retry_backoff_ms: options.retry_backoff_ms.clone(),
+                outbox_poll_ms: 100,
+                ..Default::default()
+            })
         };
         // The mock cluster does not serve the admin API's CreateTopics; it has its own call.
         for topic in orderflow_runtime::topics::layout(options.partitions) {
-            cluster.create_topic(&topic.name, topic.partitions, 1).context("creating topics")?;
+            cluster
+                .create_topic(&topic.name, topic.partitions, 1)
+                .context("creating topics")?;
         }
 
         let shutdown = CancellationToken::new();
@@ -105,24 +111,52 @@ impl Stack {
         let mut services = Vec::new();
 
         let (l, order_url) = bind().await?;
-        let config = orderflow_order::Config { runtime: runtime("order", &l)? };
-        services.push(("order", tokio::spawn(orderflow_order::serve(config, l, stop()))));
+        let config = orderflow_order::Config {
+            runtime: runtime("order", &l)?,
+        };
+        services.push((
+            "order",
+            tokio::spawn(orderflow_order::serve(config, l, stop())),
+        ));
 
         let (l, inventory_url) = bind().await?;
-        let config = orderflow_inventory::Config { runtime: runtime("inventory", &l)? };
-        services.push(("inventory", tokio::spawn(orderflow_inventory::serve(config, l, stop()))));
+        let config = orderflow_inventory::Config {
+            runtime: runtime("inventory", &l)?,
+        };
+        services.push((
+            "inventory",
+            tokio::spawn(orderflow_inventory::serve(config, l, stop())),
+        ));
 
         let (l, payment) = bind().await?;
-        let config = orderflow_payment::Config { runtime: runtime("payment", &l)?, ..Default::default() };
-        services.push(("payment", tokio::spawn(orderflow_payment::serve(config, l, stop()))));
+        let config = orderflow_payment::Config {
+            runtime: runtime("payment", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "payment",
+            tokio::spawn(orderflow_payment::serve(config, l, stop())),
+        ));
 
         let (l, _) = bind().await?;
-        let config = orderflow_shipping::Config { runtime: runtime("shipping", &l)?, ..Default::default() };
-        services.push(("shipping", tokio::spawn(orderflow_shipping::serve(config, l, stop()))));
+        let config = orderflow_shipping::Config {
+            runtime: runtime("shipping", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "shipping",
+            tokio::spawn(orderflow_shipping::serve(config, l, stop())),
+        ));
 
         let (l, notification_url) = bind().await?;
-        let config = orderflow_notification::Config { runtime: runtime("notification", &l)?, ..Default::default() };
-        services.push(("notification", tokio::spawn(orderflow_notification::serve(config, l, stop()))));
+        let config = orderflow_notification::Config {
+            runtime: runtime("notification", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "notification",
+            tokio::spawn(orderflow_notification::serve(config, l, stop())),
+        ));
 
         let (l, gateway) = bind().await?;
         let config = orderflow_gateway::Config {
@@ -132,7 +166,10 @@ impl Stack {
             notification_url,
             upstream_timeout_ms: 10_000,
         };
-        services.push(("gateway", tokio::spawn(orderflow_gateway::serve(config, l, stop()))));
+        services.push((
+            "gateway",
+            tokio::spawn(orderflow_gateway::serve(config, l, stop())),
+        ));
 
         let stack = Self {
             gateway,
@@ -148,7 +185,9 @@ impl Stack {
         };
         stack.wait_ready().await?;
         for (sku, stock) in orderflow_api::demo_catalogue() {
-            stack.set_stock(&sku, stock.available, stock.unit_price.amount_minor).await?;
+            stack
+                .set_stock(&sku, stock.available, stock.unit_price.amount_minor)
+                .await?;
         }
         Ok(stack)
     }
@@ -161,10 +200,18 @@ impl Stack {
             }
         }
         loop {
-            let ready = self.http.get(format!("{}/readyz", self.gateway)).send().await;
+            let ready = self
+                .http
+                .get(format!("{}/readyz", self.gateway))
+                .send()
+                .await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 // The gateway is ready; the services behind it answer through it.
-                let probe = self.http.get(format!("{}/v1/inventory/none", self.gateway)).send().await;
+                let probe = self
+                    .http
+                    .get(format!("{}/v1/inventory/none", self.gateway))
+                    .send()
+                    .await;
                 if probe.is_ok_and(|r| r.status() == 404) {
                     return Ok(());
                 }
@@ -197,15 +244,28 @@ impl Stack {
 
     pub async fn set_stock(&self, sku: &str, available: i64, price_minor: i64) -> Result<()> {
         let body = json!({"available": available, "unit_price": {"amount_minor": price_minor, "currency": "EUR"}});
-        let response = self.http.put(self.url(&format!("/v1/inventory/{sku}"))).json(&body).send().await?;
+        let response = self
+            .http
+            .put(self.url(&format!("/v1/inventory/{sku}")))
+            .json(&body)
+            .send()
+            .await?;
         if !response.status().is_success() {
-            bail!("setting stock of {sku}: {} {}", response.status(), response.text().await?);
+            bail!(
+                "setting stock of {sku}: {} {}",
+                response.status(),
+                response.text().await?
+            );
         }
         Ok(())
     }
 
     /// Places an order; returns the raw response.
-    pub async fn post_order(&self, body: &Value, idempotency_key: Option<&str>) -> Result<reqwest::Response> {
+    pub async fn post_order(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<reqwest::Response> {
         let mut request = self.http.post(self.url("/v1/orders")).json(body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
@@ -222,11 +282,18 @@ impl Stack {
             bail!("order not accepted: {status} {text}");
         }
         let accepted: Value = serde_json::from_str(&text)?;
-        Ok(accepted["order_id"].as_str().context("order_id")?.to_string())
+        Ok(accepted["order_id"]
+            .as_str()
+            .context("order_id")?
+            .to_string())
     }
 
     pub async fn order(&self, order_id: &str) -> Result<OrderView> {
-        let response = self.http.get(self.url(&format!("/v1/orders/{order_id}"))).send().await?;
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/orders/{order_id}")))
+            .send()
+            .await?;
         if !response.status().is_success() {
             bail!("GET order {order_id}: {}", response.status());
         }
@@ -242,19 +309,34 @@ impl Stack {
                 return Ok(order);
             }
             if Instant::now() > deadline {
-                bail!("order {order_id} still {} after 60s: {:?}", order.status, order.history);
+                bail!(
+                    "order {order_id} still {} after 60s: {:?}",
+                    order.status,
+                    order.history
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     pub async fn stock(&self, sku: &str) -> Result<StockView> {
-        Ok(self.http.get(self.url(&format!("/v1/inventory/{sku}"))).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(self.url(&format!("/v1/inventory/{sku}")))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// The payment record for an order, as the payment service keeps it.
     pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentView>> {
-        let response = self.http.get(format!("{}/v1/payments/{order_id}", self.payment)).send().await?;
+        let response = self
+            .http
+            .get(format!("{}/v1/payments/{order_id}", self.payment))
+            .send()
+            .await?;
         if response.status() == 404 {
             return Ok(None);
         }
@@ -263,7 +345,14 @@ impl Stack {
 
     pub async fn notifications(&self, customer_id: &str) -> Result<Vec<NotificationView>> {
         let url = self.url(&format!("/v1/customers/{customer_id}/notifications"));
-        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// A Kafka client on the stack's broker.
@@ -279,7 +368,10 @@ impl Stack {
             (orderflow_inventory::SERVICE, orderflow_inventory::CONSUMES),
             (orderflow_payment::SERVICE, orderflow_payment::CONSUMES),
             (orderflow_shipping::SERVICE, orderflow_shipping::CONSUMES),
-            (orderflow_notification::SERVICE, orderflow_notification::CONSUMES),
+            (
+                orderflow_notification::SERVICE,
+                orderflow_notification::CONSUMES,
+            ),
         ];
         let probe = self.kafka();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -303,7 +395,13 @@ impl Stack {
 }
 
 /// The order from SPEC §8, with a customer, quantity, token and country of the test's choosing.
-pub fn order_body(customer_id: &str, sku: &str, quantity: i64, token: &str, country: &str) -> Value {
+pub fn order_body(
+    customer_id: &str,
+    sku: &str,
+    quantity: i64,
+    token: &str,
+    country: &str,
+) -> Value {
     json!({
         "customer_id": customer_id,
         "items": [{"sku": sku, "quantity": quantity}],

@@ -24,9 +24,15 @@ async fn an_idempotency_key_replay_returns_the_same_order() -> anyhow::Result<()
     let other_body = order_body("c-idem", "SKU-005", 2, "tok_visa", "DE");
     let conflict = stack.post_order(&other_body, Some("key-1")).await?;
     assert_eq!(conflict.status(), 422);
-    assert_eq!(conflict.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        conflict.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = conflict.json().await?;
-    assert_eq!(problem["type"], "https://orderflow.dev/problems/idempotency-key-reused");
+    assert_eq!(
+        problem["type"],
+        "https://orderflow.dev/problems/idempotency-key-reused"
+    );
 
     stack.wait_terminal(&order_id).await?;
     stack.wait_idle().await?;
@@ -36,7 +42,11 @@ async fn an_idempotency_key_replay_returns_the_same_order() -> anyhow::Result<()
         .iter()
         .filter(|m| {
             use rdkafka::message::{Headers, Message};
-            m.headers().is_some_and(|h| h.iter().any(|h| h.key == "ce_type" && h.value == Some(b"io.orderflow.events.OrderCreated")))
+            m.headers().is_some_and(|h| {
+                h.iter().any(|h| {
+                    h.key == "ce_type" && h.value == Some(b"io.orderflow.events.OrderCreated")
+                })
+            })
         })
         .count();
     assert_eq!(created, 1);
@@ -55,48 +65,163 @@ async fn bad_input_is_a_problem_and_changes_nothing() -> anyhow::Result<()> {
         body
     };
     let cases: Vec<(&str, Result<Value, &str>, u16, &str)> = vec![
-        ("malformed JSON", Err("{\"customer_id\": \"c\", "), 400, "malformed-body"),
+        (
+            "malformed JSON",
+            Err("{\"customer_id\": \"c\", "),
+            400,
+            "malformed-body",
+        ),
         ("not an object", Err("[1, 2, 3]"), 400, "malformed-body"),
-        ("unknown top-level field", Ok(with(&|b| b["coupon"] = json!("FREE"))), 400, "malformed-body"),
-        ("unknown nested field", Ok(with(&|b| b["items"][0]["price"] = json!(1))), 400, "malformed-body"),
-        ("missing field", Ok(with(&|b| { b.as_object_mut().unwrap().remove("payment"); })), 400, "malformed-body"),
-        ("quantity zero", Ok(with(&|b| b["items"][0]["quantity"] = json!(0))), 422, "validation-failed"),
-        ("negative quantity", Ok(with(&|b| b["items"][0]["quantity"] = json!(-3))), 422, "validation-failed"),
-        ("empty items", Ok(with(&|b| b["items"] = json!([]))), 422, "validation-failed"),
-        ("bad country", Ok(with(&|b| b["shipping_address"]["country"] = json!("Germany"))), 422, "validation-failed"),
-        ("unknown SKU", Ok(with(&|b| b["items"][0]["sku"] = json!("SKU-404"))), 422, "unknown-sku"),
-        ("body too large", Ok(with(&|b| b["customer_id"] = json!("x".repeat(100_000)))), 413, "payload-too-large"),
+        (
+            "unknown top-level field",
+            Ok(with(&|b| b["coupon"] = json!("FREE"))),
+            400,
+            "malformed-body",
+        ),
+        (
+            "unknown nested field",
+            Ok(with(&|b| b["items"][0]["price"] = json!(1))),
+            400,
+            "malformed-body",
+        ),
+        (
+            "missing field",
+            Ok(with(&|b| {
+                b.as_object_mut().unwrap().remove("payment");
+            })),
+            400,
+            "malformed-body",
+        ),
+        (
+            "quantity zero",
+            Ok(with(&|b| b["items"][0]["quantity"] = json!(0))),
+            422,
+            "validation-failed",
+        ),
+        (
+            "negative quantity",
+            Ok(with(&|b| b["items"][0]["quantity"] = json!(-3))),
+            422,
+            "validation-failed",
+        ),
+        (
+            "empty items",
+            Ok(with(&|b| b["items"] = json!([]))),
+            422,
+            "validation-failed",
+        ),
+        (
+            "bad country",
+            Ok(with(&|b| {
+                b["shipping_address"]["country"] = json!("Germany")
+            })),
+            422,
+            "validation-failed",
+        ),
+        (
+            "unknown SKU",
+            Ok(with(&|b| b["items"][0]["sku"] = json!("SKU-404"))),
+            422,
+            "unknown-sku",
+        ),
+        (
+            "body too large",
+            Ok(with(&|b| b["customer_id"] = json!("x".repeat(100_000)))),
+            413,
+            "payload-too-large",
+        ),
     ];
     let before = stack.kafka().message_count("orders").await?;
     for (name, body, status, kind) in cases {
-        let request = stack.http.post(stack.url("/v1/orders")).header("content-type", "application/json");
+        let request = stack
+            .http
+            .post(stack.url("/v1/orders"))
+            .header("content-type", "application/json");
         let request = match body {
             Ok(json) => request.body(json.to_string()),
             Err(raw) => request.body(raw.to_string()),
         };
         let response = request.send().await?;
         assert_eq!(response.status().as_u16(), status, "{name}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json", "{name}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{name}"
+        );
         let problem: Value = response.json().await?;
-        assert_eq!(problem["type"], format!("https://orderflow.dev/problems/{kind}"), "{name}: {problem}");
+        assert_eq!(
+            problem["type"],
+            format!("https://orderflow.dev/problems/{kind}"),
+            "{name}: {problem}"
+        );
         assert_eq!(problem["status"], status, "{name}");
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{name}: a problem says what is wrong");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name}: a problem says what is wrong"
+        );
     }
-    let wrong_type = stack.http.post(stack.url("/v1/orders")).body(good.to_string()).send().await?;
+    let wrong_type = stack
+        .http
+        .post(stack.url("/v1/orders"))
+        .body(good.to_string())
+        .send()
+        .await?;
     assert_eq!(wrong_type.status(), 415);
 
     // Nothing was published, nothing reserved, nobody notified.
     assert_eq!(stack.kafka().message_count("orders").await?, before);
     assert_eq!(stack.stock("SKU-006").await?.available, 100);
     assert!(stack.notifications("c-bad").await?.is_empty());
-    let missing = stack.http.get(stack.url("/v1/orders/does-not-exist")).send().await?;
+    let missing = stack
+        .http
+        .get(stack.url("/v1/orders/does-not-exist"))
+        .send()
+        .await?;
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
 
     // The catalogue API refuses bad stock the same way.
-    let bad_stock = json!({"available": -1, "unit_price": {"amount_minor": 100, "currency": "EUR"}});
-    let response = stack.http.put(stack.url("/v1/inventory/SKU-006")).json(&bad_stock).send().await?;
+    let bad_stock =
+        json!({"available": -1, "unit_price": {"amount_minor": 100, "currency": "EUR"}});
+    let response = stack
+        .http
+        .put(stack.url("/v1/inventory/SKU-006"))
+        .json(&bad_stock)
+        .send()
+        .await?;
     assert_eq!(response.status(), 422);
+    // One catalogue, one currency: an order could not be priced otherwise.
+    let dollars = json!({"available": 5, "unit_price": {"amount_minor": 100, "currency": "USD"}});
+    let response = stack
+        .http
+        .put(stack.url("/v1/inventory/SKU-006"))
+        .json(&dollars)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await?;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("EUR"),
+        "{problem}"
+    );
     assert_eq!(stack.stock("SKU-006").await?.available, 100);
+
+    // Unknown paths and methods are problems too.
+    for (method, path, status) in [("DELETE", "/v1/orders/x", 405), ("GET", "/v2/orders", 404)] {
+        let response = stack
+            .http
+            .request(method.parse()?, stack.url(path))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+    }
     stack.stop().await
 }

@@ -10,7 +10,17 @@ async fn two_hundred_orders_race_for_fifty_units() -> anyhow::Result<()> {
 
     let placements = (0..200).map(|i| {
         let stack = &stack;
-        async move { stack.place(&order_body(&format!("c-race-{i}"), "SKU-010", 1, "tok_visa", "DE")).await }
+        async move {
+            stack
+                .place(&order_body(
+                    &format!("c-race-{i}"),
+                    "SKU-010",
+                    1,
+                    "tok_visa",
+                    "DE",
+                ))
+                .await
+        }
     });
     let order_ids = futures::future::try_join_all(placements).await?;
     let mut shipped = 0;

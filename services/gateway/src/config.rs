@@ -33,10 +33,16 @@ impl ServiceConfig for Config {
             ("inventory_url", &self.inventory_url),
             ("notification_url", &self.notification_url),
         ] {
-            if reqwest::Url::parse(url).map(|u| u.scheme().starts_with("http")).unwrap_or(false) {
+            if reqwest::Url::parse(url)
+                .map(|u| u.scheme().starts_with("http"))
+                .unwrap_or(false)
+            {
                 continue;
             }
-            return Err(format!("{name} `{url}` is not an http(s) URL: set ORDERFLOW_{}", name.to_uppercase()));
+            return Err(format!(
+                "{name} `{url}` is not an http(s) URL: set ORDERFLOW_{}",
+                name.to_uppercase()
+            ));
         }
         Ok(())
     }

@@ -2,14 +2,14 @@
 //! written (shape, unknown fields, values, SKUs), then hands the request to
 //! the service that owns it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::future::try_join_all;
 use orderflow_api::{unknown_sku, PlaceOrder, SetStock};
-use orderflow_http::{Problem, ProblemType, StrictJson};
+use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use reqwest::Method;
 
 use crate::upstream::Upstream;
@@ -27,10 +27,15 @@ pub fn routes(upstreams: Upstreams) -> Router {
     Router::new()
         .route("/v1/orders", post(place_order))
         .route("/v1/orders/{order_id}", get(get_order))
-        .route("/v1/customers/{customer_id}/notifications", get(list_notifications))
+        .route(
+            "/v1/customers/{customer_id}/notifications",
+            get(list_notifications),
+        )
         .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
-        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json") })
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .with_state(upstreams)
 }
 
@@ -41,7 +46,10 @@ async fn place_order(
 ) -> Result<Response, Problem> {
     order.validate()?;
     check_skus(&u.inventory, &order).await?;
-    let mut request = u.order.request(Method::POST, &["v1", "orders"]).json(&order);
+    let mut request = u
+        .order
+        .request(Method::POST, &["v1", "orders"])
+        .json(&order);
     if let Some(key) = headers.get("idempotency-key") {
         request = request.header("idempotency-key", key.as_bytes());
     }
@@ -71,8 +79,13 @@ async fn check_skus(inventory: &Upstream, order: &PlaceOrder) -> Result<(), Prob
     try_join_all(lookups).await.map(|_| ())
 }
 
-async fn get_order(State(u): State<Upstreams>, Path(order_id): Path<String>) -> Result<Response, Problem> {
-    u.order.relay(u.order.request(Method::GET, &["v1", "orders", &order_id])).await
+async fn get_order(
+    State(u): State<Upstreams>,
+    Path(order_id): Path<String>,
+) -> Result<Response, Problem> {
+    u.order
+        .relay(u.order.request(Method::GET, &["v1", "orders", &order_id]))
+        .await
 }
 
 async fn list_notifications(
@@ -80,11 +93,20 @@ async fn list_notifications(
     Path(customer_id): Path<String>,
 ) -> Result<Response, Problem> {
     let n = &u.notification;
-    n.relay(n.request(Method::GET, &["v1", "customers", &customer_id, "notifications"])).await
+    n.relay(n.request(
+        Method::GET,
+        &["v1", "customers", &customer_id, "notifications"],
+    ))
+    .await
 }
 
-async fn get_stock(State(u): State<Upstreams>, Path(sku): Path<String>) -> Result<Response, Problem> {
-    u.inventory.relay(u.inventory.request(Method::GET, &["v1", "inventory", &sku])).await
+async fn get_stock(
+    State(u): State<Upstreams>,
+    Path(sku): Path<String>,
+) -> Result<Response, Problem> {
+    u.inventory
+        .relay(u.inventory.request(Method::GET, &["v1", "inventory", &sku]))
+        .await
 }
 
 async fn put_stock(
@@ -93,6 +115,9 @@ async fn put_stock(
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Response, Problem> {
     body.validate()?;
-    let request = u.inventory.request(Method::PUT, &["v1", "inventory", &sku]).json(&body);
+    let request = u
+        .inventory
+        .request(Method::PUT, &["v1", "inventory", &sku])
+        .json(&body);
     Ok(u.inventory.relay(request).await?.into_response())
 }

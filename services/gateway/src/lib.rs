@@ -20,7 +20,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError>
 }
 
 /// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
-pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.upstream_timeout_ms);
     let upstreams = http::Upstreams {
         order: upstream::Upstream::new("order", &config.order_url, timeout),

@@ -9,9 +9,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut runtime = RuntimeConfig::default();
-        runtime.http_addr = ([127, 0, 0, 1], 8083).into();
-        runtime.database_url = "sqlite://.data/inventory.db".into();
+        let runtime = RuntimeConfig::for_service("inventory", 8083);
         Self { runtime }
     }
 }

@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use orderflow_envelope::{
-    Event, EventType, InventoryReleased, InventoryReserved, InventoryUnavailable, OrderCreated, ReservedLine,
+    Event, EventType, InventoryReleased, InventoryReserved, InventoryUnavailable, OrderCreated,
+    ReservedLine,
 };
 use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
 
@@ -17,15 +18,22 @@ impl Handler for InventoryHandler {
     fn handles(&self, event_type: EventType) -> bool {
         matches!(
             event_type,
-            EventType::OrderCreated | EventType::PaymentFailed | EventType::ShipmentFailed | EventType::ShipmentCreated
+            EventType::OrderCreated
+                | EventType::PaymentFailed
+                | EventType::ShipmentFailed
+                | EventType::ShipmentCreated
         )
     }
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
         match event {
             Event::OrderCreated(order) => reserve_lines(order, ctx).await,
-            Event::PaymentFailed(e) => release(&e.order_id, &e.customer_id, "PAYMENT_DECLINED", ctx).await,
-            Event::ShipmentFailed(e) => release(&e.order_id, &e.customer_id, "SHIPPING_FAILED", ctx).await,
+            Event::PaymentFailed(e) => {
+                release(&e.order_id, &e.customer_id, "PAYMENT_DECLINED", ctx).await
+            }
+            Event::ShipmentFailed(e) => {
+                release(&e.order_id, &e.customer_id, "SHIPPING_FAILED", ctx).await
+            }
             Event::ShipmentCreated(e) => ship(&e.order_id, ctx).await,
             _ => Ok(()),
         }
@@ -50,7 +58,11 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
             store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
         }
         tracing::info!(order_id = %order.order_id, ?missing, "out of stock");
-        ctx.emit(InventoryUnavailable { order_id: order.order_id, customer_id: order.customer_id, missing_skus: missing });
+        ctx.emit(InventoryUnavailable {
+            order_id: order.order_id,
+            customer_id: order.customer_id,
+            missing_skus: missing,
+        });
         return Ok(());
     }
     let mut reserved = Vec::with_capacity(lines.len());
@@ -75,7 +87,12 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
 }
 
 /// Compensation: the held lines go back to available stock.
-async fn release(order_id: &str, customer_id: &str, reason: &str, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+async fn release(
+    order_id: &str,
+    customer_id: &str,
+    reason: &str,
+    ctx: &mut HandlerCtx<'_>,
+) -> Result<(), HandlerError> {
     let held = store::held_lines(ctx.tx, order_id).await?;
     if held.is_empty() {
         return Ok(()); // nothing held (already released or shipped)

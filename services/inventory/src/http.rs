@@ -2,20 +2,25 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use orderflow_api::{SetStock, StockView};
-use orderflow_http::{Problem, StrictJson};
+use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 
 use crate::store;
 
 pub fn routes(rt: Arc<Runtime>) -> Router {
-    Router::new().route("/v1/inventory/{sku}", get(get_stock).put(put_stock)).with_state(rt)
+    Router::new()
+        .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
+        .with_state(rt)
 }
 
-async fn get_stock(State(rt): State<Arc<Runtime>>, Path(sku): Path<String>) -> Result<Json<StockView>, Problem> {
+async fn get_stock(
+    State(rt): State<Arc<Runtime>>,
+    Path(sku): Path<String>,
+) -> Result<Json<StockView>, Problem> {
     store::stock(rt.db().pool(), &sku)
         .await
         .map_err(Problem::internal)?
@@ -29,7 +34,17 @@ async fn put_stock(
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Json<StockView>, Problem> {
     body.validate()?;
-    store::set_stock(rt.db().pool(), &sku, body.available, &body.unit_price).await.map_err(Problem::internal)?;
+    if let Some(other) = store::other_currency(rt.db().pool(), &sku, &body.unit_price.currency)
+        .await
+        .map_err(Problem::internal)?
+    {
+        return Err(Problem::validation(format!(
+            "the catalogue is priced in {other}; an order cannot mix currencies, so every SKU must use {other}"
+        )));
+    }
+    store::set_stock(rt.db().pool(), &sku, body.available, &body.unit_price)
+        .await
+        .map_err(Problem::internal)?;
     tracing::info!(sku, available = body.available, "stock set");
     get_stock(State(rt), Path(sku)).await
 }

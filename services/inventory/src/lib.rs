@@ -30,11 +30,24 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError>
 }
 
 /// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
-pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let produces = [EventType::InventoryReserved, EventType::InventoryUnavailable, EventType::InventoryReleased];
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RuntimeError> {
+    let produces = [
+        EventType::InventoryReserved,
+        EventType::InventoryUnavailable,
+        EventType::InventoryReleased,
+    ];
     let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
     let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
     rt.clone()
-        .serve(listener, http::routes(rt), Some((consumer, Arc::new(handlers::InventoryHandler))), shutdown)
+        .serve(
+            listener,
+            http::routes(rt),
+            Some((consumer, Arc::new(handlers::InventoryHandler))),
+            shutdown,
+        )
         .await
 }

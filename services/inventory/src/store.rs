@@ -24,7 +24,11 @@ pub async fn take(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<
 }
 
 /// Gives reserved units back to available.
-pub async fn give_back(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
+pub async fn give_back(
+    conn: &mut AnyConnection,
+    sku: &str,
+    quantity: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE stock SET available = available + $1, reserved = reserved - $2, updated_at = $3 WHERE sku = $4",
     )
@@ -53,7 +57,10 @@ pub async fn unit_price(conn: &mut AnyConnection, sku: &str) -> Result<Money, sq
         .bind(sku)
         .fetch_one(conn)
         .await?;
-    Ok(Money::new(row.try_get("unit_price_minor")?, row.try_get::<String, _>("currency")?))
+    Ok(Money::new(
+        row.try_get("unit_price_minor")?,
+        row.try_get::<String, _>("currency")?,
+    ))
 }
 
 pub async fn insert_reservation(
@@ -74,7 +81,10 @@ pub async fn insert_reservation(
 }
 
 /// The order's lines still held as RESERVED.
-pub async fn held_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<OrderItem>, sqlx::Error> {
+pub async fn held_lines(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Vec<OrderItem>, sqlx::Error> {
     let rows = sqlx::query("SELECT sku, quantity FROM reservations WHERE order_id = $1 AND status = 'RESERVED' ORDER BY sku")
         .bind(order_id)
         .fetch_all(conn)
@@ -82,7 +92,10 @@ pub async fn held_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<
     rows.iter()
         .map(|r| {
             let quantity: i64 = r.try_get("quantity")?;
-            Ok(OrderItem { sku: r.try_get("sku")?, quantity: quantity as i32 })
+            Ok(OrderItem {
+                sku: r.try_get("sku")?,
+                quantity: quantity as i32,
+            })
         })
         .collect()
 }
@@ -102,24 +115,48 @@ pub async fn set_reservation_status(
 }
 
 pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx::Error> {
-    let row = sqlx::query("SELECT sku, available, reserved, unit_price_minor, currency FROM stock WHERE sku = $1")
-        .bind(sku)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT sku, available, reserved, unit_price_minor, currency FROM stock WHERE sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(pool)
+    .await?;
     row.map(|r| {
         Ok(StockView {
             sku: r.try_get("sku")?,
             available: r.try_get("available")?,
             reserved: r.try_get("reserved")?,
-            unit_price: MoneyView { amount_minor: r.try_get("unit_price_minor")?, currency: r.try_get("currency")? },
+            unit_price: MoneyView {
+                amount_minor: r.try_get("unit_price_minor")?,
+                currency: r.try_get("currency")?,
+            },
         })
     })
     .transpose()
 }
 
+/// A currency other SKUs are priced in, if it differs from `currency`.
+pub async fn other_currency(
+    pool: &AnyPool,
+    sku: &str,
+    currency: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT currency FROM stock WHERE sku <> $1 AND currency <> $2 LIMIT 1")
+        .bind(sku)
+        .bind(currency)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get("currency")).transpose()
+}
+
 /// Sets a SKU's available stock and price, creating it if new; reserved
 /// units are left as they are.
-pub async fn set_stock(pool: &AnyPool, sku: &str, available: i64, price: &MoneyView) -> Result<(), sqlx::Error> {
+pub async fn set_stock(
+    pool: &AnyPool,
+    sku: &str,
+    available: i64,
+    price: &MoneyView,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO stock (sku, available, reserved, unit_price_minor, currency, updated_at)
          VALUES ($1, $2, 0, $3, $4, $5)

@@ -50,7 +50,10 @@ pub struct WebhookChannel {
 
 impl WebhookChannel {
     pub fn new(url: String, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(timeout).build().expect("reqwest client builds");
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("reqwest client builds");
         Self { url, http }
     }
 }
@@ -74,7 +77,9 @@ impl Channel for WebhookChannel {
         if status.is_success() {
             Ok(())
         } else if status.is_server_error() || status.as_u16() == 429 {
-            Err(ChannelError::Unavailable(format!("webhook answered {status}")))
+            Err(ChannelError::Unavailable(format!(
+                "webhook answered {status}"
+            )))
         } else {
             Err(ChannelError::Refused(format!("webhook answered {status}")))
         }

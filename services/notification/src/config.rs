@@ -15,10 +15,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut runtime = RuntimeConfig::default();
-        runtime.http_addr = ([127, 0, 0, 1], 8086).into();
-        runtime.database_url = "sqlite://.data/notification.db".into();
-        Self { runtime, channel: "log".into(), webhook_url: None, channel_timeout_ms: 2_000 }
+        let runtime = RuntimeConfig::for_service("notification", 8086);
+        Self {
+            runtime,
+            channel: "log".into(),
+            webhook_url: None,
+            channel_timeout_ms: 2_000,
+        }
     }
 }
 

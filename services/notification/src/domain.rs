@@ -15,7 +15,12 @@ pub struct Notification {
 }
 
 fn amount(m: &Money) -> String {
-    format!("{}.{:02} {}", m.amount_minor / 100, m.amount_minor % 100, m.currency)
+    format!(
+        "{}.{:02} {}",
+        m.amount_minor / 100,
+        m.amount_minor % 100,
+        m.currency
+    )
 }
 
 /// The notification an event calls for, if any.
@@ -64,14 +69,21 @@ mod tests {
             .iter()
             .map(|r| notification_for(&cancelled(r)).unwrap().kind)
             .collect();
-        assert_eq!(kinds, ["out_of_stock", "payment_declined", "shipping_failed"]);
+        assert_eq!(
+            kinds,
+            ["out_of_stock", "payment_declined", "shipping_failed"]
+        );
         let failed = Event::PaymentFailed(PaymentFailed {
             order_id: "o-1".into(),
             customer_id: "c-1".into(),
             amount: Money::new(1, "EUR"),
             reason: "card_declined".into(),
         });
-        assert_eq!(notification_for(&failed), None, "the cancellation speaks for a decline");
+        assert_eq!(
+            notification_for(&failed),
+            None,
+            "the cancellation speaks for a decline"
+        );
     }
 
     #[test]

@@ -22,18 +22,26 @@ pub struct NotificationHandler {
 #[async_trait]
 impl Handler for NotificationHandler {
     fn handles(&self, event_type: EventType) -> bool {
-        matches!(event_type, EventType::PaymentProcessed | EventType::OrderCompleted | EventType::OrderCancelled)
+        matches!(
+            event_type,
+            EventType::PaymentProcessed | EventType::OrderCompleted | EventType::OrderCancelled
+        )
     }
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
-        let Some(notification) = notification_for(&event) else { return Ok(()) };
+        let Some(notification) = notification_for(&event) else {
+            return Ok(());
+        };
         if store::already_sent(ctx.tx, &notification.order_id, notification.kind).await? {
             return Ok(());
         }
-        self.policy.call(|| self.channel.send(&notification)).await.map_err(|e| match e {
-            CallError::Rejected(e) => HandlerError::Permanent(e.to_string()),
-            other => HandlerError::Transient(other.to_string()),
-        })?;
+        self.policy
+            .call(|| self.channel.send(&notification))
+            .await
+            .map_err(|e| match e {
+                CallError::Rejected(e) => HandlerError::Permanent(e.to_string()),
+                other => HandlerError::Transient(other.to_string()),
+            })?;
         store::record(ctx.tx, &notification, self.channel.name()).await?;
         ctx.emit(NotificationSent {
             order_id: notification.order_id,

@@ -2,22 +2,27 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use orderflow_api::NotificationView;
-use orderflow_http::Problem;
+use orderflow_http::{Path, Problem};
 use orderflow_runtime::Runtime;
 
 use crate::store;
 
 pub fn routes(rt: Arc<Runtime>) -> Router {
-    Router::new().route("/v1/customers/{customer_id}/notifications", get(list)).with_state(rt)
+    Router::new()
+        .route("/v1/customers/{customer_id}/notifications", get(list))
+        .with_state(rt)
 }
 
 async fn list(
     State(rt): State<Arc<Runtime>>,
     Path(customer_id): Path<String>,
 ) -> Result<Json<Vec<NotificationView>>, Problem> {
-    store::for_customer(rt.db().pool(), &customer_id).await.map(Json).map_err(Problem::internal)
+    store::for_customer(rt.db().pool(), &customer_id)
+        .await
+        .map(Json)
+        .map_err(Problem::internal)
 }

@@ -35,15 +35,32 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError>
 }
 
 /// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
-pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.channel_timeout_ms);
     let channel: Arc<dyn Channel> = match (config.channel.as_str(), config.webhook_url.clone()) {
         ("webhook", Some(url)) => Arc::new(WebhookChannel::new(url, timeout)),
         _ => Arc::new(LogChannel),
     };
     let policy = Policy::new("notification-channel").with_timeout(timeout);
-    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &[EventType::NotificationSent]).await?;
+    let rt = Runtime::connect(
+        SERVICE,
+        config.runtime,
+        &MIGRATIONS,
+        &[EventType::NotificationSent],
+    )
+    .await?;
     let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
     let handler = Arc::new(handlers::NotificationHandler { channel, policy });
-    rt.clone().serve(listener, http::routes(rt), Some((consumer, handler)), shutdown).await
+    rt.clone()
+        .serve(
+            listener,
+            http::routes(rt),
+            Some((consumer, handler)),
+            shutdown,
+        )
+        .await
 }

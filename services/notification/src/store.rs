@@ -5,16 +5,25 @@ use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
 use crate::domain::Notification;
 
-pub async fn already_sent(conn: &mut AnyConnection, order_id: &str, kind: &str) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT notification_id FROM notifications WHERE order_id = $1 AND kind = $2")
-        .bind(order_id)
-        .bind(kind)
-        .fetch_optional(conn)
-        .await?;
+pub async fn already_sent(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    kind: &str,
+) -> Result<bool, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT notification_id FROM notifications WHERE order_id = $1 AND kind = $2")
+            .bind(order_id)
+            .bind(kind)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 
-pub async fn record(conn: &mut AnyConnection, n: &Notification, channel: &str) -> Result<(), sqlx::Error> {
+pub async fn record(
+    conn: &mut AnyConnection,
+    n: &Notification,
+    channel: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -32,7 +41,10 @@ pub async fn record(conn: &mut AnyConnection, n: &Notification, channel: &str) -
 }
 
 /// A customer's notifications, newest first.
-pub async fn for_customer(pool: &AnyPool, customer_id: &str) -> Result<Vec<NotificationView>, sqlx::Error> {
+pub async fn for_customer(
+    pool: &AnyPool,
+    customer_id: &str,
+) -> Result<Vec<NotificationView>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT notification_id, order_id, kind, channel, message, sent_at FROM notifications
          WHERE customer_id = $1 ORDER BY sent_at DESC, notification_id DESC LIMIT 500",
@@ -49,7 +61,9 @@ pub async fn for_customer(pool: &AnyPool, customer_id: &str) -> Result<Vec<Notif
                 kind: r.try_get("kind")?,
                 channel: r.try_get("channel")?,
                 message: r.try_get("message")?,
-                sent_at: chrono::DateTime::from_timestamp_millis(sent_at).unwrap_or_default().to_rfc3339(),
+                sent_at: chrono::DateTime::from_timestamp_millis(sent_at)
+                    .unwrap_or_default()
+                    .to_rfc3339(),
             })
         })
         .collect()

@@ -9,9 +9,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut runtime = RuntimeConfig::default();
-        runtime.http_addr = ([127, 0, 0, 1], 8082).into();
-        runtime.database_url = "sqlite://.data/order.db".into();
+        let runtime = RuntimeConfig::for_service("order", 8082);
         Self { runtime }
     }
 }

@@ -1,7 +1,8 @@
 //! An order's status is a function of the saga events seen for it. Events from
 //! different topics may arrive in any order (a `PaymentProcessed` can overtake
 //! the `InventoryReserved` that caused it), so the status is derived from the
-//! whole set rather than stepped through transitions.
+//! whole set rather than stepped through transitions, and a step counts only
+//! once the steps that cause it have been seen too.
 
 use orderflow_envelope::EventType;
 
@@ -75,11 +76,13 @@ pub fn derive_status(seen: &[EventType]) -> (Status, Option<CancelReason>) {
     if has(PaymentFailed) && has(InventoryReleased) {
         return (Status::Cancelled, Some(CancelReason::PaymentDeclined));
     }
-    let status = if has(ShipmentCreated) {
+    let reserved = has(InventoryReserved);
+    let paid = reserved && has(PaymentProcessed);
+    let status = if paid && has(ShipmentCreated) {
         Status::Shipped
-    } else if has(PaymentProcessed) {
+    } else if paid {
         Status::Paid
-    } else if has(InventoryReserved) {
+    } else if reserved {
         Status::Reserved
     } else {
         Status::Pending
@@ -95,29 +98,61 @@ mod tests {
     #[test]
     fn the_happy_path_steps_through_every_status() {
         assert_eq!(derive_status(&[OrderCreated]), (Status::Pending, None));
-        assert_eq!(derive_status(&[InventoryReserved]), (Status::Reserved, None));
-        assert_eq!(derive_status(&[InventoryReserved, PaymentProcessed]), (Status::Paid, None));
-        assert_eq!(derive_status(&[InventoryReserved, PaymentProcessed, ShipmentCreated]), (Status::Shipped, None));
+        assert_eq!(
+            derive_status(&[InventoryReserved]),
+            (Status::Reserved, None)
+        );
+        assert_eq!(
+            derive_status(&[InventoryReserved, PaymentProcessed]),
+            (Status::Paid, None)
+        );
+        assert_eq!(
+            derive_status(&[InventoryReserved, PaymentProcessed, ShipmentCreated]),
+            (Status::Shipped, None)
+        );
     }
 
     #[test]
-    fn events_overtaking_their_causes_give_the_same_status() {
-        assert_eq!(derive_status(&[ShipmentCreated, InventoryReserved]), (Status::Shipped, None));
-        assert_eq!(derive_status(&[PaymentProcessed]), (Status::Paid, None));
+    fn a_step_waits_for_the_steps_that_cause_it() {
+        // The shipment overtook the reservation: not shipped until the reservation
+        // (which carries the total) is seen too.
+        assert_eq!(
+            derive_status(&[ShipmentCreated, PaymentProcessed]),
+            (Status::Pending, None)
+        );
+        assert_eq!(
+            derive_status(&[ShipmentCreated, PaymentProcessed, InventoryReserved]),
+            (Status::Shipped, None)
+        );
+        assert_eq!(derive_status(&[PaymentProcessed]), (Status::Pending, None));
     }
 
     #[test]
     fn cancellations_wait_for_their_compensations() {
-        assert_eq!(derive_status(&[InventoryUnavailable]), (Status::Cancelled, Some(CancelReason::OutOfStock)));
-        assert_eq!(derive_status(&[InventoryReserved, PaymentFailed]).0, Status::Reserved);
+        assert_eq!(
+            derive_status(&[InventoryUnavailable]),
+            (Status::Cancelled, Some(CancelReason::OutOfStock))
+        );
+        assert_eq!(
+            derive_status(&[InventoryReserved, PaymentFailed]).0,
+            Status::Reserved
+        );
         assert_eq!(
             derive_status(&[InventoryReserved, PaymentFailed, InventoryReleased]),
             (Status::Cancelled, Some(CancelReason::PaymentDeclined))
         );
-        let shipping_failed = [InventoryReserved, PaymentProcessed, ShipmentFailed, PaymentRefunded];
+        let shipping_failed = [
+            InventoryReserved,
+            PaymentProcessed,
+            ShipmentFailed,
+            PaymentRefunded,
+        ];
         assert_eq!(derive_status(&shipping_failed).0, Status::Paid);
         let mut compensated = shipping_failed.to_vec();
         compensated.push(InventoryReleased);
-        assert_eq!(derive_status(&compensated), (Status::Cancelled, Some(CancelReason::ShippingFailed)));
+        assert_eq!(
+            derive_status(&compensated),
+            (Status::Cancelled, Some(CancelReason::ShippingFailed))
+        );
     }
 }

@@ -18,6 +18,10 @@ impl Handler for OrderSaga {
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
         let order_id = event.order_id().to_string();
+        // Two events of one order can be handled at once (they come from
+        // different topics). Locking the row first serializes them, so the second
+        // sees the first's history row when it derives the status.
+        store::lock(ctx.tx, &order_id).await?;
         let Some(order) = store::load(ctx.tx, &order_id).await? else {
             return Err(HandlerError::Permanent(format!(
                 "{} refers to order {order_id}, which this order service never created",
@@ -35,11 +39,14 @@ impl Handler for OrderSaga {
         .await?;
         match &event {
             Event::InventoryReserved(e) => store::set_total(ctx.tx, &order_id, &e.total).await?,
-            Event::ShipmentCreated(e) => store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?,
+            Event::ShipmentCreated(e) => {
+                store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?
+            }
             _ => {}
         }
 
-        let was_terminal = order.status == Status::Shipped.as_str() || order.status == Status::Cancelled.as_str();
+        let was_terminal =
+            order.status == Status::Shipped.as_str() || order.status == Status::Cancelled.as_str();
         if was_terminal {
             return Ok(()); // late events join the history but change nothing
         }
@@ -49,13 +56,27 @@ impl Handler for OrderSaga {
             return Ok(());
         }
         let now = now_millis();
-        store::set_status(ctx.tx, &order_id, status.as_str(), reason.map(|r| r.as_str()), now, status.is_terminal())
-            .await?;
-        tracing::info!(order_id, status = status.as_str(), reason = reason.map(|r| r.as_str()), "order status changed");
+        store::set_status(
+            ctx.tx,
+            &order_id,
+            status.as_str(),
+            reason.map(|r| r.as_str()),
+            now,
+            status.is_terminal(),
+        )
+        .await?;
+        tracing::info!(
+            order_id,
+            status = status.as_str(),
+            reason = reason.map(|r| r.as_str()),
+            "order status changed"
+        );
 
         match (status, reason) {
             (Status::Shipped, _) => {
-                let order = store::load(ctx.tx, &order_id).await?.expect("the order was loaded above");
+                let order = store::load(ctx.tx, &order_id)
+                    .await?
+                    .expect("the order was loaded above");
                 ctx.emit(OrderCompleted {
                     order_id,
                     customer_id: order.customer_id,

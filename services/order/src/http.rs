@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderflow_api::{OrderAccepted, PlaceOrder};
 use orderflow_envelope::{Address, Event, OrderCreated, OrderItem};
-use orderflow_http::{Problem, ProblemType, StrictJson};
+use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use orderflow_runtime::{now_millis, Runtime};
 use uuid::Uuid;
 
@@ -28,7 +28,10 @@ fn accepted(order_id: &str, status: &str) -> Response {
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/orders/{order_id}"))],
-        Json(OrderAccepted { order_id: order_id.to_string(), status: status.to_string() }),
+        Json(OrderAccepted {
+            order_id: order_id.to_string(),
+            status: status.to_string(),
+        }),
     )
         .into_response()
 }
@@ -47,7 +50,9 @@ async fn place_order(
             v.to_str()
                 .ok()
                 .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| Problem::validation("Idempotency-Key must be 1 to 255 visible ASCII characters"))?,
+                .ok_or_else(|| {
+                    Problem::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
+                })?,
         ),
         None => None,
     };
@@ -56,30 +61,52 @@ async fn place_order(
     let mut tx = rt.db().pool().begin().await.map_err(Problem::internal)?;
     if let Some(key) = key {
         let fingerprint = request.fingerprint();
-        if let Some(earlier) = store::claim_idempotency_key(&mut tx, key, &fingerprint, &order_id, now)
-            .await
-            .map_err(Problem::internal)?
+        if let Some(earlier) =
+            store::claim_idempotency_key(&mut tx, key, &fingerprint, &order_id, now)
+                .await
+                .map_err(Problem::internal)?
         {
             tx.rollback().await.map_err(Problem::internal)?;
             if earlier.fingerprint != fingerprint {
                 return Err(Problem::new(
                     ProblemType::IdempotencyKeyReused,
-                    format!("Idempotency-Key {key} was used for order {} with a different body", earlier.order_id),
+                    format!(
+                        "Idempotency-Key {key} was used for order {} with a different body",
+                        earlier.order_id
+                    ),
                 ));
             }
-            let order = store::order_view(rt.db().pool(), &earlier.order_id).await.map_err(Problem::internal)?;
+            let order = store::order_view(rt.db().pool(), &earlier.order_id)
+                .await
+                .map_err(Problem::internal)?;
             let status = order.map(|o| o.status).unwrap_or_else(|| "PENDING".into());
             return Ok(accepted(&earlier.order_id, &status));
         }
     }
-    store::insert_order(&mut tx, &order_id, &request.customer_id, &request.items, now)
-        .await
-        .map_err(Problem::internal)?;
+    store::insert_order(
+        &mut tx,
+        &order_id,
+        &request.customer_id,
+        &request.items,
+        now,
+    )
+    .await
+    .map_err(Problem::internal)?;
     let event = Event::OrderCreated(created_event(&order_id, &request, now));
-    let meta = rt.emit(&mut tx, &event, None).await.map_err(|e| Problem::new(ProblemType::Unavailable, e.to_string()))?;
-    store::record_history(&mut tx, &order_id, &meta.id, event.event_type(), &meta.source, now)
+    let meta = rt
+        .emit(&mut tx, &event, None)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(|e| Problem::new(ProblemType::Unavailable, e.to_string()))?;
+    store::record_history(
+        &mut tx,
+        &order_id,
+        &meta.id,
+        event.event_type(),
+        &meta.source,
+        now,
+    )
+    .await
+    .map_err(Problem::internal)?;
     tx.commit().await.map_err(Problem::internal)?;
     rt.wake_relay();
     tracing::info!(order_id, customer_id = %request.customer_id, "order placed");
@@ -92,7 +119,14 @@ fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderC
         order_id: order_id.to_string(),
         customer_id: request.customer_id.clone(),
         // Validation bounds quantities far below i32::MAX.
-        items: request.items.iter().map(|l| OrderItem { sku: l.sku.clone(), quantity: l.quantity as i32 }).collect(),
+        items: request
+            .items
+            .iter()
+            .map(|l| OrderItem {
+                sku: l.sku.clone(),
+                quantity: l.quantity as i32,
+            })
+            .collect(),
         payment_token: request.payment.token.clone(),
         shipping_address: Address {
             name: a.name.clone(),
@@ -105,9 +139,17 @@ fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderC
     }
 }
 
-async fn get_order(State(rt): State<Arc<Runtime>>, Path(order_id): Path<String>) -> Result<Response, Problem> {
-    match store::order_view(rt.db().pool(), &order_id).await.map_err(Problem::internal)? {
+async fn get_order(
+    State(rt): State<Arc<Runtime>>,
+    Path(order_id): Path<String>,
+) -> Result<Response, Problem> {
+    match store::order_view(rt.db().pool(), &order_id)
+        .await
+        .map_err(Problem::internal)?
+    {
         Some(order) => Ok(Json(order).into_response()),
-        None => Err(Problem::not_found(format!("order {order_id} does not exist"))),
+        None => Err(Problem::not_found(format!(
+            "order {order_id} does not exist"
+        ))),
     }
 }

@@ -34,7 +34,19 @@ pub async fn insert_order(
     Ok(())
 }
 
-pub async fn load(conn: &mut AnyConnection, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+/// Takes the order's row lock (a no-op update: portable, unlike `FOR UPDATE`).
+pub async fn lock(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET updated_at = updated_at WHERE order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn load(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<OrderRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT customer_id, status, total_minor, currency, tracking_id FROM orders WHERE order_id = $1",
     )
@@ -77,7 +89,10 @@ pub async fn record_history(
     Ok(result.rows_affected() == 1)
 }
 
-pub async fn seen_events(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<EventType>, sqlx::Error> {
+pub async fn seen_events(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Vec<EventType>, sqlx::Error> {
     let rows = sqlx::query("SELECT event_type FROM order_history WHERE order_id = $1")
         .bind(order_id)
         .fetch_all(conn)
@@ -89,7 +104,11 @@ pub async fn seen_events(conn: &mut AnyConnection, order_id: &str) -> Result<Vec
         .collect())
 }
 
-pub async fn set_total(conn: &mut AnyConnection, order_id: &str, total: &Money) -> Result<(), sqlx::Error> {
+pub async fn set_total(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    total: &Money,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
         .bind(total.amount_minor)
         .bind(&total.currency)
@@ -99,7 +118,11 @@ pub async fn set_total(conn: &mut AnyConnection, order_id: &str, total: &Money) 
     Ok(())
 }
 
-pub async fn set_tracking_id(conn: &mut AnyConnection, order_id: &str, tracking_id: &str) -> Result<(), sqlx::Error> {
+pub async fn set_tracking_id(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    tracking_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
         .bind(tracking_id)
         .bind(order_id)
@@ -159,11 +182,16 @@ pub async fn claim_idempotency_key(
     if inserted.rows_affected() == 1 {
         return Ok(None);
     }
-    let row = sqlx::query("SELECT fingerprint, order_id FROM idempotency_keys WHERE idempotency_key = $1")
-        .bind(key)
-        .fetch_one(conn)
-        .await?;
-    Ok(Some(KeyUse { fingerprint: row.try_get("fingerprint")?, order_id: row.try_get("order_id")? }))
+    let row = sqlx::query(
+        "SELECT fingerprint, order_id FROM idempotency_keys WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .fetch_one(conn)
+    .await?;
+    Ok(Some(KeyUse {
+        fingerprint: row.try_get("fingerprint")?,
+        order_id: row.try_get("order_id")?,
+    }))
 }
 
 pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
@@ -202,7 +230,12 @@ pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderVi
         status: r.try_get("status")?,
         reason: r.try_get("reason")?,
         items: serde_json::from_str(&items).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        total: total_minor.zip(currency).map(|(amount_minor, currency)| MoneyView { amount_minor, currency }),
+        total: total_minor
+            .zip(currency)
+            .map(|(amount_minor, currency)| MoneyView {
+                amount_minor,
+                currency,
+            }),
         tracking_id: r.try_get("tracking_id")?,
         history,
     }))

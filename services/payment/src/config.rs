@@ -16,10 +16,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut runtime = RuntimeConfig::default();
-        runtime.http_addr = ([127, 0, 0, 1], 8084).into();
-        runtime.database_url = "sqlite://.data/payment.db".into();
-        Self { runtime, sandbox_latency_ms: 0, sandbox_failure_rate: 0.0, provider_timeout_ms: 2_000 }
+        let runtime = RuntimeConfig::for_service("payment", 8084);
+        Self {
+            runtime,
+            sandbox_latency_ms: 0,
+            sandbox_failure_rate: 0.0,
+            provider_timeout_ms: 2_000,
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orderflow_envelope::{Event, EventType, InventoryReserved, PaymentFailed, PaymentProcessed, PaymentRefunded, ShipmentFailed};
+use orderflow_envelope::{
+    Event, EventType, InventoryReserved, PaymentFailed, PaymentProcessed, PaymentRefunded,
+    ShipmentFailed,
+};
 use orderflow_runtime::resilience::{CallError, Policy};
 use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
 
@@ -16,6 +19,7 @@ pub struct PaymentHandler {
     pub policy: Policy,
 }
 
+/// A refund the provider rejects needs an operator: it is dead-lettered.
 fn classify(e: CallError<ProviderError>) -> HandlerError {
     match e {
         CallError::Rejected(e) => HandlerError::Permanent(e.to_string()),
@@ -26,7 +30,10 @@ fn classify(e: CallError<ProviderError>) -> HandlerError {
 #[async_trait]
 impl Handler for PaymentHandler {
     fn handles(&self, event_type: EventType) -> bool {
-        matches!(event_type, EventType::InventoryReserved | EventType::ShipmentFailed)
+        matches!(
+            event_type,
+            EventType::InventoryReserved | EventType::ShipmentFailed
+        )
     }
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
@@ -39,34 +46,88 @@ impl Handler for PaymentHandler {
 }
 
 impl PaymentHandler {
-    async fn charge(&self, reserved: InventoryReserved, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    async fn charge(
+        &self,
+        reserved: InventoryReserved,
+        ctx: &mut HandlerCtx<'_>,
+    ) -> Result<(), HandlerError> {
         if store::find(ctx.tx, &reserved.order_id).await?.is_some() {
             return Ok(()); // this order was charged (or declined) already
         }
         // The key is derived from the order, so a retry after a crash asks the
         // provider for the same charge, which it does not repeat.
         let key = format!("{}/charge", reserved.order_id);
-        let outcome = self
+        let outcome = match self
             .policy
-            .call(|| self.provider.charge(&key, &reserved.payment_token, &reserved.total))
+            .call(|| {
+                self.provider
+                    .charge(&key, &reserved.payment_token, &reserved.total)
+            })
             .await
-            .map_err(classify)?;
-        let InventoryReserved { order_id, customer_id, total, shipping_address, .. } = reserved;
+        {
+            Ok(outcome) => outcome,
+            // The provider refused the request itself: for the customer that is a
+            // decline, and the saga must still end (with the stock released).
+            Err(CallError::Rejected(e)) => ChargeOutcome::Declined {
+                reason: e.to_string(),
+            },
+            Err(e) => return Err(classify(e)),
+        };
+        let InventoryReserved {
+            order_id,
+            customer_id,
+            total,
+            shipping_address,
+            ..
+        } = reserved;
         match outcome {
             ChargeOutcome::Charged { payment_id } => {
-                store::insert(ctx.tx, &order_id, &customer_id, "CHARGED", Some(&payment_id), &total, None).await?;
-                ctx.emit(PaymentProcessed { order_id, customer_id, payment_id, amount: total, shipping_address });
+                store::insert(
+                    ctx.tx,
+                    &order_id,
+                    &customer_id,
+                    "CHARGED",
+                    Some(&payment_id),
+                    &total,
+                    None,
+                )
+                .await?;
+                ctx.emit(PaymentProcessed {
+                    order_id,
+                    customer_id,
+                    payment_id,
+                    amount: total,
+                    shipping_address,
+                });
             }
             ChargeOutcome::Declined { reason } => {
-                store::insert(ctx.tx, &order_id, &customer_id, "DECLINED", None, &total, Some(&reason)).await?;
-                ctx.emit(PaymentFailed { order_id, customer_id, amount: total, reason });
+                store::insert(
+                    ctx.tx,
+                    &order_id,
+                    &customer_id,
+                    "DECLINED",
+                    None,
+                    &total,
+                    Some(&reason),
+                )
+                .await?;
+                ctx.emit(PaymentFailed {
+                    order_id,
+                    customer_id,
+                    amount: total,
+                    reason,
+                });
             }
         }
         Ok(())
     }
 
     /// Compensation for a failed shipment.
-    async fn refund(&self, failed: ShipmentFailed, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    async fn refund(
+        &self,
+        failed: ShipmentFailed,
+        ctx: &mut HandlerCtx<'_>,
+    ) -> Result<(), HandlerError> {
         let Some(payment) = store::find(ctx.tx, &failed.order_id).await? else {
             return Err(HandlerError::Permanent(format!(
                 "shipment failed for order {}, which was never charged",
@@ -78,7 +139,10 @@ impl PaymentHandler {
         }
         let payment_id = payment.payment_id.unwrap_or_default();
         let key = format!("{}/refund", failed.order_id);
-        self.policy.call(|| self.provider.refund(&key, &payment_id, &payment.amount)).await.map_err(classify)?;
+        self.policy
+            .call(|| self.provider.refund(&key, &payment_id, &payment.amount))
+            .await
+            .map_err(classify)?;
         let reason = format!("shipping failed: {}", failed.reason);
         store::mark_refunded(ctx.tx, &failed.order_id, &reason).await?;
         ctx.emit(PaymentRefunded {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use orderflow_api::PaymentView;
-use orderflow_http::Problem;
+use orderflow_http::{Path, Problem};
 use orderflow_runtime::Runtime;
 
 use crate::provider::PaymentProvider;
@@ -24,7 +24,10 @@ pub fn routes(rt: Arc<Runtime>, provider: Arc<dyn PaymentProvider>) -> Router {
         .with_state(AppState { rt, provider })
 }
 
-async fn get_payment(State(s): State<AppState>, Path(order_id): Path<String>) -> Result<Json<PaymentView>, Problem> {
+async fn get_payment(
+    State(s): State<AppState>,
+    Path(order_id): Path<String>,
+) -> Result<Json<PaymentView>, Problem> {
     store::view(s.rt.db().pool(), &order_id, s.provider.ledger(&order_id))
         .await
         .map_err(Problem::internal)?

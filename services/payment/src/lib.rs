@@ -33,15 +33,34 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError>
 }
 
 /// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
-pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let produces = [EventType::PaymentProcessed, EventType::PaymentFailed, EventType::PaymentRefunded];
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RuntimeError> {
+    let produces = [
+        EventType::PaymentProcessed,
+        EventType::PaymentFailed,
+        EventType::PaymentRefunded,
+    ];
     let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider::new(
         Duration::from_millis(config.sandbox_latency_ms),
         config.sandbox_failure_rate,
     ));
-    let policy = Policy::new("payment-provider").with_timeout(Duration::from_millis(config.provider_timeout_ms));
+    let policy = Policy::new("payment-provider")
+        .with_timeout(Duration::from_millis(config.provider_timeout_ms));
     let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
     let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
-    let handler = Arc::new(handlers::PaymentHandler { provider: provider.clone(), policy });
-    rt.clone().serve(listener, http::routes(rt, provider), Some((consumer, handler)), shutdown).await
+    let handler = Arc::new(handlers::PaymentHandler {
+        provider: provider.clone(),
+        policy,
+    });
+    rt.clone()
+        .serve(
+            listener,
+            http::routes(rt, provider),
+            Some((consumer, handler)),
+            shutdown,
+        )
+        .await
 }

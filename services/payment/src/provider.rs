@@ -35,9 +35,19 @@ impl Retryable for ProviderError {
 #[async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Charges `amount` to `token`; the same `idempotency_key` never charges twice.
-    async fn charge(&self, idempotency_key: &str, token: &str, amount: &Money) -> Result<ChargeOutcome, ProviderError>;
+    async fn charge(
+        &self,
+        idempotency_key: &str,
+        token: &str,
+        amount: &Money,
+    ) -> Result<ChargeOutcome, ProviderError>;
     /// Refunds a charge; the same `idempotency_key` never refunds twice.
-    async fn refund(&self, idempotency_key: &str, payment_id: &str, amount: &Money) -> Result<(), ProviderError>;
+    async fn refund(
+        &self,
+        idempotency_key: &str,
+        payment_id: &str,
+        amount: &Money,
+    ) -> Result<(), ProviderError>;
     /// How many charges and refunds the provider made under this key's order.
     fn ledger(&self, order_id: &str) -> (u32, u32);
 }
@@ -52,7 +62,12 @@ pub struct SandboxProvider {
 
 impl SandboxProvider {
     pub fn new(latency: Duration, failure_rate: f64) -> Self {
-        Self { latency, failure_rate, charges: Default::default(), refunds: Default::default() }
+        Self {
+            latency,
+            failure_rate,
+            charges: Default::default(),
+            refunds: Default::default(),
+        }
     }
 
     async fn weather(&self) -> Result<(), ProviderError> {
@@ -60,7 +75,9 @@ impl SandboxProvider {
             tokio::time::sleep(self.latency).await;
         }
         if self.failure_rate > 0.0 && rand::rng().random_bool(self.failure_rate) {
-            return Err(ProviderError::Unavailable("sandbox injected failure".into()));
+            return Err(ProviderError::Unavailable(
+                "sandbox injected failure".into(),
+            ));
         }
         Ok(())
     }
@@ -70,25 +87,48 @@ pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
 
 #[async_trait]
 impl PaymentProvider for SandboxProvider {
-    async fn charge(&self, idempotency_key: &str, token: &str, amount: &Money) -> Result<ChargeOutcome, ProviderError> {
+    async fn charge(
+        &self,
+        idempotency_key: &str,
+        token: &str,
+        amount: &Money,
+    ) -> Result<ChargeOutcome, ProviderError> {
         self.weather().await?;
         if amount.amount_minor <= 0 {
-            return Err(ProviderError::Invalid(format!("amount must be positive, got {}", amount.amount_minor)));
+            return Err(ProviderError::Invalid(format!(
+                "amount must be positive, got {}",
+                amount.amount_minor
+            )));
         }
         let mut charges = self.charges.lock().expect("sandbox lock");
-        let outcome = charges.entry(idempotency_key.to_string()).or_insert_with(|| {
-            if token == DECLINED_TOKEN {
-                ChargeOutcome::Declined { reason: "card_declined".into() }
-            } else {
-                ChargeOutcome::Charged { payment_id: format!("pay_{}", uuid::Uuid::now_v7().simple()) }
-            }
-        });
+        let outcome = charges
+            .entry(idempotency_key.to_string())
+            .or_insert_with(|| {
+                if token == DECLINED_TOKEN {
+                    ChargeOutcome::Declined {
+                        reason: "card_declined".into(),
+                    }
+                } else {
+                    ChargeOutcome::Charged {
+                        payment_id: format!("pay_{}", uuid::Uuid::now_v7().simple()),
+                    }
+                }
+            });
         Ok(outcome.clone())
     }
 
-    async fn refund(&self, idempotency_key: &str, payment_id: &str, _amount: &Money) -> Result<(), ProviderError> {
+    async fn refund(
+        &self,
+        idempotency_key: &str,
+        payment_id: &str,
+        _amount: &Money,
+    ) -> Result<(), ProviderError> {
         self.weather().await?;
-        self.refunds.lock().expect("sandbox lock").entry(idempotency_key.to_string()).or_insert(payment_id.to_string());
+        self.refunds
+            .lock()
+            .expect("sandbox lock")
+            .entry(idempotency_key.to_string())
+            .or_insert(payment_id.to_string());
         Ok(())
     }
 
@@ -98,9 +138,17 @@ impl PaymentProvider for SandboxProvider {
             .lock()
             .expect("sandbox lock")
             .iter()
-            .filter(|(k, v)| k.starts_with(&format!("{order_id}/")) && matches!(v, ChargeOutcome::Charged { .. }))
+            .filter(|(k, v)| {
+                k.starts_with(&format!("{order_id}/")) && matches!(v, ChargeOutcome::Charged { .. })
+            })
             .count();
-        let refunds = self.refunds.lock().expect("sandbox lock").keys().filter(|k| k.starts_with(&format!("{order_id}/"))).count();
+        let refunds = self
+            .refunds
+            .lock()
+            .expect("sandbox lock")
+            .keys()
+            .filter(|k| k.starts_with(&format!("{order_id}/")))
+            .count();
         (charges as u32, refunds as u32)
     }
 }
@@ -113,12 +161,21 @@ mod tests {
     async fn one_key_charges_once() {
         let sandbox = SandboxProvider::new(Duration::ZERO, 0.0);
         let eur = Money::new(100, "EUR");
-        let first = sandbox.charge("o-1/charge", "tok_visa", &eur).await.unwrap();
-        let again = sandbox.charge("o-1/charge", "tok_visa", &eur).await.unwrap();
+        let first = sandbox
+            .charge("o-1/charge", "tok_visa", &eur)
+            .await
+            .unwrap();
+        let again = sandbox
+            .charge("o-1/charge", "tok_visa", &eur)
+            .await
+            .unwrap();
         assert_eq!(first, again);
         assert_eq!(sandbox.ledger("o-1"), (1, 0));
         assert!(matches!(
-            sandbox.charge("o-2/charge", DECLINED_TOKEN, &eur).await.unwrap(),
+            sandbox
+                .charge("o-2/charge", DECLINED_TOKEN, &eur)
+                .await
+                .unwrap(),
             ChargeOutcome::Declined { .. }
         ));
         assert_eq!(sandbox.ledger("o-2"), (0, 0));

@@ -10,16 +10,24 @@ pub struct PaymentRow {
     pub amount: Money,
 }
 
-pub async fn find(conn: &mut AnyConnection, order_id: &str) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT status, payment_id, amount_minor, currency FROM payments WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await?;
+pub async fn find(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT status, payment_id, amount_minor, currency FROM payments WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
     row.map(|r| {
         Ok(PaymentRow {
             status: r.try_get("status")?,
             payment_id: r.try_get("payment_id")?,
-            amount: Money::new(r.try_get("amount_minor")?, r.try_get::<String, _>("currency")?),
+            amount: Money::new(
+                r.try_get("amount_minor")?,
+                r.try_get::<String, _>("currency")?,
+            ),
         })
     })
     .transpose()
@@ -53,17 +61,27 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn mark_refunded(conn: &mut AnyConnection, order_id: &str, reason: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE payments SET status = 'REFUNDED', reason = $1, updated_at = $2 WHERE order_id = $3")
-        .bind(reason)
-        .bind(orderflow_runtime::now_millis())
-        .bind(order_id)
-        .execute(conn)
-        .await?;
+pub async fn mark_refunded(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payments SET status = 'REFUNDED', reason = $1, updated_at = $2 WHERE order_id = $3",
+    )
+    .bind(reason)
+    .bind(orderflow_runtime::now_millis())
+    .bind(order_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-pub async fn view(pool: &AnyPool, order_id: &str, ledger: (u32, u32)) -> Result<Option<PaymentView>, sqlx::Error> {
+pub async fn view(
+    pool: &AnyPool,
+    order_id: &str,
+    ledger: (u32, u32),
+) -> Result<Option<PaymentView>, sqlx::Error> {
     let row = sqlx::query("SELECT status, payment_id, amount_minor, currency, reason FROM payments WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(pool)
@@ -73,7 +91,10 @@ pub async fn view(pool: &AnyPool, order_id: &str, ledger: (u32, u32)) -> Result<
             order_id: order_id.to_string(),
             status: r.try_get("status")?,
             payment_id: r.try_get("payment_id")?,
-            amount: MoneyView { amount_minor: r.try_get("amount_minor")?, currency: r.try_get("currency")? },
+            amount: MoneyView {
+                amount_minor: r.try_get("amount_minor")?,
+                currency: r.try_get("currency")?,
+            },
             reason: r.try_get("reason")?,
             provider_charges: ledger.0,
             provider_refunds: ledger.1,

@@ -13,10 +13,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let mut runtime = RuntimeConfig::default();
-        runtime.http_addr = ([127, 0, 0, 1], 8085).into();
-        runtime.database_url = "sqlite://.data/shipping.db".into();
-        Self { runtime, carrier: "orderflow-post".into(), unserved_countries: vec!["AQ".into()] }
+        let runtime = RuntimeConfig::for_service("shipping", 8085);
+        Self {
+            runtime,
+            carrier: "orderflow-post".into(),
+            unserved_countries: vec!["AQ".into()],
+        }
     }
 }
 

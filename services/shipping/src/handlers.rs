@@ -18,22 +18,30 @@ impl Handler for ShippingHandler {
     }
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
-        let Event::PaymentProcessed(paid) = event else { return Ok(()) };
+        let Event::PaymentProcessed(paid) = event else {
+            return Ok(());
+        };
         if store::exists(ctx.tx, &paid.order_id).await? {
             return Ok(());
         }
         let order_id = paid.order_id.clone();
         let carrier = self.carrier.name.as_str();
         match self.carrier.book(&order_id, &paid.shipping_address.country) {
-            Booking::Accepted { shipment_id, tracking_id } => {
-                store::insert(ctx.tx, NewShipment {
-                    order_id: &order_id,
-                    status: "CREATED",
-                    shipment_id: Some(&shipment_id),
-                    tracking_id: Some(&tracking_id),
-                    carrier,
-                    reason: None,
-                })
+            Booking::Accepted {
+                shipment_id,
+                tracking_id,
+            } => {
+                store::insert(
+                    ctx.tx,
+                    NewShipment {
+                        order_id: &order_id,
+                        status: "CREATED",
+                        shipment_id: Some(&shipment_id),
+                        tracking_id: Some(&tracking_id),
+                        carrier,
+                        reason: None,
+                    },
+                )
                 .await?;
                 ctx.emit(ShipmentCreated {
                     order_id,
@@ -44,16 +52,23 @@ impl Handler for ShippingHandler {
                 });
             }
             Booking::Refused { reason } => {
-                store::insert(ctx.tx, NewShipment {
-                    order_id: &order_id,
-                    status: "FAILED",
-                    shipment_id: None,
-                    tracking_id: None,
-                    carrier,
-                    reason: Some(&reason),
-                })
+                store::insert(
+                    ctx.tx,
+                    NewShipment {
+                        order_id: &order_id,
+                        status: "FAILED",
+                        shipment_id: None,
+                        tracking_id: None,
+                        carrier,
+                        reason: Some(&reason),
+                    },
+                )
                 .await?;
-                ctx.emit(ShipmentFailed { order_id, customer_id: paid.customer_id, reason });
+                ctx.emit(ShipmentFailed {
+                    order_id,
+                    customer_id: paid.customer_id,
+                    reason,
+                });
             }
         }
         Ok(())

@@ -29,11 +29,19 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError>
 }
 
 /// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
-pub async fn serve(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), RuntimeError> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RuntimeError> {
     let produces = [EventType::ShipmentCreated, EventType::ShipmentFailed];
-    let carrier = domain::Carrier { name: config.carrier, unserved_countries: config.unserved_countries };
+    let carrier = domain::Carrier {
+        name: config.carrier,
+        unserved_countries: config.unserved_countries,
+    };
     let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
     let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
     let handler = Arc::new(handlers::ShippingHandler { carrier });
-    rt.serve(listener, Router::new(), Some((consumer, handler)), shutdown).await
+    rt.serve(listener, Router::new(), Some((consumer, handler)), shutdown)
+        .await
 }

@@ -3,7 +3,10 @@
 use orderflow_runtime::sqlx::{self, AnyConnection};
 
 pub async fn exists(conn: &mut AnyConnection, order_id: &str) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT order_id FROM shipments WHERE order_id = $1").bind(order_id).fetch_optional(conn).await?;
+    let row = sqlx::query("SELECT order_id FROM shipments WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.is_some())
 }
 

@@ -1,1 +1,96 @@
-fn main() {}
+//! `orderflow`: the operator CLI. `dev` runs the whole platform on one
+//! machine; `topics` shows and provisions the topic layout; `load` places
+//! orders and measures them.
+
+mod dev;
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "orderflow",
+    version,
+    about = "Operate orderflow: dev stack, topics, load"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine: embedded Kafka-protocol broker, schema
+    /// registry and the six services, each as its own process.
+    Dev(dev::Args),
+    /// The topic layout.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Place orders through the gateway and report throughput and latency.
+    Load(load::Args),
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Print every topic orderflow uses, with partitions and configuration.
+    List {
+        #[arg(long, env = "ORDERFLOW_KAFKA_PARTITIONS", default_value_t = 12)]
+        partitions: i32,
+    },
+    /// Create the missing topics on a Kafka cluster (admin API), idempotently.
+    Apply {
+        #[arg(long, env = "ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS")]
+        bootstrap_servers: String,
+        #[arg(long, env = "ORDERFLOW_KAFKA_PARTITIONS", default_value_t = 12)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// Extra librdkafka properties, `key=value,key=value`.
+        #[arg(long, env = "ORDERFLOW_KAFKA_PROPERTIES", default_value = "")]
+        kafka_properties: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Load(args) => load::run(args).await,
+        Command::Topics(TopicsCommand::List { partitions }) => {
+            for t in orderflow_runtime::topics::layout(partitions) {
+                let config: Vec<String> =
+                    t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<22} partitions={:<3} {}",
+                    t.name,
+                    t.partitions,
+                    config.join(" ")
+                );
+            }
+            Ok(())
+        }
+        Command::Topics(TopicsCommand::Apply {
+            bootstrap_servers,
+            partitions,
+            replication_factor,
+            kafka_properties,
+        }) => {
+            let config = orderflow_runtime::RuntimeConfig {
+                kafka_bootstrap_servers: bootstrap_servers,
+                kafka_partitions: partitions,
+                kafka_properties,
+                ..Default::default()
+            };
+            config.validate().map_err(anyhow::Error::msg)?;
+            let created = orderflow_runtime::topics::apply(&config, replication_factor).await?;
+            if created.is_empty() {
+                println!("all topics exist; nothing changed");
+            }
+            for name in created {
+                println!("created {name}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! A path-parameter extractor whose rejection is a problem document.
+
+use axum::extract::{FromRequestParts, Path as AxumPath};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{Problem, ProblemType};
+
+/// Like `axum::extract::Path`; a bad parameter (e.g. invalid percent-encoding)
+/// is a 400 problem.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        AxumPath::<T>::from_request_parts(parts, state)
+            .await
+            .map(|AxumPath(value)| Path(value))
+            .map_err(|rejection| Problem::new(ProblemType::MalformedBody, rejection.body_text()))
+    }
+}

@@ -1,0 +1,275 @@
+//! `orderflow dev`: the platform on one machine, no Docker, no JVM. This
+//! process hosts librdkafka's mock cluster (a real Kafka-protocol broker) and
+//! a Confluent-compatible schema registry, then starts each service as its own
+//! process, as in a cluster, and interleaves their logs with a prefix.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rdkafka::mocking::MockCluster;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the services keep their SQLite files. Wiped at start unless
+    /// --keep-data: the embedded broker starts empty every time, and state
+    /// that refers to events it no longer has would only confuse.
+    #[arg(long, default_value = ".data/dev")]
+    data_dir: PathBuf,
+    #[arg(long)]
+    keep_data: bool,
+    /// Use this Kafka instead of the embedded broker (topics must exist:
+    /// `orderflow topics apply`).
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Use this schema registry instead of the embedded one.
+    #[arg(long)]
+    registry: Option<String>,
+    /// The gateway's port; the embedded registry takes the next one, then
+    /// order, inventory, payment, shipping and notification (8080 to 8086).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[arg(long, default_value_t = 12)]
+    partitions: i32,
+}
+
+/// The services, in start order; the gateway comes last.
+const SERVICES: [&str; 6] = [
+    "order",
+    "inventory",
+    "payment",
+    "shipping",
+    "notification",
+    "gateway",
+];
+
+struct Service {
+    name: &'static str,
+    child: Child,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("the binary's folder")?
+        .to_path_buf();
+    for name in SERVICES {
+        let path = bin_dir.join(format!("orderflow-{name}"));
+        if !path.exists() {
+            bail!(
+                "{} is missing: build the services first (`cargo build --bins`, or `make dev`)",
+                path.display()
+            );
+        }
+    }
+    if !args.keep_data && args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("clearing {}", args.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+
+    // The broker: embedded unless told otherwise. It lives as long as this function.
+    let cluster = match &args.kafka {
+        Some(_) => None,
+        None => {
+            let cluster = MockCluster::new(1).context("starting the embedded broker")?;
+            for topic in orderflow_runtime::topics::layout(args.partitions) {
+                cluster.create_topic(&topic.name, topic.partitions, 1)?;
+            }
+            Some(cluster)
+        }
+    };
+    let bootstrap = match (&args.kafka, &cluster) {
+        (Some(kafka), _) => kafka.clone(),
+        (None, Some(cluster)) => cluster.bootstrap_servers(),
+        (None, None) => unreachable!("a cluster is started when no Kafka is given"),
+    };
+
+    let port = |i: u16| args.port + i;
+    let registry = match &args.registry {
+        Some(url) => url.clone(),
+        None => {
+            let addr = format!("127.0.0.1:{}", port(1));
+            let listener = TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding the registry to {addr}"))?;
+            let app = orderflow_registry::Registry::new().router();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}")
+        }
+    };
+
+    let url = |name: &str| {
+        let i = SERVICES
+            .iter()
+            .position(|s| *s == name)
+            .expect("a known service");
+        let port = if name == "gateway" {
+            port(0)
+        } else {
+            port(i as u16 + 2)
+        };
+        (
+            format!("127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        )
+    };
+    let mut services = Vec::new();
+    for name in SERVICES {
+        let mut command = Command::new(bin_dir.join(format!("orderflow-{name}")));
+        command
+            .env("ORDERFLOW_HTTP_ADDR", url(name).0)
+            .env(
+                "ORDERFLOW_DATABASE_URL",
+                format!("sqlite://{}/{name}.db", data_dir.display()),
+            )
+            .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+            .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string())
+            .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry)
+            .env("ORDERFLOW_ORDER_URL", url("order").1)
+            .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
+            .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG")
+                    .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting orderflow-{name}"))?;
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(Box::new)
+                .map(|s| s as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(Box::new)
+                .map(|s| s as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    println!("{name:>12} | {line}");
+                }
+            });
+        }
+        services.push(Service { name, child });
+    }
+
+    let gateway = url("gateway").1;
+    let outcome = tokio::select! {
+        r = start_up(&gateway) => r,
+        exited = first_exit(&mut services) => Err(exited),
+    };
+    if let Err(e) = outcome {
+        stop(&mut services).await;
+        return Err(e);
+    }
+    banner(&gateway, &bootstrap, &registry, &data_dir);
+
+    let result = tokio::select! {
+        _ = orderflow_runtime::shutdown::signal() => Ok(()),
+        exited = first_exit(&mut services) => Err(exited),
+    };
+    println!("stopping…");
+    stop(&mut services).await;
+    drop(cluster);
+    result
+}
+
+/// Waits for the gateway and the catalogue, then seeds the demo catalogue.
+async fn start_up(gateway: &str) -> Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe = http
+            .get(format!("{gateway}/v1/inventory/SKU-001"))
+            .send()
+            .await;
+        if probe.is_ok_and(|r| r.status() == 404 || r.status().is_success()) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the stack did not come up within 60s; see the logs above");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (sku, stock) in orderflow_api::demo_catalogue() {
+        http.put(format!("{gateway}/v1/inventory/{sku}"))
+            .json(&stock)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    Ok(())
+}
+
+async fn first_exit(services: &mut [Service]) -> anyhow::Error {
+    loop {
+        for s in services.iter_mut() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                return anyhow::anyhow!(
+                    "orderflow-{} exited ({status}); stopping the stack",
+                    s.name
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGTERM to every service, gateway first, then wait; SIGKILL after 20s.
+async fn stop(services: &mut [Service]) {
+    for s in services.iter().rev() {
+        if let Some(pid) = s.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for s in services.iter_mut().rev() {
+        match tokio::time::timeout(Duration::from_secs(20), s.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("orderflow-{} did not stop within 20s; killing it", s.name);
+                let _ = s.child.kill().await;
+            }
+        }
+    }
+}
+
+fn banner(gateway: &str, bootstrap: &str, registry: &str, data_dir: &std::path::Path) {
+    println!(
+        r#"
+orderflow is running.
+  gateway         {gateway}
+  kafka           {bootstrap}
+  schema registry {registry}
+  data            {}
+
+Place an order:
+  curl -si -X POST {gateway}/v1/orders -H 'content-type: application/json' -H 'Idempotency-Key: first-order' \
+    -d '{{"customer_id":"c-42","items":[{{"sku":"SKU-001","quantity":2}}],"payment":{{"token":"tok_visa"}},"shipping_address":{{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}}}}'
+Then follow it (use the order_id from the answer):
+  curl -s {gateway}/v1/orders/<order_id>
+
+Ctrl-C stops everything.
+"#,
+        data_dir.display()
+    );
+}
