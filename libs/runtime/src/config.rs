@@ -82,6 +82,10 @@ impl RuntimeConfig {
             .collect()
     }
 
+    fn has_setting(&self, key: &str) -> bool {
+        matches!(serde_json::to_value(self), Ok(serde_json::Value::Object(m)) if m.contains_key(key))
+    }
+
     /// Checks what serde cannot: values that parse but cannot work.
     pub fn validate(&self) -> Result<(), String> {
         if self.kafka_bootstrap_servers.trim().is_empty() {
@@ -123,15 +127,49 @@ pub fn load<T: ServiceConfig>() -> Result<T, String> {
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(Env::prefixed("ORDERFLOW_").ignore(&["config"]));
+    figment = figment.merge(Env::prefixed("ORDERFLOW_").ignore(&NOT_SETTINGS));
+    if let Err(e) = figment.extract::<RuntimeConfig>() {
+        // Settings shared by every service are checked on their own first: through
+        // serde's flatten an error would not name the variable.
+        if let Some(key) = e
+            .path
+            .last()
+            .filter(|k| RuntimeConfig::default().has_setting(k))
+        {
+            return Err(format!("ORDERFLOW_{}: {}", key.to_uppercase(), e.kind));
+        }
+    }
     let config: T = figment.extract().map_err(|e| {
         e.into_iter()
-            .map(|e| e.to_string())
+            .map(|e| match e.path.last() {
+                Some(key) => format!("ORDERFLOW_{}: {}", key.to_uppercase(), e.kind),
+                None => e.to_string(),
+            })
             .collect::<Vec<_>>()
             .join("; ")
     })?;
     config.validate()?;
+    warn_about_unknown_settings(&config);
     Ok(config)
+}
+
+/// `ORDERFLOW_*` variables that are not settings of a service.
+const NOT_SETTINGS: [&str; 2] = ["config", "log_format"];
+
+/// A misspelled variable would otherwise be ignored without a word.
+fn warn_about_unknown_settings<T: Serialize>(config: &T) {
+    let Ok(serde_json::Value::Object(known)) = serde_json::to_value(config) else {
+        return;
+    };
+    for (name, _) in std::env::vars() {
+        let Some(key) = name.strip_prefix("ORDERFLOW_") else {
+            continue;
+        };
+        let key = key.to_lowercase();
+        if !known.contains_key(&key) && !NOT_SETTINGS.contains(&key.as_str()) {
+            eprintln!("warning: {name} is not a setting of this service; it is ignored");
+        }
+    }
 }
 
 /// What a service's `main` calls: loads the configuration, prints it and exits

@@ -127,16 +127,6 @@ pub async fn run(args: Args) -> Result<()> {
         command
             .env("ORDERFLOW_HTTP_ADDR", url(name).0)
             .env(
-                "ORDERFLOW_DATABASE_URL",
-                format!("sqlite://{}/{name}.db", data_dir.display()),
-            )
-            .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-            .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string())
-            .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry)
-            .env("ORDERFLOW_ORDER_URL", url("order").1)
-            .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
-            .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
-            .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG")
                     .unwrap_or_else(|_| "info,rdkafka=warn,librdkafka=warn".into()),
@@ -145,6 +135,21 @@ pub async fn run(args: Args) -> Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if name == "gateway" {
+            command
+                .env("ORDERFLOW_ORDER_URL", url("order").1)
+                .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
+                .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1);
+        } else {
+            command
+                .env(
+                    "ORDERFLOW_DATABASE_URL",
+                    format!("sqlite://{}/{name}.db", data_dir.display()),
+                )
+                .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+                .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string())
+                .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
+        }
         let mut child = command
             .spawn()
             .with_context(|| format!("starting orderflow-{name}"))?;
