@@ -97,7 +97,7 @@ struct Version {
 
 #[derive(Default)]
 struct Store {
-    /// Global ids, starting at 1: (canonical form, original text, parsed).
+    /// Global ids, starting at 1: (normalized text, original text, parsed).
     schemas: Vec<(String, String, Schema)>,
     subjects: BTreeMap<String, Vec<Version>>,
     subject_levels: BTreeMap<String, Compatibility>,
@@ -159,6 +159,15 @@ fn parse(body: &SchemaBody) -> Result<Schema, ApiError> {
             format!("invalid Avro schema: {e}"),
         )
     })
+}
+
+/// The form two schemas are compared in: the JSON with sorted keys. Not Avro's
+/// Parsing Canonical Form, which drops defaults, and a default is exactly what
+/// makes one version compatible and another not.
+fn normalized(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| text.to_string())
 }
 
 fn subject_not_found(subject: &str) -> ApiError {
@@ -270,7 +279,7 @@ async fn register(
     Json(body): Json<SchemaBody>,
 ) -> ApiResult {
     let schema = parse(&body)?;
-    let canonical = schema.canonical_form();
+    let canonical = normalized(&body.schema);
     let mut store = r.store();
     let existing = store.subject_schemas(&subject);
     if let Some(versions) = store.subjects.get(&subject) {
@@ -312,7 +321,8 @@ async fn lookup(
     Path(subject): Path<String>,
     Json(body): Json<SchemaBody>,
 ) -> ApiResult {
-    let canonical = parse(&body)?.canonical_form();
+    parse(&body)?;
+    let canonical = normalized(&body.schema);
     let store = r.store();
     let versions = store
         .subjects

@@ -1,0 +1,155 @@
+//! The registry over HTTP, through the same client the services use.
+
+use std::sync::Arc;
+
+use orderflow_envelope::{Codec, EventType, HttpSchemaRegistry, RegistryError, SchemaRegistry};
+use orderflow_registry::Registry;
+use serde_json::{json, Value};
+
+async fn start() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Registry::new().router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn record(fields: Value) -> String {
+    json!({"type": "record", "name": "Thing", "namespace": "io.test", "fields": fields}).to_string()
+}
+
+#[tokio::test]
+async fn every_event_schema_registers_and_is_found_by_id() {
+    let url = start().await;
+    let client = HttpSchemaRegistry::new(&url);
+    for &t in EventType::ALL {
+        let id = client
+            .register(&Codec::subject(t), t.schema_json())
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .register(&Codec::subject(t), t.schema_json())
+                .await
+                .unwrap(),
+            id,
+            "same schema, same id"
+        );
+        let back = client.schema_by_id(id).await.unwrap();
+        let back = apache_avro::Schema::parse_str(&back).unwrap();
+        let original = apache_avro::Schema::parse_str(t.schema_json()).unwrap();
+        assert_eq!(
+            back.canonical_form(),
+            original.canonical_form(),
+            "{}",
+            t.name()
+        );
+    }
+    assert!(matches!(
+        client.schema_by_id(9999).await,
+        Err(RegistryError::UnknownId(9999))
+    ));
+    let latest: Value = reqwest::get(format!(
+        "{url}/subjects/orders-io.orderflow.events.OrderCreated/versions/latest"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(latest["version"], 1);
+}
+
+#[tokio::test]
+async fn only_backward_transitive_changes_are_accepted() {
+    let url = start().await;
+    let client = HttpSchemaRegistry::new(&url);
+    let v1 = record(json!([{"name": "a", "type": "string"}]));
+    let v2 = record(
+        json!([{"name": "a", "type": "string"}, {"name": "b", "type": "string", "default": "x"}]),
+    );
+    // Reads v2 data, but not v1 data (b has no default): only a transitive check catches it.
+    let v3 = record(json!([{"name": "a", "type": "string"}, {"name": "b", "type": "string"}]));
+    let retyped = record(
+        json!([{"name": "a", "type": "long"}, {"name": "b", "type": "string", "default": "x"}]),
+    );
+
+    let id1 = client.register("things-io.test.Thing", &v1).await.unwrap();
+    let id2 = client.register("things-io.test.Thing", &v2).await.unwrap();
+    assert_ne!(id1, id2);
+    for bad in [&v3, &retyped] {
+        match client.register("things-io.test.Thing", bad).await {
+            Err(RegistryError::Rejected {
+                status: 409,
+                message,
+                ..
+            }) => {
+                assert!(message.contains("BACKWARD_TRANSITIVE"), "{message}")
+            }
+            other => panic!("an incompatible schema was not rejected: {other:?}"),
+        }
+    }
+    let http = reqwest::Client::new();
+    let check: Value = http
+        .post(format!(
+            "{url}/compatibility/subjects/things-io.test.Thing/versions/latest"
+        ))
+        .json(&json!({"schema": v3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["is_compatible"], false);
+    // Under plain BACKWARD only the latest version counts, and v3 passes.
+    http.put(format!("{url}/config/things-io.test.Thing"))
+        .json(&json!({"compatibility": "BACKWARD"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    client.register("things-io.test.Thing", &v3).await.unwrap();
+}
+
+/// Each event's history (schemas/history/<Event>.v<N>.avsc, oldest first) and
+/// then its current schema must register under BACKWARD_TRANSITIVE.
+#[tokio::test]
+async fn the_schemas_in_the_repository_evolve_compatibly() {
+    let url = start().await;
+    let client = Arc::new(HttpSchemaRegistry::new(&url));
+    let history_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/history");
+    for &t in EventType::ALL {
+        let mut versions: Vec<(u32, String)> = std::fs::read_dir(history_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let n = name
+                    .strip_prefix(&format!("{}.v", t.name()))?
+                    .strip_suffix(".avsc")?
+                    .parse()
+                    .ok()?;
+                Some((n, std::fs::read_to_string(e.path()).ok()?))
+            })
+            .collect();
+        versions.sort();
+        let subject = Codec::subject(t);
+        for (n, schema) in &versions {
+            client
+                .register(&subject, schema)
+                .await
+                .unwrap_or_else(|e| panic!("{}.v{n}: {e}", t.name()));
+        }
+        client
+            .register(&subject, t.schema_json())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "schemas/{}.avsc is not compatible with its history: {e}",
+                    t.name()
+                )
+            });
+    }
+}
