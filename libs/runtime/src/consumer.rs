@@ -27,23 +27,6 @@ use crate::inbox;
 use crate::producer::client_config;
 use crate::service::Runtime;
 
-/// Which topics a service consumes, in which group.
-#[derive(Debug, Clone)]
-pub struct ConsumerSpec {
-    pub group_id: String,
-    pub topics: Vec<&'static str>,
-}
-
-impl ConsumerSpec {
-    /// The service's consumer group, `orderflow-<service>`, on these topics.
-    pub fn for_service(service: &str, topics: &[orderflow_envelope::Topic]) -> Self {
-        Self {
-            group_id: format!("orderflow-{service}"),
-            topics: topics.iter().map(|t| t.name()).collect(),
-        }
-    }
-}
-
 /// How a handler failed: worth retrying, or never going to work.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -137,14 +120,15 @@ enum Outcome {
 /// commits offsets and leaves the group.
 pub(crate) async fn run(
     rt: Arc<Runtime>,
-    spec: ConsumerSpec,
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let config = rt.config();
+    let group_id = rt.spec().group_id();
+    let topics: Vec<&str> = rt.spec().consumes.iter().map(|t| t.name()).collect();
     let mut client = client_config(config);
     client
-        .set("group.id", &spec.group_id)
+        .set("group.id", &group_id)
         .set("client.id", format!("{}-consumer", rt.service()))
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -165,7 +149,7 @@ pub(crate) async fn run(
     let consumer: Arc<KafkaConsumer> = Arc::new(
         client
             .create_with_context(RebalanceLogger {
-                group: spec.group_id.clone(),
+                group: group_id.clone(),
             })
             .map_err(|source| RuntimeError::Kafka {
                 what: "consumer",
@@ -173,12 +157,12 @@ pub(crate) async fn run(
             })?,
     );
     consumer
-        .subscribe(&spec.topics)
+        .subscribe(&topics)
         .map_err(|source| RuntimeError::Kafka {
             what: "subscription",
             source,
         })?;
-    tracing::info!(group = %spec.group_id, topics = ?spec.topics, "consuming");
+    tracing::info!(group = %group_id, topics = ?topics, "consuming");
 
     let mut partitions: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
     let mut workers = JoinSet::new();
@@ -202,7 +186,7 @@ pub(crate) async fn run(
                 rt: rt.clone(),
                 handler: handler.clone(),
                 consumer: consumer.clone(),
-                group: spec.group_id.clone(),
+                group: group_id.clone(),
                 shutdown: shutdown.clone(),
             };
             workers.spawn(worker.run(rx));
@@ -219,7 +203,7 @@ pub(crate) async fn run(
         tracing::debug!(error = %e, "final offset commit");
     }
     consumer.unsubscribe();
-    tracing::info!(group = %spec.group_id, "consumer stopped and left its group");
+    tracing::info!(group = %group_id, "consumer stopped and left its group");
     Ok(())
 }
 

@@ -20,14 +20,14 @@ pub mod shutdown;
 pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
-pub use consumer::{ConsumerSpec, Handler, HandlerCtx, HandlerError};
+pub use consumer::{Handler, HandlerCtx, HandlerError};
 pub use db::{Backend, Database};
 pub use dead_letter::{dead_letter_headers, DEAD_LETTER_HEADER_PREFIX};
 pub use error::RuntimeError;
 pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
 pub use producer::Producer;
-pub use service::Runtime;
+pub use service::{Runtime, ServiceSpec};
 
 /// Re-exported so services name the same sqlx types the runtime uses.
 pub use sqlx;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry};
+use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, Topic};
 use orderflow_http::{health_routes, Readiness};
 use sqlx::migrate::Migrator;
 use sqlx::AnyConnection;
@@ -14,15 +14,33 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
-use crate::consumer::{self, ConsumerSpec, Handler, HandlerError};
+use crate::consumer::{self, Handler, HandlerError};
 use crate::db::Database;
 use crate::error::RuntimeError;
 use crate::outbox::{self, OutboxRelay};
 use crate::producer::Producer;
 
+/// What a service is, as far as the runtime is concerned: its name, its
+/// tables, the events it publishes and the topics it consumes. Each service
+/// declares one as a `static`.
+pub struct ServiceSpec {
+    pub name: &'static str,
+    pub migrations: Migrator,
+    pub produces: &'static [EventType],
+    pub consumes: &'static [Topic],
+}
+
+impl ServiceSpec {
+    /// The service's consumer group.
+    pub fn group_id(&self) -> String {
+        format!("orderflow-{}", self.name)
+    }
+}
+
 /// One service's connections to the outside world.
 pub struct Runtime {
     service: &'static str,
+    spec: &'static ServiceSpec,
     config: RuntimeConfig,
     db: Database,
     codec: Arc<Codec>,
@@ -36,17 +54,16 @@ impl Runtime {
     /// (registering the schemas of the events the service `produces`, so an
     /// incompatible schema stops it here) and Kafka.
     pub async fn connect(
-        service: &'static str,
+        spec: &'static ServiceSpec,
         config: RuntimeConfig,
-        migrations: &Migrator,
-        produces: &[EventType],
     ) -> Result<Arc<Self>, RuntimeError> {
+        let service = spec.name;
         let db = Database::connect(&config.database_url).await?;
-        db.migrate(migrations).await?;
+        db.migrate(&spec.migrations).await?;
         let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(
             &config.schema_registry_url,
         ))));
-        register_with_retry(&codec, produces).await?;
+        register_with_retry(&codec, spec.produces).await?;
         let producer = Producer::new(&config, service)?;
         let relay = Arc::new(OutboxRelay::new(
             db.clone(),
@@ -55,6 +72,7 @@ impl Runtime {
         ));
         Ok(Arc::new(Self {
             service,
+            spec,
             config,
             db,
             codec,
@@ -66,6 +84,10 @@ impl Runtime {
 
     pub fn service(&self) -> &'static str {
         self.service
+    }
+
+    pub fn spec(&self) -> &'static ServiceSpec {
+        self.spec
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -115,14 +137,14 @@ impl Runtime {
     }
 
     /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
-    /// outbox and runs the consumer, until `shutdown`. Then: readiness goes
+    /// outbox and runs `handler` on the topics the service consumes, until `shutdown`. Then: readiness goes
     /// false, the consumer finishes in-flight work, commits and leaves its
     /// group, in-flight HTTP requests finish, and the outbox is flushed.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         routes: Router,
-        consumer: Option<(ConsumerSpec, Arc<dyn Handler>)>,
+        handler: Option<Arc<dyn Handler>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
         let stop_consumer = CancellationToken::new();
@@ -134,13 +156,8 @@ impl Runtime {
             let stop = stop_relay.clone();
             tokio::spawn(async move { relay.run(stop).await })
         };
-        let mut consumer_task = consumer.map(|(spec, handler)| {
-            tokio::spawn(consumer::run(
-                self.clone(),
-                spec,
-                handler,
-                stop_consumer.clone(),
-            ))
+        let mut consumer_task = handler.map(|handler| {
+            tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
         let app = health_routes(self.readiness.clone()).merge(routes);
         let http = tokio::spawn(orderflow_http::serve(

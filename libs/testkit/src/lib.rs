@@ -363,24 +363,21 @@ impl Stack {
     /// Waits until every service's consumer group has committed every message
     /// on the topics it consumes: nothing is left to process.
     pub async fn wait_idle(&self) -> Result<()> {
-        let groups: [(&str, &[orderflow_envelope::Topic]); 5] = [
-            (orderflow_order::SERVICE, orderflow_order::CONSUMES),
-            (orderflow_inventory::SERVICE, orderflow_inventory::CONSUMES),
-            (orderflow_payment::SERVICE, orderflow_payment::CONSUMES),
-            (orderflow_shipping::SERVICE, orderflow_shipping::CONSUMES),
-            (
-                orderflow_notification::SERVICE,
-                orderflow_notification::CONSUMES,
-            ),
+        let specs = [
+            &orderflow_order::SPEC,
+            &orderflow_inventory::SPEC,
+            &orderflow_payment::SPEC,
+            &orderflow_shipping::SPEC,
+            &orderflow_notification::SPEC,
         ];
         let probe = self.kafka();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut behind = Vec::new();
-            for (service, topics) in groups {
-                let lag = probe.lag(&format!("orderflow-{service}"), topics).await?;
+            for spec in specs {
+                let lag = probe.lag(&spec.group_id(), spec.consumes).await?;
                 if lag > 0 {
-                    behind.push(format!("{service}: {lag}"));
+                    behind.push(format!("{}: {lag}", spec.name));
                 }
             }
             if behind.is_empty() {

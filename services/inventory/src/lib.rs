@@ -10,18 +10,21 @@ mod store;
 use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
-use orderflow_runtime::sqlx::migrate::Migrator;
-use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
 
-pub const SERVICE: &str = "inventory";
-
-/// The topics this service consumes.
-pub const CONSUMES: &[Topic] = &[Topic::Orders, Topic::Payments, Topic::Shipments];
-
-static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "inventory",
+    migrations: orderflow_runtime::sqlx::migrate!("./migrations"),
+    produces: &[
+        EventType::InventoryReserved,
+        EventType::InventoryUnavailable,
+        EventType::InventoryReleased,
+    ],
+    consumes: &[Topic::Orders, Topic::Payments, Topic::Shipments],
+};
 
 /// Binds the configured address and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
@@ -35,19 +38,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
-    let produces = [
-        EventType::InventoryReserved,
-        EventType::InventoryUnavailable,
-        EventType::InventoryReleased,
-    ];
-    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
-    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
-    rt.clone()
-        .serve(
-            listener,
-            http::routes(rt),
-            Some((consumer, Arc::new(handlers::InventoryHandler))),
-            shutdown,
-        )
-        .await
+    let rt = Runtime::connect(&SPEC, config.runtime).await?;
+    let routes = http::routes(rt.clone());
+    rt.serve(
+        listener,
+        routes,
+        Some(Arc::new(handlers::InventoryHandler)),
+        shutdown,
+    )
+    .await
 }

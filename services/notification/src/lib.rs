@@ -14,19 +14,18 @@ use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
 use orderflow_runtime::resilience::Policy;
-use orderflow_runtime::sqlx::migrate::Migrator;
-use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 use channel::{Channel, LogChannel, WebhookChannel};
 pub use config::Config;
 
-pub const SERVICE: &str = "notification";
-
-/// The topics this service consumes.
-pub const CONSUMES: &[Topic] = &[Topic::Payments, Topic::Orders];
-
-static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "notification",
+    migrations: orderflow_runtime::sqlx::migrate!("./migrations"),
+    produces: &[EventType::NotificationSent],
+    consumes: &[Topic::Payments, Topic::Orders],
+};
 
 /// Binds the configured address and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
@@ -46,21 +45,8 @@ pub async fn serve(
         _ => Arc::new(LogChannel),
     };
     let policy = Policy::new("notification-channel").with_timeout(timeout);
-    let rt = Runtime::connect(
-        SERVICE,
-        config.runtime,
-        &MIGRATIONS,
-        &[EventType::NotificationSent],
-    )
-    .await?;
-    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
     let handler = Arc::new(handlers::NotificationHandler { channel, policy });
-    rt.clone()
-        .serve(
-            listener,
-            http::routes(rt),
-            Some((consumer, handler)),
-            shutdown,
-        )
-        .await
+    let rt = Runtime::connect(&SPEC, config.runtime).await?;
+    let routes = http::routes(rt.clone());
+    rt.serve(listener, routes, Some(handler), shutdown).await
 }

@@ -12,19 +12,22 @@ use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
 use orderflow_runtime::resilience::Policy;
-use orderflow_runtime::sqlx::migrate::Migrator;
-use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
 use provider::{PaymentProvider, SandboxProvider};
 
-pub const SERVICE: &str = "payment";
-
-/// The topics this service consumes.
-pub const CONSUMES: &[Topic] = &[Topic::Inventory, Topic::Shipments];
-
-static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "payment",
+    migrations: orderflow_runtime::sqlx::migrate!("./migrations"),
+    produces: &[
+        EventType::PaymentProcessed,
+        EventType::PaymentFailed,
+        EventType::PaymentRefunded,
+    ],
+    consumes: &[Topic::Inventory, Topic::Shipments],
+};
 
 /// Binds the configured address and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
@@ -38,29 +41,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
-    let produces = [
-        EventType::PaymentProcessed,
-        EventType::PaymentFailed,
-        EventType::PaymentRefunded,
-    ];
     let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider::new(
         Duration::from_millis(config.sandbox_latency_ms),
         config.sandbox_failure_rate,
     ));
     let policy = Policy::new("payment-provider")
         .with_timeout(Duration::from_millis(config.provider_timeout_ms));
-    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
-    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
     let handler = Arc::new(handlers::PaymentHandler {
         provider: provider.clone(),
         policy,
     });
-    rt.clone()
-        .serve(
-            listener,
-            http::routes(rt, provider),
-            Some((consumer, handler)),
-            shutdown,
-        )
-        .await
+    let rt = Runtime::connect(&SPEC, config.runtime).await?;
+    let routes = http::routes(rt.clone(), provider);
+    rt.serve(listener, routes, Some(handler), shutdown).await
 }

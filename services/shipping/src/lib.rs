@@ -9,18 +9,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use orderflow_envelope::{EventType, Topic};
-use orderflow_runtime::sqlx::migrate::Migrator;
-use orderflow_runtime::{ConsumerSpec, Runtime, RuntimeError, Shutdown};
+use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
 
-pub const SERVICE: &str = "shipping";
-
-/// The topics this service consumes.
-pub const CONSUMES: &[Topic] = &[Topic::Payments];
-
-static MIGRATIONS: Migrator = orderflow_runtime::sqlx::migrate!("./migrations");
+pub static SPEC: ServiceSpec = ServiceSpec {
+    name: "shipping",
+    migrations: orderflow_runtime::sqlx::migrate!("./migrations"),
+    produces: &[EventType::ShipmentCreated, EventType::ShipmentFailed],
+    consumes: &[Topic::Payments],
+};
 
 /// Binds the configured address and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
@@ -34,14 +33,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
-    let produces = [EventType::ShipmentCreated, EventType::ShipmentFailed];
     let carrier = domain::Carrier {
         name: config.carrier,
         unserved_countries: config.unserved_countries,
     };
-    let rt = Runtime::connect(SERVICE, config.runtime, &MIGRATIONS, &produces).await?;
-    let consumer = ConsumerSpec::for_service(SERVICE, CONSUMES);
+    let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let handler = Arc::new(handlers::ShippingHandler { carrier });
-    rt.serve(listener, Router::new(), Some((consumer, handler)), shutdown)
+    rt.serve(listener, Router::new(), Some(handler), shutdown)
         .await
 }
