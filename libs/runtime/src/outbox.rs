@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Database;
+use crate::db::{Backend, Database};
 use crate::producer::Producer;
 
 /// Rows one relay pass publishes at most.
@@ -121,33 +121,36 @@ impl OutboxRelay {
     /// One pass: sends up to a batch of rows, all in flight together, and
     /// deletes the ones the broker acknowledged. Returns how many it published.
     pub async fn publish_pending(&self) -> Result<usize, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT id, topic, message_key, headers, payload FROM orderflow_outbox ORDER BY id LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(self.db.pool())
-        .await?;
-        if rows.is_empty() {
-            return Ok(0);
+        match self.db.backend() {
+            // Replicas share one PostgreSQL database: each claims a batch with
+            // SKIP LOCKED and holds it until it is published and deleted, so no
+            // row is published by two replicas and none waits for a slow one.
+            Backend::Postgres => {
+                let mut tx = self.db.pool().begin().await?;
+                let pending = claim(&mut tx, " FOR UPDATE SKIP LOCKED").await?;
+                let delivered = self.publish(&pending).await;
+                delete(&mut tx, &delivered).await?;
+                tx.commit().await?;
+                Ok(delivered.len())
+            }
+            // A SQLite file has a single writer process, so no claim is needed;
+            // not holding its one connection while Kafka acknowledges keeps the
+            // handlers running meanwhile.
+            Backend::Sqlite => {
+                let pending = claim(&mut *self.db.pool().acquire().await?, "").await?;
+                let delivered = self.publish(&pending).await;
+                let mut tx = self.db.pool().begin().await?;
+                delete(&mut tx, &delivered).await?;
+                tx.commit().await?;
+                Ok(delivered.len())
+            }
         }
-        let mut pending = Vec::with_capacity(rows.len());
-        for row in rows {
-            let headers: String = row.try_get("headers")?;
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            pending.push(Pending {
-                id: row.try_get("id")?,
-                topic: row.try_get("topic")?,
-                key: row.try_get("message_key")?,
-                headers: headers
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect(),
-                payload: row.try_get("payload")?,
-            });
-        }
+    }
+
+    /// Sends every row and returns the ids the broker acknowledged.
+    async fn publish(&self, pending: &[Pending]) -> Vec<String> {
         let mut deliveries = Vec::with_capacity(pending.len());
-        for p in &pending {
+        for p in pending {
             match self
                 .producer
                 .send(&p.topic, p.key.as_bytes(), &p.headers, &p.payload)
@@ -170,23 +173,50 @@ impl OutboxRelay {
             }
         }))
         .await;
-        let mut tx = self.db.pool().begin().await?;
-        let mut published = 0;
+        let mut delivered = Vec::with_capacity(pending.len());
         for (p, result) in pending.iter().zip(results) {
             match result {
-                Ok(_) => {
-                    sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
-                        .bind(&p.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    published += 1;
-                }
+                Ok(_) => delivered.push(p.id.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry")
                 }
             }
         }
-        tx.commit().await?;
-        Ok(published)
+        delivered
     }
+}
+
+/// Reads the oldest rows (the CloudEvents id is a UUIDv7, so id order is creation order).
+async fn claim(conn: &mut AnyConnection, lock: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, topic, message_key, headers, payload FROM orderflow_outbox ORDER BY id LIMIT $1{lock}"
+    );
+    let rows = sqlx::query(&sql).bind(BATCH).fetch_all(conn).await?;
+    rows.iter()
+        .map(|row| {
+            let headers: String = row.try_get("headers")?;
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok(Pending {
+                id: row.try_get("id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
+                payload: row.try_get("payload")?,
+            })
+        })
+        .collect()
+}
+
+async fn delete(conn: &mut AnyConnection, ids: &[String]) -> Result<(), sqlx::Error> {
+    for id in ids {
+        sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

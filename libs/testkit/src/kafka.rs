@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use orderflow_envelope::Topic;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -67,6 +67,35 @@ impl KafkaProbe {
             Ok(lag)
         })
         .await?
+    }
+
+    /// Waits until every service's consumer group has committed every message
+    /// on the topics it consumes: nothing is left to process.
+    pub async fn wait_idle(&self) -> Result<()> {
+        let specs = [
+            &orderflow_order::SPEC,
+            &orderflow_inventory::SPEC,
+            &orderflow_payment::SPEC,
+            &orderflow_shipping::SPEC,
+            &orderflow_notification::SPEC,
+        ];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut behind = Vec::new();
+            for spec in specs {
+                let lag = self.lag(&spec.group_id(), spec.consumes).await?;
+                if lag > 0 {
+                    behind.push(format!("{}: {lag}", spec.name));
+                }
+            }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("consumers still behind after 60s: {behind:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The number of messages ever written to `topic` (sum of high watermarks).

@@ -1,0 +1,315 @@
+//! The platform seen from outside: the gateway's API, plus the payment
+//! service's operator view. Both test tiers drive the platform through it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use orderflow_api::{NotificationView, OrderView, PaymentView, StockView};
+use serde_json::{json, Value};
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub gateway: String,
+    /// Every payment replica's base URL.
+    pub payments: Vec<String>,
+}
+
+impl Api {
+    pub fn new(gateway: String, payments: Vec<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            gateway,
+            payments,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    pub async fn set_stock(&self, sku: &str, available: i64, price_minor: i64) -> Result<()> {
+        let body = json!({"available": available, "unit_price": {"amount_minor": price_minor, "currency": "EUR"}});
+        let response = self
+            .http
+            .put(self.url(&format!("/v1/inventory/{sku}")))
+            .json(&body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "setting stock of {sku}: {} {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        Ok(())
+    }
+
+    /// Places an order; returns the raw response.
+    pub async fn post_order(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let mut request = self.http.post(self.url("/v1/orders")).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Ok(request.send().await?)
+    }
+
+    /// Places an order that must be accepted; returns its id.
+    pub async fn place(&self, body: &Value) -> Result<String> {
+        let response = self.post_order(body, None).await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.as_u16() != 202 {
+            bail!("order not accepted: {status} {text}");
+        }
+        let accepted: Value = serde_json::from_str(&text)?;
+        Ok(accepted["order_id"]
+            .as_str()
+            .context("order_id")?
+            .to_string())
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<OrderView> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/orders/{order_id}")))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("GET order {order_id}: {}", response.status());
+        }
+        Ok(response.json().await?)
+    }
+
+    /// Waits until the order is SHIPPED or CANCELLED.
+    pub async fn wait_terminal(&self, order_id: &str) -> Result<OrderView> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let order = self.order(order_id).await?;
+            if order.status == "SHIPPED" || order.status == "CANCELLED" {
+                return Ok(order);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "order {order_id} still {} after 60s: {:?}",
+                    order.status,
+                    order.history
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stock(&self, sku: &str) -> Result<StockView> {
+        Ok(self
+            .http
+            .get(self.url(&format!("/v1/inventory/{sku}")))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// The payment record for an order, as the payment service keeps it, with
+    /// the provider ledgers of every payment replica added up (each replica's
+    /// sandbox provider keeps its own).
+    pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentView>> {
+        let mut found: Option<PaymentView> = None;
+        let (mut charges, mut refunds) = (0, 0);
+        for base in &self.payments {
+            let response = self
+                .http
+                .get(format!("{base}/v1/payments/{order_id}"))
+                .send()
+                .await?;
+            if response.status() == 404 {
+                continue;
+            }
+            let view: PaymentView = response.error_for_status()?.json().await?;
+            charges += view.provider_charges;
+            refunds += view.provider_refunds;
+            found = Some(view);
+        }
+        Ok(found.map(|view| PaymentView {
+            provider_charges: charges,
+            provider_refunds: refunds,
+            ..view
+        }))
+    }
+
+    pub async fn notifications(&self, customer_id: &str) -> Result<Vec<NotificationView>> {
+        let url = self.url(&format!("/v1/customers/{customer_id}/notifications"));
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+}
+
+/// The order from SPEC §8, with a customer, quantity, token and country of the test's choosing.
+pub fn order_body(
+    customer_id: &str,
+    sku: &str,
+    quantity: i64,
+    token: &str,
+    country: &str,
+) -> Value {
+    json!({
+        "customer_id": customer_id,
+        "items": [{"sku": sku, "quantity": quantity}],
+        "payment": {"token": token},
+        "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin",
+                             "postal_code": "10115", "country": country}
+    })
+}
+
+fn kinds(notifications: &[NotificationView], order_id: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = notifications
+        .iter()
+        .filter(|n| n.order_id == order_id)
+        .map(|n| n.kind.clone())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// Places one order for each outcome of the saga and checks, once they are
+/// terminal, the status, the stock, the payment and the notifications. Expects
+/// the demo catalogue, untouched.
+pub async fn check_four_outcomes(
+    api: &Api,
+    wait_idle: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    // Happy path: 2 × SKU-001 at 9.99 EUR.
+    let shipped = api
+        .place(&order_body("c-happy", "SKU-001", 2, "tok_visa", "DE"))
+        .await?;
+    // Out of stock: more than the 100 units there are.
+    let out_of_stock = api
+        .place(&order_body("c-oos", "SKU-002", 101, "tok_visa", "DE"))
+        .await?;
+    // Declined card.
+    let declined = api
+        .place(&order_body(
+            "c-declined",
+            "SKU-003",
+            3,
+            "tok_chargeDeclined",
+            "DE",
+        ))
+        .await?;
+    // A country the carrier does not serve: 4 × SKU-004 at 39.96 EUR.
+    let unshippable = api
+        .place(&order_body("c-aq", "SKU-004", 4, "tok_visa", "AQ"))
+        .await?;
+
+    let order = api.wait_terminal(&shipped).await?;
+    assert_eq!(order.status, "SHIPPED");
+    assert_eq!(order.reason, None);
+    assert_eq!(
+        order
+            .total
+            .as_ref()
+            .map(|t| (t.amount_minor, t.currency.as_str())),
+        Some((1998, "EUR"))
+    );
+    assert!(order
+        .tracking_id
+        .as_deref()
+        .is_some_and(|t| t.starts_with("TRK")));
+    let history: Vec<&str> = order
+        .history
+        .iter()
+        .map(|h| h.event_type.as_str())
+        .collect();
+    for step in [
+        "OrderCreated",
+        "InventoryReserved",
+        "PaymentProcessed",
+        "ShipmentCreated",
+    ] {
+        assert!(history.contains(&step), "history {history:?} lacks {step}");
+    }
+    assert_eq!(order.history[0].source, "/orderflow/order");
+
+    let order = api.wait_terminal(&out_of_stock).await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("CANCELLED", Some("OUT_OF_STOCK"))
+    );
+    let order = api.wait_terminal(&declined).await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("CANCELLED", Some("PAYMENT_DECLINED"))
+    );
+    let order = api.wait_terminal(&unshippable).await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("CANCELLED", Some("SHIPPING_FAILED"))
+    );
+    wait_idle.await?;
+
+    // Stock: shipped units are gone, everything else is back on the shelf.
+    let s = api.stock("SKU-001").await?;
+    assert_eq!((s.available, s.reserved), (98, 0));
+    for sku in ["SKU-002", "SKU-003", "SKU-004"] {
+        let s = api.stock(sku).await?;
+        assert_eq!((s.available, s.reserved), (100, 0), "{sku}");
+    }
+
+    // Payments: charged once, never charged, declined, refunded.
+    let p = api.payment(&shipped).await?.context("a payment")?;
+    assert_eq!(
+        (
+            p.status.as_str(),
+            p.amount.amount_minor,
+            p.provider_charges,
+            p.provider_refunds
+        ),
+        ("CHARGED", 1998, 1, 0)
+    );
+    assert!(
+        api.payment(&out_of_stock).await?.is_none(),
+        "an out-of-stock order is never charged"
+    );
+    let p = api.payment(&declined).await?.context("a payment")?;
+    assert_eq!((p.status.as_str(), p.provider_charges), ("DECLINED", 0));
+    let p = api.payment(&unshippable).await?.context("a payment")?;
+    assert_eq!(
+        (
+            p.status.as_str(),
+            p.amount.amount_minor,
+            p.provider_charges,
+            p.provider_refunds
+        ),
+        ("REFUNDED", 4 * 3996, 1, 1)
+    );
+
+    // Notifications: one per outcome.
+    assert_eq!(
+        kinds(&api.notifications("c-happy").await?, &shipped),
+        ["payment_received", "shipped"]
+    );
+    assert_eq!(
+        kinds(&api.notifications("c-oos").await?, &out_of_stock),
+        ["out_of_stock"]
+    );
+    assert_eq!(
+        kinds(&api.notifications("c-declined").await?, &declined),
+        ["payment_declined"]
+    );
+    assert_eq!(
+        kinds(&api.notifications("c-aq").await?, &unshippable),
+        ["payment_received", "shipping_failed"]
+    );
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The whole platform in one test process: librdkafka's mock cluster as the
+//! broker, the schema registry, and the six services started through their
+//! `serve` entry points on `127.0.0.1:0`, each with its own database. Tests
+//! talk to it as users do, through the gateway's HTTP API, and look at Kafka
+//! through real clients.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use orderflow_runtime::{RuntimeConfig, RuntimeError, Shutdown};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::kafka::KafkaProbe;
+
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub partitions: i32,
+    /// Retry waits for transient handler failures (short in tests).
+    pub retry_backoff_ms: Vec<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            partitions: 12,
+            retry_backoff_ms: vec![100, 200, 400],
+        }
+    }
+}
+
+/// A running stack; dropping it without [`Stack::stop`] aborts the services.
+pub struct Stack {
+    pub api: Api,
+    pub bootstrap: String,
+    pub registry: String,
+    shutdown: CancellationToken,
+    services: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
+    registry_task: JoinHandle<()>,
+    // Kept alive for the stack's lifetime; dropped last.
+    _cluster: MockCluster<'static, DefaultProducerContext>,
+    _dir: tempfile::TempDir,
+}
+
+async fn bind() -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+impl Stack {
+    pub async fn start() -> Result<Self> {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Result<Self> {
+        crate::init_test_logging();
+        let cluster = MockCluster::new(1).context("mock cluster")?;
+        let bootstrap = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir()?;
+
+        let (registry_listener, registry) = bind().await?;
+        let registry_app = orderflow_registry::Registry::new().router();
+        let registry_task = tokio::spawn(async move {
+            let _ = axum::serve(registry_listener, registry_app).await;
+        });
+
+        let mut configs = std::collections::HashMap::new();
+        for service in orderflow_runtime::topics::CONSUMING_SERVICES {
+            configs.insert(service, crate::database_url(dir.path(), service).await?);
+        }
+        let runtime = |service: &str, listener: &TcpListener| -> Result<RuntimeConfig> {
+            Ok(RuntimeConfig {
+                http_addr: listener.local_addr()?,
+                database_url: configs[service].clone(),
+                schema_registry_url: registry.clone(),
+                kafka_bootstrap_servers: bootstrap.clone(),
+                kafka_partitions: options.partitions,
+                kafka_auto_commit_interval_ms: 100,
+                kafka_session_timeout_ms: 6_000,
+                retry_backoff_ms: options.retry_backoff_ms.clone(),
+                outbox_poll_ms: 100,
+                ..Default::default()
+            })
+        };
+        // The mock cluster does not serve the admin API's CreateTopics; it has its own call.
+        for topic in orderflow_runtime::topics::layout(options.partitions) {
+            cluster
+                .create_topic(&topic.name, topic.partitions, 1)
+                .context("creating topics")?;
+        }
+
+        let shutdown = CancellationToken::new();
+        let stop = || -> Shutdown { Box::pin(shutdown.clone().cancelled_owned()) };
+        let mut services = Vec::new();
+
+        let (l, order_url) = bind().await?;
+        let config = orderflow_order::Config {
+            runtime: runtime("order", &l)?,
+        };
+        services.push((
+            "order",
+            tokio::spawn(orderflow_order::serve(config, l, stop())),
+        ));
+
+        let (l, inventory_url) = bind().await?;
+        let config = orderflow_inventory::Config {
+            runtime: runtime("inventory", &l)?,
+        };
+        services.push((
+            "inventory",
+            tokio::spawn(orderflow_inventory::serve(config, l, stop())),
+        ));
+
+        let (l, payment) = bind().await?;
+        let config = orderflow_payment::Config {
+            runtime: runtime("payment", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "payment",
+            tokio::spawn(orderflow_payment::serve(config, l, stop())),
+        ));
+
+        let (l, _) = bind().await?;
+        let config = orderflow_shipping::Config {
+            runtime: runtime("shipping", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "shipping",
+            tokio::spawn(orderflow_shipping::serve(config, l, stop())),
+        ));
+
+        let (l, notification_url) = bind().await?;
+        let config = orderflow_notification::Config {
+            runtime: runtime("notification", &l)?,
+            ..Default::default()
+        };
+        services.push((
+            "notification",
+            tokio::spawn(orderflow_notification::serve(config, l, stop())),
+        ));
+
+        let (l, gateway) = bind().await?;
+        let config = orderflow_gateway::Config {
+            http_addr: l.local_addr()?,
+            order_url,
+            inventory_url,
+            notification_url,
+            upstream_timeout_ms: 10_000,
+        };
+        services.push((
+            "gateway",
+            tokio::spawn(orderflow_gateway::serve(config, l, stop())),
+        ));
+
+        let stack = Self {
+            api: Api::new(gateway, vec![payment]),
+            bootstrap,
+            registry,
+            shutdown,
+            services,
+            registry_task,
+            _cluster: cluster,
+            _dir: dir,
+        };
+        stack.wait_ready().await?;
+        for (sku, stock) in orderflow_api::demo_catalogue() {
+            stack
+                .set_stock(&sku, stock.available, stock.unit_price.amount_minor)
+                .await?;
+        }
+        Ok(stack)
+    }
+
+    async fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (name, task) in &self.services {
+            if task.is_finished() {
+                bail!("service {name} stopped during start-up");
+            }
+        }
+        loop {
+            let ready = self
+                .http
+                .get(format!("{}/readyz", self.api.gateway))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                // The gateway is ready; the services behind it answer through it.
+                let probe = self
+                    .http
+                    .get(format!("{}/v1/inventory/none", self.api.gateway))
+                    .send()
+                    .await;
+                if probe.is_ok_and(|r| r.status() == 404) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("stack not ready after 30s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every service as SIGTERM would, and checks they stopped cleanly.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        for (name, task) in self.services {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => bail!("service {name} failed: {e}"),
+                Ok(Err(e)) => bail!("service {name} panicked: {e}"),
+                Err(_) => bail!("service {name} did not stop within 30s"),
+            }
+        }
+        self.registry_task.abort();
+        Ok(())
+    }
+
+    /// A Kafka client on the stack's broker.
+    pub fn kafka(&self) -> KafkaProbe {
+        KafkaProbe::new(&self.bootstrap)
+    }
+
+    /// Waits until every consumer group has processed everything.
+    pub async fn wait_idle(&self) -> Result<()> {
+        self.kafka().wait_idle().await
+    }
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}

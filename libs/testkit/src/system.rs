@@ -1,0 +1,342 @@
+//! The system tier: every service as its own OS process, as in a cluster, on
+//! a real Kafka broker and PostgreSQL. The binaries come from the same target
+//! folder as the test (`cargo build --bins` first); Kafka and PostgreSQL from
+//! `tools/scripts/kafka.sh` and `postgres.sh`, named by environment:
+//! `ORDERFLOW_SYSTEM_KAFKA` (bootstrap servers) and `ORDERFLOW_TEST_DATABASE`.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::api::Api;
+use crate::kafka::KafkaProbe;
+
+/// How many processes of each consuming service to run.
+#[derive(Debug, Clone)]
+pub struct Replicas(pub BTreeMap<&'static str, usize>);
+
+impl Replicas {
+    pub fn one_each() -> Self {
+        Self(
+            orderflow_runtime::topics::CONSUMING_SERVICES
+                .iter()
+                .map(|s| (*s, 1))
+                .collect(),
+        )
+    }
+
+    pub fn with(mut self, service: &'static str, n: usize) -> Self {
+        self.0.insert(service, n);
+        self
+    }
+}
+
+struct Process {
+    service: &'static str,
+    replica: usize,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct ProcessStack {
+    pub api: Api,
+    pub bootstrap: String,
+    bin_dir: PathBuf,
+    processes: Vec<Process>,
+    registry_task: tokio::task::JoinHandle<()>,
+    logs: tempfile::TempDir,
+}
+
+/// A free loopback port (the listener is dropped; a tiny race a test can live with).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn required_env(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set: run the system tier through `make test` (or `make test-system`), which starts Kafka and PostgreSQL")
+    })
+}
+
+impl ProcessStack {
+    pub async fn start(replicas: Replicas) -> Result<Self> {
+        crate::init_test_logging();
+        let bootstrap = required_env("ORDERFLOW_SYSTEM_KAFKA")?;
+        required_env("ORDERFLOW_TEST_DATABASE")?;
+        // target/<profile>/deps/<test binary> → target/<profile>
+        let bin_dir = std::env::current_exe()?
+            .parent()
+            .and_then(|p| p.parent())
+            .context("target folder")?
+            .to_path_buf();
+        for name in [
+            "gateway",
+            "order",
+            "inventory",
+            "payment",
+            "shipping",
+            "notification",
+        ] {
+            let path = bin_dir.join(format!("orderflow-{name}"));
+            if !path.exists() {
+                bail!(
+                    "{} is missing: run `cargo build --bins` first",
+                    path.display()
+                );
+            }
+        }
+        let logs = tempfile::tempdir()?;
+
+        let topics = orderflow_runtime::RuntimeConfig {
+            kafka_bootstrap_servers: bootstrap.clone(),
+            ..Default::default()
+        };
+        orderflow_runtime::topics::apply(&topics, 1)
+            .await
+            .context("creating topics")?;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let registry = format!("http://{}", listener.local_addr()?);
+        let app = orderflow_registry::Registry::new().router();
+        let registry_task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut processes = Vec::new();
+        let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (&service, &n) in &replicas.0 {
+            let database = crate::database_url(logs.path(), service).await?;
+            for replica in 0..n {
+                let port = free_port()?;
+                urls.entry(service)
+                    .or_default()
+                    .push(format!("http://127.0.0.1:{port}"));
+                let env = vec![
+                    ("ORDERFLOW_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+                    ("ORDERFLOW_DATABASE_URL".into(), database.clone()),
+                    (
+                        "ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS".into(),
+                        bootstrap.clone(),
+                    ),
+                    ("ORDERFLOW_SCHEMA_REGISTRY_URL".into(), registry.clone()),
+                    ("ORDERFLOW_KAFKA_SESSION_TIMEOUT_MS".into(), "6000".into()),
+                    (
+                        "ORDERFLOW_KAFKA_AUTO_COMMIT_INTERVAL_MS".into(),
+                        "200".into(),
+                    ),
+                    ("ORDERFLOW_RETRY_BACKOFF_MS".into(), "[200,400,800]".into()),
+                    ("ORDERFLOW_OUTBOX_POLL_MS".into(), "200".into()),
+                ];
+                let log = logs.path().join(format!("{service}-{replica}.log"));
+                processes.push(Process {
+                    service,
+                    replica,
+                    env,
+                    log,
+                    child: None,
+                });
+            }
+        }
+        let gateway_port = free_port()?;
+        let first = |s: &str| urls[s][0].clone();
+        processes.push(Process {
+            service: "gateway",
+            replica: 0,
+            env: vec![
+                (
+                    "ORDERFLOW_HTTP_ADDR".into(),
+                    format!("127.0.0.1:{gateway_port}"),
+                ),
+                ("ORDERFLOW_ORDER_URL".into(), first("order")),
+                ("ORDERFLOW_INVENTORY_URL".into(), first("inventory")),
+                ("ORDERFLOW_NOTIFICATION_URL".into(), first("notification")),
+            ],
+            log: logs.path().join("gateway-0.log"),
+            child: None,
+        });
+
+        let api = Api::new(
+            format!("http://127.0.0.1:{gateway_port}"),
+            urls["payment"].clone(),
+        );
+        let mut stack = Self {
+            api,
+            bootstrap,
+            bin_dir,
+            processes,
+            registry_task,
+            logs,
+        };
+        for i in 0..stack.processes.len() {
+            stack.spawn(i)?;
+        }
+        stack.wait_ready().await?;
+        for (sku, stock) in orderflow_api::demo_catalogue() {
+            stack
+                .api
+                .set_stock(&sku, stock.available, stock.unit_price.amount_minor)
+                .await?;
+        }
+        Ok(stack)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let p = &mut self.processes[i];
+        let log = OpenOptions::new().create(true).append(true).open(&p.log)?;
+        let child = Command::new(self.bin_dir.join(format!("orderflow-{}", p.service)))
+            .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting orderflow-{}", p.service))?;
+        p.child = Some(child);
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..self.processes.len() {
+            let addr = self.processes[i].env[0].1.clone();
+            loop {
+                if let Some(status) = self.processes[i]
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    let p = &self.processes[i];
+                    bail!(
+                        "orderflow-{} exited at start ({status}):\n{}",
+                        p.service,
+                        self.log_of(p.service, p.replica)
+                    );
+                }
+                let ready = self
+                    .api
+                    .http
+                    .get(format!("http://{addr}/readyz"))
+                    .send()
+                    .await;
+                if ready.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "orderflow-{} not ready after 60s",
+                        self.processes[i].service
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&self, service: &str, replica: usize) -> Result<usize> {
+        self.processes
+            .iter()
+            .position(|p| p.service == service && p.replica == replica)
+            .with_context(|| format!("no process {service}#{replica}"))
+    }
+
+    /// `kill -9`: no shutdown, no commit, no flush.
+    pub fn kill_9(&mut self, service: &str, replica: usize) -> Result<()> {
+        let i = self.index(service, replica)?;
+        if let Some(mut child) = self.processes[i].child.take() {
+            child.kill()?; // SIGKILL
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a killed process again, with the same configuration.
+    pub async fn restart(&mut self, service: &str, replica: usize) -> Result<()> {
+        let i = self.index(service, replica)?;
+        self.spawn(i)?;
+        self.wait_ready().await
+    }
+
+    /// What a process has logged so far (over all its lives).
+    pub fn log_of(&self, service: &str, replica: usize) -> String {
+        std::fs::read_to_string(self.logs.path().join(format!("{service}-{replica}.log")))
+            .unwrap_or_default()
+    }
+
+    pub fn kafka(&self) -> KafkaProbe {
+        KafkaProbe::new(&self.bootstrap)
+    }
+
+    pub async fn wait_idle(&self) -> Result<()> {
+        self.kafka().wait_idle().await
+    }
+
+    /// SIGTERM to every process; each must exit cleanly within 30 s.
+    pub async fn stop(mut self) -> Result<()> {
+        for p in self.processes.iter().rev() {
+            if let Some(child) = &p.child {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            }
+        }
+        let mut failures = Vec::new();
+        for p in self.processes.iter_mut() {
+            let Some(child) = p.child.as_mut() else {
+                continue;
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    if !status.success() {
+                        failures.push(format!(
+                            "orderflow-{}#{} exited {status}",
+                            p.service, p.replica
+                        ));
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    failures.push(format!(
+                        "orderflow-{}#{} did not stop within 30s",
+                        p.service, p.replica
+                    ));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.registry_task.abort();
+        if !failures.is_empty() {
+            bail!("unclean shutdown: {failures:?}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessStack {
+    /// A failing test must not leave processes behind.
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            if let Some(child) = p.child.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for ProcessStack {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
