@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test build lint fmt bench deps clean
+.PHONY: dev test test-unit test-system build lint fmt bench deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -15,9 +15,17 @@ build: deps
 dev: build
 	$(CARGO) run -q --bin orderflow -- dev $(DEV_ARGS)
 
-## Unit and component tests (the whole saga on the embedded broker).
-test: deps
+## Every tier: unit and component tests on the embedded broker, then the
+## system tier on real Kafka and PostgreSQL (started and stopped here).
+test: test-unit test-system
+
+## Unit and component tests (the whole saga on the embedded broker and SQLite).
+test-unit: deps
 	$(CARGO) test --workspace --no-fail-fast
+
+## Real Apache Kafka and PostgreSQL, services as separate processes.
+test-system: deps
+	tools/scripts/system-tests.sh
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -239,6 +239,92 @@ pub fn demo_catalogue() -> Vec<(String, SetStock)> {
         .collect()
 }
 
+/// Throughput and placed→terminal latency of a set of terminal orders, read
+/// from their histories (first event to last), so how often a client polled
+/// does not distort it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaStats {
+    pub orders: usize,
+    /// Orders per status (and reason), e.g. `SHIPPED`, `CANCELLED(OUT_OF_STOCK)`.
+    pub outcomes: std::collections::BTreeMap<String, usize>,
+    /// First placement to last terminal event, in milliseconds.
+    pub span_ms: i64,
+    pub p50_ms: i64,
+    pub p90_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+}
+
+impl SagaStats {
+    pub fn of(orders: &[OrderView]) -> Self {
+        let at = |s: &str| chrono_millis(s);
+        let mut outcomes = std::collections::BTreeMap::new();
+        let mut latencies = Vec::with_capacity(orders.len());
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for order in orders {
+            let reason = order
+                .reason
+                .as_ref()
+                .map(|r| format!("({r})"))
+                .unwrap_or_default();
+            *outcomes
+                .entry(format!("{}{reason}", order.status))
+                .or_default() += 1;
+            let times: Vec<i64> = order.history.iter().filter_map(|h| at(&h.at)).collect();
+            if let (Some(placed), Some(terminal)) = (times.iter().min(), times.iter().max()) {
+                latencies.push(terminal - placed);
+                first = first.min(*placed);
+                last = last.max(*terminal);
+            }
+        }
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            if latencies.is_empty() {
+                return 0;
+            }
+            latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
+        };
+        Self {
+            orders: orders.len(),
+            outcomes,
+            span_ms: (last - first).max(1),
+            p50_ms: pct(0.50),
+            p90_ms: pct(0.90),
+            p99_ms: pct(0.99),
+            max_ms: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.orders as f64 * 1000.0 / self.span_ms as f64
+    }
+}
+
+impl std::fmt::Display for SagaStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "outcomes: {:?}", self.outcomes)?;
+        writeln!(
+            f,
+            "throughput: {:.1} orders/s ({} orders, first placed → last terminal {:.2}s)",
+            self.per_second(),
+            self.orders,
+            self.span_ms as f64 / 1000.0
+        )?;
+        write!(
+            f,
+            "placed→terminal latency ms: p50 {} p90 {} p99 {} max {}",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (the history's format).
+fn chrono_millis(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,10 @@ pub struct RuntimeConfig {
     pub http_addr: SocketAddr,
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     pub database_url: String,
+    /// PostgreSQL connections per process. Every partition being processed
+    /// holds one for its transaction, and so do HTTP requests and the relay.
+    /// (SQLite always uses one: it has a single writer anyway.)
+    pub database_max_connections: u32,
     /// Base URL of a Confluent-compatible schema registry.
     pub schema_registry_url: String,
     pub kafka_bootstrap_servers: String,
@@ -44,6 +48,7 @@ impl Default for RuntimeConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://.data/orderflow.db".into(),
+            database_max_connections: 20,
             schema_registry_url: "http://127.0.0.1:8081".into(),
             kafka_bootstrap_servers: "127.0.0.1:9092".into(),
             kafka_partitions: 12,

@@ -25,7 +25,7 @@ pub struct Database {
 impl Database {
     /// Connects, creating a SQLite file (and its folder) when missing, and
     /// creates the runtime's own tables (inbox, outbox).
-    pub async fn connect(url: &str) -> Result<Self, RuntimeError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, RuntimeError> {
         install_default_drivers();
         let err = |source| RuntimeError::Database {
             url: url.to_string(),
@@ -50,7 +50,7 @@ impl Database {
             // SQLITE_BUSY on lock upgrades instead of retrying them.
             (Backend::Sqlite, url, 1)
         } else {
-            (Backend::Postgres, url.to_string(), 10)
+            (Backend::Postgres, url.to_string(), max_connections)
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)

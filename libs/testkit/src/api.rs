@@ -104,6 +104,55 @@ impl Api {
         }
     }
 
+    /// Places every order (up to `concurrency` requests in flight); returns their ids.
+    pub async fn place_all(&self, bodies: &[Value], concurrency: usize) -> Result<Vec<String>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        stream::iter(bodies)
+            .map(|body| self.place(body))
+            .buffered(concurrency)
+            .try_collect()
+            .await
+    }
+
+    /// Waits until every order is terminal; returns them.
+    pub async fn wait_all_terminal(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<OrderView>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<String> = ids.to_vec();
+        let mut done = Vec::with_capacity(ids.len());
+        while !pending.is_empty() {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} of {} orders not terminal after {timeout:?}, e.g. {}",
+                    pending.len(),
+                    ids.len(),
+                    pending[0]
+                );
+            }
+            let views: Vec<OrderView> = stream::iter(&pending)
+                .map(|id| self.order(id))
+                .buffer_unordered(32)
+                .try_collect()
+                .await?;
+            pending.clear();
+            for view in views {
+                if view.status == "SHIPPED" || view.status == "CANCELLED" {
+                    done.push(view);
+                } else {
+                    pending.push(view.order_id);
+                }
+            }
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(done)
+    }
+
     pub async fn stock(&self, sku: &str) -> Result<StockView> {
         Ok(self
             .http

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -42,7 +43,8 @@ struct Process {
     replica: usize,
     env: Vec<(String, String)>,
     log: PathBuf,
-    child: Option<Child>,
+    /// Behind a lock so a test can kill and restart processes while it places orders.
+    child: Mutex<Option<Child>>,
 }
 
 pub struct ProcessStack {
@@ -50,8 +52,33 @@ pub struct ProcessStack {
     pub bootstrap: String,
     bin_dir: PathBuf,
     processes: Vec<Process>,
-    registry_task: tokio::task::JoinHandle<()>,
     logs: tempfile::TempDir,
+}
+
+/// One schema registry for every test in the binary, as a cluster has one:
+/// the tests share the broker's topics, and a schema id must mean the same
+/// schema to all of them. It runs on its own thread, since each test's Tokio
+/// runtime ends with the test.
+fn shared_registry() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind registry");
+                let url = format!("http://{}", listener.local_addr().expect("address"));
+                tx.send(url).expect("test thread waits");
+                let _ = axum::serve(listener, orderflow_registry::Registry::new().router()).await;
+            });
+        });
+        rx.recv().expect("the registry thread reports its address")
+    })
 }
 
 /// A free loopback port (the listener is dropped; a tiny race a test can live with).
@@ -104,12 +131,7 @@ impl ProcessStack {
             .await
             .context("creating topics")?;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let registry = format!("http://{}", listener.local_addr()?);
-        let app = orderflow_registry::Registry::new().router();
-        let registry_task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let registry = shared_registry().to_string();
 
         let mut processes = Vec::new();
         let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -142,7 +164,7 @@ impl ProcessStack {
                     replica,
                     env,
                     log,
-                    child: None,
+                    child: Mutex::new(None),
                 });
             }
         }
@@ -161,19 +183,18 @@ impl ProcessStack {
                 ("ORDERFLOW_NOTIFICATION_URL".into(), first("notification")),
             ],
             log: logs.path().join("gateway-0.log"),
-            child: None,
+            child: Mutex::new(None),
         });
 
         let api = Api::new(
             format!("http://127.0.0.1:{gateway_port}"),
             urls["payment"].clone(),
         );
-        let mut stack = Self {
+        let stack = Self {
             api,
             bootstrap,
             bin_dir,
             processes,
-            registry_task,
             logs,
         };
         for i in 0..stack.processes.len() {
@@ -189,8 +210,8 @@ impl ProcessStack {
         Ok(stack)
     }
 
-    fn spawn(&mut self, i: usize) -> Result<()> {
-        let p = &mut self.processes[i];
+    fn spawn(&self, i: usize) -> Result<()> {
+        let p = &self.processes[i];
         let log = OpenOptions::new().create(true).append(true).open(&p.log)?;
         let child = Command::new(self.bin_dir.join(format!("orderflow-{}", p.service)))
             .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -200,20 +221,22 @@ impl ProcessStack {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting orderflow-{}", p.service))?;
-        p.child = Some(child);
+        *p.child.lock().expect("child lock") = Some(child);
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    async fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         for i in 0..self.processes.len() {
             let addr = self.processes[i].env[0].1.clone();
             loop {
-                if let Some(status) = self.processes[i]
+                let exited = self.processes[i]
                     .child
+                    .lock()
+                    .expect("child lock")
                     .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
                     let p = &self.processes[i];
                     bail!(
                         "orderflow-{} exited at start ({status}):\n{}",
@@ -250,9 +273,10 @@ impl ProcessStack {
     }
 
     /// `kill -9`: no shutdown, no commit, no flush.
-    pub fn kill_9(&mut self, service: &str, replica: usize) -> Result<()> {
+    pub fn kill_9(&self, service: &str, replica: usize) -> Result<()> {
         let i = self.index(service, replica)?;
-        if let Some(mut child) = self.processes[i].child.take() {
+        let child = self.processes[i].child.lock().expect("child lock").take();
+        if let Some(mut child) = child {
             child.kill()?; // SIGKILL
             child.wait()?;
         }
@@ -260,7 +284,7 @@ impl ProcessStack {
     }
 
     /// Starts a killed process again, with the same configuration.
-    pub async fn restart(&mut self, service: &str, replica: usize) -> Result<()> {
+    pub async fn restart(&self, service: &str, replica: usize) -> Result<()> {
         let i = self.index(service, replica)?;
         self.spawn(i)?;
         self.wait_ready().await
@@ -283,13 +307,13 @@ impl ProcessStack {
     /// SIGTERM to every process; each must exit cleanly within 30 s.
     pub async fn stop(mut self) -> Result<()> {
         for p in self.processes.iter().rev() {
-            if let Some(child) = &p.child {
+            if let Some(child) = p.child.lock().expect("child lock").as_ref() {
                 let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             }
         }
         let mut failures = Vec::new();
         for p in self.processes.iter_mut() {
-            let Some(child) = p.child.as_mut() else {
+            let Some(child) = p.child.get_mut().expect("child lock").as_mut() else {
                 continue;
             };
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -314,7 +338,6 @@ impl ProcessStack {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        self.registry_task.abort();
         if !failures.is_empty() {
             bail!("unclean shutdown: {failures:?}");
         }
@@ -326,7 +349,7 @@ impl Drop for ProcessStack {
     /// A failing test must not leave processes behind.
     fn drop(&mut self) {
         for p in &mut self.processes {
-            if let Some(child) = p.child.as_mut() {
+            if let Some(child) = p.child.get_mut().ok().and_then(|c| c.as_mut()) {
                 let _ = child.kill();
                 let _ = child.wait();
             }

@@ -3,11 +3,9 @@
 //! latency is read from each order's history (the time of its first and of its
 //! terminal event), so how often this tool polls does not distort it.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use orderflow_api::OrderView;
 use serde_json::json;
@@ -132,60 +130,6 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
     }
-    report(&done)
-}
-
-fn at(s: &str) -> Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc))
-}
-
-fn report(done: &[OrderView]) -> Result<()> {
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut latencies = Vec::with_capacity(done.len());
-    let (mut first, mut last) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
-    for order in done {
-        let key = format!(
-            "{}{}",
-            order.status,
-            order
-                .reason
-                .as_ref()
-                .map(|r| format!("({r})"))
-                .unwrap_or_default()
-        );
-        *outcomes.entry(key).or_default() += 1;
-        let times: Vec<DateTime<Utc>> = order
-            .history
-            .iter()
-            .map(|h| at(&h.at))
-            .collect::<Result<_>>()?;
-        let (Some(placed), Some(terminal)) = (times.iter().min(), times.iter().max()) else {
-            continue;
-        };
-        latencies.push((*terminal - *placed).num_milliseconds());
-        first = Some(first.map_or(*placed, |f| f.min(*placed)));
-        last = Some(last.map_or(*terminal, |l| l.max(*terminal)));
-    }
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
-    let span = (last.context("no orders")? - first.context("no orders")?)
-        .num_milliseconds()
-        .max(1);
-    println!("outcomes: {outcomes:?}");
-    println!(
-        "throughput: {:.1} orders/s ({} orders, first placed → last terminal {:.2}s)",
-        done.len() as f64 * 1000.0 / span as f64,
-        done.len(),
-        span as f64 / 1000.0
-    );
-    println!(
-        "placed→terminal latency ms: p50 {} p90 {} p99 {} max {}",
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        latencies.last().copied().unwrap_or_default()
-    );
+    println!("{}", orderflow_api::SagaStats::of(&done));
     Ok(())
 }

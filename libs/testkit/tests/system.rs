@@ -1,0 +1,196 @@
+//! The system tier: the services as separate OS processes on real Apache
+//! Kafka (single-node KRaft) and PostgreSQL — scale-out, `kill -9` and a broker
+//! restart in the middle of the load. Run by `make test` (which starts Kafka
+//! and PostgreSQL and sets ORDERFLOW_SYSTEM_KAFKA and ORDERFLOW_TEST_DATABASE),
+//! one test at a time since they share the broker's topics and groups.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use orderflow_api::{OrderView, SagaStats};
+use orderflow_testkit::system::{ProcessStack, Replicas};
+use orderflow_testkit::{check_four_outcomes, order_body};
+use serde_json::Value;
+
+/// `n` orders spread over the ten demo SKUs, one unit each, card that succeeds.
+fn orders(tag: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            order_body(
+                &format!("c-{tag}-{}", i % 50),
+                &format!("SKU-{:03}", i % 10 + 1),
+                1,
+                "tok_visa",
+                "DE",
+            )
+        })
+        .collect()
+}
+
+/// Stock never negative, nothing left reserved, and every shipped unit
+/// accounted for by a SHIPPED order.
+async fn check_stock(stack: &ProcessStack, initial: i64, done: &[OrderView]) -> Result<()> {
+    let mut shipped: BTreeMap<String, i64> = BTreeMap::new();
+    for order in done.iter().filter(|o| o.status == "SHIPPED") {
+        for line in &order.items {
+            *shipped.entry(line.sku.clone()).or_default() += line.quantity;
+        }
+    }
+    for i in 1..=10 {
+        let sku = format!("SKU-{i:03}");
+        let s = stack.stock(&sku).await?;
+        assert!(s.available >= 0, "{sku} oversold: {s:?}");
+        assert_eq!(s.reserved, 0, "{sku} still has reservations");
+        assert_eq!(
+            initial - s.available,
+            shipped.get(&sku).copied().unwrap_or(0),
+            "{sku}: stock and shipped orders disagree"
+        );
+    }
+    Ok(())
+}
+
+/// Every order charged at most once, shipped orders exactly once.
+async fn check_charges(stack: &ProcessStack, done: &[OrderView]) -> Result<()> {
+    for order in done {
+        let charges = stack
+            .payment(&order.order_id)
+            .await?
+            .map(|p| p.provider_charges)
+            .unwrap_or(0);
+        assert!(
+            charges <= 1,
+            "order {} charged {charges} times",
+            order.order_id
+        );
+        if order.status == "SHIPPED" {
+            assert_eq!(
+                charges, 1,
+                "order {} shipped without a charge",
+                order.order_id
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_four_outcomes_on_kafka_and_postgres() -> Result<()> {
+    let stack = ProcessStack::start(Replicas::one_each()).await?;
+    check_four_outcomes(&stack, stack.wait_idle()).await?;
+    stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scale_out_three_inventory_two_payment_under_2000_orders() -> Result<()> {
+    let stack =
+        ProcessStack::start(Replicas::one_each().with("inventory", 3).with("payment", 2)).await?;
+    // 150 units of each SKU for 2,000 orders: 1,500 ship, 500 race and lose.
+    for i in 1..=10 {
+        stack.set_stock(&format!("SKU-{i:03}"), 150, 999).await?;
+    }
+    let started = Instant::now();
+    let ids = stack.place_all(&orders("scale", 2000), 64).await?;
+    let done = stack
+        .wait_all_terminal(&ids, Duration::from_secs(300))
+        .await?;
+    let stats = SagaStats::of(&done);
+    println!(
+        "scale-out, 2000 orders placed in {:.1}s:\n{stats}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(stats.outcomes.get("SHIPPED"), Some(&1500), "{stats}");
+    assert_eq!(
+        stats.outcomes.get("CANCELLED(OUT_OF_STOCK)"),
+        Some(&500),
+        "{stats}"
+    );
+    stack.wait_idle().await?;
+    check_stock(&stack, 150, &done).await?;
+    check_charges(&stack, &done).await?;
+    for replica in 0..3 {
+        let log = stack.log_of("inventory", replica);
+        assert!(
+            log.contains("rebalance: partitions assigned"),
+            "inventory#{replica} never got partitions:\n{log}"
+        );
+    }
+    stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_in_the_middle_of_the_load() -> Result<()> {
+    let stack = ProcessStack::start(Replicas::one_each()).await?;
+    // Notification dies while orders are being placed (the gateway does not need it).
+    let chaos = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stack.kill_9("notification", 0)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stack.restart("notification", 0).await
+    };
+    let bodies = orders("kill", 600);
+    let (ids, restarted) = tokio::join!(stack.place_all(&bodies, 32), chaos);
+    let (ids, ()) = (ids?, restarted?);
+    // Inventory dies with the saga's backlog in flight: no offset commit, no
+    // outbox flush. (While it is down the gateway refuses new orders: it checks
+    // SKUs against the catalogue, and one replica is all there is here.)
+    stack.kill_9("inventory", 0)?;
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.restart("inventory", 0).await?;
+    let done = stack
+        .wait_all_terminal(&ids, Duration::from_secs(300))
+        .await?;
+    stack.wait_idle().await?;
+    println!(
+        "kill -9 of inventory → every order terminal, consumers caught up: {:.1}s",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(
+        done.iter().all(|o| o.status == "SHIPPED"),
+        "{}",
+        SagaStats::of(&done)
+    );
+    check_stock(&stack, 100, &done).await?;
+    check_charges(&stack, &done).await?;
+    // No notification twice (or lost): two per order, payment received and shipped.
+    let mut notifications = 0;
+    for customer in 0..50 {
+        notifications += stack
+            .notifications(&format!("c-kill-{customer}"))
+            .await?
+            .len();
+    }
+    assert_eq!(notifications, 2 * done.len());
+    stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_in_the_middle_of_the_load() -> Result<()> {
+    let stack = ProcessStack::start(Replicas::one_each()).await?;
+    let first = stack.place_all(&orders("broker-a", 200), 32).await?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/scripts/kafka.sh");
+    let restarted = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg("restart")
+        .status()
+        .await?;
+    assert!(restarted.success(), "kafka.sh restart failed");
+    // Orders placed right after the restart too: the outbox holds their events
+    // until the producers reconnect.
+    let second = stack.place_all(&orders("broker-b", 200), 32).await?;
+    let ids: Vec<String> = first.into_iter().chain(second).collect();
+    let done = stack
+        .wait_all_terminal(&ids, Duration::from_secs(300))
+        .await?;
+    assert!(
+        done.iter().all(|o| o.status == "SHIPPED"),
+        "{}",
+        SagaStats::of(&done)
+    );
+    stack.wait_idle().await?;
+    check_stock(&stack, 100, &done).await?;
+    check_charges(&stack, &done).await?;
+    stack.stop().await
+}

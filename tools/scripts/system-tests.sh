@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The tiers that need real servers: starts Apache Kafka (KRaft, from Maven
+# Central) and PostgreSQL on loopback, runs the component suite again on
+# PostgreSQL and then the system tests (services as separate processes), and
+# stops both servers whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts=tools/scripts
+export KAFKA_PORT=${KAFKA_PORT:-19092}
+export PG_PORT=${PG_PORT:-15432}
+
+cleanup() {
+  "$scripts/kafka.sh" stop || true
+  "$scripts/postgres.sh" stop || true
+}
+trap cleanup EXIT
+
+started=$(date +%s)
+KAFKA_CLEAN=1 "$scripts/kafka.sh" start
+PG_CLEAN=1 "$scripts/postgres.sh" start
+
+export ORDERFLOW_SYSTEM_KAFKA="127.0.0.1:$KAFKA_PORT"
+export ORDERFLOW_TEST_DATABASE="postgres://orderflow:orderflow@127.0.0.1:$PG_PORT"
+
+cargo build --bins
+echo "== component tests on PostgreSQL"
+cargo test -p orderflow-testkit --no-fail-fast
+echo "== system tests on Kafka and PostgreSQL"
+cargo test -p orderflow-testkit --features system --test system -- --test-threads=1 --nocapture
+echo "system tier took $(( $(date +%s) - started ))s"
