@@ -24,8 +24,8 @@ pub struct Args {
     data_dir: PathBuf,
     #[arg(long)]
     keep_data: bool,
-    /// Use this Kafka instead of the embedded broker (topics must exist:
-    /// `orderflow topics apply`).
+    /// Use this Kafka instead of the embedded broker; missing topics are
+    /// created (as `orderflow topics apply` does, replication factor 1).
     #[arg(long)]
     kafka: Option<String>,
     /// Use this schema registry instead of the embedded one.
@@ -76,20 +76,37 @@ pub async fn run(args: Args) -> Result<()> {
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
 
     // The broker: embedded unless told otherwise. It lives as long as this function.
-    let cluster = match &args.kafka {
-        Some(_) => None,
+    // The broker: embedded unless told otherwise; it lives as long as this
+    // function. The embedded one does not serve the admin API's CreateTopics,
+    // so its topics come from its own call; a real one gets `topics apply`.
+    let (cluster, bootstrap) = match &args.kafka {
+        Some(kafka) => {
+            let config = orderflow_runtime::RuntimeConfig {
+                kafka_bootstrap_servers: kafka.clone(),
+                kafka_partitions: args.partitions,
+                ..Default::default()
+            };
+            let created = orderflow_runtime::topics::apply(&config, 1)
+                .await
+                .context("creating topics")?;
+            println!(
+                "topics created on {kafka}: {}",
+                if created.is_empty() {
+                    "none (all exist)".into()
+                } else {
+                    created.join(", ")
+                }
+            );
+            (None, kafka.clone())
+        }
         None => {
             let cluster = MockCluster::new(1).context("starting the embedded broker")?;
             for topic in orderflow_runtime::topics::layout(args.partitions) {
                 cluster.create_topic(&topic.name, topic.partitions, 1)?;
             }
-            Some(cluster)
+            let bootstrap = cluster.bootstrap_servers();
+            (Some(cluster), bootstrap)
         }
-    };
-    let bootstrap = match (&args.kafka, &cluster) {
-        (Some(kafka), _) => kafka.clone(),
-        (None, Some(cluster)) => cluster.bootstrap_servers(),
-        (None, None) => unreachable!("a cluster is started when no Kafka is given"),
     };
 
     let port = |i: u16| args.port + i;
