@@ -28,6 +28,19 @@ enum Command {
     Topics(TopicsCommand),
     /// Place orders through the gateway and report throughput and latency.
     Load(load::Args),
+    /// The event schemas in a Confluent-compatible registry.
+    #[command(subcommand)]
+    Schemas(SchemasCommand),
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// Register every event schema under its subject (`<topic>-<record name>`),
+    /// as a deploy step; an incompatible schema fails with the registry's reason.
+    Register {
+        #[arg(long, env = "ORDERFLOW_SCHEMA_REGISTRY_URL")]
+        registry_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,6 +70,21 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Load(args) => load::run(args).await,
+        Command::Schemas(SchemasCommand::Register { registry_url }) => {
+            let registry = orderflow_envelope::HttpSchemaRegistry::new(&registry_url);
+            for &t in orderflow_envelope::EventType::ALL {
+                let subject = orderflow_envelope::Codec::subject(t);
+                let id = orderflow_envelope::SchemaRegistry::register(
+                    &registry,
+                    &subject,
+                    t.schema_json(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{subject}: {e}"))?;
+                println!("{subject}: id {id}");
+            }
+            Ok(())
+        }
         Command::Topics(TopicsCommand::List { partitions }) => {
             for t in orderflow_runtime::topics::layout(partitions) {
                 let config: Vec<String> =
