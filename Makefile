@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-system build lint fmt bench deps clean
+.PHONY: dev test test-unit test-observability test-system build lint fmt bench deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -17,11 +17,15 @@ dev: build
 
 ## Every tier: unit and component tests on the embedded broker, then the
 ## system tier on real Kafka and PostgreSQL (started and stopped here).
-test: test-unit test-system
+test: test-unit test-observability test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite).
 test-unit: deps
 	$(CARGO) test --workspace --no-fail-fast
+
+## Alert rules (promtool unit tests) and the Grafana dashboard.
+test-observability:
+	tools/scripts/observability-tests.sh
 
 ## Real Apache Kafka and PostgreSQL, services as separate processes.
 test-system: deps

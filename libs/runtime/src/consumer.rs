@@ -12,10 +12,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow_envelope::{CloudEventHeaders, DecodeError, Event, EventType};
+use orderflow_telemetry::metrics_types::{
+    ConsumedLabels, EventTypeLabels, PartitionLabels, TopicLabels,
+};
+use orderflow_telemetry::Metrics;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use sqlx::AnyConnection;
 use tokio::sync::mpsc;
@@ -79,12 +84,32 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError>;
 }
 
-/// Logs partition assignment changes, which show scale-out at work.
+/// Logs partition assignment changes, which show scale-out at work, and turns
+/// librdkafka's statistics into the consumer-lag gauge.
 struct RebalanceLogger {
     group: String,
+    metrics: Metrics,
 }
 
-impl ClientContext for RebalanceLogger {}
+impl ClientContext for RebalanceLogger {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: not assigned to this member, or nothing committed yet.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = PartitionLabels {
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&labels)
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceLogger {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -145,11 +170,13 @@ pub(crate) async fn run(
         .set(
             "session.timeout.ms",
             config.kafka_session_timeout_ms.to_string(),
-        );
+        )
+        .set("statistics.interval.ms", "5000");
     let consumer: Arc<KafkaConsumer> = Arc::new(
         client
             .create_with_context(RebalanceLogger {
                 group: group_id.clone(),
+                metrics: rt.metrics().clone(),
             })
             .map_err(|source| RuntimeError::Kafka {
                 what: "consumer",
@@ -238,6 +265,20 @@ impl PartitionWorker {
         }
     }
 
+    /// Counts one message's outcome.
+    fn count(&self, message: &OwnedMessage, event_type: &str, outcome: &'static str) {
+        let labels = ConsumedLabels {
+            topic: message.topic().to_string(),
+            event_type: event_type.to_string(),
+            outcome,
+        };
+        self.rt
+            .metrics()
+            .events_consumed
+            .get_or_create(&labels)
+            .inc();
+    }
+
     async fn process(&self, message: &OwnedMessage) -> Outcome {
         let pairs: Vec<(&str, &[u8])> = message
             .headers()
@@ -250,20 +291,27 @@ impl PartitionWorker {
         let meta = match CloudEventHeaders::from_pairs(pairs) {
             Ok(meta) => meta,
             Err(e) => {
+                self.count(message, "invalid", "dead_lettered");
                 return self
                     .dead_letter(message, &format!("not a CloudEvent: {e}"), 1)
-                    .await
+                    .await;
             }
         };
         let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
             // A type this build does not know: a newer producer's event that this
             // consumer has no business with. Skipping keeps old consumers working.
             tracing::debug!(ce_type = %meta.event_type, "skipping unknown event type");
+            self.count(message, "unknown", "skipped");
             return Outcome::Done;
         };
         if !self.handler.handles(event_type) {
+            self.count(message, event_type.name(), "skipped");
             return Outcome::Done;
         }
+        let started = std::time::Instant::now();
+        let type_labels = EventTypeLabels {
+            event_type: event_type.name().to_string(),
+        };
         let payload = message.payload().unwrap_or_default();
         let backoff = &self.rt.config().retry_backoff_ms;
         let mut attempt: u32 = 0;
@@ -274,13 +322,24 @@ impl PartitionWorker {
                 Err(e) => Err(e.into()),
             };
             let reason = match result {
-                Ok(()) => return Outcome::Done,
+                Ok(applied) => {
+                    self.count(message, event_type.name(), applied);
+                    let elapsed = started.elapsed().as_secs_f64();
+                    self.rt
+                        .metrics()
+                        .handler_duration
+                        .get_or_create(&type_labels)
+                        .observe(elapsed);
+                    return Outcome::Done;
+                }
                 Err(HandlerError::Permanent(reason)) => {
+                    self.count(message, event_type.name(), "dead_lettered");
                     return self.dead_letter(message, &reason, attempt).await;
                 }
                 Err(HandlerError::Transient(reason)) => reason,
             };
             let Some(wait) = backoff.get(attempt as usize - 1) else {
+                self.count(message, event_type.name(), "dead_lettered");
                 return self
                     .dead_letter(
                         message,
@@ -291,6 +350,11 @@ impl PartitionWorker {
             };
             tracing::warn!(order_id = %meta.subject, event = event_type.name(), attempt, error = %reason,
                 "transient failure; retrying in {wait} ms");
+            self.rt
+                .metrics()
+                .handler_retries
+                .get_or_create(&type_labels)
+                .inc();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(*wait)) => {}
                 _ = self.shutdown.cancelled() => return Outcome::Abandoned,
@@ -298,14 +362,19 @@ impl PartitionWorker {
         }
     }
 
-    /// Inbox, handler and outbox in one transaction.
-    async fn apply(&self, event: Event, meta: &CloudEventHeaders) -> Result<(), HandlerError> {
+    /// Inbox, handler and outbox in one transaction. Returns the outcome:
+    /// `handled`, or `duplicate` when the inbox had seen the event.
+    async fn apply(
+        &self,
+        event: Event,
+        meta: &CloudEventHeaders,
+    ) -> Result<&'static str, HandlerError> {
         let event_type = event.event_type();
         let mut tx = self.rt.db().pool().begin().await?;
         if !inbox::first_delivery(&mut tx, &self.group, &meta.id, event_type.name()).await? {
             tracing::debug!(order_id = %meta.subject, event = event_type.name(), "duplicate delivery ignored");
             tx.rollback().await?;
-            return Ok(());
+            return Ok("duplicate");
         }
         let mut ctx = HandlerCtx {
             tx: &mut tx,
@@ -323,7 +392,7 @@ impl PartitionWorker {
         }
         tracing::info!(order_id = %meta.subject, event = event_type.name(),
             emitted = ?emitted.iter().map(|e| e.event_type().name()).collect::<Vec<_>>(), "handled");
-        Ok(())
+        Ok("handled")
     }
 
     /// Parks the message on the service's dead-letter topic. Keeps trying until
@@ -333,6 +402,10 @@ impl PartitionWorker {
         let headers = crate::dead_letter_headers(message, self.rt.service(), error, attempts);
         let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
+        let labels = TopicLabels {
+            topic: message.topic().to_string(),
+        };
+        self.rt.metrics().dead_letters.get_or_create(&labels).inc();
         tracing::warn!(
             topic = message.topic(),
             partition = message.partition(),

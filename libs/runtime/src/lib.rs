@@ -10,7 +10,6 @@ mod db;
 mod dead_letter;
 mod error;
 mod inbox;
-pub mod logging;
 mod main_support;
 mod outbox;
 mod producer;
@@ -29,6 +28,8 @@ pub use outbox::OutboxRelay;
 pub use producer::Producer;
 pub use service::{Runtime, ServiceSpec};
 
+/// Re-exported so services name the same metric types the runtime uses.
+pub use orderflow_telemetry as telemetry;
 /// Re-exported so services name the same sqlx types the runtime uses.
 pub use sqlx;
 

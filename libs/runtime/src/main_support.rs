@@ -18,7 +18,7 @@ where
     F: FnOnce(C, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), RuntimeError>>,
 {
-    crate::logging::init();
+    orderflow_telemetry::logging::init();
     let config = load_or_exit::<C>(binary);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::{Backend, Database};
 use crate::producer::Producer;
+use orderflow_telemetry::metrics_types::TopicEventLabels;
+use orderflow_telemetry::Metrics;
 
 /// Rows one relay pass publishes at most.
 const BATCH: i64 = 500;
@@ -45,6 +47,7 @@ pub struct OutboxRelay {
     producer: Producer,
     wake: Arc<Notify>,
     poll: Duration,
+    metrics: Metrics,
 }
 
 struct Pending {
@@ -56,13 +59,30 @@ struct Pending {
 }
 
 impl OutboxRelay {
-    pub fn new(db: Database, producer: Producer, poll: Duration) -> Self {
+    pub fn new(db: Database, producer: Producer, poll: Duration, metrics: Metrics) -> Self {
         Self {
             db,
             producer,
             wake: Arc::new(Notify::new()),
             poll,
+            metrics,
         }
+    }
+
+    /// Backlog and age of the oldest row, for the metrics.
+    async fn measure_backlog(&self) -> Result<(), sqlx::Error> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orderflow_outbox")
+                .fetch_one(self.db.pool())
+                .await?;
+        let n: i64 = row.try_get("n")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        self.metrics.outbox_backlog.set(n);
+        let age = oldest
+            .map(|t| (crate::now_millis() - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.metrics.outbox_oldest_age_seconds.set(age);
+        Ok(())
     }
 
     /// Notifying this wakes the relay at once instead of at its next poll.
@@ -72,7 +92,14 @@ impl OutboxRelay {
 
     /// Publishes until `shutdown`, then drains what is left.
     pub async fn run(&self, shutdown: CancellationToken) {
+        let mut measured = tokio::time::Instant::now();
         loop {
+            if measured.elapsed() >= Duration::from_secs(1) {
+                measured = tokio::time::Instant::now();
+                if let Err(e) = self.measure_backlog().await {
+                    tracing::debug!(error = %e, "could not measure the outbox backlog");
+                }
+            }
             let published = match self.publish_pending().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -176,13 +203,33 @@ impl OutboxRelay {
         let mut delivered = Vec::with_capacity(pending.len());
         for (p, result) in pending.iter().zip(results) {
             match result {
-                Ok(_) => delivered.push(p.id.clone()),
+                Ok(_) => {
+                    let event_type = p.event_type().to_string();
+                    let labels = TopicEventLabels {
+                        topic: p.topic.clone(),
+                        event_type,
+                    };
+                    self.metrics.events_produced.get_or_create(&labels).inc();
+                    delivered.push(p.id.clone());
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry")
                 }
             }
         }
         delivered
+    }
+}
+
+impl Pending {
+    /// The event's short name, from its `ce_type` header.
+    fn event_type(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == "ce_type")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
     }
 }
 

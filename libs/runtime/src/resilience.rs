@@ -65,6 +65,8 @@ pub struct Policy {
     failure_threshold: u32,
     open_for: Duration,
     breaker: Mutex<Breaker>,
+    /// The breaker's state as the metrics show it, when wired to them.
+    gauge: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Policy {
@@ -81,6 +83,7 @@ impl Policy {
                 consecutive_failures: 0,
                 opened_at: None,
             }),
+            gauge: None,
         }
     }
 
@@ -97,6 +100,17 @@ impl Policy {
     pub fn with_breaker(mut self, failure_threshold: u32, open_for: Duration) -> Self {
         self.failure_threshold = failure_threshold.max(1);
         self.open_for = open_for;
+        self
+    }
+
+    /// Exports the breaker's state as `orderflow_circuit_breaker_state{dependency}`.
+    pub fn with_metrics(mut self, metrics: &orderflow_telemetry::Metrics) -> Self {
+        let labels = orderflow_telemetry::metrics_types::DependencyLabels {
+            dependency: self.dependency,
+        };
+        let gauge = metrics.circuit_breaker_state.get_or_create(&labels).clone();
+        gauge.set(BreakerState::Closed.as_gauge());
+        self.gauge = Some(gauge);
         self
     }
 
@@ -146,6 +160,9 @@ impl Policy {
         if b.state == BreakerState::Open {
             if b.opened_at.is_some_and(|t| t.elapsed() >= self.open_for) {
                 b.state = BreakerState::HalfOpen;
+                if let Some(gauge) = &self.gauge {
+                    gauge.set(BreakerState::HalfOpen.as_gauge());
+                }
             } else {
                 return Err(CallError::CircuitOpen(self.dependency));
             }
@@ -155,6 +172,13 @@ impl Policy {
 
     fn record(&self, success: bool) {
         let mut b = self.breaker.lock().expect("breaker lock");
+        self.record_locked(&mut b, success);
+        if let Some(gauge) = &self.gauge {
+            gauge.set(b.state.as_gauge());
+        }
+    }
+
+    fn record_locked(&self, b: &mut Breaker, success: bool) {
         if success {
             b.state = BreakerState::Closed;
             b.consecutive_failures = 0;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, Topic};
 use orderflow_http::{health_routes, Readiness};
+use orderflow_telemetry::{http_metrics_layer, metrics_route, Metrics};
 use sqlx::migrate::Migrator;
 use sqlx::AnyConnection;
 use tokio::net::TcpListener;
@@ -47,6 +48,7 @@ pub struct Runtime {
     producer: Producer,
     relay: Arc<OutboxRelay>,
     readiness: Readiness,
+    metrics: Metrics,
 }
 
 impl Runtime {
@@ -65,10 +67,12 @@ impl Runtime {
         ))));
         register_with_retry(&codec, spec.produces).await?;
         let producer = Producer::new(&config, service)?;
+        let metrics = Metrics::new();
         let relay = Arc::new(OutboxRelay::new(
             db.clone(),
             producer.clone(),
             Duration::from_millis(config.outbox_poll_ms),
+            metrics.clone(),
         ));
         Ok(Arc::new(Self {
             service,
@@ -79,6 +83,7 @@ impl Runtime {
             producer,
             relay,
             readiness: Readiness::default(),
+            metrics,
         }))
     }
 
@@ -88,6 +93,10 @@ impl Runtime {
 
     pub fn spec(&self) -> &'static ServiceSpec {
         self.spec
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -159,7 +168,13 @@ impl Runtime {
         let mut consumer_task = handler.map(|handler| {
             tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
-        let app = health_routes(self.readiness.clone()).merge(routes);
+        let app = health_routes(self.readiness.clone())
+            .merge(routes)
+            .merge(metrics_route(self.metrics.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                self.metrics.clone(),
+                http_metrics_layer,
+            ));
         let http = tokio::spawn(orderflow_http::serve(
             listener,
             app,

@@ -37,6 +37,8 @@ impl Default for Options {
 /// A running stack; dropping it without [`Stack::stop`] aborts the services.
 pub struct Stack {
     pub api: Api,
+    /// Each service's base URL, by name (`gateway`, `order`, …).
+    pub urls: std::collections::BTreeMap<&'static str, String>,
     pub bootstrap: String,
     pub registry: String,
     shutdown: CancellationToken,
@@ -127,7 +129,7 @@ impl Stack {
             tokio::spawn(orderflow_payment::serve(config, l, stop())),
         ));
 
-        let (l, _) = bind().await?;
+        let (l, shipping_url) = bind().await?;
         let config = orderflow_shipping::Config {
             runtime: runtime("shipping", &l)?,
             ..Default::default()
@@ -150,9 +152,9 @@ impl Stack {
         let (l, gateway) = bind().await?;
         let config = orderflow_gateway::Config {
             http_addr: l.local_addr()?,
-            order_url,
-            inventory_url,
-            notification_url,
+            order_url: order_url.clone(),
+            inventory_url: inventory_url.clone(),
+            notification_url: notification_url.clone(),
             upstream_timeout_ms: 10_000,
         };
         services.push((
@@ -160,7 +162,18 @@ impl Stack {
             tokio::spawn(orderflow_gateway::serve(config, l, stop())),
         ));
 
+        let urls = [
+            ("gateway", gateway.clone()),
+            ("order", order_url.clone()),
+            ("inventory", inventory_url.clone()),
+            ("payment", payment.clone()),
+            ("shipping", shipping_url),
+            ("notification", notification_url.clone()),
+        ]
+        .into_iter()
+        .collect();
         let stack = Self {
+            urls,
             api: Api::new(gateway, vec![payment]),
             bootstrap,
             registry,

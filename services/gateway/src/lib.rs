@@ -8,6 +8,7 @@ mod upstream;
 use std::time::Duration;
 
 use orderflow_http::{health_routes, Readiness};
+use orderflow_runtime::telemetry::{http_metrics_layer, metrics_route, Metrics};
 use orderflow_runtime::{RuntimeError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -32,7 +33,14 @@ pub async fn serve(
         notification: upstream::Upstream::new("notification", &config.notification_url, timeout),
     };
     let readiness = Readiness::default();
-    let app = health_routes(readiness.clone()).merge(http::routes(upstreams));
+    let metrics = Metrics::new();
+    let app = health_routes(readiness.clone())
+        .merge(http::routes(upstreams))
+        .merge(metrics_route(metrics.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            http_metrics_layer,
+        ));
     readiness.set(true);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let stop = async move {

@@ -44,9 +44,11 @@ pub async fn serve(
         ("webhook", Some(url)) => Arc::new(WebhookChannel::new(url, timeout)),
         _ => Arc::new(LogChannel),
     };
-    let policy = Policy::new("notification-channel").with_timeout(timeout);
-    let handler = Arc::new(handlers::NotificationHandler { channel, policy });
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
+    let policy = Policy::new("notification-channel")
+        .with_timeout(timeout)
+        .with_metrics(rt.metrics());
+    let handler = Arc::new(handlers::NotificationHandler { channel, policy });
     let routes = http::routes(rt.clone());
     rt.serve(listener, routes, Some(handler), shutdown).await
 }

@@ -46,6 +46,15 @@ impl CancelReason {
             CancelReason::ShippingFailed => "SHIPPING_FAILED",
         }
     }
+
+    /// The outcome label of the saga metrics.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            CancelReason::OutOfStock => "out_of_stock",
+            CancelReason::PaymentDeclined => "payment_declined",
+            CancelReason::ShippingFailed => "shipping_failed",
+        }
+    }
 }
 
 /// The saga events the order service follows.

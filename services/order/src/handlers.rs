@@ -3,12 +3,16 @@
 
 use async_trait::async_trait;
 use orderflow_envelope::{Event, EventType, OrderCancelled, OrderCompleted};
+use orderflow_runtime::telemetry::metrics_types::OutcomeLabels;
+use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, Handler, HandlerCtx, HandlerError};
 
 use crate::domain::{derive_status, Status, FOLLOWED};
 use crate::store;
 
-pub struct OrderSaga;
+pub struct OrderSaga {
+    pub metrics: SagaMetrics,
+}
 
 #[async_trait]
 impl Handler for OrderSaga {
@@ -72,6 +76,19 @@ impl Handler for OrderSaga {
             "order status changed"
         );
 
+        if status.is_terminal() {
+            let outcome = match reason {
+                Some(r) => r.metric_label(),
+                None => "shipped",
+            };
+            let labels = OutcomeLabels { outcome };
+            self.metrics.outcomes.get_or_create(&labels).inc();
+            let seconds = (now - order.placed_at).max(0) as f64 / 1000.0;
+            self.metrics
+                .duration
+                .get_or_create(&labels)
+                .observe(seconds);
+        }
         match (status, reason) {
             (Status::Shipped, _) => {
                 let order = store::load(ctx.tx, &order_id)

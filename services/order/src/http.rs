@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use orderflow_api::{OrderAccepted, PlaceOrder};
 use orderflow_envelope::{Address, Event, OrderCreated, OrderItem};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
+use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, Runtime};
 use uuid::Uuid;
 
@@ -17,11 +18,17 @@ use crate::store;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-pub fn routes(rt: Arc<Runtime>) -> Router {
+#[derive(Clone)]
+pub struct AppState {
+    pub rt: Arc<Runtime>,
+    pub saga: SagaMetrics,
+}
+
+pub fn routes(rt: Arc<Runtime>, saga: SagaMetrics) -> Router {
     Router::new()
         .route("/v1/orders", post(place_order))
         .route("/v1/orders/{order_id}", get(get_order))
-        .with_state(rt)
+        .with_state(AppState { rt, saga })
 }
 
 fn accepted(order_id: &str, status: &str) -> Response {
@@ -40,7 +47,7 @@ fn accepted(order_id: &str, status: &str) -> Response {
 /// `Idempotency-Key`, a replay of the same body returns the same order and a
 /// different body under the same key is refused.
 async fn place_order(
-    State(rt): State<Arc<Runtime>>,
+    State(AppState { rt, saga }): State<AppState>,
     headers: HeaderMap,
     StrictJson(request): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
@@ -109,6 +116,7 @@ async fn place_order(
     .map_err(Problem::internal)?;
     tx.commit().await.map_err(Problem::internal)?;
     rt.wake_relay();
+    saga.orders_placed.inc();
     tracing::info!(order_id, customer_id = %request.customer_id, "order placed");
     Ok(accepted(&order_id, "PENDING"))
 }
@@ -140,7 +148,7 @@ fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderC
 }
 
 async fn get_order(
-    State(rt): State<Arc<Runtime>>,
+    State(AppState { rt, .. }): State<AppState>,
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
     match store::order_view(rt.db().pool(), &order_id)

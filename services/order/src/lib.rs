@@ -11,8 +11,10 @@ mod store;
 use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
+use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
@@ -40,12 +42,35 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
-    let routes = http::routes(rt.clone());
-    rt.serve(
-        listener,
-        routes,
-        Some(Arc::new(handlers::OrderSaga)),
-        shutdown,
-    )
-    .await
+    let saga = SagaMetrics::register(rt.metrics());
+    let routes = http::routes(rt.clone(), saga.clone());
+    let handler = Arc::new(handlers::OrderSaga {
+        metrics: saga.clone(),
+    });
+    let stop_gauges = CancellationToken::new();
+    tokio::spawn(measure_in_flight(rt.clone(), saga, stop_gauges.clone()));
+    let shutdown = async move {
+        shutdown.await;
+        stop_gauges.cancel();
+    };
+    rt.serve(listener, routes, Some(handler), shutdown).await
+}
+
+/// Keeps the in-flight gauges current: what the stuck-saga alert watches.
+async fn measure_in_flight(rt: Arc<Runtime>, saga: SagaMetrics, stop: CancellationToken) {
+    loop {
+        match store::in_flight(rt.db().pool()).await {
+            Ok((n, oldest)) => {
+                saga.in_flight.set(n);
+                let age =
+                    oldest.map(|t| (orderflow_runtime::now_millis() - t).max(0) as f64 / 1000.0);
+                saga.oldest_in_flight_age_seconds.set(age.unwrap_or(0.0));
+            }
+            Err(e) => tracing::debug!(error = %e, "could not measure sagas in flight"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }

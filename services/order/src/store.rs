@@ -10,6 +10,7 @@ pub struct OrderRow {
     pub status: String,
     pub total: Option<Money>,
     pub tracking_id: Option<String>,
+    pub placed_at: i64,
 }
 
 pub async fn insert_order(
@@ -48,7 +49,7 @@ pub async fn load(
     order_id: &str,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT customer_id, status, total_minor, currency, tracking_id FROM orders WHERE order_id = $1",
+        "SELECT customer_id, status, total_minor, currency, tracking_id, placed_at FROM orders WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
@@ -61,6 +62,7 @@ pub async fn load(
             status: r.try_get("status")?,
             total: total_minor.zip(currency).map(|(a, c)| Money::new(a, c)),
             tracking_id: r.try_get("tracking_id")?,
+            placed_at: r.try_get("placed_at")?,
         })
     })
     .transpose()
@@ -153,6 +155,16 @@ pub async fn set_status(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Orders not yet terminal, and when the oldest of them was placed.
+pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(placed_at) AS oldest FROM orders WHERE status NOT IN ('SHIPPED', 'CANCELLED')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.try_get("n")?, row.try_get("oldest")?))
 }
 
 /// What an earlier request with the same `Idempotency-Key` left behind.

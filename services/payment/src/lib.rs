@@ -45,13 +45,15 @@ pub async fn serve(
         Duration::from_millis(config.sandbox_latency_ms),
         config.sandbox_failure_rate,
     ));
+    let timeout = Duration::from_millis(config.provider_timeout_ms);
+    let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let policy = Policy::new("payment-provider")
-        .with_timeout(Duration::from_millis(config.provider_timeout_ms));
+        .with_timeout(timeout)
+        .with_metrics(rt.metrics());
     let handler = Arc::new(handlers::PaymentHandler {
         provider: provider.clone(),
         policy,
     });
-    let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let routes = http::routes(rt.clone(), provider);
     rt.serve(listener, routes, Some(handler), shutdown).await
 }

@@ -1,0 +1,296 @@
+//! The metrics every service exports (names and labels in
+//! `deploy/observability/README.md`). Label sets are bounded: topics, event
+//! types, outcomes, routes — never order or customer ids.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumedLabels {
+    pub topic: String,
+    pub event_type: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicEventLabels {
+    pub topic: String,
+    pub event_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventTypeLabels {
+    pub event_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DependencyLabels {
+    pub dependency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+type Seconds = Gauge<f64, AtomicU64>;
+
+/// One service's metrics. Cloning shares them.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    pub events_consumed: Family<ConsumedLabels, Counter>,
+    pub events_produced: Family<TopicEventLabels, Counter>,
+    pub handler_duration: Family<EventTypeLabels, Histogram, fn() -> Histogram>,
+    pub handler_retries: Family<EventTypeLabels, Counter>,
+    pub dead_letters: Family<TopicLabels, Counter>,
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
+    pub outbox_backlog: Gauge,
+    pub outbox_oldest_age_seconds: Seconds,
+    pub circuit_breaker_state: Family<DependencyLabels, Gauge>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            registry: Arc::new(Mutex::new(Registry::default())),
+            events_consumed: Family::default(),
+            events_produced: Family::default(),
+            handler_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+            handler_retries: Family::default(),
+            dead_letters: Family::default(),
+            consumer_lag: Family::default(),
+            outbox_backlog: Gauge::default(),
+            outbox_oldest_age_seconds: Seconds::default(),
+            circuit_breaker_state: Family::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+        };
+        let r = &mut registry;
+        r.register("orderflow_events_consumed", "Events consumed, by outcome: handled, duplicate (inbox), skipped (not for this service), dead_lettered", m.events_consumed.clone());
+        r.register(
+            "orderflow_events_produced",
+            "Events the broker acknowledged",
+            m.events_produced.clone(),
+        );
+        r.register(
+            "orderflow_handler_duration_seconds",
+            "Time to handle one event: decode, transaction, commit",
+            m.handler_duration.clone(),
+        );
+        r.register(
+            "orderflow_handler_retries",
+            "Retries of events that failed transiently",
+            m.handler_retries.clone(),
+        );
+        r.register(
+            "orderflow_dead_letters",
+            "Events parked on the dead-letter topic, by source topic",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "orderflow_consumer_lag",
+            "Messages behind the high watermark, per assigned partition",
+            m.consumer_lag.clone(),
+        );
+        r.register(
+            "orderflow_outbox_backlog",
+            "Outbox rows not yet published",
+            m.outbox_backlog.clone(),
+        );
+        r.register(
+            "orderflow_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row (0 when empty)",
+            m.outbox_oldest_age_seconds.clone(),
+        );
+        r.register(
+            "orderflow_circuit_breaker_state",
+            "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open",
+            m.circuit_breaker_state.clone(),
+        );
+        r.register(
+            "orderflow_http_requests",
+            "HTTP requests, by route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "orderflow_http_request_duration_seconds",
+            "HTTP request duration, by route",
+            m.http_duration.clone(),
+        );
+        *m.registry.lock().expect("registry lock") = registry;
+        m
+    }
+
+    /// Registers a service's own metric beside the shared ones.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .register(name, help, metric);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("registry lock");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The order service's saga metrics.
+#[derive(Clone)]
+pub struct SagaMetrics {
+    pub orders_placed: Counter,
+    pub outcomes: Family<OutcomeLabels, Counter>,
+    pub duration: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
+    pub in_flight: Gauge,
+    pub oldest_in_flight_age_seconds: Seconds,
+}
+
+impl SagaMetrics {
+    pub fn register(metrics: &Metrics) -> Self {
+        let m = Self {
+            orders_placed: Counter::default(),
+            outcomes: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.01, 2.0, 13))
+            }),
+            in_flight: Gauge::default(),
+            oldest_in_flight_age_seconds: Seconds::default(),
+        };
+        metrics.register(
+            "orderflow_orders_placed",
+            "Orders accepted",
+            m.orders_placed.clone(),
+        );
+        metrics.register(
+            "orderflow_saga_outcomes",
+            "Orders that reached a terminal status, by outcome",
+            m.outcomes.clone(),
+        );
+        metrics.register(
+            "orderflow_saga_duration_seconds",
+            "Placed to terminal, by outcome",
+            m.duration.clone(),
+        );
+        metrics.register(
+            "orderflow_sagas_in_flight",
+            "Orders not yet terminal",
+            m.in_flight.clone(),
+        );
+        metrics.register(
+            "orderflow_saga_oldest_in_flight_age_seconds",
+            "Age of the oldest order not yet terminal (0 when none)",
+            m.oldest_in_flight_age_seconds.clone(),
+        );
+        m
+    }
+}
+
+/// `GET /metrics`.
+pub fn metrics_route(metrics: Metrics) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Metrics>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }),
+        )
+        .with_state(metrics)
+}
+
+/// Counts and times every request by its route template (not its path, so
+/// ids do not become labels).
+pub async fn http_metrics_layer(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await.into_response();
+    let status = response.status().as_u16();
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
