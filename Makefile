@@ -21,6 +21,7 @@ test: test-unit test-observability test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite).
 test-unit: deps
+	$(CARGO) build --bins
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Alert rules (promtool unit tests) and the Grafana dashboard.
@@ -45,3 +46,9 @@ bench: deps
 clean:
 	$(CARGO) clean
 	rm -rf .data
+
+## The chart tier: helm lint and template, Kubernetes schemas, kube-score,
+## values.schema.json (no cluster; tools cached in ~/.cache/orderflow/tools).
+.PHONY: test-chart
+test-chart:
+	tools/scripts/chart-tests.sh

@@ -26,6 +26,7 @@ use sqlx::AnyConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::RuntimeError;
 use crate::inbox;
@@ -297,6 +298,38 @@ impl PartitionWorker {
                     .await;
             }
         };
+        let key = message
+            .key()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "process",
+            otel.name = %format!("{} process", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = %message.topic(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            messaging.kafka.message.key = %key,
+            messaging.message.id = %meta.id,
+            messaging.consumer.group.name = %self.group,
+            order.id = %meta.subject,
+            event.type = %meta.event_type,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        orderflow_telemetry::trace::set_parent(
+            &span,
+            meta.traceparent.as_deref(),
+            meta.tracestate.as_deref(),
+        );
+        orderflow_telemetry::trace::record_ids(&span);
+        self.process_event(message, meta).instrument(span).await
+    }
+
+    /// Decodes and applies one CloudEvent, in its consume span.
+    async fn process_event(&self, message: &OwnedMessage, meta: CloudEventHeaders) -> Outcome {
         let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
             // A type this build does not know: a newer producer's event that this
             // consumer has no business with. Skipping keeps old consumers working.

@@ -18,7 +18,8 @@ where
     F: FnOnce(C, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), RuntimeError>>,
 {
-    orderflow_telemetry::logging::init();
+    // Dropped when main returns, which flushes the spans still buffered.
+    let _telemetry = orderflow_telemetry::trace::init(binary);
     let config = load_or_exit::<C>(binary);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -174,21 +174,45 @@ impl OutboxRelay {
         }
     }
 
-    /// Sends every row and returns the ids the broker acknowledged.
+    /// Sends every row and returns the ids the broker acknowledged. Each
+    /// message gets a producer span, child of the span that wrote the event;
+    /// its context replaces the stored `traceparent`, so the consumer's span
+    /// becomes its child.
     async fn publish(&self, pending: &[Pending]) -> Vec<String> {
         let mut deliveries = Vec::with_capacity(pending.len());
+        let mut spans = Vec::with_capacity(pending.len());
         for p in pending {
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = %format!("{} publish", p.topic),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.operation.type = "publish",
+                messaging.destination.name = %p.topic,
+                messaging.kafka.message.key = %p.key,
+                messaging.message.id = %p.id,
+                messaging.destination.partition.id = tracing::field::Empty,
+                messaging.kafka.offset = tracing::field::Empty,
+                order.id = %p.key,
+            );
+            orderflow_telemetry::trace::set_parent(
+                &span,
+                p.header("traceparent"),
+                p.header("tracestate"),
+            );
+            let headers = p.headers_with_context(orderflow_telemetry::trace::context_of(&span));
             match self
                 .producer
-                .send(&p.topic, p.key.as_bytes(), &p.headers, &p.payload)
+                .send(&p.topic, p.key.as_bytes(), &headers, &p.payload)
                 .await
             {
                 Ok(delivery) => deliveries.push(Some(delivery)),
                 Err(e) => {
-                    tracing::error!(error = %e, topic = %p.topic, id = %p.id, "outbox row cannot be published; it stays");
+                    tracing::error!(parent: &span, error = %e, topic = %p.topic, id = %p.id, "outbox row cannot be published; it stays");
                     deliveries.push(None);
                 }
             }
+            spans.push(span);
         }
         let results = join_all(deliveries.into_iter().map(|d| async move {
             match d {
@@ -201,19 +225,20 @@ impl OutboxRelay {
         }))
         .await;
         let mut delivered = Vec::with_capacity(pending.len());
-        for (p, result) in pending.iter().zip(results) {
+        for ((p, result), span) in pending.iter().zip(results).zip(spans) {
             match result {
-                Ok(_) => {
-                    let event_type = p.event_type().to_string();
+                Ok(ack) => {
+                    span.record("messaging.destination.partition.id", ack.partition);
+                    span.record("messaging.kafka.offset", ack.offset);
                     let labels = TopicEventLabels {
                         topic: p.topic.clone(),
-                        event_type,
+                        event_type: p.event_type().to_string(),
                     };
                     self.metrics.events_produced.get_or_create(&labels).inc();
                     delivered.push(p.id.clone());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, topic = %p.topic, "outbox publish failed; will retry")
+                    tracing::warn!(parent: &span, error = %e, topic = %p.topic, "outbox publish failed; will retry")
                 }
             }
         }
@@ -222,6 +247,35 @@ impl OutboxRelay {
 }
 
 impl Pending {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The stored headers with the publish span's trace context in place of
+    /// the writer's (kept when tracing is off).
+    fn headers_with_context(
+        &self,
+        context: Option<(String, Option<String>)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let Some((traceparent, tracestate)) = context else {
+            return self.headers.clone();
+        };
+        let mut headers: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "traceparent" && k != "tracestate")
+            .cloned()
+            .collect();
+        headers.push(("traceparent".into(), traceparent.into_bytes()));
+        if let Some(state) = tracestate {
+            headers.push(("tracestate".into(), state.into_bytes()));
+        }
+        headers
+    }
+
     /// The event's short name, from its `ce_type` header.
     fn event_type(&self) -> &str {
         self.headers

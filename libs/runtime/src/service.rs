@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, Topic};
 use orderflow_http::{health_routes, Readiness};
-use orderflow_telemetry::{http_metrics_layer, metrics_route, Metrics};
+use orderflow_telemetry::{metrics_route, observe_http, Metrics};
 use sqlx::migrate::Migrator;
 use sqlx::AnyConnection;
 use tokio::net::TcpListener;
@@ -125,10 +125,16 @@ impl Runtime {
         cause: Option<&CloudEventHeaders>,
     ) -> Result<CloudEventHeaders, HandlerError> {
         let ce_type = event.event_type().ce_type();
-        let headers = match cause {
+        let mut headers = match cause {
             Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
             None => CloudEventHeaders::new(self.service, ce_type, event.order_id()),
         };
+        // The span that wrote the event (the handler's consume span, or an HTTP
+        // request's) is the parent of the relay's publish span.
+        if let Some((traceparent, tracestate)) = orderflow_telemetry::trace::current_context() {
+            headers.traceparent = Some(traceparent);
+            headers.tracestate = tracestate;
+        }
         let envelope = self.codec.envelope(event, headers).await.map_err(|e| {
             if e.is_transient() {
                 HandlerError::Transient(e.to_string())
@@ -173,7 +179,7 @@ impl Runtime {
             .merge(metrics_route(self.metrics.clone()))
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
-                http_metrics_layer,
+                observe_http,
             ));
         let http = tokio::spawn(orderflow_http::serve(
             listener,

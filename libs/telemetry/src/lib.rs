@@ -1,10 +1,10 @@
 //! What a process tells its operators: Prometheus metrics (one registry per
-//! service, served on `/metrics`), and logs.
+//! service, served on `/metrics`), traces (OTLP) and logs.
 
-pub mod logging;
 mod metrics;
+pub mod trace;
 
-pub use metrics::{http_metrics_layer, metrics_route, Metrics, SagaMetrics};
+pub use metrics::{metrics_route, observe_http, Metrics, SagaMetrics};
 
 /// The label sets, for code that records into the families.
 pub mod metrics_types {

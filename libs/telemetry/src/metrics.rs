@@ -18,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use tracing::Instrument;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConsumedLabels {
@@ -264,9 +265,11 @@ pub fn metrics_route(metrics: Metrics) -> Router {
         .with_state(metrics)
 }
 
-/// Counts and times every request by its route template (not its path, so
-/// ids do not become labels).
-pub async fn http_metrics_layer(
+/// Observes every request: a server span (child of the caller's
+/// `traceparent`, with `order.id` when the route names an order), and the
+/// request count and duration by route template (not path, so ids do not
+/// become labels).
+pub async fn observe_http(
     State(metrics): State<Metrics>,
     request: Request,
     next: Next,
@@ -278,8 +281,40 @@ pub async fn http_metrics_layer(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let response = next.run(request).await.into_response();
+    let span = tracing::info_span!(
+        "HTTP request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        order.id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let (traceparent, tracestate) = {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (header("traceparent"), header("tracestate"))
+    };
+    crate::trace::set_parent(&span, traceparent.as_deref(), tracestate.as_deref());
+    crate::trace::record_ids(&span);
+    if let Some(order_id) = order_id_in(&route, request.uri().path()) {
+        span.record("order.id", order_id.to_string());
+    }
+    let response = next
+        .run(request)
+        .instrument(span.clone())
+        .await
+        .into_response();
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     metrics
         .http_requests
         .get_or_create(&HttpLabels {
@@ -293,4 +328,12 @@ pub async fn http_metrics_layer(
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The order id in a path whose route template has `{order_id}`.
+fn order_id_in<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    let position = route
+        .split('/')
+        .position(|segment| segment == "{order_id}")?;
+    path.split('/').nth(position)
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod kafka;
+pub mod otlp;
 mod stack;
 pub mod system;
 

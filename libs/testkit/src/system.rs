@@ -15,6 +15,9 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
 use crate::api::Api;
 use crate::kafka::KafkaProbe;
 
@@ -53,6 +56,10 @@ pub struct ProcessStack {
     bin_dir: PathBuf,
     processes: Vec<Process>,
     logs: tempfile::TempDir,
+    /// Added to every process's environment.
+    extra_env: Vec<(String, String)>,
+    /// The embedded broker, when there is one; dropped after the processes.
+    _cluster: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
 /// One schema registry for every test in the binary, as a cluster has one:
@@ -95,10 +102,40 @@ fn required_env(name: &str) -> Result<String> {
 }
 
 impl ProcessStack {
+    /// On the real Kafka and PostgreSQL named by ORDERFLOW_SYSTEM_KAFKA and
+    /// ORDERFLOW_TEST_DATABASE.
     pub async fn start(replicas: Replicas) -> Result<Self> {
-        crate::init_test_logging();
         let bootstrap = required_env("ORDERFLOW_SYSTEM_KAFKA")?;
         required_env("ORDERFLOW_TEST_DATABASE")?;
+        let topics = orderflow_runtime::RuntimeConfig {
+            kafka_bootstrap_servers: bootstrap.clone(),
+            ..Default::default()
+        };
+        orderflow_runtime::topics::apply(&topics, 1)
+            .await
+            .context("creating topics")?;
+        Self::launch(replicas, bootstrap, None, &[]).await
+    }
+
+    /// On an embedded broker (librdkafka's mock cluster, hosted by the test
+    /// process) and SQLite, as `orderflow dev` runs: the processes are as in a
+    /// cluster, with nothing to install. `env` is added to every process's.
+    pub async fn start_embedded(env: &[(&str, &str)]) -> Result<Self> {
+        let cluster = MockCluster::new(1).context("mock cluster")?;
+        for topic in orderflow_runtime::topics::layout(12) {
+            cluster.create_topic(&topic.name, topic.partitions, 1)?;
+        }
+        let bootstrap = cluster.bootstrap_servers();
+        Self::launch(Replicas::one_each(), bootstrap, Some(cluster), env).await
+    }
+
+    async fn launch(
+        replicas: Replicas,
+        bootstrap: String,
+        cluster: Option<MockCluster<'static, DefaultProducerContext>>,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
+        crate::init_test_logging();
         // target/<profile>/deps/<test binary> → target/<profile>
         let bin_dir = std::env::current_exe()?
             .parent()
@@ -122,14 +159,6 @@ impl ProcessStack {
             }
         }
         let logs = tempfile::tempdir()?;
-
-        let topics = orderflow_runtime::RuntimeConfig {
-            kafka_bootstrap_servers: bootstrap.clone(),
-            ..Default::default()
-        };
-        orderflow_runtime::topics::apply(&topics, 1)
-            .await
-            .context("creating topics")?;
 
         let registry = shared_registry().to_string();
 
@@ -190,12 +219,18 @@ impl ProcessStack {
             format!("http://127.0.0.1:{gateway_port}"),
             urls["payment"].clone(),
         );
+        let extra_env = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let stack = Self {
             api,
             bootstrap,
             bin_dir,
             processes,
             logs,
+            extra_env,
+            _cluster: cluster,
         };
         for i in 0..stack.processes.len() {
             stack.spawn(i)?;
@@ -215,6 +250,7 @@ impl ProcessStack {
         let log = OpenOptions::new().create(true).append(true).open(&p.log)?;
         let child = Command::new(self.bin_dir.join(format!("orderflow-{}", p.service)))
             .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -63,8 +63,7 @@ async fn check_skus(inventory: &Upstream, order: &PlaceOrder) -> Result<(), Prob
     skus.dedup();
     let lookups = skus.iter().map(|sku| async move {
         let response = inventory
-            .request(Method::GET, &["v1", "inventory", sku])
-            .send()
+            .send(inventory.request(Method::GET, &["v1", "inventory", sku]))
             .await
             .map_err(|e| inventory.unavailable(e))?;
         match response.status().as_u16() {

@@ -8,7 +8,7 @@ mod upstream;
 use std::time::Duration;
 
 use orderflow_http::{health_routes, Readiness};
-use orderflow_runtime::telemetry::{http_metrics_layer, metrics_route, Metrics};
+use orderflow_runtime::telemetry::{metrics_route, observe_http, Metrics};
 use orderflow_runtime::{RuntimeError, Shutdown};
 use tokio::net::TcpListener;
 
@@ -37,10 +37,7 @@ pub async fn serve(
     let app = health_routes(readiness.clone())
         .merge(http::routes(upstreams))
         .merge(metrics_route(metrics.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            http_metrics_layer,
-        ));
+        .layer(axum::middleware::from_fn_with_state(metrics, observe_http));
     readiness.set(true);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     let stop = async move {

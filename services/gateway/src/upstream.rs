@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use orderflow_http::{Problem, ProblemType};
+use tracing::Instrument;
 
 #[derive(Clone)]
 pub struct Upstream {
@@ -38,6 +39,38 @@ impl Upstream {
         self.http.request(method, self.url(segments))
     }
 
+    /// Sends in a client span whose context goes along as `traceparent`, so
+    /// the service's server span is its child.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut request = request.build()?;
+        let span = tracing::info_span!(
+            "HTTP client",
+            otel.name = %format!("{} {}", request.method(), self.name),
+            otel.kind = "client",
+            http.request.method = %request.method(),
+            url.full = %request.url(),
+            server.address = self.name,
+            http.response.status_code = tracing::field::Empty,
+        );
+        if let Some((traceparent, tracestate)) =
+            orderflow_runtime::telemetry::trace::context_of(&span)
+        {
+            let headers = request.headers_mut();
+            if let Ok(v) = traceparent.parse() {
+                headers.insert("traceparent", v);
+            }
+            if let Some(Ok(v)) = tracestate.map(|s| s.parse()) {
+                headers.insert("tracestate", v);
+            }
+        }
+        let response = self.http.execute(request).instrument(span.clone()).await?;
+        span.record("http.response.status_code", response.status().as_u16());
+        Ok(response)
+    }
+
     /// The service could not be reached: 503 problem, naming which.
     pub fn unavailable(&self, e: reqwest::Error) -> Problem {
         tracing::warn!(upstream = self.name, error = %e, "upstream call failed");
@@ -49,7 +82,7 @@ impl Upstream {
 
     /// Sends and relays the answer (status, content type, location, body).
     pub async fn relay(&self, request: reqwest::RequestBuilder) -> Result<Response, Problem> {
-        let response = request.send().await.map_err(|e| self.unavailable(e))?;
+        let response = self.send(request).await.map_err(|e| self.unavailable(e))?;
         let status =
             StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let is_problem = response

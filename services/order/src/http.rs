@@ -64,6 +64,7 @@ async fn place_order(
         None => None,
     };
     let order_id = Uuid::now_v7().to_string();
+    tracing::Span::current().record("order.id", order_id.as_str());
     let now = now_millis();
     let mut tx = rt.db().pool().begin().await.map_err(Problem::internal)?;
     if let Some(key) = key {
