@@ -23,6 +23,14 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jre-headless maven
 fi
 
+# A real Prometheus scrapes the services in the system tests.
+if ! command -v prometheus >/dev/null; then
+  echo "installing Prometheus"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
+fi
+
 started=$(date +%s)
 KAFKA_CLEAN=1 "$scripts/kafka.sh" start
 PG_CLEAN=1 "$scripts/postgres.sh" start

@@ -332,6 +332,15 @@ impl ProcessStack {
             .unwrap_or_default()
     }
 
+    /// Every process's base URL by scrape job name (`orderflow-<service>`).
+    pub fn scrape_targets(&self) -> BTreeMap<String, Vec<String>> {
+        let mut jobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in &self.processes {
+            jobs.entry(format!("orderflow-{}", p.service)).or_default().push(p.env[0].1.clone());
+        }
+        jobs
+    }
+
     pub fn kafka(&self) -> KafkaProbe {
         KafkaProbe::new(&self.bootstrap)
     }
@@ -397,5 +406,81 @@ impl std::ops::Deref for ProcessStack {
     type Target = Api;
     fn deref(&self) -> &Api {
         &self.api
+    }
+}
+
+/// A real Prometheus (Debian's package) scraping the stack every second, on a
+/// loopback port; stopped when dropped.
+pub struct Prometheus {
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub async fn start(targets: &BTreeMap<String, Vec<String>>) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut config = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+        for (job, addresses) in targets {
+            let list = addresses.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
+            config.push_str(&format!("  - job_name: '{job}'\n    static_configs:\n      - targets: [{list}]\n"));
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config)?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting prometheus (Debian's `prometheus` package; tools/scripts/system-tests.sh installs it)")?;
+        let prometheus = Self { url: format!("http://127.0.0.1:{port}"), child, _dir: dir };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http.get(format!("{}/-/ready", prometheus.url)).send().await.is_ok_and(|r| r.status().is_success()) {
+            if Instant::now() > deadline {
+                bail!("prometheus not ready after 30s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(prometheus)
+    }
+
+    /// The value of an instant query that returns one sample.
+    pub async fn query(&self, promql: &str) -> Result<Option<f64>> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", promql)])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let value = body["data"]["result"][0]["value"][1].as_str().map(|v| v.parse::<f64>()).transpose()?;
+        Ok(value)
+    }
+
+    /// Waits until `promql` yields `expected` (scrapes lag by a second or two).
+    pub async fn wait_for(&self, promql: &str, expected: f64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.query(promql).await?;
+            if value == Some(expected) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{promql} = {value:?} after 30s, expected {expected}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let _ = self.child.wait();
     }
 }
