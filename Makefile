@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-system build lint fmt bench deps clean
+.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -17,7 +17,7 @@ dev: build
 
 ## Every tier: unit and component tests on the embedded broker, then the
 ## system tier on real Kafka and PostgreSQL (started and stopped here).
-test: test-unit test-observability test-system
+test: test-unit test-observability test-chart test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite).
 test-unit: deps
@@ -27,6 +27,11 @@ test-unit: deps
 ## Alert rules (promtool unit tests) and the Grafana dashboard.
 test-observability:
 	tools/scripts/observability-tests.sh
+
+## The Helm chart: lint, render every profile, validate against the Kubernetes
+## schemas, kube-score, and the values schema's replica cap.
+test-chart:
+	tools/scripts/chart-tests.sh
 
 ## Real Apache Kafka and PostgreSQL, services as separate processes.
 test-system: deps
@@ -46,9 +51,3 @@ bench: deps
 clean:
 	$(CARGO) clean
 	rm -rf .data
-
-## The chart tier: helm lint and template, Kubernetes schemas, kube-score,
-## values.schema.json (no cluster; tools cached in ~/.cache/orderflow/tools).
-.PHONY: test-chart
-test-chart:
-	tools/scripts/chart-tests.sh

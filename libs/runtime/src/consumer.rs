@@ -255,9 +255,11 @@ impl PartitionWorker {
                     // rd_kafka_offset_store stores (and commits) offset + 1, the
                     // next message to read. Passing offset + 1 here would skip a
                     // message after every restart or rebalance.
-                    if let Err(e) =
-                        self.consumer.store_offset(message.topic(), message.partition(), message.offset())
-                    {
+                    if let Err(e) = self.consumer.store_offset(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                    ) {
                         // The partition moved to another member; it will redeliver,
                         // and the inbox makes that harmless.
                         tracing::debug!(error = %e, "offset not stored");

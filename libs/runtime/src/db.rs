@@ -74,12 +74,22 @@ impl Database {
             .await
             .map_err(err)?;
         let db = Self { pool, backend };
-        for statement in db.runtime_tables() {
-            sqlx::query(&statement)
-                .execute(&db.pool)
+        // Replicas starting together race on CREATE TABLE IF NOT EXISTS (it is
+        // not atomic in PostgreSQL's catalog); an advisory lock serializes them.
+        let mut tx = db.pool.begin().await.map_err(err)?;
+        if backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7315002)")
+                .execute(&mut *tx)
                 .await
                 .map_err(err)?;
         }
+        for statement in db.runtime_tables() {
+            sqlx::query(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
         Ok(db)
     }
 

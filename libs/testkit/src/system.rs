@@ -251,6 +251,9 @@ impl ProcessStack {
         let child = Command::new(self.bin_dir.join(format!("orderflow-{}", p.service)))
             .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // The test's own settings are not the services'.
+            .env_remove("ORDERFLOW_SYSTEM_KAFKA")
+            .env_remove("ORDERFLOW_TEST_DATABASE")
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -336,7 +339,9 @@ impl ProcessStack {
     pub fn scrape_targets(&self) -> BTreeMap<String, Vec<String>> {
         let mut jobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in &self.processes {
-            jobs.entry(format!("orderflow-{}", p.service)).or_default().push(p.env[0].1.clone());
+            jobs.entry(format!("orderflow-{}", p.service))
+                .or_default()
+                .push(p.env[0].1.clone());
         }
         jobs
     }
@@ -420,10 +425,18 @@ pub struct Prometheus {
 impl Prometheus {
     pub async fn start(targets: &BTreeMap<String, Vec<String>>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut config = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        );
         for (job, addresses) in targets {
-            let list = addresses.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
-            config.push_str(&format!("  - job_name: '{job}'\n    static_configs:\n      - targets: [{list}]\n"));
+            let list = addresses
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            config.push_str(&format!(
+                "  - job_name: '{job}'\n    static_configs:\n      - targets: [{list}]\n"
+            ));
         }
         std::fs::write(dir.path().join("prometheus.yml"), config)?;
         let port = free_port()?;
@@ -436,10 +449,19 @@ impl Prometheus {
             .stderr(log)
             .spawn()
             .context("starting prometheus (Debian's `prometheus` package; tools/scripts/system-tests.sh installs it)")?;
-        let prometheus = Self { url: format!("http://127.0.0.1:{port}"), child, _dir: dir };
+        let prometheus = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !http.get(format!("{}/-/ready", prometheus.url)).send().await.is_ok_and(|r| r.status().is_success()) {
+        while !http
+            .get(format!("{}/-/ready", prometheus.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             if Instant::now() > deadline {
                 bail!("prometheus not ready after 30s");
             }
@@ -458,7 +480,10 @@ impl Prometheus {
             .error_for_status()?
             .json()
             .await?;
-        let value = body["data"]["result"][0]["value"][1].as_str().map(|v| v.parse::<f64>()).transpose()?;
+        let value = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(|v| v.parse::<f64>())
+            .transpose()?;
         Ok(value)
     }
 

@@ -81,13 +81,31 @@ async fn the_four_outcomes_on_kafka_and_postgres() -> Result<()> {
     let prometheus = Prometheus::start(&stack.scrape_targets()).await?;
     check_four_outcomes(&stack, stack.wait_idle()).await?;
     // A real Prometheus scraping every process sees what happened.
-    prometheus.wait_for("sum(orderflow_orders_placed_total)", 4.0).await?;
-    prometheus.wait_for("sum(orderflow_saga_outcomes_total)", 4.0).await?;
-    for outcome in ["shipped", "out_of_stock", "payment_declined", "shipping_failed"] {
-        prometheus.wait_for(&format!("sum(orderflow_saga_outcomes_total{{outcome=\"{outcome}\"}})"), 1.0).await?;
+    prometheus
+        .wait_for("sum(orderflow_orders_placed_total)", 4.0)
+        .await?;
+    prometheus
+        .wait_for("sum(orderflow_saga_outcomes_total)", 4.0)
+        .await?;
+    for outcome in [
+        "shipped",
+        "out_of_stock",
+        "payment_declined",
+        "shipping_failed",
+    ] {
+        prometheus
+            .wait_for(
+                &format!("sum(orderflow_saga_outcomes_total{{outcome=\"{outcome}\"}})"),
+                1.0,
+            )
+            .await?;
     }
-    prometheus.wait_for("count(up{job=~\"orderflow-.*\"} == 1)", 6.0).await?;
-    prometheus.wait_for("sum(orderflow_dead_letters_total) or vector(0)", 0.0).await?;
+    prometheus
+        .wait_for("count(up{job=~\"orderflow-.*\"} == 1)", 6.0)
+        .await?;
+    prometheus
+        .wait_for("sum(orderflow_dead_letters_total) or vector(0)", 0.0)
+        .await?;
     stack.stop().await
 }
 

@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# The chart tier (SPEC §10, tier 4): helm lint and helm template of
+# helm/orderflow with its default values and every profile, every rendered
+# manifest validated offline against the Kubernetes $KUBERNETES_VERSION schemas,
+# the restricted Pod Security Standard checked, kube-score on the manifests, and
+# values.schema.json's rule that no consumer may have more replicas than
+# kafka.partitions. No cluster is needed.
+#
+# Tools are built or installed once into ${ORDERFLOW_CACHE:-~/.cache/orderflow}/tools
+# (helm and kube-score with `go install` from the Go module proxy, kubernetes-validate
+# from PyPI in a venv); later runs take seconds. Bumping a pin below installs the
+# new version next to the old one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+HELM_VERSION=v3.21.4
+# The Kubernetes minor of client-go in that Helm release (what Helm's own build
+# sets as the default capabilities and the API-deprecation lint baseline).
+HELM_KUBE_MINOR=36
+KUBE_SCORE_VERSION=v1.20.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# The Kubernetes version manifests are validated against (and rendered for).
+KUBERNETES_VERSION=1.30.0
+
+CHART=helm/orderflow
+# name:values-file ("" = the chart's defaults).
+PROFILES=(
+  "default:"
+  "local:deploy/values/local.yaml"
+  "managed:deploy/values/managed.yaml"
+  "all-features:helm/tests/all-features.yaml"
+)
+# Custom resources: kubernetes-validate ships the Kubernetes schemas only.
+CRD_KINDS="ScaledObject TriggerAuthentication ServiceMonitor PrometheusRule"
+
+# kube-score exclusions, each with its reason:
+KUBE_SCORE_ARGS=(
+  --kubernetes-version "v${KUBERNETES_VERSION%.*}"
+  # CPU is governed by requests (and the HPA); a CFS quota throttles a
+  # latency-sensitive consumer even on an idle node. Memory limits are set.
+  --ignore-container-cpu-limit
+  # Images are pinned to immutable release tags, and the local recipe imports
+  # them into the cluster (Always would try to pull them). Overwriting tags is
+  # the case for image.pullPolicy=Always, which the chart supports.
+  --ignore-test container-image-pull-policy
+  # The chart sets seccomp (restricted PSS): check it too.
+  --enable-optional-test container-seccomp-profile
+  --output-format ci
+  --color never
+)
+
+CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
+TOOLS="$CACHE/tools"
+HELM="$TOOLS/helm-$HELM_VERSION"
+KUBE_SCORE="$TOOLS/kube-score-$KUBE_SCORE_VERSION"
+VENV="$TOOLS/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
+PY="$VENV/bin/python"
+
+started=$SECONDS
+passed=0
+failed=0
+failures=()
+ok() { passed=$((passed + 1)); echo "  ok    $1"; }
+not_ok() { failed=$((failed + 1)); failures+=("$1"); echo "  FAIL  $1"; }
+# check NAME COMMAND...: runs COMMAND, shows its output only when it fails.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; echo "$out" | sed 's/^/        /'; fi
+}
+
+# --- Tools -------------------------------------------------------------------
+
+go_install() { # OUT PACKAGE@VERSION LDFLAGS
+  local out=$1 pkg=$2 ldflags=$3 gobin
+  [ -x "$out" ] && return 0
+  if ! command -v go >/dev/null 2>&1; then
+    echo "chart-tests: building $(basename "$out") needs Go (https://go.dev/dl); 'go' is not on PATH" >&2
+    exit 1
+  fi
+  echo "installing $(basename "$out") into $TOOLS (once; go install $pkg)"
+  mkdir -p "$TOOLS"
+  gobin=$(mktemp -d "$TOOLS/.gobin.XXXXXX")
+  if ! CGO_ENABLED=0 GOBIN="$gobin" go install -ldflags "$ldflags" "$pkg"; then
+    rm -rf "$gobin"
+    echo "chart-tests: go install $pkg failed" >&2
+    exit 1
+  fi
+  mv "$gobin"/* "$out"
+  rm -rf "$gobin"
+}
+
+install_tools() {
+  mkdir -p "$TOOLS"
+  local kv_major=1
+  go_install "$HELM" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_KUBE_MINOR \
+     -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
+  go_install "$KUBE_SCORE" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
+    "-s -w -X main.version=$KUBE_SCORE_VERSION"
+  # A venv is tied to its path, so it is built in place; the stamp marks it complete.
+  if [ ! -f "$VENV/.complete" ]; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV (once)"
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV"; then
+      echo "chart-tests: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+      exit 1
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    touch "$VENV/.complete"
+  fi
+}
+
+install_tools
+echo "tools: $("$HELM" version --short), kube-score $KUBE_SCORE_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Kubernetes $KUBERNETES_VERSION schemas)"
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# --- Manifest checks the tools do not make (restricted PSS, probes, caps, hooks) ---
+
+cat >"$WORK/inspect.py" <<'EOF'
+"""Splits a rendered chart into one file per object and checks what neither
+kubernetes-validate nor kube-score does. Prints `ok NAME` / `FAIL NAME: why`
+lines, then `count N KIND=n …`."""
+import os
+import sys
+from collections import Counter
+
+import yaml
+
+rendered, outdir, crd_kinds = sys.argv[1], sys.argv[2], set(sys.argv[3].split())
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+os.makedirs(os.path.join(outdir, "core"), exist_ok=True)
+os.makedirs(os.path.join(outdir, "crd"), exist_ok=True)
+for i, d in enumerate(docs):
+    sub = "crd" if d["kind"] in crd_kinds else "core"
+    path = os.path.join(outdir, sub, f"{i:03d}-{d['kind']}-{d['metadata']['name']}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(d, f, sort_keys=False)
+
+results = []
+
+
+def check(name, problems):
+    results.append((name, problems))
+
+
+consumers = {"order", "inventory", "payment", "shipping", "notification"}
+pod_owners = [d for d in docs if d["kind"] in ("Deployment", "Job")]
+
+# Restricted Pod Security Standard (v1.30), the fields it constrains.
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                   "persistentVolumeClaim", "projected", "secret"}
+problems = []
+for d in pod_owners:
+    name = f"{d['kind']}/{d['metadata']['name']}"
+    spec = d["spec"]["template"]["spec"]
+    psc = spec.get("securityContext", {})
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            problems.append(f"{name}: {flag}")
+    for v in spec.get("volumes", []):
+        kinds = set(v) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            problems.append(f"{name}: volume {v['name']} is {kinds}")
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        csc = c.get("securityContext", {})
+        where = f"{name}/{c['name']}"
+        if csc.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if csc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation is not false")
+        if "ALL" not in csc.get("capabilities", {}).get("drop", []):
+            problems.append(f"{where}: capabilities do not drop ALL")
+        if set(csc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where}: adds capabilities")
+        if not (csc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+            problems.append(f"{where}: runAsNonRoot is not true")
+        if csc.get("runAsUser", psc.get("runAsUser")) == 0:
+            problems.append(f"{where}: runs as UID 0")
+        seccomp = csc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile is {seccomp}")
+        if csc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{where}: root filesystem is writable")
+        if not any(m["mountPath"] == "/tmp" for m in c.get("volumeMounts", [])):
+            problems.append(f"{where}: no /tmp emptyDir")
+check("Pod Security Standard 'restricted' (every Deployment and Job)", problems)
+
+problems = []
+for d in (d for d in docs if d["kind"] == "Deployment"):
+    name = d["metadata"]["name"]
+    spec = d["spec"]["template"]["spec"]
+    if spec.get("terminationGracePeriodSeconds", 30) < 30:
+        problems.append(f"{name}: terminationGracePeriodSeconds < 30")
+    c = spec["containers"][0]
+    if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+        problems.append(f"{name}: liveness probe is not GET /healthz")
+    if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/readyz":
+        problems.append(f"{name}: readiness probe is not GET /readyz")
+    if not c.get("resources", {}).get("requests"):
+        problems.append(f"{name}: no resource requests")
+check("probes /healthz and /readyz, grace period >= 30s, requests", problems)
+
+# What values.schema.json promises, seen in the output: no consumer can be
+# scaled (statically, by the HPA, or by KEDA) past the partition count.
+partitions = None
+deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+for d in deployments.values():
+    for e in d["spec"]["template"]["spec"]["containers"][0].get("env", []):
+        if e["name"] == "ORDERFLOW_KAFKA_PARTITIONS":
+            partitions = int(e["value"])
+problems = [] if partitions else ["no ORDERFLOW_KAFKA_PARTITIONS in any Deployment"]
+for d in docs:
+    target, bound = None, None
+    if d["kind"] == "HorizontalPodAutoscaler":
+        target, bound = d["spec"]["scaleTargetRef"]["name"], d["spec"]["maxReplicas"]
+    elif d["kind"] == "ScaledObject":
+        target, bound = d["spec"]["scaleTargetRef"]["name"], d["spec"]["maxReplicaCount"]
+        for t in d["spec"]["triggers"]:
+            if t["metadata"].get("allowIdleConsumers") != "false":
+                problems.append(f"ScaledObject/{d['metadata']['name']}: allowIdleConsumers is not false")
+    elif d["kind"] == "Deployment" and "replicas" in d["spec"]:
+        target, bound = d["metadata"]["name"], d["spec"]["replicas"]
+    if target is None:
+        continue
+    component = deployments.get(target, {}).get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+    if component is None:
+        problems.append(f"{d['kind']}/{d['metadata']['name']} targets unknown Deployment {target}")
+    elif component in consumers and partitions and bound > partitions:
+        problems.append(f"{d['kind']}/{d['metadata']['name']}: {bound} replicas > {partitions} partitions")
+check(f"no consumer scales past kafka.partitions ({partitions})", problems)
+
+problems = []
+jobs = {d["metadata"]["name"].rsplit("-", 1)[-1]: d for d in docs if d["kind"] == "Job"}
+for step, weight in (("topics", "-5"), ("schemas", "0")):
+    job = jobs.get(step)
+    if job is None:
+        problems.append(f"no {step} Job")
+        continue
+    a = job["metadata"].get("annotations", {})
+    if a.get("helm.sh/hook") != "pre-install,pre-upgrade":
+        problems.append(f"{step}: hook is {a.get('helm.sh/hook')}")
+    if a.get("helm.sh/hook-weight") != weight:
+        problems.append(f"{step}: hook weight {a.get('helm.sh/hook-weight')}, want {weight}")
+    if "hook-succeeded" not in a.get("helm.sh/hook-delete-policy", ""):
+        problems.append(f"{step}: succeeded Jobs are not deleted")
+    args = job["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    if args[:2] != [step, "apply" if step == "topics" else "register"]:
+        problems.append(f"{step}: runs {args}")
+check("hook Jobs: topics apply (weight -5), then schemas register (weight 0)", problems)
+
+monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+if monitors:
+    problems = []
+    for m in monitors:
+        label = m["spec"].get("jobLabel")
+        if not label:
+            problems.append(f"ServiceMonitor/{m['metadata']['name']}: no jobLabel")
+            continue
+        for s in (d for d in docs if d["kind"] == "Service"):
+            component = s["metadata"]["labels"].get("app.kubernetes.io/component")
+            if s["metadata"]["labels"].get(label) != f"orderflow-{component}":
+                problems.append(f"Service/{s['metadata']['name']}: {label} is not orderflow-{component}")
+        if m["spec"]["endpoints"][0].get("path") != "/metrics":
+            problems.append("ServiceMonitor does not scrape /metrics")
+    check("ServiceMonitor: /metrics, job=orderflow-<component> for any release name", problems)
+
+for name, problems in results:
+    if problems:
+        print(f"FAIL {name}: " + "; ".join(problems))
+    else:
+        print(f"ok {name}")
+kinds = Counter(d["kind"] for d in docs)
+print("count", len(docs), " ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+EOF
+
+# --- Per profile: lint, render, validate, inspect, kube-score ------------------
+
+declare -A COUNTS
+for profile in "${PROFILES[@]}"; do
+  name=${profile%%:*}
+  file=${profile#*:}
+  values=()
+  [ -n "$file" ] && values=(-f "$file")
+  echo
+  echo "== profile $name${file:+ ($file)}"
+  check "helm lint --strict ($name)" "$HELM" lint --strict --kube-version "$KUBERNETES_VERSION" "$CHART" "${values[@]}"
+  out="$WORK/$name"
+  mkdir -p "$out"
+  if ! "$HELM" template orderflow "$CHART" --namespace orderflow --kube-version "$KUBERNETES_VERSION" \
+      "${values[@]}" >"$out/rendered.yaml" 2>"$out/template.err"; then
+    not_ok "helm template ($name)"
+    sed 's/^/        /' "$out/template.err"
+    continue
+  fi
+  ok "helm template ($name)"
+
+  inspect=$("$PY" "$WORK/inspect.py" "$out/rendered.yaml" "$out/split" "$CRD_KINDS")
+  while IFS= read -r line; do
+    case $line in
+      ok\ *) ok "${line#ok } ($name)" ;;
+      FAIL\ *) not_ok "${line#FAIL } ($name)" ;;
+      count\ *)
+        set -- $line
+        COUNTS[$name]=$2
+        shift 2
+        echo "  rendered ${COUNTS[$name]} manifests: $*"
+        ;;
+    esac
+  done <<<"$inspect"
+
+  mapfile -t core < <(find "$out/split/core" -name '*.yaml' | sort)
+  mapfile -t crds < <(find "$out/split/crd" -name '*.yaml' | sort)
+  check "${#core[@]} manifests valid against the Kubernetes $KUBERNETES_VERSION schemas, strict ($name)" \
+    "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "${core[@]}"
+  if [ ${#crds[@]} -gt 0 ]; then
+    echo "  skipped schema validation of ${#crds[@]} custom resources ($(printf '%s\n' "${crds[@]}" | sed 's/.*\/[0-9]*-\([A-Za-z]*\)-.*/\1/' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')): kubernetes-validate has no schema for CRDs; the checks above cover their caps"
+  fi
+
+  if score=$("$KUBE_SCORE" score "${KUBE_SCORE_ARGS[@]}" "$out/rendered.yaml" 2>&1); then
+    ok "kube-score: no critical findings ($name)"
+  else
+    not_ok "kube-score: critical findings ($name)"
+  fi
+  echo "$score" | grep -E '^\[(CRITICAL|WARNING)\]' | sed 's/^/        /' || true
+done
+
+# --- values.schema.json: replicas never above kafka.partitions -----------------
+
+echo
+echo "== values.schema.json"
+check "values.schema.json is what helm/values-schema.py generates" "$PY" helm/values-schema.py --check
+
+# expect_reject NAME PATTERN ARGS...: helm template must fail, saying PATTERN.
+expect_reject() {
+  local name=$1 pattern=$2 err
+  shift 2
+  if err=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" "$@" 2>&1 >/dev/null); then
+    not_ok "$name (was accepted)"
+  elif grep -q -- "$pattern" <<<"$err"; then
+    ok "$name"
+  else
+    not_ok "$name (failed for another reason)"
+    echo "$err" | sed 's/^/        /'
+  fi
+}
+expect_accept() {
+  local name=$1
+  shift
+  check "$name" "$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" "$@"
+}
+
+expect_accept "accepts the defaults (12 partitions)"
+expect_reject "rejects inventory.autoscaling.maxReplicas=13 with 12 partitions" \
+  "/inventory/autoscaling/maxReplicas': maximum: got 13, want 12" --set inventory.autoscaling.maxReplicas=13
+expect_reject "rejects inventory.keda.maxReplicas=13 with 12 partitions" \
+  "/inventory/keda/maxReplicas': maximum: got 13, want 12" --set inventory.keda.maxReplicas=13
+expect_reject "rejects inventory.replicaCount=13 with 12 partitions" \
+  "/inventory/replicaCount': maximum: got 13, want 12" --set inventory.replicaCount=13
+expect_reject "rejects kafka.partitions=6 while keda.maxReplicas stay 12" \
+  "keda/maxReplicas': maximum: got 12, want 6" --set kafka.partitions=6
+expect_reject "rejects maxReplicas above the hard cap of 100 even with 200 partitions" \
+  "maximum: got 101, want 100" --set kafka.partitions=200 --set payment.keda.maxReplicas=101
+expect_accept "accepts inventory.keda.maxReplicas=24 with 24 partitions" \
+  --set kafka.partitions=24 --set inventory.keda.enabled=true --set inventory.keda.maxReplicas=24
+expect_accept "accepts maxReplicas=100 with 200 partitions" \
+  --set kafka.partitions=200 --set shipping.autoscaling.maxReplicas=100
+expect_accept "accepts every consumer at 6 with 6 partitions" --set kafka.partitions=6 \
+  --set order.keda.maxReplicas=6 --set inventory.keda.maxReplicas=6 --set payment.keda.maxReplicas=6 \
+  --set shipping.keda.maxReplicas=6 --set notification.keda.maxReplicas=6
+expect_reject "rejects the CPU HPA and KEDA on one service" \
+  "/inventory/keda/enabled': value must be false" --set inventory.autoscaling.enabled=true --set inventory.keda.enabled=true
+expect_reject "rejects an unknown value (typo guard)" \
+  "additional properties 'inventroy' not allowed" --set inventroy.replicaCount=2
+expect_reject "the templates refuse the same values when schema validation is skipped" \
+  "inventory.keda.maxReplicas (13) exceeds kafka.partitions (12)" \
+  --skip-schema-validation --set inventory.keda.maxReplicas=13
+
+# --- PrometheusRule: only when files/prometheus-rules.yaml has groups ----------
+
+echo
+echo "== PrometheusRule and NOTES"
+count_kind() { grep -c "^kind: $1\$" || true; }
+# The chart carries the rules of deploy/observability (helm cannot read files
+# outside the chart); the copy must not drift.
+if cmp -s "$CHART/files/prometheus-rules.yaml" deploy/observability/rules.yaml; then
+  ok "files/prometheus-rules.yaml is deploy/observability/rules.yaml"
+else
+  not_ok "files/prometheus-rules.yaml differs from deploy/observability/rules.yaml: cp deploy/observability/rules.yaml $CHART/files/prometheus-rules.yaml"
+fi
+real=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" --set metrics.prometheusRule.enabled=true)
+if [ "$(count_kind PrometheusRule <<<"$real")" = 1 ] && grep -q 'OrderflowSagaStuck' <<<"$real"; then
+  ok "the PrometheusRule carries the alert rules"
+else
+  not_ok "no PrometheusRule with the alert rules was rendered"
+fi
+cp -r "$CHART" "$WORK/chart-with-rules"
+cat >"$WORK/chart-with-rules/files/prometheus-rules.yaml" <<'EOF'
+groups:
+  - name: orderflow-test
+    rules:
+      - alert: OrderflowTestAlert
+        expr: vector(1) > 2
+        labels: {severity: warning}
+        annotations: {summary: "{{ $labels.service }} test"}
+EOF
+rules=$("$HELM" template orderflow "$WORK/chart-with-rules" --kube-version "$KUBERNETES_VERSION" --set metrics.prometheusRule.enabled=true)
+if [ "$(count_kind PrometheusRule <<<"$rules")" = 1 ] && grep -q 'OrderflowTestAlert' <<<"$rules" && grep -q '{{ $labels.service }} test' <<<"$rules"; then
+  ok "one PrometheusRule, rules and their {{ \$labels }} templates kept, once the file has groups"
+else
+  not_ok "PrometheusRule from a rules file with groups"
+fi
+n=$("$HELM" template orderflow "$WORK/chart-with-rules" --kube-version "$KUBERNETES_VERSION" | count_kind PrometheusRule)
+if [ "$n" = 0 ]; then ok "no PrometheusRule unless metrics.prometheusRule.enabled"; else not_ok "PrometheusRule rendered while disabled"; fi
+
+# NOTES.txt: how to place the first order, Jaeger, kubectl scale. `helm install
+# --dry-run` wants a cluster, so a copy of the chart renders NOTES.txt into a
+# ConfigMap with helm template.
+cp -r "$CHART" "$WORK/chart-notes"
+cat >"$WORK/chart-notes/templates/zz-notes.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: {{ include (print .Template.BasePath "/NOTES.txt") . | quote }}
+EOF
+notes_check() { # NAME WANT... -- HELM-ARGS...
+  local name=$1 notes want wants=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do wants+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  if ! notes=$("$HELM" template orderflow "$WORK/chart-notes" -n orderflow --kube-version "$KUBERNETES_VERSION" \
+      --show-only templates/zz-notes.yaml "$@" 2>&1 | "$PY" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])' 2>&1); then
+    not_ok "$name: NOTES.txt does not render"
+    echo "$notes" | sed 's/^/        /'
+    return
+  fi
+  for want in "${wants[@]}"; do
+    if ! grep -qF -- "$want" <<<"$notes"; then
+      not_ok "$name: NOTES lack '$want'"
+      return
+    fi
+  done
+  ok "$name"
+}
+FIRST_ORDER=(
+  'curl -si -X POST $GATEWAY/v1/orders'
+  "kubectl -n orderflow scale deploy/orderflow-inventory --replicas=4"
+  "At most 12 replicas"
+)
+notes_check "NOTES (defaults): port-forward, first order, Jaeger, kubectl scale" "${FIRST_ORDER[@]}" \
+  "kubectl -n orderflow port-forward svc/orderflow-gateway 8080:8080" \
+  "kubectl -n observability port-forward svc/jaeger 16686:16686" --
+notes_check "NOTES (local): the Ingress URL, first order, Jaeger URL, kubectl scale" "${FIRST_ORDER[@]}" \
+  "GATEWAY=http://orderflow.localhost:8080" "Open Jaeger at http://jaeger.localhost:8080" -- -f deploy/values/local.yaml
+notes_check "NOTES (managed): HTTPS Ingress, autoscaler notes" "${FIRST_ORDER[@]}" \
+  "GATEWAY=https://api.orderflow.example.com" "inventory is autoscaled by KEDA" -- -f deploy/values/managed.yaml
+
+# --- Summary -------------------------------------------------------------------
+
+echo
+for profile in "${PROFILES[@]}"; do
+  name=${profile%%:*}
+  echo "rendered manifests, $name: ${COUNTS[$name]:-none}"
+done
+echo "took $((SECONDS - started))s"
+if [ "$failed" -gt 0 ]; then
+  echo "failed:"
+  printf '  %s\n' "${failures[@]}"
+fi
+echo "chart: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
