@@ -66,12 +66,19 @@ pub struct HandlerCtx<'a> {
     pub tx: &'a mut AnyConnection,
     pub meta: &'a CloudEventHeaders,
     emitted: Vec<Event>,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl HandlerCtx<'_> {
     /// Emits an event; it is written to the outbox in this transaction.
     pub fn emit(&mut self, event: impl Into<Event>) {
         self.emitted.push(event.into());
+    }
+
+    /// Runs `action` once the transaction has committed, and never if it
+    /// does not (for example, metrics of what the handler decided).
+    pub fn after_commit(&mut self, action: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(action));
     }
 }
 
@@ -116,6 +123,15 @@ impl ConsumerContext for RebalanceLogger {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!(group = %self.group, partitions = tpl.count(), "rebalance: partitions revoked");
+            // Another member reports these now; a frozen value here would keep
+            // the lag alert firing.
+            for p in tpl.elements() {
+                let labels = PartitionLabels {
+                    topic: p.topic().to_string(),
+                    partition: p.partition(),
+                };
+                self.metrics.consumer_lag.remove(&labels);
+            }
         }
     }
 
@@ -296,9 +312,8 @@ impl PartitionWorker {
         let meta = match CloudEventHeaders::from_pairs(pairs) {
             Ok(meta) => meta,
             Err(e) => {
-                self.count(message, "invalid", "dead_lettered");
                 return self
-                    .dead_letter(message, &format!("not a CloudEvent: {e}"), 1)
+                    .dead_letter(message, "invalid", &format!("not a CloudEvent: {e}"), 1)
                     .await;
             }
         };
@@ -370,16 +385,17 @@ impl PartitionWorker {
                     return Outcome::Done;
                 }
                 Err(HandlerError::Permanent(reason)) => {
-                    self.count(message, event_type.name(), "dead_lettered");
-                    return self.dead_letter(message, &reason, attempt).await;
+                    return self
+                        .dead_letter(message, event_type.name(), &reason, attempt)
+                        .await;
                 }
                 Err(HandlerError::Transient(reason)) => reason,
             };
             let Some(wait) = backoff.get(attempt as usize - 1) else {
-                self.count(message, event_type.name(), "dead_lettered");
                 return self
                     .dead_letter(
                         message,
+                        event_type.name(),
                         &format!("gave up after {attempt} attempts: {reason}"),
                         attempt,
                     )
@@ -417,13 +433,18 @@ impl PartitionWorker {
             tx: &mut tx,
             meta,
             emitted: Vec::new(),
+            after_commit: Vec::new(),
         };
         self.handler.handle(event, &mut ctx).await?;
         let emitted = std::mem::take(&mut ctx.emitted);
+        let after_commit = std::mem::take(&mut ctx.after_commit);
         for next in &emitted {
             self.rt.emit(&mut tx, next, Some(meta)).await?;
         }
         tx.commit().await?;
+        for action in after_commit {
+            action();
+        }
         if !emitted.is_empty() {
             self.rt.wake_relay();
         }
@@ -434,15 +455,17 @@ impl PartitionWorker {
 
     /// Parks the message on the service's dead-letter topic. Keeps trying until
     /// the broker has it: losing it is not an option.
-    async fn dead_letter(&self, message: &OwnedMessage, error: &str, attempts: u32) -> Outcome {
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        event_type: &str,
+        error: &str,
+        attempts: u32,
+    ) -> Outcome {
         let topic = crate::topics::dead_letter_topic(self.rt.service());
         let headers = crate::dead_letter_headers(message, self.rt.service(), error, attempts);
         let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
-        let labels = TopicLabels {
-            topic: message.topic().to_string(),
-        };
-        self.rt.metrics().dead_letters.get_or_create(&labels).inc();
         tracing::warn!(
             topic = message.topic(),
             partition = message.partition(),
@@ -451,13 +474,23 @@ impl PartitionWorker {
             "dead-lettering message to {topic}"
         );
         loop {
-            match self
-                .rt
-                .producer()
-                .send_and_wait(&topic, key, &headers, payload)
-                .await
-            {
-                Ok(_) => return Outcome::Done,
+            // A delivery can take up to message.timeout.ms while the broker is
+            // away: shutdown must not wait for it (the message is redelivered).
+            let sent = tokio::select! {
+                sent = self.rt.producer().send_and_wait(&topic, key, &headers, payload) => sent,
+                _ = self.shutdown.cancelled() => return Outcome::Abandoned,
+            };
+            match sent {
+                Ok(_) => {
+                    // Counted once the dead letter is written, so a redelivery
+                    // after an abandoned attempt is not counted twice.
+                    let labels = TopicLabels {
+                        topic: message.topic().to_string(),
+                    };
+                    self.rt.metrics().dead_letters.get_or_create(&labels).inc();
+                    self.count(message, event_type, "dead_lettered");
+                    return Outcome::Done;
+                }
                 Err(e) => tracing::error!(error = %e, "could not write dead letter; retrying"),
             }
             tokio::select! {

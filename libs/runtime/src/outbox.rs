@@ -100,7 +100,14 @@ impl OutboxRelay {
                     tracing::debug!(error = %e, "could not measure the outbox backlog");
                 }
             }
-            let published = match self.publish_pending().await {
+            // A pass waits for the broker's acknowledgements, which can take up to
+            // message.timeout.ms while it is away: shutdown does not wait for that
+            // (an interrupted pass leaves its rows, to be published again).
+            let pass = tokio::select! {
+                pass = self.publish_pending() => pass,
+                _ = shutdown.cancelled() => break,
+            };
+            let published = match pass {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay pass failed; retrying in 1s");

@@ -81,13 +81,14 @@ impl Handler for OrderSaga {
                 Some(r) => r.metric_label(),
                 None => "shipped",
             };
-            let labels = OutcomeLabels { outcome };
-            self.metrics.outcomes.get_or_create(&labels).inc();
             let seconds = (now - order.placed_at).max(0) as f64 / 1000.0;
-            self.metrics
-                .duration
-                .get_or_create(&labels)
-                .observe(seconds);
+            let metrics = self.metrics.clone();
+            // Counted once the outcome is committed, not once per attempt.
+            ctx.after_commit(move || {
+                let labels = OutcomeLabels { outcome };
+                metrics.outcomes.get_or_create(&labels).inc();
+                metrics.duration.get_or_create(&labels).observe(seconds);
+            });
         }
         match (status, reason) {
             (Status::Shipped, _) => {

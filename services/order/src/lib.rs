@@ -49,10 +49,8 @@ pub async fn serve(
     });
     let stop_gauges = CancellationToken::new();
     tokio::spawn(measure_in_flight(rt.clone(), saga, stop_gauges.clone()));
-    let shutdown = async move {
-        shutdown.await;
-        stop_gauges.cancel();
-    };
+    // Stops the gauge task however serve ends, early exits included.
+    let _stop_gauges = stop_gauges.drop_guard();
     rt.serve(listener, routes, Some(handler), shutdown).await
 }
 
