@@ -81,10 +81,6 @@ impl HttpSchemaRegistry {
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.base
-    }
-
     async fn read<T: for<'de> Deserialize<'de>>(
         &self,
         what: String,

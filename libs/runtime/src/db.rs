@@ -1,8 +1,6 @@
 //! One SQL code path for SQLite (the embedded default) and PostgreSQL, through
 //! sqlx's `Any` driver. Queries use `$n` placeholders, which both accept.
 
-use std::str::FromStr;
-
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
@@ -132,16 +130,5 @@ impl Database {
                     created_at BIGINT NOT NULL)"
             ),
         ]
-    }
-}
-
-impl FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sqlite" => Ok(Backend::Sqlite),
-            "postgres" => Ok(Backend::Postgres),
-            other => Err(format!("unknown database backend {other}")),
-        }
     }
 }

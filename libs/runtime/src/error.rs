@@ -18,8 +18,8 @@ pub enum RuntimeError {
     Registry(#[from] RegistryError),
     #[error("could not provision topics: {0}")]
     Topics(String),
+    #[error("the consumer stopped unexpectedly")]
+    ConsumerStopped,
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
 }

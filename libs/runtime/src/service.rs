@@ -202,7 +202,7 @@ impl Runtime {
                 consumer_task = None;
                 result = match exited {
                     Ok(Err(e)) => Err(e),
-                    _ => Err(RuntimeError::Topics("the consumer stopped unexpectedly".into())),
+                    _ => Err(RuntimeError::ConsumerStopped),
                 };
             }
         }

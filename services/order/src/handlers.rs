@@ -26,7 +26,7 @@ impl Handler for OrderSaga {
         // different topics). Locking the row first serializes them, so the second
         // sees the first's history row when it derives the status.
         store::lock(ctx.tx, &order_id).await?;
-        let Some(order) = store::load(ctx.tx, &order_id).await? else {
+        let Some(mut order) = store::load(ctx.tx, &order_id).await? else {
             return Err(HandlerError::Permanent(format!(
                 "{} refers to order {order_id}, which this order service never created",
                 event.event_type().name()
@@ -42,9 +42,13 @@ impl Handler for OrderSaga {
         )
         .await?;
         match &event {
-            Event::InventoryReserved(e) => store::set_total(ctx.tx, &order_id, &e.total).await?,
+            Event::InventoryReserved(e) => {
+                store::set_total(ctx.tx, &order_id, &e.total).await?;
+                order.total = Some(e.total.clone());
+            }
             Event::ShipmentCreated(e) => {
-                store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?
+                store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?;
+                order.tracking_id = Some(e.tracking_id.clone());
             }
             _ => {}
         }
@@ -92,9 +96,6 @@ impl Handler for OrderSaga {
         }
         match (status, reason) {
             (Status::Shipped, _) => {
-                let order = store::load(ctx.tx, &order_id)
-                    .await?
-                    .expect("the order was loaded above");
                 ctx.emit(OrderCompleted {
                     order_id,
                     customer_id: order.customer_id,
