@@ -2,6 +2,10 @@
 //! shared by the gateway and the services behind it so both read and check a
 //! body the same way.
 
+mod client;
+
+pub use client::{ClientError, GatewayClient};
+
 use orderflow_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

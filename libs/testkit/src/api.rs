@@ -4,21 +4,27 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use orderflow_api::{NotificationView, OrderView, PaymentView, StockView};
+use orderflow_api::{
+    GatewayClient, MoneyView, NotificationView, OrderView, PaymentView, SetStock, StockView,
+};
 use serde_json::{json, Value};
 
 pub struct Api {
     pub http: reqwest::Client,
     pub gateway: String,
+    /// The same client the operator CLI uses.
+    pub client: GatewayClient,
     /// Every payment replica's base URL.
     pub payments: Vec<String>,
 }
 
 impl Api {
     pub fn new(gateway: String, payments: Vec<String>) -> Self {
+        let client = GatewayClient::new(gateway.clone());
         Self {
-            http: reqwest::Client::new(),
+            http: client.http.clone(),
             gateway,
+            client,
             payments,
         }
     }
@@ -28,24 +34,22 @@ impl Api {
     }
 
     pub async fn set_stock(&self, sku: &str, available: i64, price_minor: i64) -> Result<()> {
-        let body = json!({"available": available, "unit_price": {"amount_minor": price_minor, "currency": "EUR"}});
-        let response = self
-            .http
-            .put(self.url(&format!("/v1/inventory/{sku}")))
-            .json(&body)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!(
-                "setting stock of {sku}: {} {}",
-                response.status(),
-                response.text().await?
-            );
-        }
-        Ok(())
+        let unit_price = MoneyView {
+            amount_minor: price_minor,
+            currency: "EUR".into(),
+        };
+        Ok(self
+            .client
+            .set_stock(
+                sku,
+                &SetStock {
+                    available,
+                    unit_price,
+                },
+            )
+            .await?)
     }
 
-    /// Places an order; returns the raw response.
     pub async fn post_order(
         &self,
         body: &Value,
@@ -74,15 +78,7 @@ impl Api {
     }
 
     pub async fn order(&self, order_id: &str) -> Result<OrderView> {
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/orders/{order_id}")))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("GET order {order_id}: {}", response.status());
-        }
-        Ok(response.json().await?)
+        Ok(self.client.order(order_id).await?)
     }
 
     /// Waits until the order is SHIPPED or CANCELLED.
@@ -120,37 +116,7 @@ impl Api {
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<OrderView>> {
-        use futures::stream::{self, StreamExt, TryStreamExt};
-        let deadline = Instant::now() + timeout;
-        let mut pending: Vec<String> = ids.to_vec();
-        let mut done = Vec::with_capacity(ids.len());
-        while !pending.is_empty() {
-            if Instant::now() > deadline {
-                bail!(
-                    "{} of {} orders not terminal after {timeout:?}, e.g. {}",
-                    pending.len(),
-                    ids.len(),
-                    pending[0]
-                );
-            }
-            let views: Vec<OrderView> = stream::iter(&pending)
-                .map(|id| self.order(id))
-                .buffer_unordered(32)
-                .try_collect()
-                .await?;
-            pending.clear();
-            for view in views {
-                if view.status == "SHIPPED" || view.status == "CANCELLED" {
-                    done.push(view);
-                } else {
-                    pending.push(view.order_id);
-                }
-            }
-            if !pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        Ok(done)
+        Ok(self.client.wait_all_terminal(ids, timeout).await?)
     }
 
     pub async fn stock(&self, sku: &str) -> Result<StockView> {

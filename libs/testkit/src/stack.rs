@@ -184,11 +184,7 @@ impl Stack {
             _dir: dir,
         };
         stack.wait_ready().await?;
-        for (sku, stock) in orderflow_api::demo_catalogue() {
-            stack
-                .set_stock(&sku, stock.available, stock.unit_price.amount_minor)
-                .await?;
-        }
+        stack.api.client.seed_demo_catalogue().await?;
         Ok(stack)
     }
 

@@ -236,12 +236,7 @@ impl ProcessStack {
             stack.spawn(i)?;
         }
         stack.wait_ready().await?;
-        for (sku, stock) in orderflow_api::demo_catalogue() {
-            stack
-                .api
-                .set_stock(&sku, stock.available, stock.unit_price.amount_minor)
-                .await?;
-        }
+        stack.api.client.seed_demo_catalogue().await?;
         Ok(stack)
     }
 

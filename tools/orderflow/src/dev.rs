@@ -233,13 +233,9 @@ async fn start_up(gateway: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for (sku, stock) in orderflow_api::demo_catalogue() {
-        http.put(format!("{gateway}/v1/inventory/{sku}"))
-            .json(&stock)
-            .send()
-            .await?
-            .error_for_status()?;
-    }
+    orderflow_api::GatewayClient::new(gateway)
+        .seed_demo_catalogue()
+        .await?;
     Ok(())
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures::stream::{self, StreamExt};
-use orderflow_api::OrderView;
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -32,14 +31,21 @@ pub async fn run(args: Args) -> Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let skus: Vec<String> = (1..=10).map(|i| format!("SKU-{i:03}")).collect();
+    let client = orderflow_api::GatewayClient {
+        http: http.clone(),
+        base: args.gateway.clone(),
+    };
     // Enough stock that every order can ship: the run measures the saga, not stock-outs.
     for sku in &skus {
-        let body = json!({"available": args.orders, "unit_price": {"amount_minor": 999, "currency": "EUR"}});
-        http.put(format!("{}/v1/inventory/{sku}", args.gateway))
-            .json(&body)
-            .send()
-            .await?
-            .error_for_status()?;
+        let unit_price = orderflow_api::MoneyView {
+            amount_minor: 999,
+            currency: "EUR".into(),
+        };
+        let stock = orderflow_api::SetStock {
+            available: args.orders as i64,
+            unit_price,
+        };
+        client.set_stock(sku, &stock).await?;
     }
 
     let started = Instant::now();
@@ -85,51 +91,16 @@ pub async fn run(args: Args) -> Result<()> {
         .collect()
         .await;
     let placing = started.elapsed();
-    let mut pending: Vec<String> = placed.into_iter().collect::<Result<_>>()?;
+    let pending: Vec<String> = placed.into_iter().collect::<Result<_>>()?;
     println!(
         "placed {} orders in {:.2}s",
         pending.len(),
         placing.as_secs_f64()
     );
 
-    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    let mut done: Vec<OrderView> = Vec::new();
-    while !pending.is_empty() {
-        if Instant::now() > deadline {
-            bail!(
-                "{} orders not terminal after {}s",
-                pending.len(),
-                args.timeout_secs
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let views: Vec<Result<OrderView>> = stream::iter(pending.iter())
-            .map(|id| {
-                let http = &http;
-                let url = format!("{}/v1/orders/{id}", args.gateway);
-                async move {
-                    Ok(http
-                        .get(url)
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .json::<OrderView>()
-                        .await?)
-                }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        pending.clear();
-        for view in views {
-            let view = view?;
-            if view.status == "SHIPPED" || view.status == "CANCELLED" {
-                done.push(view);
-            } else {
-                pending.push(view.order_id);
-            }
-        }
-    }
+    let done = client
+        .wait_all_terminal(&pending, Duration::from_secs(args.timeout_secs))
+        .await?;
     println!("{}", orderflow_api::SagaStats::of(&done));
     Ok(())
 }
