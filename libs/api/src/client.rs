@@ -26,6 +26,23 @@ pub enum ClientError {
     },
 }
 
+/// The response if it is a success; otherwise an error with its status and body.
+async fn success(
+    response: reqwest::Response,
+    what: impl FnOnce() -> String,
+) -> Result<reqwest::Response, ClientError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let body = response.text().await?;
+    Err(ClientError::Rejected {
+        what: what(),
+        status,
+        body,
+    })
+}
+
 #[derive(Clone)]
 pub struct GatewayClient {
     pub http: reqwest::Client,
