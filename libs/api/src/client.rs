@@ -66,15 +66,7 @@ impl GatewayClient {
             .json(stock)
             .send()
             .await?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            let body = response.text().await?;
-            return Err(ClientError::Rejected {
-                what: format!("setting stock of {sku}"),
-                status,
-                body,
-            });
-        }
+        success(response, || format!("setting stock of {sku}")).await?;
         Ok(())
     }
 
@@ -93,15 +85,7 @@ impl GatewayClient {
             .get(format!("{}/v1/orders/{order_id}", self.base))
             .send()
             .await?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            let body = response.text().await?;
-            return Err(ClientError::Rejected {
-                what: format!("reading order {order_id}"),
-                status,
-                body,
-            });
-        }
+        let response = success(response, || format!("reading order {order_id}")).await?;
         Ok(response.json().await?)
     }
 
