@@ -122,6 +122,15 @@ pub struct PaymentRefunded {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefundFailed {
+    pub order_id: String,
+    pub customer_id: String,
+    pub payment_id: String,
+    pub amount: Money,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShipmentCreated {
     pub order_id: String,
     pub customer_id: String,
@@ -144,6 +153,14 @@ pub struct NotificationSent {
     pub notification_id: String,
     pub kind: String,
     pub channel: String,
+}
+
+/// Reasons events carry that other services act on.
+pub mod reasons {
+    /// A `PaymentFailed` because the payment provider could not be reached
+    /// before the step's deadline (not a decline): the order is cancelled
+    /// with PAYMENT_UNAVAILABLE.
+    pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
 }
 
 /// The topics that carry domain events: one per owning service (SPEC §4).
@@ -260,6 +277,7 @@ events! {
     PaymentProcessed => Payments,
     PaymentFailed => Payments,
     PaymentRefunded => Payments,
+    PaymentRefundFailed => Payments,
     ShipmentCreated => Shipments,
     ShipmentFailed => Shipments,
     NotificationSent => Notifications,

@@ -31,16 +31,43 @@ pub struct RuntimeConfig {
     pub kafka_linger_ms: u32,
     /// How long the broker may hold a fetch waiting for data.
     pub kafka_fetch_wait_max_ms: u32,
+    /// How often the consumer commits its offsets (also on revocation and shutdown).
     pub kafka_auto_commit_interval_ms: u32,
     pub kafka_session_timeout_ms: u32,
     /// Extra librdkafka properties, `key=value` pairs separated by commas, e.g.
     /// `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`.
     pub kafka_properties: String,
-    /// Waits before each retry of a transiently failing event, in milliseconds;
-    /// after the last one the event is dead-lettered.
+    /// Consumed messages handled at once, at most, per process (different
+    /// orders; one order's events always run one at a time, in order).
+    pub consumer_max_in_flight: usize,
+    /// Events applied per database transaction, at most.
+    pub consumer_batch_max: usize,
+    /// Database transactions of one kind at once on PostgreSQL (SQLite has
+    /// one writer).
+    pub database_writers: usize,
+    /// Calls to the payment provider or notification channel under way at
+    /// once, at most, per process.
+    pub external_calls_max_in_flight: usize,
+    /// How long a revoked partition's in-flight events may take to finish
+    /// before they are abandoned (the next owner handles them again).
+    pub consumer_revoke_timeout_ms: u64,
+    /// The fast retry tiers of a transiently failing event, in milliseconds:
+    /// the waits before its 2nd, 3rd, … attempt, each tier a topic of its own.
     pub retry_backoff_ms: Vec<u64>,
+    /// The slow tiers that follow, the last one repeating until the deadline.
+    pub retry_slow_tiers_ms: Vec<u64>,
+    /// How long one step (an event's handling) may keep failing, from its
+    /// first failure; then it fails in domain terms or is dead-lettered.
+    pub step_deadline_ms: u64,
     /// How often the outbox relay looks for rows without being woken.
     pub outbox_poll_ms: u64,
+    /// How long a new outbox row is reserved for the relay of the process
+    /// that wrote it, before any replica's relay may take it.
+    pub outbox_lease_ms: u64,
+    /// Publish attempts of an outbox row before it is parked for an operator.
+    pub outbox_max_attempts: u32,
+    /// How long inbox rows are kept: longer than any redelivery can come late.
+    pub inbox_retention_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -57,8 +84,18 @@ impl Default for RuntimeConfig {
             kafka_auto_commit_interval_ms: 1000,
             kafka_session_timeout_ms: 45_000,
             kafka_properties: String::new(),
+            consumer_max_in_flight: 1024,
+            consumer_batch_max: 64,
+            database_writers: 4,
+            external_calls_max_in_flight: 512,
+            consumer_revoke_timeout_ms: 10_000,
             retry_backoff_ms: vec![1_000, 4_000, 9_000],
+            retry_slow_tiers_ms: vec![60_000, 300_000, 900_000],
+            step_deadline_ms: 3_600_000,
             outbox_poll_ms: 500,
+            outbox_lease_ms: 10_000,
+            outbox_max_attempts: 10,
+            inbox_retention_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -71,6 +108,15 @@ impl RuntimeConfig {
             database_url: format!("sqlite://.data/{service}.db"),
             ..Self::default()
         }
+    }
+
+    /// Every retry tier, fast then slow.
+    pub fn retry_tiers(&self) -> Vec<std::time::Duration> {
+        self.retry_backoff_ms
+            .iter()
+            .chain(&self.retry_slow_tiers_ms)
+            .map(|&ms| std::time::Duration::from_millis(ms))
+            .collect()
     }
 
     /// The extra librdkafka properties as pairs.
@@ -110,7 +156,32 @@ impl RuntimeConfig {
             ));
         }
         if self.kafka_partitions < 1 {
-            return Err("kafka_partitions must be at least 1".into());
+            return Err(
+                "kafka_partitions must be at least 1: set ORDERFLOW_KAFKA_PARTITIONS".into(),
+            );
+        }
+        let at_least_one = [
+            ("consumer_max_in_flight", self.consumer_max_in_flight),
+            ("consumer_batch_max", self.consumer_batch_max),
+            ("database_writers", self.database_writers),
+            (
+                "external_calls_max_in_flight",
+                self.external_calls_max_in_flight,
+            ),
+        ];
+        for (name, value) in at_least_one {
+            if value < 1 {
+                return Err(format!(
+                    "{name} must be at least 1: set ORDERFLOW_{}",
+                    name.to_uppercase()
+                ));
+            }
+        }
+        if self.retry_tiers().is_empty() || self.retry_tiers().iter().any(|t| t.is_zero()) {
+            return Err("retry tiers must be one or more waits above 0 ms: set ORDERFLOW_RETRY_BACKOFF_MS and ORDERFLOW_RETRY_SLOW_TIERS_MS, e.g. [1000,4000,9000]".into());
+        }
+        if self.step_deadline_ms == 0 {
+            return Err("step_deadline_ms must be above 0: set ORDERFLOW_STEP_DEADLINE_MS".into());
         }
         self.kafka_property_pairs().map(|_| ())
     }

@@ -3,7 +3,7 @@
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 
 use crate::error::RuntimeError;
 
@@ -13,82 +13,93 @@ pub enum Backend {
     Postgres,
 }
 
-/// A service's database: its pool and which backend it is.
+/// A service's database: where it writes, where it reads, and which backend it is.
 #[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
+    reader: AnyPool,
     backend: Backend,
 }
 
+/// Read connections of a SQLite database: WAL lets them read beside the one writer.
+const SQLITE_READERS: u32 = 4;
+
 impl Database {
     /// Connects, creating a SQLite file (and its folder) when missing, and
-    /// creates the runtime's own tables (inbox, outbox).
+    /// brings the runtime's own tables (inbox, outbox, parking) up to date.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, RuntimeError> {
         install_default_drivers();
         let err = |source| RuntimeError::Database {
-            url: url.to_string(),
+            url: redact(url),
             source,
         };
-        let (backend, url, max_connections) = if url.starts_with("sqlite:") {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:");
-            let path = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                std::fs::create_dir_all(dir).map_err(|e| err(sqlx::Error::Io(e)))?;
-            }
-            let url = if url.contains("mode=") {
-                url.to_string()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
+        if !url.starts_with("sqlite:") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .connect(url)
+                .await
+                .map_err(err)?;
+            let db = Self {
+                reader: pool.clone(),
+                pool,
+                backend: Backend::Postgres,
             };
-            // SQLite serializes writers anyway; one connection per process avoids
-            // SQLITE_BUSY on lock upgrades instead of retrying them.
-            (Backend::Sqlite, url, 1)
+            db.upgrade_runtime_tables().await.map_err(err)?;
+            return Ok(db);
+        }
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(sqlx::Error::Io(e)))?;
+        }
+        let url = if url.contains("mode=") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
         } else {
-            (Backend::Postgres, url.to_string(), max_connections)
+            format!("{url}?mode=rwc")
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .after_connect(move |conn, _| {
+        let options = || {
+            AnyPoolOptions::new().after_connect(|conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; NORMAL syncs at
-                        // checkpoints, which WAL keeps crash-safe. Per connection,
-                        // since the pool may replace it.
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
+                    // WAL lets readers run beside the writer. FULL syncs the WAL
+                    // at every commit: once a transaction has committed, its
+                    // offset may reach Kafka, so it must survive a power cut
+                    // (NORMAL may lose the last transactions then). Per
+                    // connection, since the pool may replace one.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 5000",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
             })
+        };
+        // SQLite serializes writers anyway: one writing connection per process
+        // avoids SQLITE_BUSY on lock upgrades instead of retrying them, and
+        // group commit (crate::group_commit) batches what waits for it.
+        let pool = options()
+            .max_connections(1)
             .connect(&url)
             .await
             .map_err(err)?;
-        let db = Self { pool, backend };
-        // Replicas starting together race on CREATE TABLE IF NOT EXISTS (it is
-        // not atomic in PostgreSQL's catalog); an advisory lock serializes them.
-        let mut tx = db.pool.begin().await.map_err(err)?;
-        if backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7315002)")
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        for statement in db.runtime_tables() {
-            sqlx::query(&statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(db)
+        let db = Self {
+            reader: pool.clone(),
+            pool,
+            backend: Backend::Sqlite,
+        };
+        db.upgrade_runtime_tables().await.map_err(err)?;
+        let reader = options()
+            .max_connections(SQLITE_READERS)
+            .connect(&url)
+            .await
+            .map_err(err)?;
+        Ok(Self { reader, ..db })
     }
 
     /// Runs a service's migrations.
@@ -97,21 +108,71 @@ impl Database {
         Ok(())
     }
 
+    /// Where transactions run.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where reads that need no transaction run (HTTP views, gauges): on
+    /// SQLite, connections of their own, so a read never waits for a commit.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// The inbox and outbox. They are created here rather than in each
-    /// service's migrations so the schema of a shared mechanism lives once.
-    fn runtime_tables(&self) -> Vec<String> {
-        let bytes = match self.backend {
-            Backend::Sqlite => "BLOB",
-            Backend::Postgres => "BYTEA",
-        };
+    /// Applies the runtime's table versions this database has not seen. They
+    /// live here rather than in each service's migrations so the schema of a
+    /// shared mechanism is written once. Replicas starting together race on
+    /// DDL (it is not atomic in PostgreSQL's catalog): an advisory lock
+    /// serializes them.
+    async fn upgrade_runtime_tables(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7315002)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS orderflow_runtime_version (version BIGINT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM orderflow_runtime_version")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("v")?;
+        for (version, statements) in runtime_tables(self.backend).iter().enumerate() {
+            let version = version as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            for statement in statements {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM orderflow_runtime_version")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO orderflow_runtime_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// The runtime's tables, one list of statements per version.
+fn runtime_tables(backend: Backend) -> Vec<Vec<String>> {
+    let bytes = match backend {
+        Backend::Sqlite => "BLOB",
+        Backend::Postgres => "BYTEA",
+    };
+    vec![
+        // 1: the inbox and the outbox.
         vec![
             "CREATE TABLE IF NOT EXISTS orderflow_inbox (
                 consumer TEXT NOT NULL,
@@ -129,6 +190,124 @@ impl Database {
                     payload {bytes} NOT NULL,
                     created_at BIGINT NOT NULL)"
             ),
-        ]
+        ],
+        // 2: outbox leases and attempts, parked outbox rows, inbox pruning,
+        // keys waiting behind a retry, and dead letters that could not be written.
+        vec![
+            "ALTER TABLE orderflow_outbox ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0".into(),
+            "ALTER TABLE orderflow_outbox ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0".into(),
+            "ALTER TABLE orderflow_outbox ADD COLUMN last_error TEXT".into(),
+            "CREATE INDEX orderflow_outbox_due ON orderflow_outbox (lease_until, id)".into(),
+            format!(
+                "CREATE TABLE orderflow_outbox_parked (
+                    id TEXT PRIMARY KEY,
+                    topic TEXT NOT NULL,
+                    message_key TEXT NOT NULL,
+                    headers TEXT NOT NULL,
+                    payload {bytes} NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    attempts BIGINT NOT NULL,
+                    error TEXT NOT NULL,
+                    parked_at BIGINT NOT NULL)"
+            ),
+            "CREATE INDEX orderflow_inbox_received ON orderflow_inbox (received_at)".into(),
+            "CREATE TABLE orderflow_parked_keys (
+                consumer TEXT NOT NULL,
+                message_key TEXT NOT NULL,
+                head_event_id TEXT NOT NULL,
+                parked_at BIGINT NOT NULL,
+                PRIMARY KEY (consumer, message_key))"
+                .into(),
+            format!(
+                "CREATE TABLE orderflow_parked_events (
+                    consumer TEXT NOT NULL,
+                    message_key TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    source_topic TEXT NOT NULL,
+                    source_partition BIGINT NOT NULL,
+                    source_offset BIGINT NOT NULL,
+                    headers TEXT NOT NULL,
+                    payload {bytes} NOT NULL,
+                    parked_at BIGINT NOT NULL,
+                    PRIMARY KEY (consumer, message_key, seq),
+                    UNIQUE (consumer, event_id))"
+            ),
+            format!(
+                "CREATE TABLE orderflow_dead_letters_unwritten (
+                    consumer TEXT NOT NULL,
+                    source_topic TEXT NOT NULL,
+                    source_partition BIGINT NOT NULL,
+                    source_offset BIGINT NOT NULL,
+                    message_key {bytes},
+                    headers TEXT NOT NULL,
+                    payload {bytes},
+                    error TEXT NOT NULL,
+                    produce_error TEXT NOT NULL,
+                    parked_at BIGINT NOT NULL,
+                    PRIMARY KEY (consumer, source_topic, source_partition, source_offset))"
+            ),
+        ],
+    ]
+}
+
+/// `($1, $2, $3), ($4, $5, $6), …`: the VALUES of a multi-row insert of
+/// `rows` rows of `columns` columns, numbered from `$first`.
+pub fn values_list(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + row * columns + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$first, $first+1, …`: the list inside `IN (…)` for `n` values.
+pub fn in_list(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A database URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_and_columns() {
+        assert_eq!(values_list(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(1, 2, 4), "($4, $5)");
+        assert_eq!(in_list(3, 2), "$2, $3, $4");
+    }
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("postgres://orderflow:s3cret@db:5432/inventory"),
+            "postgres://orderflow:***@db:5432/inventory"
+        );
+        assert_eq!(redact("sqlite://.data/x.db"), "sqlite://.data/x.db");
     }
 }

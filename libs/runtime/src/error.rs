@@ -20,6 +20,8 @@ pub enum RuntimeError {
     Topics(String),
     #[error("the consumer stopped unexpectedly")]
     ConsumerStopped,
+    #[error("the Kafka producer failed fatally ({0}); restart the service (what was not published is still in the outbox)")]
+    FatalProducer(String),
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
 }

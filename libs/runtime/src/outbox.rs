@@ -1,10 +1,20 @@
-//! The transactional outbox. A handler's events are written as rows in the same
-//! transaction as its state change; the relay publishes them with the
-//! idempotent producer, many in flight at once, and deletes what the broker
-//! acknowledged. A crash between publish and delete republishes, and the
-//! consumers' inboxes absorb the duplicate.
+//! The transactional outbox. Events are written as rows in the same
+//! transaction as the state change that emits them; the relay publishes them
+//! with the idempotent producer, many in flight at once, and deletes what the
+//! broker acknowledged in one statement. A crash between publish and delete
+//! republishes, and the consumers' inboxes absorb the duplicate.
+//!
+//! Rows carry a lease. A row written by this process is leased to it and
+//! handed to its relay in memory as soon as its transaction commits, so the
+//! relay never reads back what it was just given; rows whose lease ran out
+//! (their writer died, or publishing failed and the row backs off) are
+//! claimed by any replica's relay with a short update (`SKIP LOCKED` on
+//! PostgreSQL). No transaction is held while the broker acknowledges. A row
+//! that keeps failing is parked after a bounded number of attempts, so it can
+//! never hold up the rows behind it.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -13,86 +23,137 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Backend, Database};
+use crate::db::{in_list, values_list, Backend, Database};
 use crate::producer::Producer;
 use orderflow_telemetry::metrics_types::TopicEventLabels;
 use orderflow_telemetry::Metrics;
 
 /// Rows one relay pass publishes at most.
-const BATCH: i64 = 500;
+const BATCH: usize = 500;
+/// Rows waiting in memory for the relay, at most; more wait for their lease
+/// to run out and are read back from the database.
+const HANDOFF_CAPACITY: usize = 100_000;
 
-/// Writes an event to the outbox inside the caller's transaction.
-pub async fn enqueue(conn: &mut AnyConnection, envelope: &Envelope) -> Result<(), sqlx::Error> {
-    let headers: Vec<(&str, String)> = envelope.headers.to_pairs();
-    let headers = serde_json::to_string(&headers).expect("headers serialize");
-    sqlx::query(
-        "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    // The CloudEvents id is a UUIDv7, so ordering by id is ordering by creation.
-    .bind(&envelope.headers.id)
-    .bind(envelope.topic)
-    .bind(&envelope.key)
-    .bind(headers)
-    .bind(&envelope.payload)
-    .bind(crate::now_millis())
-    .execute(conn)
-    .await?;
-    Ok(())
+/// An outbox row, as published.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub topic: String,
+    pub key: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+    pub attempts: i64,
+}
+
+/// Writes events to the outbox inside the caller's transaction, leased to
+/// this process until `lease_until`; returns the rows for the relay.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    envelopes: &[Envelope],
+    lease_until: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(envelopes.len());
+    let now = crate::now_millis();
+    for chunk in envelopes.chunks(64) {
+        let sql = format!(
+            "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at, lease_until) VALUES {}",
+            values_list(chunk.len(), 7, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for envelope in chunk {
+            let headers: Vec<(&str, String)> = envelope.headers.to_pairs();
+            let json = serde_json::to_string(&headers).expect("headers serialize");
+            // The CloudEvents id is a UUIDv7, so ordering by id is ordering by creation.
+            query = query
+                .bind(envelope.headers.id.clone())
+                .bind(envelope.topic)
+                .bind(envelope.key.clone())
+                .bind(json)
+                .bind(envelope.payload.clone())
+                .bind(now)
+                .bind(lease_until);
+            rows.push(OutboxRow {
+                id: envelope.headers.id.clone(),
+                topic: envelope.topic.to_string(),
+                key: envelope.key.clone(),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.into_bytes()))
+                    .collect(),
+                payload: envelope.payload.clone(),
+                attempts: 0,
+            });
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(rows)
 }
 
 /// Publishes outbox rows to Kafka.
 pub struct OutboxRelay {
     db: Database,
     producer: Producer,
-    wake: Arc<Notify>,
+    handoff: Mutex<VecDeque<OutboxRow>>,
+    wake: Notify,
     poll: Duration,
+    lease: Duration,
+    max_attempts: i64,
     metrics: Metrics,
 }
 
-struct Pending {
-    id: String,
-    topic: String,
-    key: String,
-    headers: Vec<(String, Vec<u8>)>,
-    payload: Vec<u8>,
-}
-
 impl OutboxRelay {
-    pub fn new(db: Database, producer: Producer, poll: Duration, metrics: Metrics) -> Self {
+    pub fn new(
+        db: Database,
+        producer: Producer,
+        poll: Duration,
+        lease: Duration,
+        max_attempts: u32,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             db,
             producer,
-            wake: Arc::new(Notify::new()),
+            handoff: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
             poll,
+            lease,
+            max_attempts: i64::from(max_attempts.max(1)),
             metrics,
         }
     }
 
-    /// Backlog and age of the oldest row, for the metrics.
-    async fn measure_backlog(&self) -> Result<(), sqlx::Error> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orderflow_outbox")
-                .fetch_one(self.db.pool())
-                .await?;
-        let n: i64 = row.try_get("n")?;
-        let oldest: Option<i64> = row.try_get("oldest")?;
-        self.metrics.outbox_backlog.set(n);
-        let age = oldest
-            .map(|t| (crate::now_millis() - t).max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        self.metrics.outbox_oldest_age_seconds.set(age);
-        Ok(())
+    /// The lease of a row written now.
+    pub fn fresh_lease(&self) -> i64 {
+        crate::now_millis() + self.lease.as_millis() as i64
     }
 
-    /// Notifying this wakes the relay at once instead of at its next poll.
-    pub fn waker(&self) -> Arc<Notify> {
-        self.wake.clone()
+    /// Rows whose transaction committed: published next, without reading them back.
+    pub fn handoff(&self, rows: Vec<OutboxRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        {
+            let mut queue = self.handoff.lock().expect("handoff lock");
+            let room = HANDOFF_CAPACITY.saturating_sub(queue.len());
+            // What does not fit is read back once its lease runs out.
+            queue.extend(rows.into_iter().take(room));
+        }
+        self.wake.notify_one();
     }
 
-    /// Publishes until `shutdown`, then drains what is left.
+    /// Publishes until `shutdown`, then drains what is left for a while.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let mut measured = tokio::time::Instant::now();
+        if self.db.backend() == Backend::Sqlite {
+            // One process owns a SQLite file: leases of its last life are void.
+            if let Err(e) = sqlx::query("UPDATE orderflow_outbox SET lease_until = 0")
+                .execute(self.db.pool())
+                .await
+            {
+                tracing::warn!(error = %e, "could not release the outbox leases of the last run");
+            }
+        }
+        let mut measured = tokio::time::Instant::now() - Duration::from_secs(1);
+        let mut scanned = tokio::time::Instant::now() - self.poll;
         loop {
             if measured.elapsed() >= Duration::from_secs(1) {
                 measured = tokio::time::Instant::now();
@@ -100,47 +161,64 @@ impl OutboxRelay {
                     tracing::debug!(error = %e, "could not measure the outbox backlog");
                 }
             }
+            let handed = self.take_handoff();
+            let rows = if !handed.is_empty() {
+                handed
+            } else if scanned.elapsed() >= self.poll {
+                scanned = tokio::time::Instant::now();
+                match self.claim_expired().await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox relay could not read the outbox; retrying");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            if rows.is_empty() {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.poll) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let full = rows.len() == BATCH;
             // A pass waits for the broker's acknowledgements, which can take up to
             // message.timeout.ms while it is away: shutdown does not wait for that
             // (an interrupted pass leaves its rows, to be published again).
-            let pass = tokio::select! {
-                pass = self.publish_pending() => pass,
-                _ = shutdown.cancelled() => break,
-            };
-            let published = match pass {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox relay pass failed; retrying in 1s");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = shutdown.cancelled() => break,
-                    }
-                }
-            };
-            if published as i64 == BATCH {
-                continue;
-            }
             tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.poll) => {}
+                r = self.publish(rows) => if let Err(e) = r {
+                    tracing::warn!(error = %e, "outbox relay could not record what it published; the rows are published again");
+                },
                 _ = shutdown.cancelled() => break,
+            }
+            if full {
+                scanned -= self.poll; // more may be waiting
             }
         }
         self.drain().await;
     }
 
-    /// Publishes what the outbox holds at shutdown, for up to ten seconds (a
-    /// pod's grace period is longer); what is left is published at next start.
+    fn take_handoff(&self) -> Vec<OutboxRow> {
+        let mut queue = self.handoff.lock().expect("handoff lock");
+        let n = queue.len().min(BATCH);
+        queue.drain(..n).collect()
+    }
+
+    /// Publishes what is left at shutdown for up to ten seconds (a pod's
+    /// grace period is longer); the rest is published at the next start.
     async fn drain(&self) {
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                match self.publish_pending().await {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox drain failed; rows stay for the next start");
-                        return;
-                    }
+                let rows = self.take_handoff();
+                if rows.is_empty() {
+                    return;
+                }
+                if let Err(e) = self.publish(rows).await {
+                    tracing::warn!(error = %e, "outbox drain failed; rows stay for the next start");
+                    return;
                 }
             }
         })
@@ -152,108 +230,203 @@ impl OutboxRelay {
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     }
 
-    /// One pass: sends up to a batch of rows, all in flight together, and
-    /// deletes the ones the broker acknowledged. Returns how many it published.
-    pub async fn publish_pending(&self) -> Result<usize, sqlx::Error> {
-        match self.db.backend() {
-            // Replicas share one PostgreSQL database: each claims a batch with
-            // SKIP LOCKED and holds it until it is published and deleted, so no
-            // row is published by two replicas and none waits for a slow one.
-            Backend::Postgres => {
-                let mut tx = self.db.pool().begin().await?;
-                let pending = claim(&mut tx, " FOR UPDATE SKIP LOCKED").await?;
-                let delivered = self.publish(&pending).await;
-                delete(&mut tx, &delivered).await?;
-                tx.commit().await?;
-                Ok(delivered.len())
-            }
-            // A SQLite file has a single writer process, so no claim is needed;
-            // not holding its one connection while Kafka acknowledges keeps the
-            // handlers running meanwhile.
-            Backend::Sqlite => {
-                let pending = claim(&mut *self.db.pool().acquire().await?, "").await?;
-                let delivered = self.publish(&pending).await;
-                let mut tx = self.db.pool().begin().await?;
-                delete(&mut tx, &delivered).await?;
-                tx.commit().await?;
-                Ok(delivered.len())
-            }
-        }
+    /// Claims rows nobody holds a lease on (their writer died, or they back
+    /// off after a failure), oldest first.
+    async fn claim_expired(&self) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let now = crate::now_millis();
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE orderflow_outbox SET lease_until = $1 WHERE id IN (
+                 SELECT id FROM orderflow_outbox WHERE lease_until <= $2 ORDER BY id LIMIT $3{lock})
+             RETURNING id, topic, message_key, headers, payload, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now + self.lease.as_millis() as i64)
+            .bind(now)
+            .bind(BATCH as i64)
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let headers: String = row.try_get("headers")?;
+                let headers: Vec<(String, String)> =
+                    serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok(OutboxRow {
+                    id: row.try_get("id")?,
+                    topic: row.try_get("topic")?,
+                    key: row.try_get("message_key")?,
+                    headers: headers
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect(),
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // RETURNING promises no order.
+        claimed.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(claimed)
     }
 
-    /// Sends every row and returns the ids the broker acknowledged. Each
-    /// message gets a producer span, child of the span that wrote the event;
-    /// its context replaces the stored `traceparent`, so the consumer's span
+    /// Backlog, age of the oldest row and parked rows, for the metrics.
+    async fn measure_backlog(&self) -> Result<(), sqlx::Error> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orderflow_outbox")
+                .fetch_one(self.db.reader())
+                .await?;
+        let n: i64 = row.try_get("n")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        self.metrics.outbox_backlog.set(n);
+        let age = oldest
+            .map(|t| (crate::now_millis() - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.metrics.outbox_oldest_age_seconds.set(age);
+        let parked: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orderflow_outbox_parked")
+            .fetch_one(self.db.reader())
+            .await?
+            .try_get("n")?;
+        self.metrics.outbox_parked.set(parked);
+        Ok(())
+    }
+
+    /// Sends every row, all in flight together, then deletes the ones the
+    /// broker acknowledged and backs off (or parks) the others. Each message
+    /// gets a producer span, child of the span that wrote the event; its
+    /// context replaces the stored `traceparent`, so the consumer's span
     /// becomes its child.
-    async fn publish(&self, pending: &[Pending]) -> Vec<String> {
-        let mut deliveries = Vec::with_capacity(pending.len());
-        let mut spans = Vec::with_capacity(pending.len());
-        for p in pending {
+    async fn publish(&self, rows: Vec<OutboxRow>) -> Result<(), sqlx::Error> {
+        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut spans = Vec::with_capacity(rows.len());
+        for row in &rows {
             let span = tracing::info_span!(
                 "publish",
-                otel.name = %format!("{} publish", p.topic),
+                otel.name = %format!("{} publish", row.topic),
                 otel.kind = "producer",
                 messaging.system = "kafka",
                 messaging.operation.type = "publish",
-                messaging.destination.name = %p.topic,
-                messaging.kafka.message.key = %p.key,
-                messaging.message.id = %p.id,
+                messaging.destination.name = %row.topic,
+                messaging.kafka.message.key = %row.key,
+                messaging.message.id = %row.id,
                 messaging.destination.partition.id = tracing::field::Empty,
                 messaging.kafka.offset = tracing::field::Empty,
-                order.id = %p.key,
+                order.id = %row.key,
             );
             orderflow_telemetry::trace::set_parent(
                 &span,
-                p.header("traceparent"),
-                p.header("tracestate"),
+                row.header("traceparent"),
+                row.header("tracestate"),
             );
-            let headers = p.headers_with_context(orderflow_telemetry::trace::context_of(&span));
+            let headers = row.headers_with_context(orderflow_telemetry::trace::context_of(&span));
             match self
                 .producer
-                .send(&p.topic, p.key.as_bytes(), &headers, &p.payload)
+                .send(&row.topic, row.key.as_bytes(), &headers, &row.payload)
                 .await
             {
-                Ok(delivery) => deliveries.push(Some(delivery)),
-                Err(e) => {
-                    tracing::error!(parent: &span, error = %e, topic = %p.topic, id = %p.id, "outbox row cannot be published; it stays");
-                    deliveries.push(None);
-                }
+                Ok(delivery) => deliveries.push(Ok(delivery)),
+                Err(e) => deliveries.push(Err(e.to_string())),
             }
             spans.push(span);
         }
         let results = join_all(deliveries.into_iter().map(|d| async move {
             match d {
-                Some(d) => d
+                Ok(d) => d
                     .await
                     .map_err(|_| "delivery canceled".to_string())?
                     .map_err(|(e, _)| e.to_string()),
-                None => Err("not queued".to_string()),
+                Err(e) => Err(e),
             }
         }))
         .await;
-        let mut delivered = Vec::with_capacity(pending.len());
-        for ((p, result), span) in pending.iter().zip(results).zip(spans) {
+        let mut delivered = Vec::with_capacity(rows.len());
+        let mut failed = Vec::new();
+        for ((row, result), span) in rows.iter().zip(results).zip(spans) {
             match result {
                 Ok(ack) => {
                     span.record("messaging.destination.partition.id", ack.partition);
                     span.record("messaging.kafka.offset", ack.offset);
                     let labels = TopicEventLabels {
-                        topic: p.topic.clone(),
-                        event_type: p.event_type().to_string(),
+                        topic: row.topic.clone(),
+                        event_type: row.event_type().to_string(),
                     };
                     self.metrics.events_produced.get_or_create(&labels).inc();
-                    delivered.push(p.id.clone());
+                    delivered.push(row.id.as_str());
                 }
                 Err(e) => {
-                    tracing::warn!(parent: &span, error = %e, topic = %p.topic, "outbox publish failed; will retry")
+                    tracing::warn!(parent: &span, error = %e, topic = %row.topic, id = %row.id, attempts = row.attempts + 1,
+                        "outbox row not published; it will be tried again");
+                    failed.push((row, e));
                 }
             }
         }
-        delivered
+        self.delete(&delivered).await?;
+        for (row, error) in failed {
+            self.record_failure(row, &error).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, ids: &[&str]) -> Result<(), sqlx::Error> {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "DELETE FROM orderflow_outbox WHERE id IN ({})",
+                in_list(chunk.len(), 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            query.execute(self.db.pool()).await?;
+        }
+        Ok(())
+    }
+
+    /// A row that failed backs off (1 s, 2 s, 4 s … up to a minute), so the
+    /// rows behind it go first; after `max_attempts` it is parked.
+    async fn record_failure(&self, row: &OutboxRow, error: &str) -> Result<(), sqlx::Error> {
+        let attempts = row.attempts + 1;
+        let now = crate::now_millis();
+        if attempts < self.max_attempts {
+            let backoff = 1_000i64.saturating_mul(1 << attempts.min(6)).min(60_000);
+            sqlx::query(
+                "UPDATE orderflow_outbox SET attempts = $1, last_error = $2, lease_until = $3 WHERE id = $4",
+            )
+            .bind(attempts)
+            .bind(error)
+            .bind(now + backoff)
+            .bind(&row.id)
+            .execute(self.db.pool())
+            .await?;
+            return Ok(());
+        }
+        tracing::error!(id = %row.id, topic = %row.topic, key = %row.key, attempts, error,
+            "outbox row parked after {attempts} failed attempts; it needs an operator (orderflow_outbox_parked)");
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO orderflow_outbox_parked (id, topic, message_key, headers, payload, created_at, attempts, error, parked_at)
+             SELECT id, topic, message_key, headers, payload, created_at, $1, $2, $3 FROM orderflow_outbox WHERE id = $4",
+        )
+        .bind(attempts)
+        .bind(error)
+        .bind(now)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.metrics.outbox_parked_total.inc();
+        Ok(())
     }
 }
 
-impl Pending {
+impl OutboxRow {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -285,46 +458,8 @@ impl Pending {
 
     /// The event's short name, from its `ce_type` header.
     fn event_type(&self) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == "ce_type")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.header("ce_type")
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or("unknown")
     }
-}
-
-/// Reads the oldest rows (the CloudEvents id is a UUIDv7, so id order is creation order).
-async fn claim(conn: &mut AnyConnection, lock: &str) -> Result<Vec<Pending>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, topic, message_key, headers, payload FROM orderflow_outbox ORDER BY id LIMIT $1{lock}"
-    );
-    let rows = sqlx::query(&sql).bind(BATCH).fetch_all(conn).await?;
-    rows.iter()
-        .map(|row| {
-            let headers: String = row.try_get("headers")?;
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            Ok(Pending {
-                id: row.try_get("id")?,
-                topic: row.try_get("topic")?,
-                key: row.try_get("message_key")?,
-                headers: headers
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect(),
-                payload: row.try_get("payload")?,
-            })
-        })
-        .collect()
-}
-
-async fn delete(conn: &mut AnyConnection, ids: &[String]) -> Result<(), sqlx::Error> {
-    for id in ids {
-        sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }

@@ -1,13 +1,21 @@
-//! The idempotent producer every service publishes with (outbox relay and dead
-//! letters). `acks=all` and `enable.idempotence=true`: a retried send cannot
-//! duplicate or reorder messages within a partition.
+//! The idempotent producer every service publishes with (outbox relay, retry
+//! copies, dead letters). `acks=all` and `enable.idempotence=true`: a retried
+//! send cannot duplicate or reorder messages within a partition. A fatal
+//! error of the idempotent producer (librdkafka gives up on the producer id,
+//! e.g. after an unclean broker restart) leaves it unable to publish for good:
+//! it is reported through [`Fatal`], and the service stops with readiness
+//! false and a non-zero exit so its orchestrator restarts it (what was not
+//! published stays in the outbox).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
@@ -23,13 +31,57 @@ pub fn client_config(config: &RuntimeConfig) -> ClientConfig {
     client
 }
 
+/// Set once when the producer hit a fatal error.
+#[derive(Clone, Default)]
+pub struct Fatal {
+    reason: Arc<OnceLock<String>>,
+    token: CancellationToken,
+}
+
+impl Fatal {
+    pub fn raise(&self, reason: String) {
+        if self.reason.set(reason.clone()).is_ok() {
+            tracing::error!(
+                reason,
+                "the Kafka producer failed fatally; the service stops"
+            );
+        }
+        self.token.cancel();
+    }
+
+    /// Resolves once a fatal error was raised.
+    pub async fn raised(&self) -> String {
+        self.token.cancelled().await;
+        self.reason.get().cloned().unwrap_or_default()
+    }
+}
+
+/// Turns librdkafka's fatal error event into [`Fatal`].
+pub struct ProducerContext {
+    fatal: Fatal,
+}
+
+impl ClientContext for ProducerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            self.fatal.raise(format!("{error}: {reason}"));
+        } else {
+            tracing::warn!(error = %error, reason, "kafka producer error");
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<ProducerContext>,
 }
 
 impl Producer {
-    pub fn new(config: &RuntimeConfig, client_id: &str) -> Result<Self, RuntimeError> {
+    pub fn new(
+        config: &RuntimeConfig,
+        client_id: &str,
+        fatal: Fatal,
+    ) -> Result<Self, RuntimeError> {
         let mut client = client_config(config);
         client
             .set("client.id", client_id)
@@ -37,10 +89,12 @@ impl Producer {
             .set("acks", "all")
             .set("linger.ms", config.kafka_linger_ms.to_string())
             .set("message.timeout.ms", "300000");
-        let inner = client.create().map_err(|source| RuntimeError::Kafka {
-            what: "producer",
-            source,
-        })?;
+        let inner = client
+            .create_with_context(ProducerContext { fatal })
+            .map_err(|source| RuntimeError::Kafka {
+                what: "producer",
+                source,
+            })?;
         Ok(Self { inner })
     }
 
@@ -102,4 +156,25 @@ impl Producer {
             tracing::warn!(error = %e, "producer flush did not complete");
         }
     }
+}
+
+/// Whether sending again can never succeed: the message is too large, the
+/// topic does not exist or is not ours to write.
+pub fn is_permanent(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            MessageSizeTooLarge
+                | InvalidMessageSize
+                | MessageBatchTooLarge
+                | InvalidRecord
+                | UnknownTopic
+                | UnknownTopicOrPartition
+                | InvalidTopic
+                | TopicAuthorizationFailed
+                | ClusterAuthorizationFailed
+                | InvalidArgument
+        )
+    )
 }

@@ -1,8 +1,13 @@
 //! Calls to things outside orderflow (payment provider, notification channels)
 //! go through one policy: a timeout per attempt, retries with exponential
 //! backoff and full jitter, and a circuit breaker that fails fast while the
-//! dependency is down instead of piling up waiting calls.
+//! dependency is down instead of piling up waiting calls. The breaker looks
+//! at the share of failures among the last calls, not at a run of
+//! consecutive ones: with hundreds of calls in flight, "consecutive" means
+//! little, and a few failing requests among many good ones (one customer's
+//! flaky card) must not stop everyone's payments.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -52,9 +57,17 @@ impl BreakerState {
 
 struct Breaker {
     state: BreakerState,
-    consecutive_failures: u32,
+    /// The outcomes of the last calls (true: failed), newest last.
+    window: VecDeque<bool>,
     opened_at: Option<Instant>,
+    /// When the trial call of the half-open state began (a trial whose
+    /// caller went away without an outcome does not block the next for long).
+    trial: Option<Instant>,
 }
+
+/// Calls the breaker looks back over, and how many it needs before judging.
+const WINDOW: usize = 20;
+const MINIMUM_CALLS: usize = 10;
 
 /// Timeout, retry and circuit breaker for one dependency.
 pub struct Policy {
@@ -62,7 +75,8 @@ pub struct Policy {
     timeout: Duration,
     attempts: u32,
     base_backoff: Duration,
-    failure_threshold: u32,
+    /// Percentage of failed calls in the window that opens the breaker.
+    failure_rate: u32,
     open_for: Duration,
     breaker: Mutex<Breaker>,
     /// The breaker's state as the metrics show it, when wired to them.
@@ -76,12 +90,13 @@ impl Policy {
             timeout: Duration::from_secs(2),
             attempts: 3,
             base_backoff: Duration::from_millis(50),
-            failure_threshold: 5,
+            failure_rate: 50,
             open_for: Duration::from_secs(10),
             breaker: Mutex::new(Breaker {
                 state: BreakerState::Closed,
-                consecutive_failures: 0,
+                window: VecDeque::with_capacity(WINDOW),
                 opened_at: None,
+                trial: None,
             }),
             gauge: None,
         }
@@ -97,8 +112,10 @@ impl Policy {
         self
     }
 
-    pub fn with_breaker(mut self, failure_threshold: u32, open_for: Duration) -> Self {
-        self.failure_threshold = failure_threshold.max(1);
+    /// Opens when at least `failure_rate` percent of the last calls failed
+    /// (once there were enough of them), for `open_for`.
+    pub fn with_breaker(mut self, failure_rate: u32, open_for: Duration) -> Self {
+        self.failure_rate = failure_rate.clamp(1, 100);
         self.open_for = open_for;
         self
     }
@@ -155,17 +172,26 @@ impl Policy {
         })
     }
 
+    /// Lets a call through unless the breaker is open; half-open lets one
+    /// trial call through at a time.
     fn admit<E>(&self) -> Result<(), CallError<E>> {
         let mut b = self.breaker.lock().expect("breaker lock");
         if b.state == BreakerState::Open {
             if b.opened_at.is_some_and(|t| t.elapsed() >= self.open_for) {
                 b.state = BreakerState::HalfOpen;
+                b.trial = None;
                 if let Some(gauge) = &self.gauge {
                     gauge.set(BreakerState::HalfOpen.as_gauge());
                 }
             } else {
                 return Err(CallError::CircuitOpen(self.dependency));
             }
+        }
+        if b.state == BreakerState::HalfOpen {
+            if b.trial.is_some_and(|t| t.elapsed() < self.timeout) {
+                return Err(CallError::CircuitOpen(self.dependency));
+            }
+            b.trial = Some(Instant::now());
         }
         Ok(())
     }
@@ -179,17 +205,33 @@ impl Policy {
     }
 
     fn record_locked(&self, b: &mut Breaker, success: bool) {
-        if success {
-            b.state = BreakerState::Closed;
-            b.consecutive_failures = 0;
-            b.opened_at = None;
+        if b.state == BreakerState::HalfOpen {
+            b.trial = None;
+            if success {
+                tracing::info!(dependency = self.dependency, "circuit breaker closed");
+                b.state = BreakerState::Closed;
+                b.window.clear();
+                b.opened_at = None;
+            } else {
+                b.state = BreakerState::Open;
+                b.opened_at = Some(Instant::now());
+            }
             return;
         }
-        b.consecutive_failures += 1;
-        if b.state == BreakerState::HalfOpen || b.consecutive_failures >= self.failure_threshold {
-            if b.state != BreakerState::Open {
-                tracing::warn!(dependency = self.dependency, "circuit breaker opened");
-            }
+        if b.window.len() == WINDOW {
+            b.window.pop_front();
+        }
+        b.window.push_back(!success);
+        let failed = b.window.iter().filter(|f| **f).count();
+        let tripped = b.window.len() >= MINIMUM_CALLS
+            && failed * 100 >= b.window.len() * self.failure_rate as usize;
+        if tripped && b.state == BreakerState::Closed {
+            tracing::warn!(
+                dependency = self.dependency,
+                failed,
+                of = b.window.len(),
+                "circuit breaker opened"
+            );
             b.state = BreakerState::Open;
             b.opened_at = Some(Instant::now());
         }
@@ -248,11 +290,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_breaker_opens_after_repeated_failures_and_fails_fast() {
+    async fn a_few_failures_among_many_successes_keep_the_breaker_closed() {
+        let policy = Policy::new("test").with_attempts(1);
+        for i in 0..100 {
+            let _: Result<(), _> = policy
+                .call(|| async move {
+                    if i % 10 == 0 {
+                        Err(Flaky(true))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await;
+        }
+        assert_eq!(policy.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn the_breaker_half_opens_after_a_while_and_closes_on_a_good_trial() {
         let policy = Policy::new("test")
             .with_attempts(1)
-            .with_breaker(2, Duration::from_secs(60));
-        for _ in 0..2 {
+            .with_breaker(50, Duration::from_millis(50));
+        for _ in 0..MINIMUM_CALLS {
+            let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        }
+        assert_eq!(policy.state(), BreakerState::Open);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // A failing trial opens it again at once.
+        let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        assert_eq!(policy.state(), BreakerState::Open);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let trial: Result<u8, CallError<Flaky>> = policy.call(|| async { Ok(1) }).await;
+        assert!(matches!(trial, Ok(1)));
+        assert_eq!(policy.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn the_breaker_opens_when_most_calls_fail_and_then_fails_fast() {
+        let policy = Policy::new("test")
+            .with_attempts(1)
+            .with_breaker(50, Duration::from_secs(60));
+        for _ in 0..MINIMUM_CALLS {
             let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
         }
         assert_eq!(policy.state(), BreakerState::Open);

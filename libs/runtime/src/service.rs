@@ -6,20 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, Topic};
+use orderflow_envelope::{
+    CloudEventHeaders, Codec, Envelope, Event, EventType, HttpSchemaRegistry, Topic,
+};
 use orderflow_http::{health_routes, Readiness};
 use orderflow_telemetry::{metrics_route, observe_http, Metrics};
 use sqlx::migrate::Migrator;
-use sqlx::AnyConnection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
-use crate::consumer::{self, Handler, HandlerError};
-use crate::db::Database;
+use crate::consumer;
+use crate::db::{Backend, Database};
 use crate::error::RuntimeError;
-use crate::outbox::{self, OutboxRelay};
-use crate::producer::Producer;
+use crate::group_commit::{BatchLimits, GroupCommit, Tx, Work};
+use crate::handler::{Handler, HandlerError};
+use crate::outbox::OutboxRelay;
+use crate::producer::{Fatal, Producer};
 
 /// What a service is, as far as the runtime is concerned: its name, its
 /// tables, the events it publishes and the topics it consumes. Each service
@@ -49,6 +52,7 @@ pub struct Runtime {
     relay: Arc<OutboxRelay>,
     readiness: Readiness,
     metrics: Metrics,
+    fatal: Fatal,
 }
 
 impl Runtime {
@@ -66,12 +70,15 @@ impl Runtime {
             &config.schema_registry_url,
         ))));
         register_with_retry(&codec, spec.produces).await?;
-        let producer = Producer::new(&config, service)?;
+        let fatal = Fatal::default();
+        let producer = Producer::new(&config, service, fatal.clone())?;
         let metrics = Metrics::new();
         let relay = Arc::new(OutboxRelay::new(
             db.clone(),
             producer.clone(),
             Duration::from_millis(config.outbox_poll_ms),
+            Duration::from_millis(config.outbox_lease_ms),
+            config.outbox_max_attempts,
             metrics.clone(),
         ));
         Ok(Arc::new(Self {
@@ -84,6 +91,7 @@ impl Runtime {
             relay,
             readiness: Readiness::default(),
             metrics,
+            fatal,
         }))
     }
 
@@ -115,15 +123,56 @@ impl Runtime {
         &self.producer
     }
 
-    /// Writes `event` to the outbox in the caller's transaction. `cause` is the
+    pub fn relay(&self) -> &Arc<OutboxRelay> {
+        &self.relay
+    }
+
+    /// Starts group commit for one kind of work of this service (see
+    /// [`crate::group_commit`]): one writer on SQLite, several on PostgreSQL.
+    pub fn group_commit<W: Work>(
+        &self,
+        kind: &'static str,
+        context: Arc<W::Context>,
+    ) -> GroupCommit<W> {
+        let limits = BatchLimits {
+            max_items: self.config.consumer_batch_max,
+            concurrency: match self.db.backend() {
+                Backend::Sqlite => 1,
+                Backend::Postgres => self.config.database_writers,
+            },
+        };
+        GroupCommit::start(
+            kind,
+            self.db.clone(),
+            self.relay.clone(),
+            context,
+            limits,
+            self.metrics.clone(),
+        )
+    }
+
+    /// Writes `event` to the outbox in the transaction `tx`. `cause` is the
     /// event being handled, if any: its id becomes the causation id and its
     /// trace context carries over.
     pub async fn emit(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut Tx<'_>,
         event: &Event,
         cause: Option<&CloudEventHeaders>,
     ) -> Result<CloudEventHeaders, HandlerError> {
+        let envelope = self.envelope(event, cause).await?;
+        let headers = envelope.headers.clone();
+        tx.publish(envelope);
+        Ok(headers)
+    }
+
+    /// The envelope of `event`: its CloudEvents headers (caused by `cause`,
+    /// in the current span's trace) and its Avro value.
+    pub async fn envelope(
+        &self,
+        event: &Event,
+        cause: Option<&CloudEventHeaders>,
+    ) -> Result<Envelope, HandlerError> {
         let ce_type = event.event_type().ce_type();
         let mut headers = match cause {
             Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
@@ -135,20 +184,13 @@ impl Runtime {
             headers.traceparent = Some(traceparent);
             headers.tracestate = tracestate;
         }
-        let envelope = self.codec.envelope(event, headers).await.map_err(|e| {
+        self.codec.envelope(event, headers).await.map_err(|e| {
             if e.is_transient() {
                 HandlerError::Transient(e.to_string())
             } else {
                 HandlerError::Permanent(e.to_string())
             }
-        })?;
-        outbox::enqueue(conn, &envelope).await?;
-        Ok(envelope.headers)
-    }
-
-    /// Tells the relay that a transaction with outbox rows committed.
-    pub fn wake_relay(&self) {
-        self.relay.waker().notify_one();
+        })
     }
 
     /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
@@ -171,6 +213,7 @@ impl Runtime {
             let stop = stop_relay.clone();
             tokio::spawn(async move { relay.run(stop).await })
         };
+        let housekeeping = tokio::spawn(crate::housekeeping::run(self.clone(), stop_relay.clone()));
         let mut consumer_task = handler.map(|handler| {
             tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
@@ -198,6 +241,9 @@ impl Runtime {
         let mut result = Ok(());
         tokio::select! {
             _ = shutdown => {}
+            reason = self.fatal.raised() => {
+                result = Err(RuntimeError::FatalProducer(reason));
+            }
             exited = early_exit => {
                 consumer_task = None;
                 result = match exited {
@@ -208,6 +254,11 @@ impl Runtime {
         }
 
         self.readiness.set(false);
+        if matches!(result, Err(RuntimeError::FatalProducer(_))) {
+            // Not ready for a moment before the process goes, so probes and
+            // load balancers see why it went.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         stop_consumer.cancel();
         if let Some(task) = consumer_task {
             if let Ok(Err(e)) = task.await {
@@ -222,6 +273,7 @@ impl Runtime {
         }
         stop_relay.cancel();
         let _ = relay.await;
+        let _ = housekeeping.await;
         tracing::info!(service = self.service, "stopped");
         result
     }

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use orderflow_envelope::Topic;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::RuntimeConfig;
+use crate::consumer::retry::tier_topic;
 use crate::error::RuntimeError;
 use crate::producer::client_config;
 
@@ -20,9 +21,12 @@ pub fn dead_letter_topic(service: &str) -> String {
     format!("{service}.dlq")
 }
 
-/// Where a service delays events to retry them without blocking a partition.
-pub fn retry_topic(service: &str) -> String {
-    format!("{service}.retry")
+/// Where a service delays events to retry them without blocking a
+/// partition: one topic per delay tier.
+pub fn retry_topics(service: &str, tiers: &[Duration]) -> Vec<String> {
+    let mut topics: Vec<String> = tiers.iter().map(|&t| tier_topic(service, t)).collect();
+    topics.dedup();
+    topics
 }
 
 /// A topic to create, with its configuration.
@@ -30,13 +34,16 @@ pub fn retry_topic(service: &str) -> String {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
-    pub config: Vec<(&'static str, &'static str)>,
+    pub config: Vec<(&'static str, String)>,
 }
+
+/// Retry copies are only needed until their deadline; a week is plenty.
+const RETRY_RETENTION_MS: &str = "604800000";
 
 /// Every topic orderflow uses. Domain topics and dead letters keep their
 /// events forever: the log is the event store read models are rebuilt from.
-pub fn layout(partitions: i32) -> Vec<TopicSpec> {
-    let forever = vec![("retention.ms", "-1")];
+pub fn layout(partitions: i32, tiers: &[Duration]) -> Vec<TopicSpec> {
+    let forever = vec![("retention.ms", "-1".to_string())];
     let mut specs: Vec<TopicSpec> = Topic::ALL
         .iter()
         .map(|t| TopicSpec {
@@ -46,11 +53,13 @@ pub fn layout(partitions: i32) -> Vec<TopicSpec> {
         })
         .collect();
     for service in CONSUMING_SERVICES {
-        specs.push(TopicSpec {
-            name: retry_topic(service),
-            partitions,
-            config: vec![("retention.ms", "604800000")],
-        });
+        for name in retry_topics(service, tiers) {
+            specs.push(TopicSpec {
+                name,
+                partitions,
+                config: vec![("retention.ms", RETRY_RETENTION_MS.to_string())],
+            });
+        }
         specs.push(TopicSpec {
             name: dead_letter_topic(service),
             partitions,
@@ -60,8 +69,29 @@ pub fn layout(partitions: i32) -> Vec<TopicSpec> {
     specs
 }
 
-/// Creates the topics of [`layout`] that do not exist yet; returns their names.
-pub async fn apply(config: &RuntimeConfig, replication: i32) -> Result<Vec<String>, RuntimeError> {
+/// `acks=all` is only as strong as `min.insync.replicas`: with the broker's
+/// default of 1, an acknowledged write survives only on the leader. Two of
+/// three (or more) replicas is the usual choice; below three replicas, two
+/// would stop every write when one broker is down, so it stays 1.
+pub fn min_insync_replicas(replication: i32, wanted: Option<i32>) -> i32 {
+    wanted.unwrap_or(if replication >= 3 { 2 } else { 1 })
+}
+
+/// What `apply` did and found.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    /// Existing topics whose settings are weaker than the layout's, one line each.
+    pub weaker: Vec<String>,
+}
+
+/// Creates the topics of [`layout`] that do not exist yet, and reports the
+/// existing ones whose settings are weaker than the layout asks for.
+pub async fn apply(
+    config: &RuntimeConfig,
+    replication: i32,
+    min_insync: Option<i32>,
+) -> Result<ApplyReport, RuntimeError> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(config)
             .create()
@@ -69,7 +99,17 @@ pub async fn apply(config: &RuntimeConfig, replication: i32) -> Result<Vec<Strin
                 what: "admin client",
                 source,
             })?;
-    let specs = layout(config.kafka_partitions);
+    let min_insync = min_insync_replicas(replication, min_insync);
+    if min_insync > replication {
+        return Err(RuntimeError::Topics(format!(
+            "min.insync.replicas {min_insync} is more than the replication factor {replication}: every write would fail"
+        )));
+    }
+    let mut specs = layout(config.kafka_partitions, &config.retry_tiers());
+    for spec in &mut specs {
+        spec.config
+            .push(("min.insync.replicas", min_insync.to_string()));
+    }
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|s| {
@@ -85,13 +125,124 @@ pub async fn apply(config: &RuntimeConfig, replication: i32) -> Result<Vec<Strin
         .create_topics(new_topics.iter(), &options)
         .await
         .map_err(|e| RuntimeError::Topics(e.to_string()))?;
-    let mut created = Vec::new();
+    let mut report = ApplyReport::default();
+    let mut existing = Vec::new();
     for result in results {
         match result {
-            Ok(name) => created.push(name),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(name) => report.created.push(name),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(name),
             Err((name, code)) => return Err(RuntimeError::Topics(format!("{name}: {code}"))),
         }
     }
-    Ok(created)
+    if existing.is_empty() {
+        return Ok(report);
+    }
+    let resources: Vec<ResourceSpecifier<'_>> = existing
+        .iter()
+        .map(|name| ResourceSpecifier::Topic(name))
+        .collect();
+    let described = admin
+        .describe_configs(resources.iter(), &options)
+        .await
+        .map_err(|e| RuntimeError::Topics(e.to_string()))?;
+    for (name, result) in existing.iter().zip(described) {
+        let resource = result.map_err(|e| RuntimeError::Topics(format!("{name}: {e}")))?;
+        let spec = specs
+            .iter()
+            .find(|s| &s.name == name)
+            .expect("a topic of the layout");
+        let actual = |key: &str| resource.get(key).and_then(|entry| entry.value.clone());
+        report.weaker.extend(weaker_settings(name, spec, actual));
+    }
+    Ok(report)
+}
+
+/// The settings of an existing topic that are weaker than `spec`'s:
+/// retention shorter than asked for, fewer in-sync replicas required.
+fn weaker_settings(
+    name: &str,
+    spec: &TopicSpec,
+    actual: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut weaker = Vec::new();
+    for (key, wanted) in &spec.config {
+        let Some(have) = actual(key) else { continue };
+        let (Ok(w), Ok(h)) = (wanted.parse::<i64>(), have.parse::<i64>()) else {
+            continue;
+        };
+        let is_weaker = match *key {
+            // -1 is forever: anything finite is weaker than it
+            "retention.ms" => h != -1 && (w == -1 || h < w),
+            _ => h < w,
+        };
+        if is_weaker {
+            weaker.push(format!("{name}: {key}={have}, wanted {wanted}"));
+        }
+    }
+    weaker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_has_a_topic_per_retry_tier_and_a_dead_letter_topic() {
+        let tiers = [1, 4, 9, 60].map(Duration::from_secs);
+        let names: Vec<String> = layout(12, &tiers).into_iter().map(|t| t.name).collect();
+        for expected in [
+            "orders",
+            "payment.retry.1s",
+            "payment.retry.1m",
+            "payment.dlq",
+            "notification.retry.9s",
+        ] {
+            assert!(
+                names.contains(&expected.to_string()),
+                "{expected} in {names:?}"
+            );
+        }
+        assert_eq!(names.len(), 5 + 5 * (4 + 1));
+    }
+
+    #[test]
+    fn three_replicas_require_two_in_sync() {
+        assert_eq!(min_insync_replicas(3, None), 2);
+        assert_eq!(min_insync_replicas(5, None), 2);
+        assert_eq!(min_insync_replicas(1, None), 1);
+        assert_eq!(min_insync_replicas(3, Some(3)), 3);
+    }
+
+    #[test]
+    fn weaker_settings_are_reported() {
+        let spec = TopicSpec {
+            name: "orders".into(),
+            partitions: 12,
+            config: vec![
+                ("retention.ms", "-1".into()),
+                ("min.insync.replicas", "2".into()),
+            ],
+        };
+        let weak = weaker_settings("orders", &spec, |k| {
+            Some(
+                if k == "retention.ms" {
+                    "604800000"
+                } else {
+                    "1"
+                }
+                .to_string(),
+            )
+        });
+        assert_eq!(
+            weak,
+            vec![
+                "orders: retention.ms=604800000, wanted -1",
+                "orders: min.insync.replicas=1, wanted 2"
+            ]
+        );
+        assert!(weaker_settings("orders", &spec, |k| Some(
+            if k == "retention.ms" { "-1" } else { "3" }.to_string()
+        ))
+        .is_empty());
+    }
 }

@@ -9,7 +9,7 @@ pub use metrics::{metrics_route, observe_http, Metrics, SagaMetrics};
 /// The label sets, for code that records into the families.
 pub mod metrics_types {
     pub use crate::metrics::{
-        ConsumedLabels, DependencyLabels, EventTypeLabels, HttpLabels, OutcomeLabels,
-        PartitionLabels, RouteLabels, TopicEventLabels, TopicLabels,
+        BatchLabels, CeTypeLabels, ConsumedLabels, DependencyLabels, EventTypeLabels, HttpLabels,
+        OutcomeLabels, PartitionLabels, RetryLabels, RouteLabels, TopicEventLabels, TopicLabels,
     };
 }

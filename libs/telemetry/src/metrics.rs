@@ -68,6 +68,22 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CeTypeLabels {
+    pub ce_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub event_type: String,
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -81,8 +97,19 @@ pub struct Metrics {
     pub events_consumed: Family<ConsumedLabels, Counter>,
     pub events_produced: Family<TopicEventLabels, Counter>,
     pub handler_duration: Family<EventTypeLabels, Histogram, fn() -> Histogram>,
-    pub handler_retries: Family<EventTypeLabels, Counter>,
+    pub handler_retries: Family<RetryLabels, Counter>,
+    pub deadlines_passed: Family<EventTypeLabels, Counter>,
     pub dead_letters: Family<TopicLabels, Counter>,
+    pub dead_letters_unwritten: Counter,
+    pub unknown_event_types: Family<CeTypeLabels, Counter>,
+    pub consumer_in_flight: Gauge,
+    pub consumer_buffered: Gauge,
+    pub keys_waiting: Gauge,
+    pub external_calls_in_flight: Family<DependencyLabels, Gauge>,
+    pub db_batch_items: Family<BatchLabels, Histogram, fn() -> Histogram>,
+    pub db_batch_fallbacks: Family<BatchLabels, Counter>,
+    pub outbox_parked: Gauge,
+    pub outbox_parked_total: Counter,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub outbox_backlog: Gauge,
     pub outbox_oldest_age_seconds: Seconds,
@@ -108,7 +135,20 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
             }),
             handler_retries: Family::default(),
+            deadlines_passed: Family::default(),
             dead_letters: Family::default(),
+            dead_letters_unwritten: Counter::default(),
+            unknown_event_types: Family::default(),
+            consumer_in_flight: Gauge::default(),
+            consumer_buffered: Gauge::default(),
+            keys_waiting: Gauge::default(),
+            external_calls_in_flight: Family::default(),
+            db_batch_items: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 10))
+            }),
+            db_batch_fallbacks: Family::default(),
+            outbox_parked: Gauge::default(),
+            outbox_parked_total: Counter::default(),
             consumer_lag: Family::default(),
             outbox_backlog: Gauge::default(),
             outbox_oldest_age_seconds: Seconds::default(),
@@ -132,8 +172,63 @@ impl Metrics {
         );
         r.register(
             "orderflow_handler_retries",
-            "Retries of events that failed transiently",
+            "Events that failed transiently and were copied to a retry tier topic, by event type and tier",
             m.handler_retries.clone(),
+        );
+        r.register(
+            "orderflow_step_deadlines_passed",
+            "Events whose step kept failing until its deadline and was failed in domain terms or dead-lettered",
+            m.deadlines_passed.clone(),
+        );
+        r.register(
+            "orderflow_dead_letters_unwritten",
+            "Dead letters the broker refused for good (too large, topic missing, not authorized), kept in the service database instead",
+            m.dead_letters_unwritten.clone(),
+        );
+        r.register(
+            "orderflow_unknown_event_types",
+            "Events of a type this build does not know, skipped (a producer upgraded before its consumers)",
+            m.unknown_event_types.clone(),
+        );
+        r.register(
+            "orderflow_consumer_in_flight",
+            "Consumed messages being handled now",
+            m.consumer_in_flight.clone(),
+        );
+        r.register(
+            "orderflow_consumer_buffered",
+            "Consumed messages waiting behind an earlier event of their order or for a free slot",
+            m.consumer_buffered.clone(),
+        );
+        r.register(
+            "orderflow_keys_waiting_for_retry",
+            "Orders whose events wait behind an event in retry",
+            m.keys_waiting.clone(),
+        );
+        r.register(
+            "orderflow_external_calls_in_flight",
+            "Calls to a dependency outside orderflow under way",
+            m.external_calls_in_flight.clone(),
+        );
+        r.register(
+            "orderflow_db_batch_items",
+            "Items applied per database transaction, by kind of work",
+            m.db_batch_items.clone(),
+        );
+        r.register(
+            "orderflow_db_batch_fallbacks",
+            "Batches rolled back and applied one item at a time",
+            m.db_batch_fallbacks.clone(),
+        );
+        r.register(
+            "orderflow_outbox_parked_rows",
+            "Outbox rows parked after repeated publish failures, waiting for an operator",
+            m.outbox_parked.clone(),
+        );
+        r.register(
+            "orderflow_outbox_parked",
+            "Outbox rows parked after repeated publish failures",
+            m.outbox_parked_total.clone(),
         );
         r.register(
             "orderflow_dead_letters",
@@ -205,6 +300,7 @@ pub struct SagaMetrics {
     pub duration: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     pub in_flight: Gauge,
     pub oldest_in_flight_age_seconds: Seconds,
+    pub refund_pending: Gauge,
 }
 
 impl SagaMetrics {
@@ -217,6 +313,7 @@ impl SagaMetrics {
             }),
             in_flight: Gauge::default(),
             oldest_in_flight_age_seconds: Seconds::default(),
+            refund_pending: Gauge::default(),
         };
         metrics.register(
             "orderflow_orders_placed",
@@ -242,6 +339,11 @@ impl SagaMetrics {
             "orderflow_saga_oldest_in_flight_age_seconds",
             "Age of the oldest order not yet terminal (0 when none)",
             m.oldest_in_flight_age_seconds.clone(),
+        );
+        metrics.register(
+            "orderflow_orders_refund_pending",
+            "Orders whose refund could not be made: the customer is charged, an operator must act",
+            m.refund_pending.clone(),
         );
         m
     }

@@ -21,8 +21,17 @@ use crate::kafka::KafkaProbe;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub partitions: i32,
-    /// Retry waits for transient handler failures (short in tests).
+    /// The fast retry tiers (short in tests; production's are 1 s, 4 s, 9 s).
     pub retry_backoff_ms: Vec<u64>,
+    /// The slow tiers that follow, the last repeating until the deadline.
+    pub retry_slow_tiers_ms: Vec<u64>,
+    /// How long a step may keep failing before it fails in domain terms.
+    pub step_deadline_ms: u64,
+    /// The payment provider's timeout per call.
+    pub provider_timeout_ms: u64,
+    /// The sandbox provider's added latency per call.
+    pub sandbox_latency_ms: u64,
+    pub idempotency_key_ttl_ms: u64,
 }
 
 impl Default for Options {
@@ -30,6 +39,11 @@ impl Default for Options {
         Self {
             partitions: 12,
             retry_backoff_ms: vec![100, 200, 400],
+            retry_slow_tiers_ms: vec![800],
+            step_deadline_ms: 60_000,
+            provider_timeout_ms: 300,
+            sandbox_latency_ms: 0,
+            idempotency_key_ttl_ms: 24 * 3_600_000,
         }
     }
 }
@@ -86,12 +100,20 @@ impl Stack {
                 kafka_auto_commit_interval_ms: 100,
                 kafka_session_timeout_ms: 6_000,
                 retry_backoff_ms: options.retry_backoff_ms.clone(),
+                retry_slow_tiers_ms: options.retry_slow_tiers_ms.clone(),
+                step_deadline_ms: options.step_deadline_ms,
                 outbox_poll_ms: 100,
                 ..Default::default()
             })
         };
         // The mock cluster does not serve the admin API's CreateTopics; it has its own call.
-        for topic in orderflow_runtime::topics::layout(options.partitions) {
+        let tiers = RuntimeConfig {
+            retry_backoff_ms: options.retry_backoff_ms.clone(),
+            retry_slow_tiers_ms: options.retry_slow_tiers_ms.clone(),
+            ..Default::default()
+        }
+        .retry_tiers();
+        for topic in orderflow_runtime::topics::layout(options.partitions, &tiers) {
             cluster
                 .create_topic(&topic.name, topic.partitions, 1)
                 .context("creating topics")?;
@@ -104,6 +126,7 @@ impl Stack {
         let (l, order_url) = bind().await?;
         let config = orderflow_order::Config {
             runtime: runtime("order", &l)?,
+            idempotency_key_ttl_ms: options.idempotency_key_ttl_ms,
         };
         services.push((
             "order",
@@ -122,6 +145,8 @@ impl Stack {
         let (l, payment) = bind().await?;
         let config = orderflow_payment::Config {
             runtime: runtime("payment", &l)?,
+            provider_timeout_ms: options.provider_timeout_ms,
+            sandbox_latency_ms: options.sandbox_latency_ms,
             ..Default::default()
         };
         services.push((

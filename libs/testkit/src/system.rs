@@ -101,6 +101,26 @@ fn required_env(name: &str) -> Result<String> {
     })
 }
 
+/// The retry tiers of the processes (short, so tests see retries through):
+/// `ORDERFLOW_RETRY_BACKOFF_MS` and `ORDERFLOW_RETRY_SLOW_TIERS_MS`.
+const FAST_TIERS_MS: [u64; 3] = [200, 400, 800];
+const SLOW_TIERS_MS: [u64; 1] = [1_600];
+
+fn test_tiers() -> orderflow_runtime::RuntimeConfig {
+    orderflow_runtime::RuntimeConfig {
+        retry_backoff_ms: FAST_TIERS_MS.to_vec(),
+        retry_slow_tiers_ms: SLOW_TIERS_MS.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn json_list(ms: &[u64]) -> String {
+    format!(
+        "[{}]",
+        ms.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    )
+}
+
 impl ProcessStack {
     /// On the real Kafka and PostgreSQL named by ORDERFLOW_SYSTEM_KAFKA and
     /// ORDERFLOW_TEST_DATABASE.
@@ -109,9 +129,9 @@ impl ProcessStack {
         required_env("ORDERFLOW_TEST_DATABASE")?;
         let topics = orderflow_runtime::RuntimeConfig {
             kafka_bootstrap_servers: bootstrap.clone(),
-            ..Default::default()
+            ..test_tiers()
         };
-        orderflow_runtime::topics::apply(&topics, 1)
+        orderflow_runtime::topics::apply(&topics, 1, None)
             .await
             .context("creating topics")?;
         Self::launch(replicas, bootstrap, None, &[]).await
@@ -122,7 +142,7 @@ impl ProcessStack {
     /// cluster, with nothing to install. `env` is added to every process's.
     pub async fn start_embedded(env: &[(&str, &str)]) -> Result<Self> {
         let cluster = MockCluster::new(1).context("mock cluster")?;
-        for topic in orderflow_runtime::topics::layout(12) {
+        for topic in orderflow_runtime::topics::layout(12, &test_tiers().retry_tiers()) {
             cluster.create_topic(&topic.name, topic.partitions, 1)?;
         }
         let bootstrap = cluster.bootstrap_servers();
@@ -184,7 +204,14 @@ impl ProcessStack {
                         "ORDERFLOW_KAFKA_AUTO_COMMIT_INTERVAL_MS".into(),
                         "200".into(),
                     ),
-                    ("ORDERFLOW_RETRY_BACKOFF_MS".into(), "[200,400,800]".into()),
+                    (
+                        "ORDERFLOW_RETRY_BACKOFF_MS".into(),
+                        json_list(&FAST_TIERS_MS),
+                    ),
+                    (
+                        "ORDERFLOW_RETRY_SLOW_TIERS_MS".into(),
+                        json_list(&SLOW_TIERS_MS),
+                    ),
                     ("ORDERFLOW_OUTBOX_POLL_MS".into(), "200".into()),
                 ];
                 let log = logs.path().join(format!("{service}-{replica}.log"));

@@ -21,7 +21,7 @@ async fn get_stock(
     State(rt): State<Arc<Runtime>>,
     Path(sku): Path<String>,
 ) -> Result<Json<StockView>, Problem> {
-    store::stock(rt.db().pool(), &sku)
+    store::stock(rt.db().reader(), &sku)
         .await
         .map_err(Problem::internal)?
         .map(Json)

@@ -35,6 +35,7 @@ pub fn notification_for(event: &Event) -> Option<Notification> {
         Event::OrderCancelled(e) => match e.reason.as_str() {
             "OUT_OF_STOCK" => ("out_of_stock", format!("Sorry: order {} is cancelled, an item is out of stock. You were not charged.", e.order_id)),
             "PAYMENT_DECLINED" => ("payment_declined", format!("Your payment for order {} was declined, so the order is cancelled.", e.order_id)),
+            "PAYMENT_UNAVAILABLE" => ("payment_unavailable", format!("We could not reach our payment provider for order {}, so the order is cancelled. You were not charged.", e.order_id)),
             "SHIPPING_FAILED" => ("shipping_failed", format!("We could not ship order {} to your address; it is cancelled and your payment refunded.", e.order_id)),
             _ => ("cancelled", format!("Order {} is cancelled.", e.order_id)),
         },
@@ -65,13 +66,23 @@ mod tests {
                 cancelled_at: 0,
             })
         };
-        let kinds: Vec<_> = ["OUT_OF_STOCK", "PAYMENT_DECLINED", "SHIPPING_FAILED"]
-            .iter()
-            .map(|r| notification_for(&cancelled(r)).unwrap().kind)
-            .collect();
+        let kinds: Vec<_> = [
+            "OUT_OF_STOCK",
+            "PAYMENT_DECLINED",
+            "PAYMENT_UNAVAILABLE",
+            "SHIPPING_FAILED",
+        ]
+        .iter()
+        .map(|r| notification_for(&cancelled(r)).unwrap().kind)
+        .collect();
         assert_eq!(
             kinds,
-            ["out_of_stock", "payment_declined", "shipping_failed"]
+            [
+                "out_of_stock",
+                "payment_declined",
+                "payment_unavailable",
+                "shipping_failed"
+            ]
         );
         let failed = Event::PaymentFailed(PaymentFailed {
             order_id: "o-1".into(),

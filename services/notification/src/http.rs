@@ -21,7 +21,7 @@ async fn list(
     State(rt): State<Arc<Runtime>>,
     Path(customer_id): Path<String>,
 ) -> Result<Json<Vec<NotificationView>>, Problem> {
-    store::for_customer(rt.db().pool(), &customer_id)
+    store::for_customer(rt.db().reader(), &customer_id)
         .await
         .map(Json)
         .map_err(Problem::internal)

@@ -48,7 +48,10 @@ pub async fn serve(
     let policy = Policy::new("notification-channel")
         .with_timeout(timeout)
         .with_metrics(rt.metrics());
-    let handler = Arc::new(handlers::NotificationHandler { channel, policy });
+    let handler = Arc::new(handlers::NotificationHandler {
+        channel,
+        policy: Arc::new(policy),
+    });
     let routes = http::routes(rt.clone());
     rt.serve(listener, routes, Some(handler), shutdown).await
 }

@@ -5,28 +5,32 @@ use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
 use crate::domain::Notification;
 
-pub async fn already_sent(
+pub const SENT: &str = "SENT";
+
+/// The notification's status (PENDING or SENT), if it was recorded.
+pub async fn status(
     conn: &mut AnyConnection,
     order_id: &str,
     kind: &str,
-) -> Result<bool, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT notification_id FROM notifications WHERE order_id = $1 AND kind = $2")
-            .bind(order_id)
-            .bind(kind)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT status FROM notifications WHERE order_id = $1 AND kind = $2")
+        .bind(order_id)
+        .bind(kind)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("status"))
+        .transpose()
 }
 
-pub async fn record(
+/// Records the intent to send `n`.
+pub async fn record_pending(
     conn: &mut AnyConnection,
     n: &Notification,
     channel: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING')",
     )
     .bind(&n.notification_id)
     .bind(&n.order_id)
@@ -40,6 +44,21 @@ pub async fn record(
     Ok(())
 }
 
+/// The channel took it; false if it was marked sent already.
+pub async fn mark_sent(
+    conn: &mut AnyConnection,
+    notification_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE notifications SET status = 'SENT', sent_at = $1 WHERE notification_id = $2 AND status = 'PENDING'",
+    )
+    .bind(orderflow_runtime::now_millis())
+    .bind(notification_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// A customer's notifications, newest first.
 pub async fn for_customer(
     pool: &AnyPool,
@@ -47,7 +66,7 @@ pub async fn for_customer(
 ) -> Result<Vec<NotificationView>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT notification_id, order_id, kind, channel, message, sent_at FROM notifications
-         WHERE customer_id = $1 ORDER BY sent_at DESC, notification_id DESC LIMIT 500",
+         WHERE customer_id = $1 AND status = 'SENT' ORDER BY sent_at DESC, notification_id DESC LIMIT 500",
     )
     .bind(customer_id)
     .fetch_all(pool)

@@ -13,6 +13,9 @@ pub enum Status {
     Paid,
     Shipped,
     Cancelled,
+    /// Shipping failed and the charge could not be refunded: the customer is
+    /// still charged and an operator must act. The saga does nothing more.
+    RefundPending,
 }
 
 impl Status {
@@ -23,11 +26,30 @@ impl Status {
             Status::Paid => "PAID",
             Status::Shipped => "SHIPPED",
             Status::Cancelled => "CANCELLED",
+            Status::RefundPending => "REFUND_PENDING",
         }
     }
 
+    /// Nothing more happens to the order by itself (REFUND_PENDING waits for
+    /// an operator, not for the saga).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Shipped | Status::Cancelled)
+        matches!(
+            self,
+            Status::Shipped | Status::Cancelled | Status::RefundPending
+        )
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Status::Pending,
+            Status::Reserved,
+            Status::Paid,
+            Status::Shipped,
+            Status::Cancelled,
+            Status::RefundPending,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -35,6 +57,8 @@ impl Status {
 pub enum CancelReason {
     OutOfStock,
     PaymentDeclined,
+    /// The payment provider could not be reached before the step's deadline.
+    PaymentUnavailable,
     ShippingFailed,
 }
 
@@ -43,6 +67,7 @@ impl CancelReason {
         match self {
             CancelReason::OutOfStock => "OUT_OF_STOCK",
             CancelReason::PaymentDeclined => "PAYMENT_DECLINED",
+            CancelReason::PaymentUnavailable => "PAYMENT_UNAVAILABLE",
             CancelReason::ShippingFailed => "SHIPPING_FAILED",
         }
     }
@@ -52,38 +77,54 @@ impl CancelReason {
         match self {
             CancelReason::OutOfStock => "out_of_stock",
             CancelReason::PaymentDeclined => "payment_declined",
+            CancelReason::PaymentUnavailable => "payment_unavailable",
             CancelReason::ShippingFailed => "shipping_failed",
         }
     }
 }
 
 /// The saga events the order service follows.
-pub const FOLLOWED: [EventType; 8] = [
+pub const FOLLOWED: [EventType; 9] = [
     EventType::InventoryReserved,
     EventType::InventoryUnavailable,
     EventType::InventoryReleased,
     EventType::PaymentProcessed,
     EventType::PaymentFailed,
     EventType::PaymentRefunded,
+    EventType::PaymentRefundFailed,
     EventType::ShipmentCreated,
     EventType::ShipmentFailed,
 ];
 
-/// The status (and cancellation reason) implied by the events seen so far.
-/// A cancellation is final only once its compensations are done: payment
-/// declined → the reservation is released; shipping failed → the charge is
-/// refunded and the reservation released.
-pub fn derive_status(seen: &[EventType]) -> (Status, Option<CancelReason>) {
+/// The status (and cancellation reason) implied by the events seen so far;
+/// `payment_unavailable` says the payment failed because the provider could
+/// not be reached (not because the card was declined). A cancellation is
+/// final only once its compensations are done: payment failed → the
+/// reservation is released; shipping failed → the charge is refunded and the
+/// reservation released. A refund that could not be made leaves the order
+/// REFUND_PENDING, for an operator, never cancelled as if it had been.
+pub fn derive_status(
+    seen: &[EventType],
+    payment_unavailable: bool,
+) -> (Status, Option<CancelReason>) {
     use EventType::*;
     let has = |t: EventType| seen.contains(&t);
     if has(InventoryUnavailable) {
         return (Status::Cancelled, Some(CancelReason::OutOfStock));
     }
+    if has(ShipmentFailed) && has(PaymentRefundFailed) {
+        return (Status::RefundPending, None);
+    }
     if has(ShipmentFailed) && has(PaymentRefunded) && has(InventoryReleased) {
         return (Status::Cancelled, Some(CancelReason::ShippingFailed));
     }
     if has(PaymentFailed) && has(InventoryReleased) {
-        return (Status::Cancelled, Some(CancelReason::PaymentDeclined));
+        let reason = if payment_unavailable {
+            CancelReason::PaymentUnavailable
+        } else {
+            CancelReason::PaymentDeclined
+        };
+        return (Status::Cancelled, Some(reason));
     }
     let reserved = has(InventoryReserved);
     let paid = reserved && has(PaymentProcessed);
@@ -106,17 +147,23 @@ mod tests {
 
     #[test]
     fn the_happy_path_steps_through_every_status() {
-        assert_eq!(derive_status(&[OrderCreated]), (Status::Pending, None));
         assert_eq!(
-            derive_status(&[InventoryReserved]),
+            derive_status(&[OrderCreated], false),
+            (Status::Pending, None)
+        );
+        assert_eq!(
+            derive_status(&[InventoryReserved], false),
             (Status::Reserved, None)
         );
         assert_eq!(
-            derive_status(&[InventoryReserved, PaymentProcessed]),
+            derive_status(&[InventoryReserved, PaymentProcessed], false),
             (Status::Paid, None)
         );
         assert_eq!(
-            derive_status(&[InventoryReserved, PaymentProcessed, ShipmentCreated]),
+            derive_status(
+                &[InventoryReserved, PaymentProcessed, ShipmentCreated],
+                false
+            ),
             (Status::Shipped, None)
         );
     }
@@ -126,28 +173,37 @@ mod tests {
         // The shipment overtook the reservation: not shipped until the reservation
         // (which carries the total) is seen too.
         assert_eq!(
-            derive_status(&[ShipmentCreated, PaymentProcessed]),
+            derive_status(&[ShipmentCreated, PaymentProcessed], false),
             (Status::Pending, None)
         );
         assert_eq!(
-            derive_status(&[ShipmentCreated, PaymentProcessed, InventoryReserved]),
+            derive_status(
+                &[ShipmentCreated, PaymentProcessed, InventoryReserved],
+                false
+            ),
             (Status::Shipped, None)
         );
-        assert_eq!(derive_status(&[PaymentProcessed]), (Status::Pending, None));
+        assert_eq!(
+            derive_status(&[PaymentProcessed], false),
+            (Status::Pending, None)
+        );
     }
 
     #[test]
     fn cancellations_wait_for_their_compensations() {
         assert_eq!(
-            derive_status(&[InventoryUnavailable]),
+            derive_status(&[InventoryUnavailable], false),
             (Status::Cancelled, Some(CancelReason::OutOfStock))
         );
         assert_eq!(
-            derive_status(&[InventoryReserved, PaymentFailed]).0,
+            derive_status(&[InventoryReserved, PaymentFailed], false).0,
             Status::Reserved
         );
         assert_eq!(
-            derive_status(&[InventoryReserved, PaymentFailed, InventoryReleased]),
+            derive_status(
+                &[InventoryReserved, PaymentFailed, InventoryReleased],
+                false
+            ),
             (Status::Cancelled, Some(CancelReason::PaymentDeclined))
         );
         let shipping_failed = [
@@ -156,12 +212,39 @@ mod tests {
             ShipmentFailed,
             PaymentRefunded,
         ];
-        assert_eq!(derive_status(&shipping_failed).0, Status::Paid);
+        assert_eq!(derive_status(&shipping_failed, false).0, Status::Paid);
         let mut compensated = shipping_failed.to_vec();
         compensated.push(InventoryReleased);
         assert_eq!(
-            derive_status(&compensated),
+            derive_status(&compensated, false),
             (Status::Cancelled, Some(CancelReason::ShippingFailed))
+        );
+    }
+
+    #[test]
+    fn an_unreachable_provider_cancels_with_its_own_reason_once_stock_is_back() {
+        let failed = [InventoryReserved, PaymentFailed];
+        assert_eq!(derive_status(&failed, true).0, Status::Reserved);
+        assert_eq!(
+            derive_status(&[InventoryReserved, PaymentFailed, InventoryReleased], true),
+            (Status::Cancelled, Some(CancelReason::PaymentUnavailable))
+        );
+    }
+
+    #[test]
+    fn a_refund_that_failed_is_never_a_cancellation() {
+        let seen = [
+            InventoryReserved,
+            PaymentProcessed,
+            ShipmentFailed,
+            InventoryReleased,
+            PaymentRefundFailed,
+        ];
+        assert_eq!(derive_status(&seen, false), (Status::RefundPending, None));
+        assert!(Status::RefundPending.is_terminal());
+        assert_eq!(
+            Status::from_name("REFUND_PENDING"),
+            Some(Status::RefundPending)
         );
     }
 }

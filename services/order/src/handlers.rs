@@ -7,6 +7,8 @@ use orderflow_runtime::telemetry::metrics_types::OutcomeLabels;
 use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, Handler, HandlerCtx, HandlerError};
 
+use orderflow_envelope::reasons::PROVIDER_UNAVAILABLE;
+
 use crate::domain::{derive_status, Status, FOLLOWED};
 use crate::store;
 
@@ -22,9 +24,9 @@ impl Handler for OrderSaga {
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
         let order_id = event.order_id().to_string();
-        // Two events of one order can be handled at once (they come from
-        // different topics). Locking the row first serializes them, so the second
-        // sees the first's history row when it derives the status.
+        // Two events of one order can be handled at once by two replicas (they
+        // come from different topics). Locking the row first serializes them,
+        // so the second sees the first's history row when it derives the status.
         store::lock(ctx.tx, &order_id).await?;
         let Some(mut order) = store::load(ctx.tx, &order_id).await? else {
             return Err(HandlerError::Permanent(format!(
@@ -50,16 +52,20 @@ impl Handler for OrderSaga {
                 store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?;
                 order.tracking_id = Some(e.tracking_id.clone());
             }
+            Event::PaymentFailed(e) => {
+                store::set_payment_failure(ctx.tx, &order_id, &e.reason).await?;
+                order.payment_failure = Some(e.reason.clone());
+            }
             _ => {}
         }
 
-        let was_terminal =
-            order.status == Status::Shipped.as_str() || order.status == Status::Cancelled.as_str();
+        let was_terminal = Status::from_name(&order.status).is_some_and(Status::is_terminal);
         if was_terminal {
             return Ok(()); // late events join the history but change nothing
         }
         let seen = store::seen_events(ctx.tx, &order_id).await?;
-        let (status, reason) = derive_status(&seen);
+        let unavailable = order.payment_failure.as_deref() == Some(PROVIDER_UNAVAILABLE);
+        let (status, reason) = derive_status(&seen, unavailable);
         if status.as_str() == order.status {
             return Ok(());
         }
@@ -81,9 +87,10 @@ impl Handler for OrderSaga {
         );
 
         if status.is_terminal() {
-            let outcome = match reason {
-                Some(r) => r.metric_label(),
-                None => "shipped",
+            let outcome = match (status, reason) {
+                (_, Some(r)) => r.metric_label(),
+                (Status::RefundPending, None) => "refund_pending",
+                _ => "shipped",
             };
             let seconds = (now - order.placed_at).max(0) as f64 / 1000.0;
             let metrics = self.metrics.clone();

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orderflow_api::{OrderAccepted, PlaceOrder};
-use orderflow_envelope::{Address, Event, OrderCreated, OrderItem};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
+use orderflow_runtime::group_commit::GroupCommit;
 use orderflow_runtime::telemetry::SagaMetrics;
-use orderflow_runtime::{now_millis, Runtime};
+use orderflow_runtime::{now_millis, HandlerError, Runtime};
 use uuid::Uuid;
 
+use crate::placement::{Placed, Placement};
 use crate::store;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -22,13 +23,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub struct AppState {
     pub rt: Arc<Runtime>,
     pub saga: SagaMetrics,
+    pub placements: GroupCommit<Placement>,
 }
 
-pub fn routes(rt: Arc<Runtime>, saga: SagaMetrics) -> Router {
+pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/v1/orders", post(place_order))
         .route("/v1/orders/{order_id}", get(get_order))
-        .with_state(AppState { rt, saga })
+        .with_state(state)
 }
 
 fn accepted(order_id: &str, status: &str) -> Response {
@@ -44,10 +46,10 @@ fn accepted(order_id: &str, status: &str) -> Response {
 }
 
 /// Creates the order and its `OrderCreated` event in one transaction. With an
-/// `Idempotency-Key`, a replay of the same body returns the same order and a
-/// different body under the same key is refused.
+/// `Idempotency-Key`, a replay of the same body within a day returns the same
+/// order and a different body under the same key is refused.
 async fn place_order(
-    State(AppState { rt, saga }): State<AppState>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     StrictJson(request): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
@@ -59,92 +61,35 @@ async fn place_order(
                 .filter(|k| !k.is_empty() && k.len() <= 255)
                 .ok_or_else(|| {
                     Problem::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
-                })?,
+                })?
+                .to_string(),
         ),
         None => None,
     };
     let order_id = Uuid::now_v7().to_string();
     tracing::Span::current().record("order.id", order_id.as_str());
-    let now = now_millis();
-    let mut tx = rt.db().pool().begin().await.map_err(Problem::internal)?;
-    if let Some(key) = key {
-        let fingerprint = request.fingerprint();
-        if let Some(earlier) =
-            store::claim_idempotency_key(&mut tx, key, &fingerprint, &order_id, now)
-                .await
-                .map_err(Problem::internal)?
-        {
-            tx.rollback().await.map_err(Problem::internal)?;
-            if earlier.fingerprint != fingerprint {
-                return Err(Problem::new(
-                    ProblemType::IdempotencyKeyReused,
-                    format!(
-                        "Idempotency-Key {key} was used for order {} with a different body",
-                        earlier.order_id
-                    ),
-                ));
-            }
-            let order = store::order_view(rt.db().pool(), &earlier.order_id)
-                .await
-                .map_err(Problem::internal)?;
-            let status = order.map(|o| o.status).unwrap_or_else(|| "PENDING".into());
-            return Ok(accepted(&earlier.order_id, &status));
-        }
+    let placement = Placement::new(request, key.clone(), order_id, now_millis());
+    let (placement, result) = state.placements.run(placement).await;
+    match result {
+        Ok(()) => {}
+        Err(HandlerError::Transient(e)) => return Err(Problem::new(ProblemType::Unavailable, e)),
+        Err(HandlerError::Permanent(e)) => return Err(Problem::internal(e)),
     }
-    store::insert_order(
-        &mut tx,
-        &order_id,
-        &request.customer_id,
-        &request.items,
-        now,
-    )
-    .await
-    .map_err(Problem::internal)?;
-    let event = Event::OrderCreated(created_event(&order_id, &request, now));
-    let meta = rt
-        .emit(&mut tx, &event, None)
-        .await
-        .map_err(|e| Problem::new(ProblemType::Unavailable, e.to_string()))?;
-    store::record_history(
-        &mut tx,
-        &order_id,
-        &meta.id,
-        event.event_type(),
-        &meta.source,
-        now,
-    )
-    .await
-    .map_err(Problem::internal)?;
-    tx.commit().await.map_err(Problem::internal)?;
-    rt.wake_relay();
-    saga.orders_placed.inc();
-    tracing::info!(order_id, customer_id = %request.customer_id, "order placed");
-    Ok(accepted(&order_id, "PENDING"))
-}
-
-fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderCreated {
-    let a = &request.shipping_address;
-    OrderCreated {
-        order_id: order_id.to_string(),
-        customer_id: request.customer_id.clone(),
-        // Validation bounds quantities far below i32::MAX.
-        items: request
-            .items
-            .iter()
-            .map(|l| OrderItem {
-                sku: l.sku.clone(),
-                quantity: l.quantity as i32,
-            })
-            .collect(),
-        payment_token: request.payment.token.clone(),
-        shipping_address: Address {
-            name: a.name.clone(),
-            line1: a.line1.clone(),
-            city: a.city.clone(),
-            postal_code: a.postal_code.clone(),
-            country: a.country.clone(),
-        },
-        placed_at,
+    let placement = placement.expect("a committed placement comes back");
+    match placement.placed {
+        Placed::New => {
+            state.saga.orders_placed.inc();
+            Ok(accepted(&placement.order_id, "PENDING"))
+        }
+        Placed::Replay { order_id, status } => Ok(accepted(&order_id, &status)),
+        Placed::KeyReused { order_id } => Err(Problem::new(
+            ProblemType::IdempotencyKeyReused,
+            format!(
+                "Idempotency-Key {} was used for order {order_id} with a different body",
+                key.unwrap_or_default()
+            ),
+        )),
+        Placed::Pending => Err(Problem::internal("the order was not placed")),
     }
 }
 
@@ -152,7 +97,7 @@ async fn get_order(
     State(AppState { rt, .. }): State<AppState>,
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
-    match store::order_view(rt.db().pool(), &order_id)
+    match store::order_view(rt.db().reader(), &order_id)
         .await
         .map_err(Problem::internal)?
     {

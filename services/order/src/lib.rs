@@ -6,6 +6,7 @@ mod config;
 pub mod domain;
 mod handlers;
 mod http;
+mod placement;
 mod store;
 
 use std::sync::Arc;
@@ -41,30 +42,58 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
+    let key_ttl_ms = config.idempotency_key_ttl_ms as i64;
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let saga = SagaMetrics::register(rt.metrics());
-    let routes = http::routes(rt.clone(), saga.clone());
+    let placements = rt.group_commit(
+        "placements",
+        Arc::new(placement::PlacementContext {
+            rt: rt.clone(),
+            key_ttl_ms,
+        }),
+    );
+    let routes = http::routes(http::AppState {
+        rt: rt.clone(),
+        saga: saga.clone(),
+        placements,
+    });
     let handler = Arc::new(handlers::OrderSaga {
         metrics: saga.clone(),
     });
     let stop_gauges = CancellationToken::new();
-    tokio::spawn(measure_in_flight(rt.clone(), saga, stop_gauges.clone()));
+    tokio::spawn(measure_in_flight(
+        rt.clone(),
+        saga,
+        key_ttl_ms,
+        stop_gauges.clone(),
+    ));
     // Stops the gauge task however serve ends, early exits included.
     let _stop_gauges = stop_gauges.drop_guard();
     rt.serve(listener, routes, Some(handler), shutdown).await
 }
 
-/// Keeps the in-flight gauges current: what the stuck-saga alert watches.
-async fn measure_in_flight(rt: Arc<Runtime>, saga: SagaMetrics, stop: CancellationToken) {
+/// Keeps the in-flight gauges current (what the stuck-saga and refund
+/// alerts watch), and deletes expired idempotency keys, a batch at a time.
+async fn measure_in_flight(
+    rt: Arc<Runtime>,
+    saga: SagaMetrics,
+    key_ttl_ms: i64,
+    stop: CancellationToken,
+) {
     loop {
-        match store::in_flight(rt.db().pool()).await {
-            Ok((n, oldest)) => {
+        match store::in_flight(rt.db().reader()).await {
+            Ok((n, oldest, refund_pending)) => {
                 saga.in_flight.set(n);
                 let age =
                     oldest.map(|t| (orderflow_runtime::now_millis() - t).max(0) as f64 / 1000.0);
                 saga.oldest_in_flight_age_seconds.set(age.unwrap_or(0.0));
+                saga.refund_pending.set(refund_pending);
             }
             Err(e) => tracing::debug!(error = %e, "could not measure sagas in flight"),
+        }
+        let expired = orderflow_runtime::now_millis() - key_ttl_ms;
+        if let Err(e) = store::prune_idempotency_keys(rt.db().pool(), expired, 1_000).await {
+            tracing::debug!(error = %e, "could not delete expired idempotency keys");
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}

@@ -11,6 +11,8 @@ pub struct OrderRow {
     pub total: Option<Money>,
     pub tracking_id: Option<String>,
     pub placed_at: i64,
+    /// Why the payment failed, once it did.
+    pub payment_failure: Option<String>,
 }
 
 pub async fn insert_order(
@@ -35,6 +37,19 @@ pub async fn insert_order(
     Ok(())
 }
 
+/// An order's status, if it exists.
+pub async fn status(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT status FROM orders WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("status"))
+        .transpose()
+}
+
 /// Takes the order's row lock (a no-op update: portable, unlike `FOR UPDATE`).
 pub async fn lock(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET updated_at = updated_at WHERE order_id = $1")
@@ -49,7 +64,7 @@ pub async fn load(
     order_id: &str,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT customer_id, status, total_minor, currency, tracking_id, placed_at FROM orders WHERE order_id = $1",
+        "SELECT customer_id, status, total_minor, currency, tracking_id, placed_at, payment_failure FROM orders WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
@@ -63,6 +78,7 @@ pub async fn load(
             total: total_minor.zip(currency).map(|(a, c)| Money::new(a, c)),
             tracking_id: r.try_get("tracking_id")?,
             placed_at: r.try_get("placed_at")?,
+            payment_failure: r.try_get("payment_failure")?,
         })
     })
     .transpose()
@@ -133,6 +149,19 @@ pub async fn set_tracking_id(
     Ok(())
 }
 
+pub async fn set_payment_failure(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET payment_failure = $1 WHERE order_id = $2")
+        .bind(reason)
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_status(
     conn: &mut AnyConnection,
     order_id: &str,
@@ -157,14 +186,20 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Orders not yet terminal, and when the oldest of them was placed.
-pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>), sqlx::Error> {
+/// Orders not yet terminal, when the oldest of them was placed, and orders
+/// waiting for an operator because their refund failed.
+pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n, MIN(placed_at) AS oldest FROM orders WHERE status NOT IN ('SHIPPED', 'CANCELLED')",
+        "SELECT COUNT(*) AS n, MIN(placed_at) AS oldest FROM orders WHERE status NOT IN ('SHIPPED', 'CANCELLED', 'REFUND_PENDING')",
     )
     .fetch_one(pool)
     .await?;
-    Ok((row.try_get("n")?, row.try_get("oldest")?))
+    let refund_pending: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = 'REFUND_PENDING'")
+            .fetch_one(pool)
+            .await?
+            .try_get("n")?;
+    Ok((row.try_get("n")?, row.try_get("oldest")?, refund_pending))
 }
 
 /// What an earlier request with the same `Idempotency-Key` left behind.
@@ -173,14 +208,21 @@ pub struct KeyUse {
     pub order_id: String,
 }
 
-/// Claims the key for `order_id`; returns the earlier use if it was taken.
+/// Claims the key for `order_id`; returns the earlier use if it was taken
+/// within `ttl_ms`. An older use has expired: the key starts afresh.
 pub async fn claim_idempotency_key(
     conn: &mut AnyConnection,
     key: &str,
     fingerprint: &str,
     order_id: &str,
     now: i64,
+    ttl_ms: i64,
 ) -> Result<Option<KeyUse>, sqlx::Error> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = $1 AND created_at < $2")
+        .bind(key)
+        .bind(now - ttl_ms)
+        .execute(&mut *conn)
+        .await?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (idempotency_key, fingerprint, order_id, created_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
@@ -204,6 +246,24 @@ pub async fn claim_idempotency_key(
         fingerprint: row.try_get("fingerprint")?,
         order_id: row.try_get("order_id")?,
     }))
+}
+
+/// Deletes up to `limit` idempotency keys created before `before`; returns how many.
+pub async fn prune_idempotency_keys(
+    pool: &AnyPool,
+    before: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < $1 AND idempotency_key IN (
+             SELECT idempotency_key FROM idempotency_keys WHERE created_at < $2 LIMIT $3)",
+    )
+    .bind(before)
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
 }
 
 pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {

@@ -1,30 +1,37 @@
 //! Payment's part in the saga: charge the reserved total; refund it when
-//! shipping fails.
+//! shipping fails. Each is record-intent → call → record-outcome: a short
+//! transaction records the intent (the payment row, PENDING or REFUNDING),
+//! the provider is called with no transaction or connection held, and a
+//! second short transaction records the outcome and its event. A crash in
+//! between repeats the call under the same idempotency key, which the
+//! provider does not repeat. A provider that cannot be reached until the
+//! step's deadline fails the step in domain terms: the charge as
+//! `PROVIDER_UNAVAILABLE` (the saga releases the stock and cancels), the
+//! refund as `PaymentRefundFailed` (the order waits for an operator).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use orderflow_envelope::reasons::PROVIDER_UNAVAILABLE;
 use orderflow_envelope::{
-    Event, EventType, InventoryReserved, PaymentFailed, PaymentProcessed, PaymentRefunded,
-    ShipmentFailed,
+    Event, EventType, InventoryReserved, Money, PaymentFailed, PaymentProcessed,
+    PaymentRefundFailed, PaymentRefunded, ShipmentFailed,
 };
 use orderflow_runtime::resilience::{CallError, Policy};
-use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
+use orderflow_runtime::{ExternalCall, Handler, HandlerCtx, HandlerError};
 
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
-use crate::store;
+use crate::store::{self, Status};
 
 pub struct PaymentHandler {
     pub provider: Arc<dyn PaymentProvider>,
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
 }
 
-/// A refund the provider rejects needs an operator: it is dead-lettered.
-fn classify(e: CallError<ProviderError>) -> HandlerError {
-    match e {
-        CallError::Rejected(e) => HandlerError::Permanent(e.to_string()),
-        other => HandlerError::Transient(other.to_string()),
-    }
+/// An outage (timeouts, breaker open) is worth retrying; anything else the
+/// provider answered is its answer.
+fn transient(e: CallError<ProviderError>) -> HandlerError {
+    HandlerError::Transient(e.to_string())
 }
 
 #[async_trait]
@@ -43,6 +50,55 @@ impl Handler for PaymentHandler {
             _ => Ok(()),
         }
     }
+
+    async fn deadline_passed(
+        &self,
+        event: Event,
+        error: &str,
+        ctx: &mut HandlerCtx<'_>,
+    ) -> Result<bool, HandlerError> {
+        match event {
+            Event::InventoryReserved(reserved) => {
+                // Never charged: the provider never answered. The intent is
+                // closed, so a late redelivery cannot charge either.
+                let failed = store::finish(
+                    ctx.tx,
+                    &reserved.order_id,
+                    &[Status::Pending],
+                    Status::Failed,
+                    None,
+                    Some(PROVIDER_UNAVAILABLE),
+                )
+                .await?;
+                if failed {
+                    tracing::warn!(order_id = %reserved.order_id, error, "payment provider unreachable until the deadline; the order is cancelled");
+                    ctx.emit(PaymentFailed {
+                        order_id: reserved.order_id,
+                        customer_id: reserved.customer_id,
+                        amount: reserved.total,
+                        reason: PROVIDER_UNAVAILABLE.into(),
+                    });
+                }
+                Ok(true)
+            }
+            Event::ShipmentFailed(failed) => {
+                let Some(payment) = store::find(ctx.tx, &failed.order_id).await? else {
+                    return Ok(false);
+                };
+                let reason = format!("the provider could not be reached to refund: {error}");
+                refund_failed(
+                    ctx,
+                    failed,
+                    payment.payment_id.unwrap_or_default(),
+                    payment.amount,
+                    &reason,
+                )
+                .await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 impl PaymentHandler {
@@ -51,74 +107,29 @@ impl PaymentHandler {
         reserved: InventoryReserved,
         ctx: &mut HandlerCtx<'_>,
     ) -> Result<(), HandlerError> {
-        if store::find(ctx.tx, &reserved.order_id).await?.is_some() {
-            return Ok(()); // this order was charged (or declined) already
-        }
-        // The key is derived from the order, so a retry after a crash asks the
-        // provider for the same charge, which it does not repeat.
-        let key = format!("{}/charge", reserved.order_id);
-        let outcome = match self
-            .policy
-            .call(|| {
-                self.provider
-                    .charge(&key, &reserved.payment_token, &reserved.total)
-            })
-            .await
-        {
-            Ok(outcome) => outcome,
-            // The provider refused the request itself: for the customer that is a
-            // decline, and the saga must still end (with the stock released).
-            Err(CallError::Rejected(e)) => ChargeOutcome::Declined {
-                reason: e.to_string(),
-            },
-            Err(e) => return Err(classify(e)),
-        };
-        let InventoryReserved {
-            order_id,
-            customer_id,
-            total,
-            shipping_address,
-            ..
-        } = reserved;
-        match outcome {
-            ChargeOutcome::Charged { payment_id } => {
+        match store::find(ctx.tx, &reserved.order_id).await? {
+            Some(p) if p.status != Status::Pending => return Ok(()), // decided already
+            Some(_) => {} // intent recorded by an earlier attempt: call again
+            None => {
                 store::insert(
                     ctx.tx,
-                    &order_id,
-                    &customer_id,
-                    "CHARGED",
-                    Some(&payment_id),
-                    &total,
-                    None,
+                    &reserved.order_id,
+                    &reserved.customer_id,
+                    Status::Pending,
+                    &reserved.total,
                 )
-                .await?;
-                ctx.emit(PaymentProcessed {
-                    order_id,
-                    customer_id,
-                    payment_id,
-                    amount: total,
-                    shipping_address,
-                });
-            }
-            ChargeOutcome::Declined { reason } => {
-                store::insert(
-                    ctx.tx,
-                    &order_id,
-                    &customer_id,
-                    "DECLINED",
-                    None,
-                    &total,
-                    Some(&reason),
-                )
-                .await?;
-                ctx.emit(PaymentFailed {
-                    order_id,
-                    customer_id,
-                    amount: total,
-                    reason,
-                });
+                .await?
             }
         }
+        ctx.call(ChargeCall {
+            provider: self.provider.clone(),
+            policy: self.policy.clone(),
+            // Derived from the order, so a call repeated after a crash asks the
+            // provider for the same charge, which it does not repeat.
+            key: format!("{}/charge", reserved.order_id),
+            reserved,
+            outcome: None,
+        });
         Ok(())
     }
 
@@ -134,24 +145,226 @@ impl PaymentHandler {
                 failed.order_id
             )));
         };
-        if payment.status != "CHARGED" {
-            return Ok(()); // refunded already
+        match payment.status {
+            Status::Charged => {
+                store::finish(
+                    ctx.tx,
+                    &failed.order_id,
+                    &[Status::Charged],
+                    Status::Refunding,
+                    None,
+                    None,
+                )
+                .await?;
+            }
+            Status::Refunding => {} // intent recorded by an earlier attempt
+            _ => return Ok(()),     // refunded (or failed) already
         }
-        let payment_id = payment.payment_id.unwrap_or_default();
-        let key = format!("{}/refund", failed.order_id);
-        self.policy
-            .call(|| self.provider.refund(&key, &payment_id, &payment.amount))
-            .await
-            .map_err(classify)?;
-        let reason = format!("shipping failed: {}", failed.reason);
-        store::mark_refunded(ctx.tx, &failed.order_id, &reason).await?;
-        ctx.emit(PaymentRefunded {
-            order_id: failed.order_id,
-            customer_id: failed.customer_id,
-            payment_id,
+        ctx.call(RefundCall {
+            provider: self.provider.clone(),
+            policy: self.policy.clone(),
+            key: format!("{}/refund", failed.order_id),
+            payment_id: payment.payment_id.unwrap_or_default(),
             amount: payment.amount,
-            reason,
+            failed,
+            refused: None,
         });
         Ok(())
     }
+}
+
+struct ChargeCall {
+    provider: Arc<dyn PaymentProvider>,
+    policy: Arc<Policy>,
+    key: String,
+    reserved: InventoryReserved,
+    outcome: Option<ChargeOutcome>,
+}
+
+#[async_trait]
+impl ExternalCall for ChargeCall {
+    fn dependency(&self) -> &'static str {
+        "payment-provider"
+    }
+
+    async fn call(&mut self) -> Result<(), HandlerError> {
+        let r = &self.reserved;
+        let outcome = match self
+            .policy
+            .call(|| self.provider.charge(&self.key, &r.payment_token, &r.total))
+            .await
+        {
+            Ok(outcome) => outcome,
+            // The provider refused the request itself: for the customer that is a
+            // decline, and the saga must still end (with the stock released).
+            Err(CallError::Rejected(e)) => ChargeOutcome::Declined {
+                reason: e.to_string(),
+            },
+            Err(e) => return Err(transient(e)),
+        };
+        self.outcome = Some(outcome);
+        Ok(())
+    }
+
+    async fn record(&mut self, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        let r = self.reserved.clone();
+        match self.outcome.clone() {
+            Some(ChargeOutcome::Charged { payment_id }) => {
+                if store::finish(
+                    ctx.tx,
+                    &r.order_id,
+                    &[Status::Pending],
+                    Status::Charged,
+                    Some(&payment_id),
+                    None,
+                )
+                .await?
+                {
+                    ctx.emit(PaymentProcessed {
+                        order_id: r.order_id,
+                        customer_id: r.customer_id,
+                        payment_id,
+                        amount: r.total,
+                        shipping_address: r.shipping_address,
+                    });
+                }
+            }
+            Some(ChargeOutcome::Declined { reason }) => {
+                if store::finish(
+                    ctx.tx,
+                    &r.order_id,
+                    &[Status::Pending],
+                    Status::Declined,
+                    None,
+                    Some(&reason),
+                )
+                .await?
+                {
+                    ctx.emit(PaymentFailed {
+                        order_id: r.order_id,
+                        customer_id: r.customer_id,
+                        amount: r.total,
+                        reason,
+                    });
+                }
+            }
+            None => {
+                return Err(HandlerError::Permanent(
+                    "charge recorded before it was made".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RefundCall {
+    provider: Arc<dyn PaymentProvider>,
+    policy: Arc<Policy>,
+    key: String,
+    payment_id: String,
+    amount: Money,
+    failed: ShipmentFailed,
+    /// Why the provider refused the refund, if it did.
+    refused: Option<Option<String>>,
+}
+
+#[async_trait]
+impl ExternalCall for RefundCall {
+    fn dependency(&self) -> &'static str {
+        "payment-provider"
+    }
+
+    async fn call(&mut self) -> Result<(), HandlerError> {
+        self.refused = Some(
+            match self
+                .policy
+                .call(|| {
+                    self.provider
+                        .refund(&self.key, &self.payment_id, &self.amount)
+                })
+                .await
+            {
+                Ok(()) => None,
+                Err(CallError::Rejected(e)) => Some(e.to_string()),
+                Err(e) => return Err(transient(e)),
+            },
+        );
+        Ok(())
+    }
+
+    async fn record(&mut self, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        let failed = self.failed.clone();
+        match self.refused.clone() {
+            Some(None) => {
+                let reason = format!("shipping failed: {}", failed.reason);
+                if store::finish(
+                    ctx.tx,
+                    &failed.order_id,
+                    &[Status::Refunding],
+                    Status::Refunded,
+                    None,
+                    Some(&reason),
+                )
+                .await?
+                {
+                    ctx.emit(PaymentRefunded {
+                        order_id: failed.order_id,
+                        customer_id: failed.customer_id,
+                        payment_id: self.payment_id.clone(),
+                        amount: self.amount.clone(),
+                        reason,
+                    });
+                }
+            }
+            Some(Some(refused)) => {
+                let reason = format!("the provider refused the refund: {refused}");
+                refund_failed(
+                    ctx,
+                    failed,
+                    self.payment_id.clone(),
+                    self.amount.clone(),
+                    &reason,
+                )
+                .await?;
+            }
+            None => {
+                return Err(HandlerError::Permanent(
+                    "refund recorded before it was made".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The refund cannot be made: the customer is still charged, and the order
+/// must not look cancelled-and-refunded. An operator takes it from here.
+async fn refund_failed(
+    ctx: &mut HandlerCtx<'_>,
+    failed: ShipmentFailed,
+    payment_id: String,
+    amount: Money,
+    reason: &str,
+) -> Result<(), HandlerError> {
+    if store::finish(
+        ctx.tx,
+        &failed.order_id,
+        &[Status::Charged, Status::Refunding],
+        Status::RefundFailed,
+        None,
+        Some(reason),
+    )
+    .await?
+    {
+        tracing::error!(order_id = %failed.order_id, reason, "refund failed; the order needs an operator");
+        ctx.emit(PaymentRefundFailed {
+            order_id: failed.order_id,
+            customer_id: failed.customer_id,
+            payment_id,
+            amount,
+            reason: reason.to_string(),
+        });
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@ use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
-use provider::{PaymentProvider, SandboxProvider};
+use provider::{PaymentProvider, SandboxProvider, Weather};
 
 pub static SPEC: ServiceSpec = ServiceSpec {
     name: "payment",
@@ -25,6 +25,7 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         EventType::PaymentProcessed,
         EventType::PaymentFailed,
         EventType::PaymentRefunded,
+        EventType::PaymentRefundFailed,
     ],
     consumes: &[Topic::Inventory, Topic::Shipments],
 };
@@ -41,19 +42,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
-    let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider::new(
+    let weather = Arc::new(Weather::new(
         Duration::from_millis(config.sandbox_latency_ms),
         config.sandbox_failure_rate,
     ));
     let timeout = Duration::from_millis(config.provider_timeout_ms);
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
+    let ledger = rt.group_commit("sandbox-ledger", Arc::new(()));
+    let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider::new(
+        weather.clone(),
+        ledger,
+        rt.db().reader().clone(),
+    ));
+    // One attempt per delivery: a provider that does not answer is retried
+    // through the retry tiers, which hold up neither a partition nor a slot.
     let policy = Policy::new("payment-provider")
         .with_timeout(timeout)
+        .with_attempts(1)
         .with_metrics(rt.metrics());
     let handler = Arc::new(handlers::PaymentHandler {
         provider: provider.clone(),
-        policy,
+        policy: Arc::new(policy),
     });
-    let routes = http::routes(rt.clone(), provider);
+    let routes = http::routes(rt.clone(), provider, weather);
     rt.serve(listener, routes, Some(handler), shutdown).await
 }

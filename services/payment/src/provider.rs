@@ -1,15 +1,25 @@
 //! The payment provider behind a trait. The built-in sandbox follows the
 //! card-provider test-token convention (`tok_visa` succeeds,
 //! `tok_chargeDeclined` is declined) and, like real providers, makes at most
-//! one charge per idempotency key, so a redelivered event cannot charge twice.
+//! one charge per idempotency key, so a redelivered event cannot charge
+//! twice. Its ledger lives in the payment service's database, so a payment
+//! process killed between a charge and its record finds the charge there.
+//!
+//! Deterministic triggers for demos and tests: `tok_flaky` times out on the
+//! first three calls for an order and then succeeds; `tok_unavailable`
+//! always times out. A timeout is the provider not answering: the call
+//! waits until the caller's timeout ends it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow_envelope::Money;
+use orderflow_runtime::group_commit::{Failed, GroupCommit, Tx, Work};
 use orderflow_runtime::resilience::Retryable;
+use orderflow_runtime::sqlx::{self, AnyPool, Row};
 use rand::Rng;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,42 +58,104 @@ pub trait PaymentProvider: Send + Sync + 'static {
         payment_id: &str,
         amount: &Money,
     ) -> Result<(), ProviderError>;
-    /// How many charges and refunds the provider made under this key's order.
-    fn ledger(&self, order_id: &str) -> (u32, u32);
+    /// How many charges and refunds the provider made for this order.
+    async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError>;
+}
+
+pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
+pub const FLAKY_TOKEN: &str = "tok_flaky";
+pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
+/// Calls of a `tok_flaky` order that time out before one succeeds.
+const FLAKY_TIMEOUTS: u32 = 3;
+
+/// The sandbox's behaviour, changeable while it runs (`PUT /v1/sandbox`).
+#[derive(Debug, Default)]
+pub struct Weather {
+    latency_ms: AtomicU64,
+    /// Failure rate in millionths.
+    failure_ppm: AtomicU64,
+}
+
+impl Weather {
+    pub fn new(latency: Duration, failure_rate: f64) -> Self {
+        let w = Self::default();
+        w.set(latency, failure_rate);
+        w
+    }
+
+    pub fn set(&self, latency: Duration, failure_rate: f64) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::Relaxed);
+        self.failure_ppm.store(
+            (failure_rate.clamp(0.0, 1.0) * 1e6) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn failure_rate(&self) -> f64 {
+        self.failure_ppm.load(Ordering::Relaxed) as f64 / 1e6
+    }
 }
 
 /// The built-in sandbox provider.
 pub struct SandboxProvider {
-    latency: Duration,
-    failure_rate: f64,
-    charges: Mutex<HashMap<String, ChargeOutcome>>,
-    refunds: Mutex<HashMap<String, String>>,
+    pub weather: Arc<Weather>,
+    ledger: GroupCommit<LedgerEntry>,
+    reader: AnyPool,
+    /// Calls per `tok_flaky` order so far (per process, like any sandbox state).
+    flaky_calls: Mutex<HashMap<String, u32>>,
 }
 
 impl SandboxProvider {
-    pub fn new(latency: Duration, failure_rate: f64) -> Self {
+    pub fn new(weather: Arc<Weather>, ledger: GroupCommit<LedgerEntry>, reader: AnyPool) -> Self {
         Self {
-            latency,
-            failure_rate,
-            charges: Default::default(),
-            refunds: Default::default(),
+            weather,
+            ledger,
+            reader,
+            flaky_calls: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn weather(&self) -> Result<(), ProviderError> {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+    async fn weather(&self, idempotency_key: &str, token: &str) -> Result<(), ProviderError> {
+        let latency = self.weather.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
-        if self.failure_rate > 0.0 && rand::rng().random_bool(self.failure_rate) {
+        let times_out = match token {
+            UNAVAILABLE_TOKEN => true,
+            FLAKY_TOKEN => {
+                let mut calls = self.flaky_calls.lock().expect("sandbox lock");
+                let n = calls.entry(idempotency_key.to_string()).or_default();
+                *n += 1;
+                *n <= FLAKY_TIMEOUTS
+            }
+            _ => false,
+        };
+        if times_out {
+            // No answer: the caller's timeout ends the call.
+            std::future::pending::<()>().await;
+        }
+        let rate = self.weather.failure_rate();
+        if rate > 0.0 && rand::rng().random_bool(rate) {
             return Err(ProviderError::Unavailable(
                 "sandbox injected failure".into(),
             ));
         }
         Ok(())
     }
-}
 
-pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
+    async fn write(&self, entry: LedgerEntry) -> Result<LedgerEntry, ProviderError> {
+        match self.ledger.run(entry).await {
+            (Some(entry), Ok(())) => Ok(entry),
+            (_, Err(e)) => Err(ProviderError::Unavailable(format!("sandbox ledger: {e}"))),
+            (None, Ok(())) => Err(ProviderError::Unavailable("sandbox ledger stopped".into())),
+        }
+    }
+}
 
 #[async_trait]
 impl PaymentProvider for SandboxProvider {
@@ -93,91 +165,168 @@ impl PaymentProvider for SandboxProvider {
         token: &str,
         amount: &Money,
     ) -> Result<ChargeOutcome, ProviderError> {
-        self.weather().await?;
+        self.weather(idempotency_key, token).await?;
         if amount.amount_minor <= 0 {
             return Err(ProviderError::Invalid(format!(
                 "amount must be positive, got {}",
                 amount.amount_minor
             )));
         }
-        let mut charges = self.charges.lock().expect("sandbox lock");
-        let outcome = charges
-            .entry(idempotency_key.to_string())
-            .or_insert_with(|| {
-                if token == DECLINED_TOKEN {
-                    ChargeOutcome::Declined {
-                        reason: "card_declined".into(),
-                    }
-                } else {
-                    ChargeOutcome::Charged {
-                        payment_id: format!("pay_{}", uuid::Uuid::now_v7().simple()),
-                    }
-                }
-            });
-        Ok(outcome.clone())
+        let outcome = if token == DECLINED_TOKEN {
+            ChargeOutcome::Declined {
+                reason: "card_declined".into(),
+            }
+        } else {
+            ChargeOutcome::Charged {
+                payment_id: format!("pay_{}", uuid::Uuid::now_v7().simple()),
+            }
+        };
+        let entry = self
+            .write(LedgerEntry::charge(idempotency_key, token, amount, outcome))
+            .await?;
+        Ok(entry.recorded.expect("a written charge has its outcome"))
     }
 
     async fn refund(
         &self,
         idempotency_key: &str,
         payment_id: &str,
-        _amount: &Money,
+        amount: &Money,
     ) -> Result<(), ProviderError> {
-        self.weather().await?;
-        self.refunds
-            .lock()
-            .expect("sandbox lock")
-            .entry(idempotency_key.to_string())
-            .or_insert(payment_id.to_string());
+        self.weather(idempotency_key, "").await?;
+        self.write(LedgerEntry::refund(idempotency_key, payment_id, amount))
+            .await?;
         Ok(())
     }
 
-    fn ledger(&self, order_id: &str) -> (u32, u32) {
-        let charges = self
-            .charges
-            .lock()
-            .expect("sandbox lock")
-            .iter()
-            .filter(|(k, v)| {
-                k.starts_with(&format!("{order_id}/")) && matches!(v, ChargeOutcome::Charged { .. })
-            })
-            .count();
-        let refunds = self
-            .refunds
-            .lock()
-            .expect("sandbox lock")
-            .keys()
-            .filter(|k| k.starts_with(&format!("{order_id}/")))
-            .count();
-        (charges as u32, refunds as u32)
+    async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
+        let prefix = format!("{order_id}/%");
+        let count = |sql: &'static str| {
+            let prefix = prefix.clone();
+            async move {
+                sqlx::query(sql)
+                    .bind(prefix)
+                    .fetch_one(&self.reader)
+                    .await
+                    .and_then(|r| r.try_get::<i64, _>("n"))
+                    .map(|n| n as u32)
+                    .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))
+            }
+        };
+        let charges = count("SELECT COUNT(*) AS n FROM sandbox_charges WHERE idempotency_key LIKE $1 AND payment_id IS NOT NULL").await?;
+        let refunds =
+            count("SELECT COUNT(*) AS n FROM sandbox_refunds WHERE idempotency_key LIKE $1")
+                .await?;
+        Ok((charges, refunds))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One write to the sandbox's ledger: a charge or a refund, once per key.
+pub struct LedgerEntry {
+    key: String,
+    kind: LedgerKind,
+    amount: Money,
+    /// The charge's outcome as the ledger holds it (the first one under the key).
+    recorded: Option<ChargeOutcome>,
+}
 
-    #[tokio::test]
-    async fn one_key_charges_once() {
-        let sandbox = SandboxProvider::new(Duration::ZERO, 0.0);
-        let eur = Money::new(100, "EUR");
-        let first = sandbox
-            .charge("o-1/charge", "tok_visa", &eur)
-            .await
-            .unwrap();
-        let again = sandbox
-            .charge("o-1/charge", "tok_visa", &eur)
-            .await
-            .unwrap();
-        assert_eq!(first, again);
-        assert_eq!(sandbox.ledger("o-1"), (1, 0));
-        assert!(matches!(
-            sandbox
-                .charge("o-2/charge", DECLINED_TOKEN, &eur)
-                .await
-                .unwrap(),
-            ChargeOutcome::Declined { .. }
-        ));
-        assert_eq!(sandbox.ledger("o-2"), (0, 0));
+enum LedgerKind {
+    Charge {
+        token: String,
+        outcome: ChargeOutcome,
+    },
+    Refund {
+        payment_id: String,
+    },
+}
+
+impl LedgerEntry {
+    fn charge(key: &str, token: &str, amount: &Money, outcome: ChargeOutcome) -> Self {
+        Self {
+            key: key.to_string(),
+            kind: LedgerKind::Charge {
+                token: token.to_string(),
+                outcome,
+            },
+            amount: amount.clone(),
+            recorded: None,
+        }
+    }
+
+    fn refund(key: &str, payment_id: &str, amount: &Money) -> Self {
+        Self {
+            key: key.to_string(),
+            kind: LedgerKind::Refund {
+                payment_id: payment_id.to_string(),
+            },
+            amount: amount.clone(),
+            recorded: None,
+        }
+    }
+
+    async fn apply_one(&mut self, tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
+        let now = orderflow_runtime::now_millis();
+        match &self.kind {
+            LedgerKind::Charge { token, outcome } => {
+                let (payment_id, reason) = match outcome {
+                    ChargeOutcome::Charged { payment_id } => (Some(payment_id.as_str()), None),
+                    ChargeOutcome::Declined { reason } => (None, Some(reason.as_str())),
+                };
+                sqlx::query(
+                    "INSERT INTO sandbox_charges (idempotency_key, token, amount_minor, currency, payment_id, decline_reason, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(&self.key)
+                .bind(token)
+                .bind(self.amount.amount_minor)
+                .bind(&self.amount.currency)
+                .bind(payment_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx.conn)
+                .await?;
+                let row = sqlx::query(
+                    "SELECT payment_id, decline_reason FROM sandbox_charges WHERE idempotency_key = $1",
+                )
+                .bind(&self.key)
+                .fetch_one(&mut *tx.conn)
+                .await?;
+                let payment_id: Option<String> = row.try_get("payment_id")?;
+                let reason: Option<String> = row.try_get("decline_reason")?;
+                self.recorded = Some(match payment_id {
+                    Some(payment_id) => ChargeOutcome::Charged { payment_id },
+                    None => ChargeOutcome::Declined {
+                        reason: reason.unwrap_or_default(),
+                    },
+                });
+            }
+            LedgerKind::Refund { payment_id } => {
+                sqlx::query(
+                    "INSERT INTO sandbox_refunds (idempotency_key, payment_id, amount_minor, currency, created_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(&self.key)
+                .bind(payment_id)
+                .bind(self.amount.amount_minor)
+                .bind(&self.amount.currency)
+                .bind(now)
+                .execute(&mut *tx.conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Work for LedgerEntry {
+    type Context = ();
+
+    async fn apply(_: &(), items: &mut [Self], tx: &mut Tx<'_>) -> Result<(), Failed> {
+        for (i, item) in items.iter_mut().enumerate() {
+            item.recorded = None;
+            item.apply_one(tx).await.map_err(|e| Failed::at(i, e))?;
+        }
+        Ok(())
     }
 }

@@ -4,8 +4,51 @@ use orderflow_api::{MoneyView, PaymentView};
 use orderflow_envelope::Money;
 use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
+/// A payment's life: PENDING (the charge is being asked for) → CHARGED,
+/// DECLINED or FAILED (the provider was unreachable); a charge of a failed
+/// shipment → REFUNDING → REFUNDED, or REFUND_FAILED (an operator must act).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Charged,
+    Declined,
+    Failed,
+    Refunding,
+    Refunded,
+    RefundFailed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Charged => "CHARGED",
+            Status::Declined => "DECLINED",
+            Status::Failed => "FAILED",
+            Status::Refunding => "REFUNDING",
+            Status::Refunded => "REFUNDED",
+            Status::RefundFailed => "REFUND_FAILED",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        [
+            Status::Pending,
+            Status::Charged,
+            Status::Declined,
+            Status::Failed,
+            Status::Refunding,
+            Status::Refunded,
+            Status::RefundFailed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown payment status {s}").into()))
+    }
+}
+
 pub struct PaymentRow {
-    pub status: String,
+    pub status: Status,
     pub payment_id: Option<String>,
     pub amount: Money,
 }
@@ -22,7 +65,7 @@ pub async fn find(
     .await?;
     row.map(|r| {
         Ok(PaymentRow {
-            status: r.try_get("status")?,
+            status: Status::parse(&r.try_get::<String, _>("status")?)?,
             payment_id: r.try_get("payment_id")?,
             amount: Money::new(
                 r.try_get("amount_minor")?,
@@ -33,27 +76,24 @@ pub async fn find(
     .transpose()
 }
 
+/// Records the intent to charge an order.
 pub async fn insert(
     conn: &mut AnyConnection,
     order_id: &str,
     customer_id: &str,
-    status: &str,
-    payment_id: Option<&str>,
+    status: Status,
     amount: &Money,
-    reason: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let now = orderflow_runtime::now_millis();
     sqlx::query(
-        "INSERT INTO payments (order_id, customer_id, status, payment_id, amount_minor, currency, reason, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(order_id)
     .bind(customer_id)
-    .bind(status)
-    .bind(payment_id)
+    .bind(status.as_str())
     .bind(amount.amount_minor)
     .bind(&amount.currency)
-    .bind(reason)
     .bind(now)
     .bind(now)
     .execute(conn)
@@ -61,20 +101,33 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn mark_refunded(
+/// Moves the payment to `to` if it is in one of `from`, setting the payment
+/// id and reason when given. False when it was not (another attempt moved
+/// it first): then nothing is to be announced.
+pub async fn finish(
     conn: &mut AnyConnection,
     order_id: &str,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE payments SET status = 'REFUNDED', reason = $1, updated_at = $2 WHERE order_id = $3",
-    )
-    .bind(reason)
-    .bind(orderflow_runtime::now_millis())
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    from: &[Status],
+    to: Status,
+    payment_id: Option<&str>,
+    reason: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let from_list = orderflow_runtime::in_list(from.len(), 5);
+    let sql = format!(
+        "UPDATE payments SET status = $1, payment_id = COALESCE($2, payment_id), reason = COALESCE($3, reason), updated_at = $4
+         WHERE status IN ({from_list}) AND order_id = ${}",
+        5 + from.len()
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(payment_id)
+        .bind(reason)
+        .bind(orderflow_runtime::now_millis());
+    for status in from {
+        query = query.bind(status.as_str());
+    }
+    let result = query.bind(order_id).execute(conn).await?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub async fn view(

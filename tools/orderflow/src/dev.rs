@@ -86,22 +86,26 @@ pub async fn run(args: Args) -> Result<()> {
                 kafka_partitions: args.partitions,
                 ..Default::default()
             };
-            let created = orderflow_runtime::topics::apply(&config, 1)
+            let report = orderflow_runtime::topics::apply(&config, 1, None)
                 .await
                 .context("creating topics")?;
             println!(
                 "topics created on {kafka}: {}",
-                if created.is_empty() {
+                if report.created.is_empty() {
                     "none (all exist)".into()
                 } else {
-                    created.join(", ")
+                    report.created.join(", ")
                 }
             );
+            for weaker in &report.weaker {
+                println!("weaker than wanted: {weaker}");
+            }
             (None, kafka.clone())
         }
         None => {
             let cluster = MockCluster::new(1).context("starting the embedded broker")?;
-            for topic in orderflow_runtime::topics::layout(args.partitions) {
+            let tiers = orderflow_runtime::RuntimeConfig::default().retry_tiers();
+            for topic in orderflow_runtime::topics::layout(args.partitions, &tiers) {
                 cluster.create_topic(&topic.name, topic.partitions, 1)?;
             }
             let bootstrap = cluster.bootstrap_servers();

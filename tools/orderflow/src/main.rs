@@ -58,6 +58,11 @@ enum TopicsCommand {
         partitions: i32,
         #[arg(long, default_value_t = 1)]
         replication_factor: i32,
+        /// Replicas that must have a write before it is acknowledged
+        /// (`acks=all`); by default 2 when the replication factor is 3 or
+        /// more, else 1.
+        #[arg(long)]
+        min_insync_replicas: Option<i32>,
         /// Extra librdkafka properties, `key=value,key=value`.
         #[arg(long, env = "ORDERFLOW_KAFKA_PROPERTIES", default_value = "")]
         kafka_properties: String,
@@ -86,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Topics(TopicsCommand::List { partitions }) => {
-            for t in orderflow_runtime::topics::layout(partitions) {
+            let tiers = orderflow_runtime::RuntimeConfig::default().retry_tiers();
+            for t in orderflow_runtime::topics::layout(partitions, &tiers) {
                 let config: Vec<String> =
                     t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!(
@@ -102,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             bootstrap_servers,
             partitions,
             replication_factor,
+            min_insync_replicas,
             kafka_properties,
         }) => {
             let config = orderflow_runtime::RuntimeConfig {
@@ -111,12 +118,19 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             config.validate().map_err(anyhow::Error::msg)?;
-            let created = orderflow_runtime::topics::apply(&config, replication_factor).await?;
-            if created.is_empty() {
-                println!("all topics exist; nothing changed");
+            let report =
+                orderflow_runtime::topics::apply(&config, replication_factor, min_insync_replicas)
+                    .await?;
+            if report.created.is_empty() {
+                println!("all topics exist; nothing created");
             }
-            for name in created {
+            for name in &report.created {
                 println!("created {name}");
+            }
+            for weaker in &report.weaker {
+                println!(
+                    "weaker than wanted (not changed; alter it with kafka-configs.sh): {weaker}"
+                );
             }
             Ok(())
         }

@@ -1,0 +1,199 @@
+//! The consumer. A dedicated thread polls Kafka and never waits for a
+//! handler ([`poll`]); it hands messages to the [`scheduler`], which runs
+//! one event per order at a time and many orders at once, each as a task
+//! ([`worker`]). Their database work is applied in batches ([`work`], group
+//! commit); external calls run between two short transactions. Transient
+//! failures go to a retry tier topic ([`retry`]) while later events of the
+//! same order wait in the database ([`parking`]). The committed offset of a
+//! partition is the contiguous low watermark of finished work ([`offsets`]),
+//! committed with the finished offsets above it, periodically, on revocation
+//! and at shutdown.
+
+pub(crate) mod offsets;
+pub(crate) mod parking;
+mod poll;
+pub(crate) mod retry;
+pub(crate) mod scheduler;
+mod work;
+mod worker;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RuntimeError;
+use crate::group_commit::{BatchLimits, GroupCommit};
+use crate::handler::Handler;
+use crate::producer::client_config;
+use crate::service::Runtime;
+
+use retry::RetrySchedule;
+use scheduler::{Dispatch, Limits, Scheduler, Ticket};
+use work::{HandleWork, WorkContext};
+
+/// What the poll thread, the rebalance callbacks and the workers share.
+pub(crate) struct Shared {
+    pub rt: Arc<Runtime>,
+    pub handler: Arc<dyn Handler>,
+    pub group: String,
+    pub scheduler: Mutex<Scheduler<OwnedMessage>>,
+    /// Signalled whenever work finishes (a revocation waits on it).
+    pub finished: Condvar,
+    pub events: GroupCommit<HandleWork>,
+    pub calls: Semaphore,
+    pub schedule: RetrySchedule,
+    pub tokio: tokio::runtime::Handle,
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// A dispatched message is done (`finished`) or given up (its offset
+    /// stays, so it is read again); its key's next message and whatever else
+    /// now fits in the in-flight limit start.
+    pub fn finish(self: &Arc<Self>, ticket: &Ticket, finished: bool) {
+        let next = {
+            let mut scheduler = self.scheduler.lock().expect("scheduler lock");
+            scheduler.complete(ticket, finished);
+            scheduler.take(crate::now_millis() as u64)
+        };
+        self.finished.notify_all();
+        self.start(next);
+    }
+
+    pub fn start(self: &Arc<Self>, dispatches: Vec<Dispatch<OwnedMessage>>) {
+        for dispatch in dispatches {
+            let shared = self.clone();
+            self.tokio.spawn(worker::run(shared, dispatch));
+        }
+    }
+
+    pub fn is_live(&self, ticket: &Ticket) -> bool {
+        self.scheduler
+            .lock()
+            .expect("scheduler lock")
+            .is_live(ticket)
+    }
+}
+
+/// Runs the consumer until `shutdown`, then finishes in-flight work (for a
+/// while), commits offsets and leaves the group.
+pub(crate) async fn run(
+    rt: Arc<Runtime>,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let config = rt.config().clone();
+    let group = rt.spec().group_id();
+    let mut topics: Vec<String> = rt
+        .spec()
+        .consumes
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    topics.extend(crate::topics::retry_topics(
+        rt.service(),
+        &config.retry_tiers(),
+    ));
+
+    let limits = BatchLimits {
+        max_items: config.consumer_batch_max,
+        concurrency: match rt.db().backend() {
+            crate::db::Backend::Sqlite => 1,
+            crate::db::Backend::Postgres => config.database_writers,
+        },
+    };
+    let context = Arc::new(WorkContext {
+        rt: rt.clone(),
+        handler: handler.clone(),
+        group: group.clone(),
+    });
+    let events = GroupCommit::start(
+        "events",
+        rt.db().clone(),
+        rt.relay().clone(),
+        context,
+        limits,
+        rt.metrics().clone(),
+    );
+    let shared = Arc::new(Shared {
+        rt: rt.clone(),
+        handler,
+        group: group.clone(),
+        scheduler: Mutex::new(Scheduler::new(Limits {
+            max_in_flight: config.consumer_max_in_flight,
+            max_buffered: config.consumer_max_in_flight * 4,
+        })),
+        finished: Condvar::new(),
+        events,
+        calls: Semaphore::new(config.external_calls_max_in_flight),
+        schedule: RetrySchedule::new(
+            config.retry_tiers(),
+            Duration::from_millis(config.step_deadline_ms),
+        ),
+        tokio: tokio::runtime::Handle::current(),
+        shutdown: shutdown.clone(),
+    });
+
+    let mut client = client_config(&config);
+    client
+        .set("group.id", &group)
+        .set("client.id", format!("{}-consumer", rt.service()))
+        // Offsets are committed by the poll thread: the contiguous low
+        // watermark of finished work, with what finished above it.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set(
+            "fetch.wait.max.ms",
+            config.kafka_fetch_wait_max_ms.to_string(),
+        )
+        .set(
+            "session.timeout.ms",
+            config.kafka_session_timeout_ms.to_string(),
+        )
+        // What librdkafka prefetches per partition: the scheduler buffers
+        // what it is handed, so a small prefetch bounds memory.
+        .set("queued.max.messages.kbytes", "8192")
+        .set("queued.min.messages", "1000")
+        .set("statistics.interval.ms", "5000");
+    let consumer: BaseConsumer<poll::Rebalancer> = client
+        .create_with_context(poll::Rebalancer::new(shared.clone()))
+        .map_err(|source| RuntimeError::Kafka {
+            what: "consumer",
+            source,
+        })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| RuntimeError::Kafka {
+            what: "subscription",
+            source,
+        })?;
+    tracing::info!(group = %group, topics = ?topics, "consuming");
+
+    let housekeeping = tokio::spawn(worker::resume_stalled(shared.clone()));
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let poller = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("{}-poll", rt.service()))
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                poll::run(&poller, consumer)
+            }));
+            let _ = done.send(result.is_ok());
+        })
+        .map_err(RuntimeError::Http)?;
+    let clean = finished.await.unwrap_or(false);
+    housekeeping.abort();
+    tracing::info!(group = %group, "consumer stopped and left its group");
+    if clean {
+        Ok(())
+    } else {
+        Err(RuntimeError::ConsumerStopped)
+    }
+}

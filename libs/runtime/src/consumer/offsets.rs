@@ -1,0 +1,257 @@
+//! The offset a partition may commit: the contiguous low watermark of finished
+//! work. Messages of one partition finish out of order (different keys run
+//! concurrently), so the committed offset is the lowest offset still
+//! unfinished, or one past the highest finished when nothing is. Only offsets
+//! actually received are tracked, so gaps in a partition's offsets
+//! (compaction, transaction markers) never hold the watermark back. The same
+//! model as Confluent's Parallel Consumer; without its commit metadata, so a
+//! restart redelivers what finished above the watermark (the inbox absorbs it).
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Default, Clone)]
+pub struct OffsetTracker {
+    /// Received and not finished.
+    unfinished: BTreeSet<i64>,
+    /// The highest offset received so far.
+    highest: Option<i64>,
+}
+
+impl OffsetTracker {
+    /// A message at `offset` was received and is not finished yet.
+    pub fn received(&mut self, offset: i64) {
+        self.unfinished.insert(offset);
+        self.highest = Some(self.highest.map_or(offset, |h| h.max(offset)));
+    }
+
+    /// The message at `offset` is finished (handled, skipped or dead-lettered).
+    pub fn finished(&mut self, offset: i64) {
+        self.unfinished.remove(&offset);
+    }
+
+    /// The offset to commit: every message below it is finished. `None` while
+    /// nothing was received.
+    pub fn watermark(&self) -> Option<i64> {
+        match self.unfinished.first() {
+            Some(&lowest) => Some(lowest),
+            None => self.highest.map(|h| h + 1),
+        }
+    }
+
+    /// Offsets above the watermark that are finished, as alternating run
+    /// lengths `[unfinished, finished, unfinished, finished, …]` starting at the
+    /// watermark: what a commit's metadata carries so that a new owner of the
+    /// partition does not redo them. Empty when nothing is unfinished.
+    pub fn finished_runs(&self) -> Vec<u64> {
+        let mut runs = Vec::new();
+        let mut blocks = self.unfinished.iter().copied().peekable();
+        let mut previous_end: Option<i64> = None;
+        while let Some(start) = blocks.next() {
+            let mut end = start;
+            while blocks.peek() == Some(&(end + 1)) {
+                end = blocks.next().expect("peeked");
+            }
+            if let Some(previous) = previous_end {
+                runs.push((start - previous - 1) as u64);
+            }
+            runs.push((end - start + 1) as u64);
+            previous_end = Some(end);
+        }
+        if let (Some(end), Some(highest)) = (previous_end, self.highest) {
+            if highest > end {
+                runs.push((highest - end) as u64);
+            }
+        }
+        runs
+    }
+}
+
+/// The offsets at or above `watermark` that `runs` (from
+/// [`OffsetTracker::finished_runs`]) marks finished.
+pub fn finished_from_runs(watermark: i64, runs: &[u64]) -> BTreeSet<i64> {
+    let mut finished = BTreeSet::new();
+    let mut at = watermark;
+    for (i, &len) in runs.iter().enumerate() {
+        // Each run is bounded by what fits in a commit's metadata; a corrupt
+        // one must not make us allocate the world.
+        let len = len.min(1 << 20) as i64;
+        if i % 2 == 1 {
+            finished.extend(at..at + len);
+        }
+        at += len;
+    }
+    finished
+}
+
+/// Commit metadata: a version prefix, then the runs as LEB128 varints in
+/// base64 (metadata must be UTF-8). Runs that do not fit in `limit` bytes are
+/// dropped from the end: those offsets are redelivered, which is safe.
+pub fn encode_metadata(runs: &[u64], limit: usize) -> String {
+    use base64::Engine as _;
+    let mut bytes = Vec::new();
+    let mut kept = 0;
+    for (i, &run) in runs.iter().enumerate() {
+        let mut v = run;
+        let mut buf = Vec::new();
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                buf.push(b);
+                break;
+            }
+            buf.push(b | 0x80);
+        }
+        if METADATA_PREFIX.len() + (bytes.len() + buf.len()).div_ceil(3) * 4 > limit {
+            break;
+        }
+        bytes.extend(buf);
+        if i % 2 == 1 {
+            kept = bytes.len();
+        }
+    }
+    bytes.truncate(kept);
+    if bytes.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{METADATA_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+    )
+}
+
+/// The runs of [`encode_metadata`]; none for metadata written by anything else.
+pub fn decode_metadata(metadata: &str) -> Vec<u64> {
+    use base64::Engine as _;
+    let Some(encoded) = metadata.strip_prefix(METADATA_PREFIX) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded) else {
+        return Vec::new();
+    };
+    let mut runs = Vec::new();
+    let (mut v, mut shift) = (0u64, 0);
+    for b in bytes {
+        if shift >= 64 {
+            return Vec::new();
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            runs.push(v);
+            (v, shift) = (0, 0);
+        }
+    }
+    runs
+}
+
+const METADATA_PREFIX: &str = "orderflow-done-v1:";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_watermark_stops_at_the_lowest_unfinished_offset() {
+        let mut t = OffsetTracker::default();
+        assert_eq!(t.watermark(), None);
+        for o in 10..15 {
+            t.received(o);
+        }
+        assert_eq!(t.watermark(), Some(10));
+        t.finished(11);
+        t.finished(12);
+        assert_eq!(t.watermark(), Some(10), "10 is still running");
+        t.finished(10);
+        assert_eq!(t.watermark(), Some(13));
+        t.finished(14);
+        t.finished(13);
+        assert_eq!(t.watermark(), Some(15), "all done: one past the highest");
+    }
+
+    #[test]
+    fn gaps_in_offsets_do_not_hold_it_back() {
+        let mut t = OffsetTracker::default();
+        t.received(3);
+        t.received(7); // 4..6 were compacted away
+        t.finished(3);
+        assert_eq!(t.watermark(), Some(7));
+        t.finished(7);
+        assert_eq!(t.watermark(), Some(8));
+    }
+
+    #[test]
+    fn finished_offsets_above_the_watermark_survive_a_commit() {
+        let mut t = OffsetTracker::default();
+        for o in 100..120 {
+            t.received(o);
+        }
+        for o in [101, 102, 105, 106, 107, 119] {
+            t.finished(o);
+        }
+        assert_eq!(t.watermark(), Some(100));
+        let runs = t.finished_runs();
+        assert_eq!(runs, vec![1, 2, 2, 3, 11, 1]);
+        let metadata = encode_metadata(&runs, 4096);
+        let decoded = decode_metadata(&metadata);
+        assert_eq!(decoded, runs);
+        let done = finished_from_runs(100, &decoded);
+        assert_eq!(
+            done.into_iter().collect::<Vec<_>>(),
+            vec![101, 102, 105, 106, 107, 119]
+        );
+        assert!(decode_metadata("something else wrote this").is_empty());
+        assert_eq!(encode_metadata(&[], 4096), "");
+    }
+
+    #[test]
+    fn metadata_that_does_not_fit_drops_the_tail() {
+        let runs: Vec<u64> = (0..4000).map(|i| 1 + i % 3).collect();
+        let metadata = encode_metadata(&runs, 256);
+        assert!(metadata.len() <= 256, "{}", metadata.len());
+        let decoded = decode_metadata(&metadata);
+        assert!(!decoded.is_empty() && decoded.len().is_multiple_of(2));
+        assert_eq!(decoded[..], runs[..decoded.len()]);
+    }
+
+    proptest! {
+        /// Whatever order messages finish in, the watermark never passes an
+        /// unfinished offset, never moves backwards, and ends one past the last.
+        #[test]
+        fn never_passes_unfinished_work(mut order in Just((0..200i64).collect::<Vec<_>>()).prop_shuffle(), gaps in proptest::collection::btree_set(0..200i64, 0..40)) {
+            let offsets: Vec<i64> = (0..200).filter(|o| !gaps.contains(o)).collect();
+            order.retain(|o| !gaps.contains(o));
+            let mut t = OffsetTracker::default();
+            for &o in &offsets { t.received(o); }
+            let mut done = BTreeSet::new();
+            let mut last = i64::MIN;
+            for o in order {
+                t.finished(o);
+                done.insert(o);
+                let w = t.watermark().unwrap();
+                prop_assert!(w >= last, "moved backwards");
+                last = w;
+                for &below in offsets.iter().filter(|&&b| b < w) {
+                    prop_assert!(done.contains(&below), "watermark {} passes unfinished {}", w, below);
+                }
+            }
+            if let Some(&max) = offsets.last() {
+                prop_assert!(t.finished_runs().is_empty());
+                prop_assert_eq!(t.watermark(), Some(max + 1));
+            }
+        }
+
+        /// What the metadata says is finished is exactly what is finished above the watermark.
+        #[test]
+        fn runs_name_exactly_the_finished_offsets(done in proptest::collection::btree_set(0..300i64, 0..300)) {
+            let mut t = OffsetTracker::default();
+            for o in 0..300 { t.received(o); }
+            for &o in &done { t.finished(o); }
+            let w = t.watermark().unwrap();
+            let runs = decode_metadata(&encode_metadata(&t.finished_runs(), 100_000));
+            let expected: BTreeSet<i64> = done.iter().copied().filter(|&o| o >= w).collect();
+            prop_assert_eq!(finished_from_runs(w, &runs), expected);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The poll thread: the only place that talks to the Kafka consumer. It
+//! polls, hands each message to the scheduler (or finishes it at once when
+//! this service has nothing to do with it), starts what may run, pauses and
+//! resumes partitions as the scheduler says, and commits offsets. It never
+//! waits for a handler, so `max.poll.interval.ms` cannot run out because
+//! handlers are slow. Rebalance callbacks run here too, inside `poll`: a
+//! revocation stops dispatching the partitions, lets their in-flight work
+//! finish (bounded), commits what finished and drops what waited, all before
+//! the partitions leave.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderflow_envelope::EventType;
+use orderflow_telemetry::metrics_types::{CeTypeLabels, ConsumedLabels, PartitionLabels};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::offsets::{decode_metadata, encode_metadata, finished_from_runs};
+use super::retry::RETRY_HEADER_PREFIX;
+use super::scheduler::{Commit, Tp};
+use super::Shared;
+
+/// The longest the poll thread blocks in one poll.
+const POLL: Duration = Duration::from_millis(50);
+/// Commit metadata kept per partition (the broker allows 4096 bytes).
+const METADATA_LIMIT: usize = 3_000;
+
+pub(crate) struct Rebalancer {
+    shared: Arc<Shared>,
+}
+
+impl Rebalancer {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl ClientContext for Rebalancer {
+    /// librdkafka's statistics become the consumer-lag gauge.
+    fn stats(&self, statistics: Statistics) {
+        let metrics = self.shared.rt.metrics();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: not assigned to this member, or nothing committed yet.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = PartitionLabels {
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    metrics
+                        .consumer_lag
+                        .get_or_create(&labels)
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| Tp::new(e.topic(), e.partition()))
+        .collect()
+}
+
+impl ConsumerContext for Rebalancer {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let shared = &self.shared;
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let tps = tps_of(tpl);
+                let lost = consumer.assignment_lost();
+                tracing::info!(group = %shared.group, partitions = tps.len(), lost, "rebalance: partitions revoked");
+                let timeout = Duration::from_millis(shared.rt.config().consumer_revoke_timeout_ms);
+                let commits = revoke(shared, &tps, if lost { Duration::ZERO } else { timeout });
+                // Lost partitions belong to someone else already: committing
+                // for them could move their offset under the new owner.
+                if !lost {
+                    commit(consumer, &commits, CommitMode::Sync);
+                }
+                // Another member reports these now; a frozen value here would
+                // keep the lag alert firing.
+                for tp in &tps {
+                    shared.rt.metrics().consumer_lag.remove(&PartitionLabels {
+                        topic: tp.topic.to_string(),
+                        partition: tp.partition,
+                    });
+                }
+            }
+            Rebalance::Assign(tpl) => {
+                // What the last owner committed, and what it finished above that.
+                let committed = consumer
+                    .committed_offsets((*tpl).clone(), Duration::from_secs(10))
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not read committed offsets; what finished above them is redone");
+                        (*tpl).clone()
+                    });
+                let mut scheduler = shared.scheduler.lock().expect("scheduler lock");
+                for e in committed.elements() {
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
+                    let done = offset
+                        .map(|o| finished_from_runs(o, &decode_metadata(e.metadata())))
+                        .unwrap_or_default();
+                    scheduler.assign(Tp::new(e.topic(), e.partition()), offset, done);
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // A pause survives a revocation followed by a new assignment:
+                // start every newly assigned partition fetching.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::debug!(error = %e, "resume after assignment");
+                }
+                tracing::info!(group = %self.shared.group, partitions = tpl.count(), "rebalance: partitions assigned")
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.shared.group, error = %e, "rebalance error")
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+        }
+    }
+}
+
+/// Stops the partitions, waits up to `timeout` for their in-flight work and
+/// returns what to commit for them.
+fn revoke(shared: &Shared, tps: &[Tp], timeout: Duration) -> Vec<Commit> {
+    let mut scheduler = shared.scheduler.lock().expect("scheduler lock");
+    scheduler.begin_revoke(tps);
+    let started = Instant::now();
+    let (mut scheduler, waited) = shared
+        .finished
+        .wait_timeout_while(scheduler, timeout, |s| s.in_flight_of(tps) > 0)
+        .expect("scheduler lock");
+    if waited.timed_out() && !timeout.is_zero() {
+        tracing::warn!(
+            running = scheduler.in_flight_of(tps),
+            "in-flight events of revoked partitions did not finish within {timeout:?}; the next owner handles them again"
+        );
+    } else if !tps.is_empty() {
+        tracing::debug!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "revoked partitions drained"
+        );
+    }
+    scheduler.finish_revoke(tps)
+}
+
+fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitMode) {
+    if commits.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(commits.len());
+    for c in commits {
+        match tpl.add_partition_offset(&c.tp.topic, c.tp.partition, Offset::Offset(c.offset)) {
+            Ok(()) => {
+                let metadata = encode_metadata(&c.finished_runs, METADATA_LIMIT);
+                if let Some(mut element) = tpl.find_partition(&c.tp.topic, c.tp.partition) {
+                    element.set_metadata(metadata);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, partition = %c.tp, "offset not committed"),
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+    }
+}
+
+/// The poll loop, until shutdown; then the last commit.
+pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
+    let config = shared.rt.config();
+    let commit_every = Duration::from_millis(u64::from(config.kafka_auto_commit_interval_ms));
+    let mut last_commit = Instant::now();
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let metrics = shared.rt.metrics().clone();
+    while !shared.shutdown.is_cancelled() {
+        let now = crate::now_millis() as u64;
+        let wait = shared
+            .scheduler
+            .lock()
+            .expect("scheduler lock")
+            .next_due()
+            .map_or(POLL, |due| {
+                Duration::from_millis(due.saturating_sub(now)).min(POLL)
+            });
+        // The first message may take `wait`; what is fetched already comes
+        // without waiting, a few hundred at a time under one lock.
+        let mut polled = 0;
+        let mut timeout = wait;
+        while polled < 256 {
+            match consumer.poll(timeout) {
+                Some(Ok(message)) => accept(shared, &mut topics, &message),
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => break,
+            }
+            polled += 1;
+            timeout = Duration::ZERO;
+        }
+        let (start, actions) = {
+            let mut scheduler = shared.scheduler.lock().expect("scheduler lock");
+            let start = scheduler.take(crate::now_millis() as u64);
+            metrics.consumer_in_flight.set(scheduler.in_flight() as i64);
+            metrics.consumer_buffered.set(scheduler.buffered() as i64);
+            (start, scheduler.pause_actions())
+        };
+        shared.start(start);
+        pause_or_resume(&consumer, &actions.pause, true);
+        pause_or_resume(&consumer, &actions.resume, false);
+        if last_commit.elapsed() >= commit_every {
+            last_commit = Instant::now();
+            let commits = shared.scheduler.lock().expect("scheduler lock").commits();
+            commit(&consumer, &commits, CommitMode::Async);
+        }
+    }
+    // Shutdown: nothing new starts, in-flight work finishes (for a while),
+    // and what finished is committed before the consumer leaves its group.
+    let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
+    let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
+    let commits = revoke(shared, &assigned, timeout);
+    commit(&consumer, &commits, CommitMode::Sync);
+    drop(consumer); // closes it: leaves the group
+}
+
+fn pause_or_resume(consumer: &BaseConsumer<Rebalancer>, tps: &[Tp], pause: bool) {
+    if tps.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(tps.len());
+    for tp in tps {
+        tpl.add_partition(&tp.topic, tp.partition);
+    }
+    let result = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, pause, "pause/resume");
+    }
+}
+
+/// Hands a message to the scheduler, or finishes it at once when this
+/// service has nothing to do with its type.
+fn accept(shared: &Shared, topics: &mut HashMap<String, Arc<str>>, m: &BorrowedMessage<'_>) {
+    let topic = match topics.get(m.topic()) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Arc<str> = Arc::from(m.topic());
+            topics.insert(m.topic().to_string(), t.clone());
+            t
+        }
+    };
+    let tp = Tp {
+        topic,
+        partition: m.partition(),
+    };
+    let mut ce_type = None;
+    let mut due = None;
+    if let Some(headers) = m.headers() {
+        for h in headers.iter() {
+            if h.key.eq_ignore_ascii_case("ce_type") {
+                ce_type = h.value.and_then(|v| std::str::from_utf8(v).ok());
+            } else if h.key.len() > RETRY_HEADER_PREFIX.len()
+                && h.key.starts_with(RETRY_HEADER_PREFIX)
+                && &h.key[RETRY_HEADER_PREFIX.len()..] == "due-at"
+            {
+                due = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+            }
+        }
+    }
+    let metrics = shared.rt.metrics();
+    if let Some(ce_type) = ce_type {
+        match EventType::from_ce_type(ce_type) {
+            Some(t) if shared.handler.handles(t) => {}
+            Some(t) => {
+                metrics
+                    .events_consumed
+                    .get_or_create(&ConsumedLabels {
+                        topic: m.topic().to_string(),
+                        event_type: t.name().to_string(),
+                        outcome: "skipped",
+                    })
+                    .inc();
+                shared
+                    .scheduler
+                    .lock()
+                    .expect("scheduler lock")
+                    .skip(&tp, m.offset());
+                return;
+            }
+            None => {
+                // A newer producer's event this build does not know: skipping it
+                // keeps old consumers working; the metric shows an upgrade that
+                // went producers first.
+                tracing::debug!(ce_type, "skipping an event type this build does not know");
+                metrics
+                    .unknown_event_types
+                    .get_or_create(&CeTypeLabels {
+                        ce_type: bounded_label(ce_type),
+                    })
+                    .inc();
+                shared
+                    .scheduler
+                    .lock()
+                    .expect("scheduler lock")
+                    .skip(&tp, m.offset());
+                return;
+            }
+        }
+    }
+    // A handled type, or not a CloudEvent at all (the worker dead-letters it).
+    let key: Arc<str> = match m.key() {
+        Some(k) => Arc::from(String::from_utf8_lossy(k).as_ref()),
+        // No key, no order to keep: a key of its own.
+        None => Arc::from(format!("\u{0}{tp}@{}", m.offset()).as_str()),
+    };
+    let pushed = shared.scheduler.lock().expect("scheduler lock").push(
+        &tp,
+        m.offset(),
+        key,
+        m.detach(),
+        due,
+        crate::now_millis() as u64,
+    );
+    if !pushed {
+        tracing::debug!(partition = %tp, offset = m.offset(), "not handled: finished by the partition's last owner, or no longer assigned");
+    }
+}
+
+/// A label value from outside input, kept to a bounded set of shapes.
+fn bounded_label(ce_type: &str) -> String {
+    let ok = ce_type.len() <= 100
+        && ce_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    if ok {
+        ce_type.to_string()
+    } else {
+        "other".into()
+    }
+}

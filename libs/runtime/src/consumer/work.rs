@@ -1,0 +1,246 @@
+//! One consumed event's database work, applied in batches (group commit):
+//! the inbox rows of the whole batch in one statement, the parked keys of the
+//! batch in one lookup, each handler in turn, then the events they emitted in
+//! one outbox insert. An event whose key waits behind a retry is stored
+//! behind it instead of being handled; an event whose handler asked for an
+//! external call gets its inbox row back, since it is done only once the
+//! call's outcome is recorded (a second item of the same kind).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orderflow_envelope::{CloudEventHeaders, Event};
+use tracing::Instrument;
+
+use crate::group_commit::{Failed, Tx, Work};
+use crate::handler::{EventSource, ExternalCall, Handler, HandlerCtx};
+use crate::inbox;
+use crate::service::Runtime;
+
+use super::parking::{self, ParkedEvent};
+use super::retry::Source;
+
+/// What every item needs: the runtime, the service's handler, its group.
+pub struct WorkContext {
+    pub rt: Arc<Runtime>,
+    pub handler: Arc<dyn Handler>,
+    pub group: String,
+}
+
+/// What the item asks of the handler.
+pub enum Step {
+    /// A delivered event.
+    Event(Event),
+    /// The outcome of an external call made for the event.
+    Record(Box<dyn ExternalCall>),
+    /// The event's step ran past its deadline with this last error.
+    Deadline(Event, String),
+}
+
+/// What happened to the item.
+pub enum Outcome {
+    Pending,
+    /// Handled: its effects and events are committed.
+    Applied,
+    /// The inbox had it: nothing done.
+    Duplicate,
+    /// Its key waits behind a retry: stored behind the head.
+    ParkedBehind,
+    /// Intent recorded; this call is to be made and its outcome recorded.
+    Call(Box<dyn ExternalCall>),
+    /// The deadline's failure is recorded in domain terms.
+    DeadlineHandled,
+    /// The handler has no domain failure for it: dead-letter it.
+    DeadlineNotHandled,
+}
+
+pub struct HandleWork {
+    pub meta: CloudEventHeaders,
+    pub key: String,
+    pub source: Source,
+    pub headers: Arc<Vec<(String, Vec<u8>)>>,
+    pub payload: Arc<Vec<u8>>,
+    /// Set when the event was stored behind its key and is handled from there.
+    pub parked_seq: Option<i64>,
+    pub step: Step,
+    pub span: tracing::Span,
+    pub outcome: Outcome,
+    /// The next event of the key, now its head, when this one resolved it.
+    pub released: Option<ParkedEvent>,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl HandleWork {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        meta: CloudEventHeaders,
+        key: String,
+        source: Source,
+        headers: Arc<Vec<(String, Vec<u8>)>>,
+        payload: Arc<Vec<u8>>,
+        parked_seq: Option<i64>,
+        step: Step,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            meta,
+            key,
+            source,
+            headers,
+            payload,
+            parked_seq,
+            step,
+            span,
+            outcome: Outcome::Pending,
+            released: None,
+            after_commit: Vec::new(),
+        }
+    }
+
+    fn event_source(&self) -> EventSource {
+        EventSource {
+            topic: self.source.topic.clone(),
+            partition: self.source.partition,
+            offset: self.source.offset,
+        }
+    }
+}
+
+#[async_trait]
+impl Work for HandleWork {
+    type Context = WorkContext;
+
+    async fn apply(ctx: &WorkContext, items: &mut [Self], tx: &mut Tx<'_>) -> Result<(), Failed> {
+        for item in items.iter_mut() {
+            item.outcome = Outcome::Pending;
+            item.released = None;
+            item.after_commit.clear();
+        }
+        let received: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.meta.id.as_str(), i.meta.event_type.as_str()))
+            .collect();
+        let first = inbox::record_all(tx.conn, &ctx.group, &received).await?;
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        let backend = ctx.rt.db().backend();
+        let heads = parking::heads(tx.conn, backend, &ctx.group, &keys).await?;
+        let mut not_done: Vec<String> = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            let head = heads.get(&item.key);
+            let is_head = head == Some(&item.meta.id);
+            let span = item.span.clone();
+            async {
+                if !first.contains(&item.meta.id) {
+                    item.outcome = Outcome::Duplicate;
+                } else if head.is_some()
+                    && !is_head
+                    && matches!(item.step, Step::Event(_))
+                    && item.parked_seq.is_none()
+                {
+                    parking::park_behind(
+                        tx.conn,
+                        &ctx.group,
+                        &item.key,
+                        &item.meta.id,
+                        &item.source,
+                        &item.headers,
+                        &item.payload,
+                    )
+                    .await
+                    .map_err(|e| Failed::at(i, e))?;
+                    tracing::info!(order_id = %item.key, event = %item.meta.event_type,
+                        "an earlier event of this order waits for a retry; this one waits behind it");
+                    item.outcome = Outcome::ParkedBehind;
+                    not_done.push(item.meta.id.clone());
+                } else {
+                    apply_one(ctx, item, tx)
+                        .await
+                        .map_err(|e| Failed::at(i, e))?;
+                    if !matches!(item.outcome, Outcome::Applied | Outcome::DeadlineHandled) {
+                        not_done.push(item.meta.id.clone());
+                    }
+                }
+                let resolved = matches!(
+                    item.outcome,
+                    Outcome::Applied | Outcome::Duplicate | Outcome::DeadlineHandled
+                );
+                if resolved {
+                    if let Some(seq) = item.parked_seq {
+                        parking::forget(tx.conn, &ctx.group, &item.key, seq)
+                            .await
+                            .map_err(|e| Failed::at(i, e))?;
+                    }
+                    if is_head {
+                        item.released = parking::release(tx.conn, &ctx.group, &item.key)
+                            .await
+                            .map_err(|e| Failed::at(i, e))?;
+                    }
+                }
+                Ok::<(), Failed>(())
+            }
+            .instrument(span)
+            .await?;
+        }
+        let not_done: Vec<&str> = not_done.iter().map(String::as_str).collect();
+        inbox::forget(tx.conn, &ctx.group, &not_done).await?;
+        Ok(())
+    }
+
+    fn committed(&mut self) {
+        for action in self.after_commit.drain(..) {
+            action();
+        }
+    }
+}
+
+/// Runs the handler for one item and writes what it emitted to the outbox.
+async fn apply_one(
+    ctx: &WorkContext,
+    item: &mut HandleWork,
+    tx: &mut Tx<'_>,
+) -> Result<(), crate::HandlerError> {
+    let source = item.event_source();
+    let mut hctx = HandlerCtx::new(tx.conn, &item.meta, &source);
+    let outcome = match &mut item.step {
+        Step::Event(event) => {
+            ctx.handler.handle(event.clone(), &mut hctx).await?;
+            Outcome::Applied
+        }
+        Step::Record(call) => {
+            call.record(&mut hctx).await?;
+            Outcome::Applied
+        }
+        Step::Deadline(event, error) => {
+            if ctx
+                .handler
+                .deadline_passed(event.clone(), error, &mut hctx)
+                .await?
+            {
+                Outcome::DeadlineHandled
+            } else {
+                Outcome::DeadlineNotHandled
+            }
+        }
+    };
+    let HandlerCtx {
+        emitted,
+        after_commit,
+        call,
+        ..
+    } = hctx;
+    item.outcome = match (call, outcome) {
+        (Some(call), Outcome::Applied) if matches!(item.step, Step::Event(_)) => {
+            Outcome::Call(call)
+        }
+        (_, outcome) => outcome,
+    };
+    item.after_commit = after_commit;
+    for event in &emitted {
+        ctx.rt.emit(tx, event, Some(&item.meta)).await?;
+    }
+    if !emitted.is_empty() || matches!(item.outcome, Outcome::Applied) {
+        tracing::info!(order_id = %item.key, event = %item.meta.event_type,
+            emitted = ?emitted.iter().map(|e| e.event_type().name()).collect::<Vec<_>>(), "handled");
+    }
+    Ok(())
+}

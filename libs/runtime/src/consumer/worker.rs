@@ -1,0 +1,676 @@
+//! One consumed message, from headers to done: decode, apply (batched with
+//! others), make the external call if the handler asked for one and record
+//! its outcome, and on failure go to a retry tier, fail the step at its
+//! deadline or dead-letter it. When the message resolves the head of a
+//! parked order, the events waiting behind it are handled next, from the
+//! database, in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderflow_envelope::{CloudEventHeaders, Event, EventType};
+use orderflow_telemetry::metrics_types::{
+    ConsumedLabels, DependencyLabels, EventTypeLabels, RetryLabels, TopicLabels,
+};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use tracing::Instrument;
+
+use crate::dead_letter::{dead_letter_headers, keep_unwritten};
+use crate::handler::{ExternalCall, HandlerError};
+use crate::producer::is_permanent;
+use crate::topics::dead_letter_topic;
+
+use super::parking::{self, Parked, ParkedEvent};
+use super::retry::{tier_label, tier_topic, NextStep, RetryState, Source};
+use super::scheduler::Dispatch;
+use super::work::{HandleWork, Outcome, Step};
+use super::Shared;
+
+/// An event to handle: a consumed message, or one stored behind its key.
+struct Attempt {
+    key: String,
+    headers: Arc<Vec<(String, Vec<u8>)>>,
+    payload: Arc<Vec<u8>>,
+    /// Where it was first read.
+    source: Source,
+    /// The topic it was read from now (a retry tier's, or its own).
+    topic: String,
+    retry: Option<RetryState>,
+    parked_seq: Option<i64>,
+}
+
+/// How handling an attempt ended.
+enum Ended {
+    /// Done; maybe with the next event of its key, now the head, to handle.
+    Done(Option<ParkedEvent>),
+    /// Interrupted by shutdown: not done, handled again later.
+    Abandoned,
+}
+
+/// Runs one dispatched message and tells the scheduler how it ended.
+pub(super) async fn run(shared: Arc<Shared>, dispatch: Dispatch<OwnedMessage>) {
+    let Dispatch { ticket, message } = dispatch;
+    let finished = if shared.is_live(&ticket) {
+        handle_message(&shared, message).await
+    } else {
+        false // its partition was revoked meanwhile: the next owner has it
+    };
+    shared.finish(&ticket, finished);
+}
+
+/// True when the message is done with (handled, stored behind its key, in a
+/// retry tier or dead-lettered); false when interrupted.
+async fn handle_message(shared: &Arc<Shared>, message: OwnedMessage) -> bool {
+    let headers: Vec<(String, Vec<u8>)> = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let retry = RetryState::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let here = Source {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    let attempt = Attempt {
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        headers: Arc::new(headers),
+        payload: Arc::new(message.payload().unwrap_or_default().to_vec()),
+        source: retry.as_ref().map_or(here.clone(), |r| r.source.clone()),
+        topic: here.topic,
+        retry,
+        parked_seq: None,
+    };
+    match handle_attempt(shared, attempt).await {
+        Ended::Abandoned => false,
+        Ended::Done(mut next) => {
+            // The message is done; the events that waited behind it follow.
+            while let Some(parked) = next.take() {
+                match handle_attempt(shared, Attempt::from(parked)).await {
+                    Ended::Done(following) => next = following,
+                    // Still the key's head in the database: resumed later.
+                    Ended::Abandoned => break,
+                }
+            }
+            true
+        }
+    }
+}
+
+impl From<ParkedEvent> for Attempt {
+    fn from(p: ParkedEvent) -> Self {
+        Self {
+            key: p.key,
+            headers: Arc::new(p.headers),
+            payload: Arc::new(p.payload),
+            topic: p.source.topic.clone(),
+            source: p.source,
+            retry: None,
+            parked_seq: Some(p.seq),
+        }
+    }
+}
+
+/// The consume span of an attempt: a child of the producer's span, whose
+/// context travels in the message's `traceparent`.
+fn span_of(shared: &Shared, attempt: &Attempt, meta: &CloudEventHeaders) -> tracing::Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("{} process", attempt.topic),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.destination.name = %attempt.topic,
+        messaging.destination.partition.id = attempt.source.partition,
+        messaging.kafka.offset = attempt.source.offset,
+        messaging.kafka.message.key = %attempt.key,
+        messaging.message.id = %meta.id,
+        messaging.consumer.group.name = %shared.group,
+        order.id = %meta.subject,
+        event.type = %meta.event_type,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    orderflow_telemetry::trace::set_parent(
+        &span,
+        meta.traceparent.as_deref(),
+        meta.tracestate.as_deref(),
+    );
+    orderflow_telemetry::trace::record_ids(&span);
+    span
+}
+
+async fn handle_attempt(shared: &Arc<Shared>, attempt: Attempt) -> Ended {
+    let pairs = attempt
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()));
+    let meta = match CloudEventHeaders::from_pairs(pairs) {
+        Ok(meta) => meta,
+        Err(e) => {
+            let reason = format!("not a CloudEvent: {e}");
+            return dead_letter(shared, &attempt, None, "invalid", &reason).await;
+        }
+    };
+    let span = span_of(shared, &attempt, &meta);
+    attempt_event(shared, attempt, meta, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn attempt_event(
+    shared: &Arc<Shared>,
+    attempt: Attempt,
+    meta: CloudEventHeaders,
+    span: tracing::Span,
+) -> Ended {
+    let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
+        // Only stored events get here (the poll thread skips unknown types).
+        count(shared, &attempt.topic, "unknown", "skipped");
+        return release_after(shared, &attempt, &meta).await;
+    };
+    let started = Instant::now();
+    let event = match shared
+        .rt
+        .codec()
+        .decode(Some(event_type), &attempt.payload)
+        .await
+    {
+        Ok(event) => event,
+        Err(e) => return failed(shared, &attempt, &meta, None, event_type, e.into()).await,
+    };
+    let work = HandleWork::new(
+        meta.clone(),
+        attempt.key.clone(),
+        attempt.source.clone(),
+        attempt.headers.clone(),
+        attempt.payload.clone(),
+        attempt.parked_seq,
+        Step::Event(event.clone()),
+        span.clone(),
+    );
+    let (work, result) = shared.events.run(work).await;
+    let Some(work) = work else {
+        return Ended::Abandoned;
+    };
+    if let Err(e) = result {
+        return failed(shared, &attempt, &meta, Some(event), event_type, e).await;
+    }
+    let HandleWork {
+        outcome, released, ..
+    } = work;
+    match outcome {
+        Outcome::Call(call) => {
+            call_then_record(
+                shared, &attempt, &meta, event, event_type, call, span, started,
+            )
+            .await
+        }
+        outcome => {
+            let label = match outcome {
+                Outcome::Duplicate => "duplicate",
+                Outcome::ParkedBehind => "waiting",
+                _ => "handled",
+            };
+            count(shared, &attempt.topic, event_type.name(), label);
+            observe(shared, event_type, started);
+            Ended::Done(released)
+        }
+    }
+}
+
+/// The external call the handler asked for, with no transaction held, then
+/// its outcome in a second transaction.
+#[allow(clippy::too_many_arguments)]
+async fn call_then_record(
+    shared: &Arc<Shared>,
+    attempt: &Attempt,
+    meta: &CloudEventHeaders,
+    event: Event,
+    event_type: EventType,
+    mut call: Box<dyn ExternalCall>,
+    span: tracing::Span,
+    started: Instant,
+) -> Ended {
+    let gauge = shared
+        .rt
+        .metrics()
+        .external_calls_in_flight
+        .get_or_create(&DependencyLabels {
+            dependency: call.dependency(),
+        })
+        .clone();
+    let called = {
+        let Ok(_permit) = shared.calls.acquire().await else {
+            return Ended::Abandoned;
+        };
+        gauge.inc();
+        let called = tokio::select! {
+            r = call.call() => Some(r),
+            _ = shared.shutdown.cancelled() => None,
+        };
+        gauge.dec();
+        called
+    };
+    let Some(called) = called else {
+        // The intent is recorded; the redelivered event calls again with the same key.
+        return Ended::Abandoned;
+    };
+    if let Err(e) = called {
+        return failed(shared, attempt, meta, Some(event), event_type, e).await;
+    }
+    let work = HandleWork::new(
+        meta.clone(),
+        attempt.key.clone(),
+        attempt.source.clone(),
+        attempt.headers.clone(),
+        attempt.payload.clone(),
+        attempt.parked_seq,
+        Step::Record(call),
+        span,
+    );
+    let (work, result) = shared.events.run(work).await;
+    let Some(work) = work else {
+        return Ended::Abandoned;
+    };
+    if let Err(e) = result {
+        return failed(shared, attempt, meta, Some(event), event_type, e).await;
+    }
+    let label = match work.outcome {
+        Outcome::Duplicate => "duplicate",
+        _ => "handled",
+    };
+    count(shared, &attempt.topic, event_type.name(), label);
+    observe(shared, event_type, started);
+    Ended::Done(work.released)
+}
+
+/// A failed attempt: retried in a tier, failed at its deadline, or dead-lettered.
+async fn failed(
+    shared: &Arc<Shared>,
+    attempt: &Attempt,
+    meta: &CloudEventHeaders,
+    event: Option<Event>,
+    event_type: EventType,
+    error: HandlerError,
+) -> Ended {
+    let reason = match error {
+        HandlerError::Permanent(reason) => {
+            return dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await;
+        }
+        HandlerError::Transient(reason) => reason,
+    };
+    let now = crate::now_millis();
+    let (attempts, first_failed_at) = attempt
+        .retry
+        .as_ref()
+        .map_or((1, now), |r| (r.attempts + 1, r.first_failed_at));
+    match shared
+        .schedule
+        .after_failure(attempts, first_failed_at, now)
+    {
+        NextStep::Retry { tier, due_at } => {
+            tracing::warn!(order_id = %meta.subject, event = event_type.name(), attempts, error = %reason,
+                "transient failure; retrying in {}", tier_label(tier));
+            let state = RetryState {
+                attempts,
+                first_failed_at,
+                due_at,
+                source: attempt.source.clone(),
+            };
+            retry_later(shared, attempt, meta, event_type, state, tier, &reason).await
+        }
+        NextStep::DeadlinePassed => {
+            shared
+                .rt
+                .metrics()
+                .deadlines_passed
+                .get_or_create(&EventTypeLabels {
+                    event_type: event_type.name().to_string(),
+                })
+                .inc();
+            let elapsed = Duration::from_millis((now - first_failed_at).max(0) as u64);
+            let reason = format!(
+                "gave up after {attempts} attempts over {elapsed:?} (the step's deadline): {reason}"
+            );
+            tracing::warn!(order_id = %meta.subject, event = event_type.name(), "{reason}");
+            let Some(event) = event else {
+                return dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await;
+            };
+            let work = HandleWork::new(
+                meta.clone(),
+                attempt.key.clone(),
+                attempt.source.clone(),
+                attempt.headers.clone(),
+                attempt.payload.clone(),
+                attempt.parked_seq,
+                Step::Deadline(event, reason.clone()),
+                tracing::Span::current(),
+            );
+            let (work, result) = shared.events.run(work).await;
+            match (work, result) {
+                (None, _) => Ended::Abandoned,
+                (Some(work), Ok(()))
+                    if matches!(work.outcome, Outcome::DeadlineHandled | Outcome::Duplicate) =>
+                {
+                    count(shared, &attempt.topic, event_type.name(), "deadline");
+                    Ended::Done(work.released)
+                }
+                (Some(_), Ok(())) => {
+                    dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await
+                }
+                (Some(_), Err(e)) => {
+                    let reason = format!("{reason}; recording the failure failed too: {e}");
+                    dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await
+                }
+            }
+        }
+    }
+}
+
+/// Parks the key with this event at its head and copies the event to its
+/// retry tier; its offset moves on once the copy is written.
+async fn retry_later(
+    shared: &Arc<Shared>,
+    attempt: &Attempt,
+    meta: &CloudEventHeaders,
+    event_type: EventType,
+    state: RetryState,
+    tier: Duration,
+    reason: &str,
+) -> Ended {
+    let db = shared.rt.db();
+    let parked = persist(shared, || async {
+        let mut tx = db.pool().begin().await?;
+        let parked = parking::park_head(
+            &mut tx,
+            db.backend(),
+            &shared.group,
+            &attempt.key,
+            &meta.id,
+            &attempt.source,
+            &attempt.headers,
+            &attempt.payload,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(parked)
+    })
+    .await;
+    match parked {
+        None => return Ended::Abandoned,
+        Some(Parked::Behind) => {
+            count(shared, &attempt.topic, event_type.name(), "waiting");
+            return Ended::Done(None);
+        }
+        Some(Parked::Head) => {}
+    }
+    let mut headers: Vec<(String, Vec<u8>)> = attempt
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with(super::retry::RETRY_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    headers.extend(state.to_headers(reason));
+    let topic = tier_topic(shared.rt.service(), tier);
+    match produce(
+        shared,
+        &topic,
+        attempt.key.as_bytes(),
+        &headers,
+        &attempt.payload,
+    )
+    .await
+    {
+        Produced::Yes => {}
+        Produced::Interrupted => return Ended::Abandoned,
+        Produced::Refused(e) => {
+            // The tier topic cannot take it (missing, say): that is a dead letter.
+            let reason = format!("{reason}; and the retry topic {topic} refused it: {e}");
+            return dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await;
+        }
+    }
+    shared
+        .rt
+        .metrics()
+        .handler_retries
+        .get_or_create(&RetryLabels {
+            event_type: event_type.name().to_string(),
+            tier: tier_label(tier),
+        })
+        .inc();
+    count(shared, &attempt.topic, event_type.name(), "retried");
+    if let Some(seq) = attempt.parked_seq {
+        // Its retry copy stands for it now.
+        let forgotten = persist(shared, || async {
+            let mut conn = db.pool().acquire().await?;
+            parking::forget(&mut conn, &shared.group, &attempt.key, seq).await
+        })
+        .await;
+        if forgotten.is_none() {
+            return Ended::Abandoned;
+        }
+    }
+    Ended::Done(None)
+}
+
+/// Parks the message on the service's dead-letter topic, then lets the
+/// events of its key that waited behind it go on. A dead letter the broker
+/// refuses for good is kept in the database instead.
+async fn dead_letter(
+    shared: &Arc<Shared>,
+    attempt: &Attempt,
+    meta: Option<&CloudEventHeaders>,
+    event_type: &str,
+    error: &str,
+) -> Ended {
+    let service = shared.rt.service();
+    let topic = dead_letter_topic(service);
+    let attempts = attempt.retry.as_ref().map_or(1, |r| r.attempts + 1);
+    let headers = dead_letter_headers(&attempt.headers, &attempt.source, service, error, attempts);
+    tracing::warn!(
+        topic = %attempt.source.topic,
+        partition = attempt.source.partition,
+        offset = attempt.source.offset,
+        error,
+        "dead-lettering to {topic}"
+    );
+    match produce(
+        shared,
+        &topic,
+        attempt.key.as_bytes(),
+        &headers,
+        &attempt.payload,
+    )
+    .await
+    {
+        Produced::Yes => {
+            shared
+                .rt
+                .metrics()
+                .dead_letters
+                .get_or_create(&TopicLabels {
+                    topic: attempt.source.topic.clone(),
+                })
+                .inc();
+        }
+        Produced::Interrupted => return Ended::Abandoned,
+        Produced::Refused(produce_error) => {
+            tracing::error!(error = %produce_error, "the dead-letter topic refused the message for good; it is kept in the database (orderflow_dead_letters_unwritten)");
+            let kept = persist(shared, || {
+                keep_unwritten(
+                    shared.rt.db().pool(),
+                    &shared.group,
+                    &attempt.source,
+                    Some(attempt.key.as_bytes()),
+                    &headers,
+                    Some(&attempt.payload),
+                    error,
+                    &produce_error,
+                )
+            })
+            .await;
+            if kept.is_none() {
+                return Ended::Abandoned;
+            }
+            shared.rt.metrics().dead_letters_unwritten.inc();
+        }
+    }
+    count(shared, &attempt.topic, event_type, "dead_lettered");
+    match meta {
+        Some(meta) => release_after(shared, attempt, meta).await,
+        None => Ended::Done(None),
+    }
+}
+
+/// The attempt is resolved without a handler's transaction (dead-lettered,
+/// or of a type this build does not know): if it was its key's head, the
+/// next waiting event becomes the head.
+async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEventHeaders) -> Ended {
+    let db = shared.rt.db();
+    let released = persist(shared, || async {
+        let mut tx = db.pool().begin().await?;
+        if let Some(seq) = attempt.parked_seq {
+            parking::forget(&mut tx, &shared.group, &attempt.key, seq).await?;
+        }
+        let heads = parking::heads(&mut tx, db.backend(), &shared.group, &[&attempt.key]).await?;
+        let next = if heads.get(&attempt.key) == Some(&meta.id) {
+            parking::release(&mut tx, &shared.group, &attempt.key).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(next)
+    })
+    .await;
+    match released {
+        Some(next) => Ended::Done(next),
+        None => Ended::Abandoned,
+    }
+}
+
+enum Produced {
+    Yes,
+    Interrupted,
+    Refused(String),
+}
+
+/// Writes a message and waits until the broker has it, trying again while
+/// the broker is away; stops on shutdown, and on errors retrying cannot fix.
+async fn produce(
+    shared: &Shared,
+    topic: &str,
+    key: &[u8],
+    headers: &[(String, Vec<u8>)],
+    payload: &[u8],
+) -> Produced {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        // A delivery can take up to message.timeout.ms while the broker is
+        // away: shutdown must not wait for it (the message is read again).
+        let sent = tokio::select! {
+            sent = shared.rt.producer().send_and_wait(topic, key, headers, payload) => sent,
+            _ = shared.shutdown.cancelled() => return Produced::Interrupted,
+        };
+        match sent {
+            Ok(_) => return Produced::Yes,
+            Err(e) if is_permanent(&e) => return Produced::Refused(e.to_string()),
+            Err(e) => tracing::warn!(error = %e, topic, "could not write to {topic}; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => return Produced::Interrupted,
+        }
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Runs a small database step until it commits: what it records (a parked
+/// key, an unwritten dead letter) must not be lost. None on shutdown.
+async fn persist<T, F, Fut>(shared: &Shared, mut step: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = %e, "database step failed; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => return None,
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn count(shared: &Shared, topic: &str, event_type: &str, outcome: &'static str) {
+    shared
+        .rt
+        .metrics()
+        .events_consumed
+        .get_or_create(&ConsumedLabels {
+            topic: topic.to_string(),
+            event_type: event_type.to_string(),
+            outcome,
+        })
+        .inc();
+}
+
+fn observe(shared: &Shared, event_type: EventType, started: Instant) {
+    shared
+        .rt
+        .metrics()
+        .handler_duration
+        .get_or_create(&EventTypeLabels {
+            event_type: event_type.name().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Events that became their key's head and were never handled (the process
+/// handling them stopped in between) are picked up here, every few seconds.
+pub(super) async fn resume_stalled(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let db = shared.rt.db();
+        let stalled = async {
+            let mut conn = db.reader().acquire().await?;
+            let waiting = parking::count(&mut conn, &shared.group).await?;
+            shared.rt.metrics().keys_waiting.set(waiting);
+            if waiting == 0 {
+                return Ok(Vec::new());
+            }
+            parking::stalled_heads(&mut conn, &shared.group, 30_000).await
+        }
+        .await;
+        let stalled: Vec<ParkedEvent> = match stalled {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not look for stalled parked events");
+                continue;
+            }
+        };
+        for parked in stalled {
+            tracing::info!(order_id = %parked.key, "handling an event left waiting as its order's head");
+            let mut next = Some(parked);
+            while let Some(parked) = next.take() {
+                if let Ended::Done(following) = handle_attempt(&shared, Attempt::from(parked)).await
+                {
+                    next = following;
+                }
+            }
+        }
+    }
+}

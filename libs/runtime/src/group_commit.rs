@@ -1,0 +1,226 @@
+//! Group commit: work that arrives while a transaction runs waits for the
+//! next one, which then applies all of it together. At low load every item
+//! gets its own transaction at once (no added wait); under load a commit (an
+//! fsync on SQLite, a round trip on PostgreSQL) serves many items. Events a
+//! batch emits go to the outbox in one multi-row insert and straight to the
+//! relay once committed. If a batch fails, it is rolled back and its items
+//! are applied one at a time, so one bad item never fails or delays the
+//! others. The consumer's event batches, order placement and the payment
+//! sandbox's ledger all write through it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orderflow_envelope::Envelope;
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::db::Database;
+use crate::handler::HandlerError;
+use crate::outbox::{self, OutboxRelay};
+
+/// A transaction of a batch: the connection, and the events to publish once
+/// it commits.
+pub struct Tx<'c> {
+    pub conn: &'c mut AnyConnection,
+    outbox: &'c mut Vec<Envelope>,
+}
+
+impl Tx<'_> {
+    /// Writes `envelope` to the outbox in this transaction; the relay
+    /// publishes it once the transaction commits.
+    pub fn publish(&mut self, envelope: Envelope) {
+        self.outbox.push(envelope);
+    }
+}
+
+/// Why a batch failed: which item (if it was one) and how.
+#[derive(Debug)]
+pub struct Failed {
+    pub item: Option<usize>,
+    pub error: HandlerError,
+}
+
+impl Failed {
+    pub fn at(item: usize, error: impl Into<HandlerError>) -> Self {
+        Self {
+            item: Some(item),
+            error: error.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        Self {
+            item: None,
+            error: e.into(),
+        }
+    }
+}
+
+/// One kind of work applied in batches.
+#[async_trait]
+pub trait Work: Send + Sized + 'static {
+    /// What every item of this kind needs (the handler, the runtime).
+    type Context: Send + Sync + 'static;
+
+    /// Applies `items` in one transaction. It may run again for the same
+    /// items after a rollback, so it resets what it reports in them first.
+    async fn apply(ctx: &Self::Context, items: &mut [Self], tx: &mut Tx<'_>) -> Result<(), Failed>;
+
+    /// The transaction that applied this item committed.
+    fn committed(&mut self) {}
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Items per transaction, at most.
+    pub max_items: usize,
+    /// Transactions of this kind at once (1 on SQLite: it has one writer).
+    pub concurrency: usize,
+}
+
+struct Job<W> {
+    item: W,
+    reply: oneshot::Sender<(W, Result<(), HandlerError>)>,
+}
+
+/// The queue of one kind of work and the writers that drain it.
+pub struct GroupCommit<W: Work> {
+    queue: mpsc::UnboundedSender<Job<W>>,
+}
+
+impl<W: Work> Clone for GroupCommit<W> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+struct Writer<W: Work> {
+    db: Database,
+    relay: Arc<OutboxRelay>,
+    context: Arc<W::Context>,
+    metrics: orderflow_telemetry::Metrics,
+    kind: &'static str,
+}
+
+impl<W: Work> GroupCommit<W> {
+    /// Starts the writers; they stop once every handle is dropped.
+    pub fn start(
+        kind: &'static str,
+        db: Database,
+        relay: Arc<OutboxRelay>,
+        context: Arc<W::Context>,
+        limits: BatchLimits,
+        metrics: orderflow_telemetry::Metrics,
+    ) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let writer = Arc::new(Writer {
+            db,
+            relay,
+            context,
+            metrics,
+            kind,
+        });
+        for _ in 0..limits.concurrency.max(1) {
+            let (writer, jobs) = (writer.clone(), jobs.clone());
+            let max_items = limits.max_items.max(1);
+            tokio::spawn(async move {
+                loop {
+                    let batch = {
+                        let mut jobs = jobs.lock().await;
+                        let Some(first) = jobs.recv().await else {
+                            return;
+                        };
+                        let mut batch = vec![first];
+                        while batch.len() < max_items {
+                            match jobs.try_recv() {
+                                Ok(job) => batch.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    writer.execute(batch).await;
+                }
+            });
+        }
+        Self { queue }
+    }
+
+    /// Applies `item` in the next batch. Returns it (with what it reports)
+    /// and whether its transaction committed; no item when the writers are
+    /// gone (the service is stopping).
+    pub async fn run(&self, item: W) -> (Option<W>, Result<(), HandlerError>) {
+        let (reply, done) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = self.queue.send(Job { item, reply }) {
+            return (Some(job.item), Err(stopped()));
+        }
+        match done.await {
+            Ok((item, result)) => (Some(item), result),
+            Err(_) => (None, Err(stopped())),
+        }
+    }
+}
+
+fn stopped() -> HandlerError {
+    HandlerError::Transient("the database writer stopped".into())
+}
+
+impl<W: Work> Writer<W> {
+    async fn execute(&self, jobs: Vec<Job<W>>) {
+        let (mut items, replies): (Vec<W>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
+        let labels = orderflow_telemetry::metrics_types::BatchLabels { kind: self.kind };
+        self.metrics
+            .db_batch_items
+            .get_or_create(&labels)
+            .observe(items.len() as f64);
+        match self.attempt(&mut items).await {
+            Ok(()) => {
+                for (mut item, reply) in items.into_iter().zip(replies) {
+                    item.committed();
+                    let _ = reply.send((item, Ok(())));
+                }
+            }
+            Err(failed) if items.len() == 1 => {
+                let item = items.pop().expect("one item");
+                let reply = replies.into_iter().next().expect("one reply");
+                let _ = reply.send((item, Err(failed.error)));
+            }
+            Err(failed) => {
+                // One at a time: the failing item fails alone, the others commit.
+                tracing::debug!(kind = self.kind, items = items.len(), item = ?failed.item, error = %failed.error,
+                    "batch failed; applying its items one at a time");
+                self.metrics.db_batch_fallbacks.get_or_create(&labels).inc();
+                for (mut item, reply) in items.into_iter().zip(replies) {
+                    let result = self.attempt(std::slice::from_mut(&mut item)).await;
+                    if result.is_ok() {
+                        item.committed();
+                    }
+                    let _ = reply.send((item, result.map_err(|f| f.error)));
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
+        let mut conn = self.db.pool().begin().await?;
+        let mut emitted = Vec::new();
+        {
+            let mut tx = Tx {
+                conn: &mut conn,
+                outbox: &mut emitted,
+            };
+            W::apply(&self.context, items, &mut tx).await?;
+        }
+        let rows = outbox::insert(&mut conn, &emitted, self.relay.fresh_lease()).await?;
+        conn.commit().await?;
+        self.relay.handoff(rows);
+        Ok(())
+    }
+}
