@@ -89,14 +89,19 @@ impl GatewayClient {
         Ok(response.json().await?)
     }
 
-    /// Polls until every order is SHIPPED or CANCELLED; returns them.
+    /// Polls until every order is terminal ([`crate::is_terminal`]); returns
+    /// them. Orders finish roughly in the order they were placed, so a round
+    /// reads them in that order, a chunk at a time, and stops at the first
+    /// chunk with an order still running: waiting for ten thousand orders
+    /// costs about one read each, not one per order and round.
     pub async fn wait_all_terminal(
         &self,
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<OrderView>, ClientError> {
+        const CHUNK: usize = 32;
         let deadline = Instant::now() + timeout;
-        let mut pending: Vec<String> = ids.to_vec();
+        let mut pending: std::collections::VecDeque<String> = ids.iter().cloned().collect();
         let mut done = Vec::with_capacity(ids.len());
         while !pending.is_empty() {
             if Instant::now() > deadline {
@@ -107,18 +112,24 @@ impl GatewayClient {
                     example: pending[0].clone(),
                 });
             }
-            let views: Vec<OrderView> = stream::iter(&pending)
-                .map(|id| self.order(id))
-                .buffer_unordered(32)
-                .try_collect()
-                .await?;
-            pending.clear();
-            for view in views {
-                if view.status == "SHIPPED" || view.status == "CANCELLED" {
-                    done.push(view);
-                } else {
-                    pending.push(view.order_id);
+            let mut still_running = Vec::new();
+            while still_running.is_empty() && !pending.is_empty() {
+                let chunk: Vec<String> = pending.drain(..CHUNK.min(pending.len())).collect();
+                let views: Vec<OrderView> = stream::iter(&chunk)
+                    .map(|id| self.order(id))
+                    .buffered(CHUNK)
+                    .try_collect()
+                    .await?;
+                for view in views {
+                    if crate::is_terminal(&view.status) {
+                        done.push(view);
+                    } else {
+                        still_running.push(view.order_id);
+                    }
                 }
+            }
+            for id in still_running.into_iter().rev() {
+                pending.push_front(id);
             }
             if !pending.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -243,6 +243,12 @@ pub fn demo_catalogue() -> Vec<(String, SetStock)> {
         .collect()
 }
 
+/// Whether nothing more happens to an order with this status by itself:
+/// SHIPPED, CANCELLED, or REFUND_PENDING (which waits for an operator).
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "SHIPPED" | "CANCELLED" | "REFUND_PENDING")
+}
+
 /// Throughput and placed→terminal latency of a set of terminal orders, read
 /// from their histories (first event to last), so how often a client polled
 /// does not distort it.

@@ -18,6 +18,10 @@ pub struct RuntimeConfig {
     pub http_addr: SocketAddr,
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     pub database_url: String,
+    /// SQLite only: sync every commit to disk (`synchronous=FULL`), so that a
+    /// committed transaction whose offset Kafka holds survives a power cut.
+    /// false (`NORMAL`) survives a crash of the process but not of the machine.
+    pub sqlite_durable: bool,
     /// PostgreSQL connections per process. Every partition being processed
     /// holds one for its transaction, and so do HTTP requests and the relay.
     /// (SQLite always uses one: it has a single writer anyway.)
@@ -75,6 +79,7 @@ impl Default for RuntimeConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://.data/orderflow.db".into(),
+            sqlite_durable: true,
             database_max_connections: 20,
             schema_registry_url: "http://127.0.0.1:8081".into(),
             kafka_bootstrap_servers: "127.0.0.1:9092".into(),

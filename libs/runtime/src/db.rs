@@ -27,7 +27,14 @@ const SQLITE_READERS: u32 = 4;
 impl Database {
     /// Connects, creating a SQLite file (and its folder) when missing, and
     /// brings the runtime's own tables (inbox, outbox, parking) up to date.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, RuntimeError> {
+    /// `durable` (SQLite): sync the WAL at every commit; false syncs at
+    /// checkpoints only, which a crash of the process survives but a power
+    /// cut may not.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        durable: bool,
+    ) -> Result<Self, RuntimeError> {
         install_default_drivers();
         let err = |source| RuntimeError::Database {
             url: redact(url),
@@ -61,8 +68,13 @@ impl Database {
         } else {
             format!("{url}?mode=rwc")
         };
+        let synchronous = if durable {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
         let options = || {
-            AnyPoolOptions::new().after_connect(|conn, _| {
+            AnyPoolOptions::new().after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer. FULL syncs the WAL
                     // at every commit: once a transaction has committed, its
@@ -71,7 +83,7 @@ impl Database {
                     // connection, since the pool may replace one.
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
+                        synchronous,
                         "PRAGMA busy_timeout = 5000",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;

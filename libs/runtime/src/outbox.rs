@@ -157,6 +157,7 @@ impl OutboxRelay {
         loop {
             if measured.elapsed() >= Duration::from_secs(1) {
                 measured = tokio::time::Instant::now();
+                self.producer.check_fatal();
                 if let Err(e) = self.measure_backlog().await {
                     tracing::debug!(error = %e, "could not measure the outbox backlog");
                 }
@@ -364,6 +365,10 @@ impl OutboxRelay {
             }
         }
         self.delete(&delivered).await?;
+        if !failed.is_empty() && self.producer.check_fatal() {
+            // The producer is gone for good: the rows stay for the next start.
+            return Ok(());
+        }
         for (row, error) in failed {
             self.record_failure(row, &error).await?;
         }

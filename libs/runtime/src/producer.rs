@@ -56,24 +56,20 @@ impl Fatal {
     }
 }
 
-/// Turns librdkafka's fatal error event into [`Fatal`].
-pub struct ProducerContext {
-    fatal: Fatal,
-}
+/// Logs the producer's errors. librdkafka reports a fatal error with its
+/// underlying code, so [`Producer::check_fatal`] asks the client itself.
+pub struct ProducerContext;
 
 impl ClientContext for ProducerContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
-            self.fatal.raise(format!("{error}: {reason}"));
-        } else {
-            tracing::warn!(error = %error, reason, "kafka producer error");
-        }
+        tracing::warn!(error = %error, reason, "kafka producer error");
     }
 }
 
 #[derive(Clone)]
 pub struct Producer {
     inner: FutureProducer<ProducerContext>,
+    fatal: Fatal,
 }
 
 impl Producer {
@@ -90,12 +86,25 @@ impl Producer {
             .set("linger.ms", config.kafka_linger_ms.to_string())
             .set("message.timeout.ms", "300000");
         let inner = client
-            .create_with_context(ProducerContext { fatal })
+            .create_with_context(ProducerContext)
             .map_err(|source| RuntimeError::Kafka {
                 what: "producer",
                 source,
             })?;
-        Ok(Self { inner })
+        Ok(Self { inner, fatal })
+    }
+
+    /// Raises [`Fatal`] if the producer failed fatally; true then. Called
+    /// after every failed send and periodically by the relay.
+    pub fn check_fatal(&self) -> bool {
+        use rdkafka::producer::Producer as _;
+        match self.inner.client().fatal_error() {
+            Some((code, reason)) => {
+                self.fatal.raise(format!("{code}: {reason}"));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Queues one message and returns the future of its delivery report without
@@ -141,12 +150,18 @@ impl Producer {
         headers: &[(String, Vec<u8>)],
         payload: &[u8],
     ) -> Result<(i32, i64), KafkaError> {
-        let delivery = self.send(topic, key, headers, payload).await?;
-        match delivery.await {
-            Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
-            Ok(Err((e, _))) => Err(e),
-            Err(_canceled) => Err(KafkaError::Canceled),
+        let result = match self.send(topic, key, headers, payload).await {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
+                Ok(Err((e, _))) => Err(e),
+                Err(_canceled) => Err(KafkaError::Canceled),
+            },
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.check_fatal();
         }
+        result
     }
 
     /// Waits until every queued message is delivered (or `timeout` passes).

@@ -2,10 +2,10 @@
 //! go through one policy: a timeout per attempt, retries with exponential
 //! backoff and full jitter, and a circuit breaker that fails fast while the
 //! dependency is down instead of piling up waiting calls. The breaker looks
-//! at the share of failures among the last calls, not at a run of
-//! consecutive ones: with hundreds of calls in flight, "consecutive" means
-//! little, and a few failing requests among many good ones (one customer's
-//! flaky card) must not stop everyone's payments.
+//! at the share of failed calls over the last ten seconds, not at a run of
+//! consecutive failures or a count of calls: with hundreds of calls in
+//! flight "consecutive" means little, and a few failing requests among many
+//! good ones (one customer's flaky card) must not stop everyone's payments.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -57,17 +57,25 @@ impl BreakerState {
 
 struct Breaker {
     state: BreakerState,
-    /// The outcomes of the last calls (true: failed), newest last.
-    window: VecDeque<bool>,
+    /// Calls and failures per second over the last [`WINDOW`], newest last.
+    window: VecDeque<Bucket>,
     opened_at: Option<Instant>,
     /// When the trial call of the half-open state began (a trial whose
     /// caller went away without an outcome does not block the next for long).
     trial: Option<Instant>,
 }
 
-/// Calls the breaker looks back over, and how many it needs before judging.
-const WINDOW: usize = 20;
-const MINIMUM_CALLS: usize = 10;
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    second: u64,
+    calls: u32,
+    failures: u32,
+}
+
+/// How far back the breaker looks, and how many calls it needs in that time
+/// before it judges.
+const WINDOW: Duration = Duration::from_secs(10);
+const MINIMUM_CALLS: u32 = 20;
 
 /// Timeout, retry and circuit breaker for one dependency.
 pub struct Policy {
@@ -81,6 +89,8 @@ pub struct Policy {
     breaker: Mutex<Breaker>,
     /// The breaker's state as the metrics show it, when wired to them.
     gauge: Option<prometheus_client::metrics::gauge::Gauge>,
+    /// The start of the breaker's clock.
+    epoch: Instant,
 }
 
 impl Policy {
@@ -94,11 +104,12 @@ impl Policy {
             open_for: Duration::from_secs(10),
             breaker: Mutex::new(Breaker {
                 state: BreakerState::Closed,
-                window: VecDeque::with_capacity(WINDOW),
+                window: VecDeque::with_capacity(WINDOW.as_secs() as usize + 1),
                 opened_at: None,
                 trial: None,
             }),
             gauge: None,
+            epoch: Instant::now(),
         }
     }
 
@@ -112,8 +123,8 @@ impl Policy {
         self
     }
 
-    /// Opens when at least `failure_rate` percent of the last calls failed
-    /// (once there were enough of them), for `open_for`.
+    /// Opens when at least `failure_rate` percent of the calls of the last
+    /// ten seconds failed (once there were enough of them), for `open_for`.
     pub fn with_breaker(mut self, failure_rate: u32, open_for: Duration) -> Self {
         self.failure_rate = failure_rate.clamp(1, 100);
         self.open_for = open_for;
@@ -218,18 +229,33 @@ impl Policy {
             }
             return;
         }
-        if b.window.len() == WINDOW {
+        let second = self.epoch.elapsed().as_secs();
+        while b
+            .window
+            .front()
+            .is_some_and(|front| front.second + WINDOW.as_secs() <= second)
+        {
             b.window.pop_front();
         }
-        b.window.push_back(!success);
-        let failed = b.window.iter().filter(|f| **f).count();
-        let tripped = b.window.len() >= MINIMUM_CALLS
-            && failed * 100 >= b.window.len() * self.failure_rate as usize;
+        match b.window.back_mut() {
+            Some(bucket) if bucket.second == second => {
+                bucket.calls += 1;
+                bucket.failures += u32::from(!success);
+            }
+            _ => b.window.push_back(Bucket {
+                second,
+                calls: 1,
+                failures: u32::from(!success),
+            }),
+        }
+        let calls: u32 = b.window.iter().map(|b| b.calls).sum();
+        let failed: u32 = b.window.iter().map(|b| b.failures).sum();
+        let tripped = calls >= MINIMUM_CALLS && failed * 100 >= calls * self.failure_rate;
         if tripped && b.state == BreakerState::Closed {
             tracing::warn!(
                 dependency = self.dependency,
                 failed,
-                of = b.window.len(),
+                of = calls,
                 "circuit breaker opened"
             );
             b.state = BreakerState::Open;
@@ -292,6 +318,15 @@ mod tests {
     #[tokio::test]
     async fn a_few_failures_among_many_successes_keep_the_breaker_closed() {
         let policy = Policy::new("test").with_attempts(1);
+        let ok = || async { Ok::<(), Flaky>(()) };
+        for _ in 0..40 {
+            let _ = policy.call(ok).await;
+        }
+        // Failures in a row, but a small share of the calls.
+        for _ in 0..15 {
+            let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        }
+        assert_eq!(policy.state(), BreakerState::Closed);
         for i in 0..100 {
             let _: Result<(), _> = policy
                 .call(|| async move {

@@ -64,7 +64,12 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Result<Arc<Self>, RuntimeError> {
         let service = spec.name;
-        let db = Database::connect(&config.database_url, config.database_max_connections).await?;
+        let db = Database::connect(
+            &config.database_url,
+            config.database_max_connections,
+            config.sqlite_durable,
+        )
+        .await?;
         db.migrate(&spec.migrations).await?;
         let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(
             &config.schema_registry_url,

@@ -81,12 +81,12 @@ impl Api {
         Ok(self.client.order(order_id).await?)
     }
 
-    /// Waits until the order is SHIPPED or CANCELLED.
+    /// Waits until the order is terminal (SHIPPED, CANCELLED or REFUND_PENDING).
     pub async fn wait_terminal(&self, order_id: &str) -> Result<OrderView> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let order = self.order(order_id).await?;
-            if order.status == "SHIPPED" || order.status == "CANCELLED" {
+            if orderflow_api::is_terminal(&order.status) {
                 return Ok(order);
             }
             if Instant::now() > deadline {

@@ -135,7 +135,14 @@ impl KafkaProbe {
             consumer.assign(&tpl)?;
             let mut messages = Vec::new();
             let deadline = std::time::Instant::now() + TIMEOUT;
-            while (messages.len() as i64) < expected && std::time::Instant::now() < deadline {
+            while (messages.len() as i64) < expected {
+                if std::time::Instant::now() > deadline {
+                    // An empty answer must mean an empty topic, never a slow read.
+                    bail!(
+                        "read {} of the {expected} messages on {topic} within {TIMEOUT:?}",
+                        messages.len()
+                    );
+                }
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
                     messages.push(m?.detach());
                 }

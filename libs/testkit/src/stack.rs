@@ -32,6 +32,9 @@ pub struct Options {
     /// The sandbox provider's added latency per call.
     pub sandbox_latency_ms: u64,
     pub idempotency_key_ttl_ms: u64,
+    /// Publish attempts of an outbox row before it is parked.
+    pub outbox_max_attempts: u32,
+    pub inbox_retention_ms: u64,
 }
 
 impl Default for Options {
@@ -41,9 +44,11 @@ impl Default for Options {
             retry_backoff_ms: vec![100, 200, 400],
             retry_slow_tiers_ms: vec![800],
             step_deadline_ms: 60_000,
-            provider_timeout_ms: 300,
+            provider_timeout_ms: 2_000,
             sandbox_latency_ms: 0,
             idempotency_key_ttl_ms: 24 * 3_600_000,
+            outbox_max_attempts: 10,
+            inbox_retention_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct Stack {
     pub urls: std::collections::BTreeMap<&'static str, String>,
     pub bootstrap: String,
     pub registry: String,
+    /// Each consuming service's database URL, by name.
+    pub databases: std::collections::BTreeMap<&'static str, String>,
     shutdown: CancellationToken,
     services: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
     registry_task: JoinHandle<()>,
@@ -103,6 +110,8 @@ impl Stack {
                 retry_slow_tiers_ms: options.retry_slow_tiers_ms.clone(),
                 step_deadline_ms: options.step_deadline_ms,
                 outbox_poll_ms: 100,
+                outbox_max_attempts: options.outbox_max_attempts,
+                inbox_retention_ms: options.inbox_retention_ms,
                 ..Default::default()
             })
         };
@@ -197,8 +206,10 @@ impl Stack {
         ]
         .into_iter()
         .collect();
+        let databases = configs.into_iter().collect();
         let stack = Self {
             urls,
+            databases,
             api: Api::new(gateway, vec![payment]),
             bootstrap,
             registry,
@@ -257,6 +268,11 @@ impl Stack {
         }
         self.registry_task.abort();
         Ok(())
+    }
+
+    /// The embedded broker, to inject errors.
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        &self._cluster
     }
 
     /// A Kafka client on the stack's broker.

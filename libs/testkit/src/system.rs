@@ -333,6 +333,57 @@ impl ProcessStack {
             .with_context(|| format!("no process {service}#{replica}"))
     }
 
+    /// The embedded broker, when the stack has one (to inject errors).
+    pub fn cluster(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self._cluster.as_ref()
+    }
+
+    /// Where a process's HTTP API listens (`127.0.0.1:port`).
+    pub fn addr(&self, service: &str, replica: usize) -> Result<String> {
+        Ok(self.processes[self.index(service, replica)?].env[0]
+            .1
+            .clone())
+    }
+
+    /// SIGTERM to one process; it must exit cleanly within 30 s.
+    pub async fn stop_one(&self, service: &str, replica: usize) -> Result<()> {
+        let i = self.index(service, replica)?;
+        if let Some(child) = self.processes[i].child.lock().expect("child lock").as_ref() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        let status = self
+            .wait_exit(service, replica, Duration::from_secs(30))
+            .await?;
+        if !status.success() {
+            bail!("orderflow-{service}#{replica} exited {status} on SIGTERM");
+        }
+        Ok(())
+    }
+
+    /// Waits for a process to exit by itself; returns how it exited.
+    pub async fn wait_exit(
+        &self,
+        service: &str,
+        replica: usize,
+        timeout: Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let i = self.index(service, replica)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut child = self.processes[i].child.lock().expect("child lock");
+                if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    *child = None;
+                    return Ok(status);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("orderflow-{service}#{replica} still running after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `kill -9`: no shutdown, no commit, no flush.
     pub fn kill_9(&self, service: &str, replica: usize) -> Result<()> {
         let i = self.index(service, replica)?;

@@ -149,6 +149,14 @@ async fn scale_out_three_inventory_two_payment_under_2000_orders() -> Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_in_the_middle_of_the_load() -> Result<()> {
     let stack = ProcessStack::start(Replicas::one_each()).await?;
+    // A provider slow enough that payment dies with charges in flight.
+    let sandbox = stack
+        .http
+        .put(format!("{}/v1/sandbox", stack.payments[0]))
+        .json(&serde_json::json!({"latency_ms": 50, "failure_rate": 0.0}))
+        .send()
+        .await?;
+    assert_eq!(sandbox.status(), 200);
     // Notification dies while orders are being placed (the gateway does not need it).
     let chaos = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -161,17 +169,23 @@ async fn kill_9_in_the_middle_of_the_load() -> Result<()> {
     let (ids, ()) = (ids?, restarted?);
     // Inventory dies with the saga's backlog in flight: no offset commit, no
     // outbox flush. (While it is down the gateway refuses new orders: it checks
-    // SKUs against the catalogue, and one replica is all there is here.)
+    // SKUs against the catalogue, and one replica is all there is here.) Then
+    // payment, between charges and their records: the sandbox provider's
+    // ledger is in its database, so a repeated call finds its charge.
     stack.kill_9("inventory", 0)?;
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     stack.restart("inventory", 0).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.kill_9("payment", 0)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.restart("payment", 0).await?;
     let done = stack
         .wait_all_terminal(&ids, Duration::from_secs(300))
         .await?;
     stack.wait_idle().await?;
     println!(
-        "kill -9 of inventory → every order terminal, consumers caught up: {:.1}s",
+        "kill -9 of inventory and payment → every order terminal, consumers caught up: {:.1}s",
         killed.elapsed().as_secs_f64()
     );
     assert!(

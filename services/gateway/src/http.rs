@@ -12,6 +12,9 @@ use orderflow_api::{unknown_sku, PlaceOrder, SetStock};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use reqwest::Method;
 
+use std::sync::Arc;
+
+use crate::catalogue::KnownSkus;
 use crate::upstream::Upstream;
 
 #[derive(Clone)]
@@ -19,6 +22,7 @@ pub struct Upstreams {
     pub order: Upstream,
     pub inventory: Upstream,
     pub notification: Upstream,
+    pub known_skus: Arc<KnownSkus>,
 }
 
 const OPENAPI: &str = include_str!("../openapi.json");
@@ -45,7 +49,7 @@ async fn place_order(
     StrictJson(order): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
     order.validate()?;
-    check_skus(&u.inventory, &order).await?;
+    check_skus(&u.inventory, &u.known_skus, &order).await?;
     let mut request = u
         .order
         .request(Method::POST, &["v1", "orders"])
@@ -57,8 +61,17 @@ async fn place_order(
 }
 
 /// Every SKU of the order must be in the catalogue (unknown → 422).
-async fn check_skus(inventory: &Upstream, order: &PlaceOrder) -> Result<(), Problem> {
-    let mut skus: Vec<&str> = order.items.iter().map(|l| l.sku.as_str()).collect();
+async fn check_skus(
+    inventory: &Upstream,
+    known: &KnownSkus,
+    order: &PlaceOrder,
+) -> Result<(), Problem> {
+    let mut skus: Vec<&str> = order
+        .items
+        .iter()
+        .map(|l| l.sku.as_str())
+        .filter(|sku| !known.contains(sku))
+        .collect();
     skus.sort_unstable();
     skus.dedup();
     let lookups = skus.iter().map(|sku| async move {
@@ -67,7 +80,10 @@ async fn check_skus(inventory: &Upstream, order: &PlaceOrder) -> Result<(), Prob
             .await
             .map_err(|e| inventory.unavailable(e))?;
         match response.status().as_u16() {
-            200 => Ok(()),
+            200 => {
+                known.remember(sku);
+                Ok(())
+            }
             404 => Err(unknown_sku(sku)),
             status => Err(Problem::new(
                 ProblemType::Unavailable,

@@ -1,6 +1,7 @@
 //! The REST gateway: the public API (SPEC §8) in front of the order, inventory
 //! and notification services.
 
+mod catalogue;
 mod config;
 mod http;
 mod upstream;
@@ -31,6 +32,7 @@ pub async fn serve(
         order: upstream::Upstream::new("order", &config.order_url, timeout),
         inventory: upstream::Upstream::new("inventory", &config.inventory_url, timeout),
         notification: upstream::Upstream::new("notification", &config.notification_url, timeout),
+        known_skus: Default::default(),
     };
     let readiness = Readiness::default();
     let metrics = Metrics::new();

@@ -61,15 +61,31 @@ impl Handler for PaymentHandler {
             Event::InventoryReserved(reserved) => {
                 // Never charged: the provider never answered. The intent is
                 // closed, so a late redelivery cannot charge either.
-                let failed = store::finish(
-                    ctx.tx,
-                    &reserved.order_id,
-                    &[Status::Pending],
-                    Status::Failed,
-                    None,
-                    Some(PROVIDER_UNAVAILABLE),
-                )
-                .await?;
+                let failed = match store::find(ctx.tx, &reserved.order_id).await? {
+                    Some(_) => {
+                        store::finish(
+                            ctx.tx,
+                            &reserved.order_id,
+                            &[Status::Pending],
+                            Status::Failed,
+                            None,
+                            Some(PROVIDER_UNAVAILABLE),
+                        )
+                        .await?
+                    }
+                    // Not even the intent was recorded (the database was down too).
+                    None => {
+                        store::insert(
+                            ctx.tx,
+                            &reserved.order_id,
+                            &reserved.customer_id,
+                            Status::Failed,
+                            &reserved.total,
+                        )
+                        .await?;
+                        true
+                    }
+                };
                 if failed {
                     tracing::warn!(order_id = %reserved.order_id, error, "payment provider unreachable until the deadline; the order is cancelled");
                     ctx.emit(PaymentFailed {

@@ -7,7 +7,7 @@
 //!
 //! Deterministic triggers for demos and tests: `tok_flaky` times out on the
 //! first three calls for an order and then succeeds; `tok_unavailable`
-//! always times out. A timeout is the provider not answering: the call
+//! always times out; `tok_refundDeclined` charges, but refuses the refund. A timeout is the provider not answering: the call
 //! waits until the caller's timeout ends it.
 
 use std::collections::HashMap;
@@ -65,6 +65,7 @@ pub trait PaymentProvider: Send + Sync + 'static {
 pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
 pub const FLAKY_TOKEN: &str = "tok_flaky";
 pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
+pub const REFUND_DECLINED_TOKEN: &str = "tok_refundDeclined";
 /// Calls of a `tok_flaky` order that time out before one succeeds.
 const FLAKY_TIMEOUTS: u32 = 3;
 
@@ -194,6 +195,18 @@ impl PaymentProvider for SandboxProvider {
         amount: &Money,
     ) -> Result<(), ProviderError> {
         self.weather(idempotency_key, "").await?;
+        let token: Option<String> =
+            sqlx::query("SELECT token FROM sandbox_charges WHERE payment_id = $1")
+                .bind(payment_id)
+                .fetch_optional(&self.reader)
+                .await
+                .and_then(|r| r.map(|r| r.try_get("token")).transpose())
+                .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))?;
+        if token.as_deref() == Some(REFUND_DECLINED_TOKEN) {
+            return Err(ProviderError::Invalid(format!(
+                "refund of {payment_id} declined"
+            )));
+        }
         self.write(LedgerEntry::refund(idempotency_key, payment_id, amount))
             .await?;
         Ok(())

@@ -110,6 +110,8 @@ impl ConsumerContext for Rebalancer {
                     let done = offset
                         .map(|o| finished_from_runs(o, &decode_metadata(e.metadata())))
                         .unwrap_or_default();
+                    tracing::debug!(topic = e.topic(), partition = e.partition(), committed = ?offset,
+                        finished_above = done.len(), "partition assigned");
                     scheduler.assign(Tp::new(e.topic(), e.partition()), offset, done);
                 }
             }
@@ -144,10 +146,21 @@ impl ConsumerContext for Rebalancer {
 /// Stops the partitions, waits up to `timeout` for their in-flight work and
 /// returns what to commit for them.
 fn revoke(shared: &Shared, tps: &[Tp], timeout: Duration) -> Vec<Commit> {
+    drain(shared, tps, timeout);
+    shared
+        .scheduler
+        .lock()
+        .expect("scheduler lock")
+        .finish_revoke(tps)
+}
+
+/// Stops dispatching the partitions and waits up to `timeout` for their
+/// in-flight work.
+fn drain(shared: &Shared, tps: &[Tp], timeout: Duration) {
     let mut scheduler = shared.scheduler.lock().expect("scheduler lock");
     scheduler.begin_revoke(tps);
     let started = Instant::now();
-    let (mut scheduler, waited) = shared
+    let (scheduler, waited) = shared
         .finished
         .wait_timeout_while(scheduler, timeout, |s| s.in_flight_of(tps) > 0)
         .expect("scheduler lock");
@@ -162,7 +175,6 @@ fn revoke(shared: &Shared, tps: &[Tp], timeout: Duration) -> Vec<Commit> {
             "revoked partitions drained"
         );
     }
-    scheduler.finish_revoke(tps)
 }
 
 fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitMode) {
@@ -171,6 +183,7 @@ fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitM
     }
     let mut tpl = TopicPartitionList::with_capacity(commits.len());
     for c in commits {
+        tracing::debug!(partition = %c.tp, offset = c.offset, runs = c.finished_runs.len(), ?mode, "commit");
         match tpl.add_partition_offset(&c.tp.topic, c.tp.partition, Offset::Offset(c.offset)) {
             Ok(()) => {
                 let metadata = encode_metadata(&c.finished_runs, METADATA_LIMIT);
@@ -232,13 +245,31 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
             commit(&consumer, &commits, CommitMode::Async);
         }
     }
-    // Shutdown: nothing new starts, in-flight work finishes (for a while),
-    // and what finished is committed before the consumer leaves its group.
+    // Shutdown: nothing new starts and in-flight work finishes (for a
+    // while). Then the consumer leaves its group: the revocation that
+    // follows commits what finished, inside the rebalance, where a commit is
+    // still valid (one made outside it while another member joins fails).
     let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
     let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
-    let commits = revoke(shared, &assigned, timeout);
+    drain(shared, &assigned, timeout);
+    consumer.unsubscribe();
+    let leaving = Instant::now();
+    while !consumer
+        .assignment()
+        .map(|a| a.count() == 0)
+        .unwrap_or(true)
+        && leaving.elapsed() < Duration::from_secs(10)
+    {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    // Whatever the revocation did not commit (it came early, or not at all).
+    let commits = shared
+        .scheduler
+        .lock()
+        .expect("scheduler lock")
+        .finish_revoke(&assigned);
     commit(&consumer, &commits, CommitMode::Sync);
-    drop(consumer); // closes it: leaves the group
+    drop(consumer); // closes it
 }
 
 fn pause_or_resume(consumer: &BaseConsumer<Rebalancer>, tps: &[Tp], pause: bool) {

@@ -336,14 +336,20 @@ impl<M> Scheduler<M> {
             .sum()
     }
 
-    /// Forgets the partitions; returns what to commit for them. Work still
+    /// Forgets the partitions; returns what to commit for them, whether or
+    /// not an earlier (periodic, asynchronous) commit carried it already:
+    /// that one may have failed, and this is the last chance. Work still
     /// running for them is abandoned: its result no longer counts.
     pub fn finish_revoke(&mut self, tps: &[Tp]) -> Vec<Commit> {
         let mut commits = Vec::new();
         for tp in tps {
-            if let Some(mut p) = self.partitions.remove(tp) {
-                if let Some(c) = Self::commit_of(tp, &mut p) {
-                    commits.push(c);
+            if let Some(p) = self.partitions.remove(tp) {
+                if let Some(offset) = p.offsets.watermark() {
+                    commits.push(Commit {
+                        tp: tp.clone(),
+                        offset: offset.max(p.committed.unwrap_or(offset)),
+                        finished_runs: p.offsets.finished_runs(),
+                    });
                 }
             }
         }
@@ -510,8 +516,12 @@ mod tests {
             !s.push(&p0, 2, key("c"), 2, None, 0),
             "no new work for a revoking partition"
         );
+        assert_eq!(s.commits().len(), 2, "periodic commits");
         let commits = s.finish_revoke(std::slice::from_ref(&p0));
-        assert_eq!(commits[0].offset, 0, "offset 0 never finished here");
+        assert_eq!(
+            commits[0].offset, 0,
+            "offset 0 never finished here; committed again on revocation"
+        );
         let a = running.iter().find(|d| d.ticket.tp == p0).unwrap();
         assert!(!s.is_live(&a.ticket));
         s.complete(&a.ticket, true);

@@ -246,21 +246,18 @@ async fn call_then_record(
             dependency: call.dependency(),
         })
         .clone();
+    // A call under way finishes at shutdown too (its own timeout bounds it;
+    // the poll thread waits for in-flight work for a while). Were the process
+    // to die in the middle, the intent is recorded: the redelivered event
+    // calls again with the same idempotency key.
     let called = {
         let Ok(_permit) = shared.calls.acquire().await else {
             return Ended::Abandoned;
         };
         gauge.inc();
-        let called = tokio::select! {
-            r = call.call() => Some(r),
-            _ = shared.shutdown.cancelled() => None,
-        };
+        let called = call.call().await;
         gauge.dec();
         called
-    };
-    let Some(called) = called else {
-        // The intent is recorded; the redelivered event calls again with the same key.
-        return Ended::Abandoned;
     };
     if let Err(e) = called {
         return failed(shared, attempt, meta, Some(event), event_type, e).await;

@@ -1,0 +1,612 @@
+//! The consumer runtime with a test handler (not the saga): key-level
+//! concurrency inside partitions, ordering per key, rebalances and restarts,
+//! batches with a poison event, a key held behind its retry, and failures
+//! that are permanent from the first attempt.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use async_trait::async_trait;
+use orderflow_envelope::{Address, Event, EventType, OrderCreated, Topic};
+use orderflow_runtime::sqlx::{self, Row};
+use orderflow_runtime::{
+    ExternalCall, Handler, HandlerCtx, HandlerError, RuntimeConfig, ServiceSpec,
+    DEAD_LETTER_HEADER_PREFIX,
+};
+use orderflow_testkit::harness::Harness;
+use rand::Rng;
+use rdkafka::message::{Headers, Message};
+
+static SPEC: ServiceSpec = ServiceSpec {
+    name: "lanes",
+    migrations: orderflow_runtime::sqlx::migrate!("./tests/runtime_migrations"),
+    produces: &[],
+    consumes: &[Topic::Orders],
+};
+
+/// One handled event, as the test handler saw it.
+#[derive(Debug, Clone)]
+struct Handled {
+    member: String,
+    key: String,
+    seq: i64,
+    partition: i32,
+    started: Instant,
+    ended: Instant,
+}
+
+/// Calls in progress and the most seen at once, per partition.
+#[derive(Default)]
+struct Concurrency {
+    now: Mutex<HashMap<i32, usize>>,
+    max: Mutex<HashMap<i32, usize>>,
+}
+
+impl Concurrency {
+    fn enter(&self, partition: i32) {
+        let mut now = self.now.lock().unwrap();
+        let n = now.entry(partition).or_default();
+        *n += 1;
+        let mut max = self.max.lock().unwrap();
+        let m = max.entry(partition).or_default();
+        *m = (*m).max(*n);
+    }
+
+    fn leave(&self, partition: i32) {
+        *self.now.lock().unwrap().entry(partition).or_default() -= 1;
+    }
+}
+
+/// Records every event it handles; optionally waits a random while in an
+/// external call, fails some keys, or holds its transaction.
+struct Recorder {
+    member: String,
+    log: Arc<Mutex<Vec<Handled>>>,
+    concurrency: Arc<Concurrency>,
+    delay_ms: Option<Range<u64>>,
+    /// Events of this key fail for good.
+    poison: Option<String>,
+    /// Events of this key fail transiently until this long after it was first seen.
+    flaky: Option<(String, Duration, Mutex<Option<Instant>>)>,
+    /// This key's handler holds its transaction for a while, saying when it begins.
+    slow: Option<(String, Duration, Arc<std::sync::atomic::AtomicBool>)>,
+    /// This key's handler breaks a unique constraint.
+    duplicate_insert: Option<String>,
+}
+
+impl Recorder {
+    fn new(member: &str, log: &Arc<Mutex<Vec<Handled>>>, concurrency: &Arc<Concurrency>) -> Self {
+        Self {
+            member: member.into(),
+            log: log.clone(),
+            concurrency: concurrency.clone(),
+            delay_ms: None,
+            poison: None,
+            flaky: None,
+            slow: None,
+            duplicate_insert: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    fn handles(&self, event_type: EventType) -> bool {
+        event_type == EventType::OrderCreated
+    }
+
+    async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        let Event::OrderCreated(e) = event else {
+            return Ok(());
+        };
+        let key = e.order_id.clone();
+        let seq = e.placed_at;
+        if self.poison.as_deref() == Some(key.as_str()) {
+            return Err(HandlerError::Permanent(format!("{key} is poison")));
+        }
+        if let Some((flaky, failing_for, first_seen)) = &self.flaky {
+            let first = *first_seen.lock().unwrap().get_or_insert_with(Instant::now);
+            if flaky == &key && first.elapsed() < *failing_for {
+                return Err(HandlerError::Transient(format!("{key} is not ready yet")));
+            }
+        }
+        if let Some((slow, wait, began)) = &self.slow {
+            if slow == &key {
+                began.store(true, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(*wait).await;
+            }
+        }
+        let insert = || {
+            sqlx::query("INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)")
+                .bind(key.clone())
+                .bind(seq)
+                .bind(self.member.clone())
+        };
+        // What the event changes is written where it is done: with an external
+        // call, in the transaction that records the call's outcome.
+        if self.delay_ms.is_none() {
+            insert().execute(&mut *ctx.tx).await?;
+            if self.duplicate_insert.as_deref() == Some(key.as_str()) {
+                insert().execute(&mut *ctx.tx).await?;
+            }
+        }
+        let started = Instant::now();
+        let handled = Handled {
+            member: self.member.clone(),
+            key,
+            seq,
+            partition: ctx.source.partition,
+            started,
+            ended: started,
+        };
+        match &self.delay_ms {
+            Some(delay) => ctx.call(Wait {
+                delay: Duration::from_millis(rand::rng().random_range(delay.clone())),
+                handled,
+                log: self.log.clone(),
+                concurrency: self.concurrency.clone(),
+            }),
+            None => {
+                let log = self.log.clone();
+                ctx.after_commit(move || {
+                    let mut handled = handled;
+                    handled.ended = Instant::now();
+                    log.lock().unwrap().push(handled);
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An external call that takes a while: where handlers of one partition run
+/// side by side.
+struct Wait {
+    delay: Duration,
+    handled: Handled,
+    log: Arc<Mutex<Vec<Handled>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+#[async_trait]
+impl ExternalCall for Wait {
+    fn dependency(&self) -> &'static str {
+        "test-wait"
+    }
+
+    async fn call(&mut self) -> Result<(), HandlerError> {
+        self.handled.started = Instant::now();
+        self.concurrency.enter(self.handled.partition);
+        tokio::time::sleep(self.delay).await;
+        self.concurrency.leave(self.handled.partition);
+        Ok(())
+    }
+
+    async fn record(&mut self, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+        sqlx::query("INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)")
+            .bind(self.handled.key.clone())
+            .bind(self.handled.seq)
+            .bind(self.handled.member.clone())
+            .execute(&mut *ctx.tx)
+            .await?;
+        let (log, mut handled) = (self.log.clone(), self.handled.clone());
+        ctx.after_commit(move || {
+            handled.ended = Instant::now();
+            log.lock().unwrap().push(handled);
+        });
+        Ok(())
+    }
+}
+
+fn order(key: &str, seq: i64) -> Event {
+    Event::OrderCreated(OrderCreated {
+        order_id: key.into(),
+        customer_id: "c-test".into(),
+        items: vec![],
+        payment_token: "tok_visa".into(),
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+        placed_at: seq,
+    })
+}
+
+fn base_config() -> RuntimeConfig {
+    RuntimeConfig {
+        consumer_max_in_flight: 64,
+        retry_backoff_ms: vec![200, 400],
+        retry_slow_tiers_ms: vec![800],
+        step_deadline_ms: 60_000,
+        ..Default::default()
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            bail!("{what}: not after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn counter(metrics: &orderflow_runtime::telemetry::Metrics, name: &str, label: &str) -> f64 {
+    metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_orders_run_at_once_each_in_order_through_a_rebalance_and_a_restart() -> Result<()> {
+    const KEYS: usize = 1000;
+    const EVENTS_PER_KEY: i64 = 8;
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let events: Vec<Event> = (0..EVENTS_PER_KEY)
+        .flat_map(|seq| (0..KEYS).map(move |k| order(&format!("k-{k:04}"), seq)))
+        .collect();
+    harness.produce(&events).await?;
+    let total = events.len();
+
+    let log = Arc::new(Mutex::new(Vec::<Handled>::new()));
+    let concurrency = Arc::new(Concurrency::default());
+    let member = |name: &str| {
+        let mut recorder = Recorder::new(name, &log, &concurrency);
+        recorder.delay_ms = Some(2..20);
+        Arc::new(recorder)
+    };
+    let distinct = || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|h| (h.key.clone(), h.seq))
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    let a = harness
+        .member(&SPEC, member("a"), harness.config(&config))
+        .await?;
+    wait_until(
+        "a quarter handled by one member",
+        Duration::from_secs(60),
+        || distinct() >= total / 4,
+    )
+    .await?;
+    // A second member joins: a cooperative rebalance moves partitions to it.
+    let b = harness
+        .member(&SPEC, member("b"), harness.config(&config))
+        .await?;
+    wait_until("half handled", Duration::from_secs(60), || {
+        distinct() >= total / 2
+    })
+    .await?;
+    // The first member stops (committing what it finished) and comes back.
+    let before_restart = distinct();
+    a.stop().await?;
+    let a2 = harness
+        .member(&SPEC, member("a2"), harness.config(&config))
+        .await?;
+    if let Err(e) = wait_until("every event handled", Duration::from_secs(120), || {
+        distinct() == total
+    })
+    .await
+    {
+        let handled: HashSet<(String, i64)> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| (h.key.clone(), h.seq))
+            .collect();
+        let missing: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::OrderCreated(o) => Some((o.order_id.clone(), o.placed_at)),
+                _ => None,
+            })
+            .filter(|k| !handled.contains(k))
+            .take(10)
+            .collect();
+        bail!(
+            "{e}: {} of {total} handled, e.g. missing {missing:?}",
+            handled.len()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let duplicates: f64 = [&b.metrics, &a2.metrics]
+        .iter()
+        .map(|m| {
+            counter(
+                m,
+                "orderflow_events_consumed_total",
+                "outcome=\"duplicate\"",
+            )
+        })
+        .sum();
+    b.stop().await?;
+    a2.stop().await?;
+
+    let log = log.lock().unwrap().clone();
+    // Nothing lost, nothing handled twice (the inbox absorbs redeliveries).
+    assert_eq!(log.len(), total, "every event handled exactly once");
+    // Each key's events in offset order.
+    let mut per_key: BTreeMap<&str, Vec<&Handled>> = BTreeMap::new();
+    for h in &log {
+        per_key.entry(&h.key).or_default().push(h);
+    }
+    for (key, mut handled) in per_key {
+        handled.sort_by_key(|h| h.started);
+        let seqs: Vec<i64> = handled.iter().map(|h| h.seq).collect();
+        assert_eq!(
+            seqs,
+            (0..EVENTS_PER_KEY).collect::<Vec<_>>(),
+            "{key} out of order"
+        );
+        for pair in handled.windows(2) {
+            assert!(
+                pair[0].ended <= pair[1].started,
+                "{key}: two events at once"
+            );
+        }
+    }
+    // Many keys of one partition at once.
+    let max = concurrency.max.lock().unwrap().clone();
+    println!("most calls at once per partition: {max:?}");
+    for p in 0..3 {
+        assert!(
+            max.get(&p).copied().unwrap_or(0) > 1,
+            "partition {p} ran one at a time: {max:?}"
+        );
+    }
+    // Ownership of a partition moves cleanly: whatever a member handled of a
+    // partition ended before the next owner began on it, and no member
+    // handled a partition again after giving it up.
+    let mut by_partition: BTreeMap<i32, Vec<&Handled>> = BTreeMap::new();
+    for h in &log {
+        by_partition.entry(h.partition).or_default().push(h);
+    }
+    let mut moves = 0;
+    for (p, mut handled) in by_partition {
+        handled.sort_by_key(|h| h.started);
+        let mut owners: Vec<&str> = Vec::new();
+        for h in &handled {
+            if owners.last() != Some(&h.member.as_str()) {
+                assert!(
+                    !owners.contains(&h.member.as_str()),
+                    "partition {p}: {} handled it again after giving it up (owners {owners:?})",
+                    h.member
+                );
+                owners.push(&h.member);
+            }
+        }
+        for pair in owners.windows(2) {
+            let last_of_old = handled
+                .iter()
+                .filter(|h| h.member == pair[0])
+                .map(|h| h.ended)
+                .max()
+                .unwrap();
+            let first_of_new = handled
+                .iter()
+                .filter(|h| h.member == pair[1])
+                .map(|h| h.started)
+                .min()
+                .unwrap();
+            assert!(
+                last_of_old <= first_of_new,
+                "partition {p}: {} still handled it after {} took over",
+                pair[0],
+                pair[1]
+            );
+            moves += 1;
+        }
+    }
+    assert!(
+        moves >= 2,
+        "the rebalance and the restart moved partitions ({moves} moves)"
+    );
+    // A stop commits what finished (with what finished above the watermark):
+    // the restart redelivers at most the in-flight window, which the inbox absorbs.
+    println!(
+        "restart after {before_restart} of {total}: {} redelivered duplicates",
+        duplicates as u64
+    );
+    assert!(
+        duplicates <= config.consumer_max_in_flight as f64,
+        "{duplicates} redelivered, more than the in-flight window"
+    );
+    Ok(())
+}
+
+async fn effects(harness: &Harness) -> Result<BTreeMap<String, i64>> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&harness.database_url).await?;
+    let rows = sqlx::query("SELECT message_key, COUNT(*) AS n FROM effects GROUP BY message_key")
+        .fetch_all(&pool)
+        .await?;
+    let counts = rows
+        .iter()
+        .map(|r| Ok((r.try_get("message_key")?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    pool.close().await;
+    Ok(counts)
+}
+
+fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_event_in_a_batch_fails_alone() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    recorder.poison = Some("k-025".into());
+    // The first event holds its transaction; the others arrive meanwhile,
+    // queue up behind it and go in one batch, the poison one among them.
+    let began = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    recorder.slow = Some(("k-000".into(), Duration::from_millis(500), began.clone()));
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    harness.produce(&[order("k-000", 0)]).await?;
+    wait_until(
+        "the first event holds the writer",
+        Duration::from_secs(30),
+        || began.load(std::sync::atomic::Ordering::SeqCst),
+    )
+    .await?;
+    let events: Vec<Event> = (1..50).map(|k| order(&format!("k-{k:03}"), 0)).collect();
+    harness.produce(&events).await?;
+    wait_until("49 handled", Duration::from_secs(30), || {
+        log.lock().unwrap().len() >= 49
+    })
+    .await?;
+    let parked = harness.kafka().read_all("lanes.dlq").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fallbacks = counter(
+        &member.metrics,
+        "orderflow_db_batch_fallbacks_total",
+        "kind=\"events\"",
+    );
+    let handled = counter(
+        &member.metrics,
+        "orderflow_events_consumed_total",
+        "outcome=\"handled\"",
+    );
+    member.stop().await?;
+
+    let effects = effects(&harness).await?;
+    assert_eq!(effects.len(), 49, "every other event applied: {effects:?}");
+    assert!(
+        effects.values().all(|&n| n == 1),
+        "nothing applied twice: {effects:?}"
+    );
+    assert!(
+        !effects.contains_key("k-025"),
+        "the poison event changed nothing"
+    );
+    assert_eq!(parked.len(), 1, "one dead letter");
+    assert_eq!(parked[0].key(), Some(b"k-025".as_slice()));
+    let error =
+        header(&parked[0], &format!("{DEAD_LETTER_HEADER_PREFIX}error")).unwrap_or_default();
+    assert!(error.contains("poison"), "{error}");
+    assert!(
+        fallbacks >= 1.0,
+        "the batch with the poison event was rolled back and applied one by one"
+    );
+    assert_eq!(handled, 49.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_with_an_event_in_retry_holds_its_later_events_and_no_one_else() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    // The stuck key's three events first, then a hundred other orders.
+    let mut events: Vec<Event> = (0..3).map(|seq| order("k-stuck", seq)).collect();
+    events.extend((0..100).map(|k| order(&format!("k-{k:03}"), 0)));
+    harness.produce(&events).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    // Failing for 500 ms: the first attempt and the retry after 200 ms fail,
+    // the one 400 ms later succeeds.
+    recorder.flaky = Some((
+        "k-stuck".into(),
+        Duration::from_millis(500),
+        Mutex::new(None),
+    ));
+    let started = Instant::now();
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    wait_until("every event handled", Duration::from_secs(30), || {
+        log.lock().unwrap().len() == 103
+    })
+    .await?;
+    let retries = counter(&member.metrics, "orderflow_handler_retries_total", "");
+    member.stop().await?;
+
+    let log = log.lock().unwrap().clone();
+    let stuck: Vec<&Handled> = log.iter().filter(|h| h.key == "k-stuck").collect();
+    assert_eq!(
+        stuck.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "its later events waited behind it"
+    );
+    let first = stuck[0].started;
+    assert!(
+        first - started >= Duration::from_millis(600),
+        "handled after two retries (200 ms and 400 ms tiers)"
+    );
+    let others_before = log
+        .iter()
+        .filter(|h| h.key != "k-stuck" && h.ended < first)
+        .count();
+    assert_eq!(others_before, 100, "no other order waited for it");
+    assert_eq!(retries, 2.0, "two retry copies written");
+    assert!(
+        harness.kafka().read_all("lanes.dlq").await?.is_empty(),
+        "nothing dead-lettered"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_constraint_violation_is_dead_lettered_on_the_first_attempt() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    harness
+        .produce(&[order("k-dup", 0), order("k-fine", 0)])
+        .await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    recorder.duplicate_insert = Some("k-dup".into());
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    let kafka = harness.kafka();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let parked = loop {
+        let parked = kafka.read_all("lanes.dlq").await?;
+        if !parked.is_empty() || Instant::now() > deadline {
+            break parked;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let retries = counter(&member.metrics, "orderflow_handler_retries_total", "");
+    member.stop().await?;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        header(&parked[0], &format!("{DEAD_LETTER_HEADER_PREFIX}attempts")).as_deref(),
+        Some("1")
+    );
+    let error =
+        header(&parked[0], &format!("{DEAD_LETTER_HEADER_PREFIX}error")).unwrap_or_default();
+    assert!(
+        error.to_lowercase().contains("unique"),
+        "the constraint is named: {error}"
+    );
+    assert_eq!(retries, 0.0, "never retried");
+    assert_eq!(
+        effects(&harness).await?.into_iter().collect::<Vec<_>>(),
+        vec![("k-fine".to_string(), 1)]
+    );
+    Ok(())
+}
