@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench deps clean
+.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench bench-system deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -44,9 +44,14 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-## Throughput and latency of the saga on the dev stack (release build).
+## Throughput, latency and memory of the saga on the dev stack (release
+## build, embedded broker, SQLite), with a raw relay chain as the yardstick.
 bench: deps
-	tools/scripts/bench.sh
+	tools/scripts/bench.sh dev
+
+## The same on real Kafka and PostgreSQL (started and stopped by the script).
+bench-system: deps
+	tools/scripts/bench.sh system
 
 clean:
 	$(CARGO) clean

@@ -1,28 +1,124 @@
 #!/usr/bin/env bash
-# Throughput and placed→terminal latency of the saga on the dev stack (release
-# build, embedded broker, SQLite): a burst of ORDERS, then an open-loop run at
-# RATE orders/s. Prints the figures; asserts nothing.
+# The saga's yardstick, in one run on one broker (release build):
+#   (a) a raw relay chain of the saga's hop count on the stack's broker, msg/s;
+#   (b) a burst of BURST orders, orders/s;
+#   (c) open loop at half the burst rate, p50/p99 placed→terminal;
+#   (d) the same burst with 200 ms of sandbox provider latency;
+#   (e) peak RSS of the whole stack;
+# and the ratio of (b) to (a). Prints the figures; asserts nothing.
+#
+#   tools/scripts/bench.sh           the dev stack: embedded broker, SQLite (make bench)
+#   tools/scripts/bench.sh system    Kafka and PostgreSQL, started and stopped here (make bench-system)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ORDERS=${ORDERS:-1000}
-RATE=${RATE:-100}
+MODE=${1:-dev}
+BURST=${BURST:-10000}
+CHAIN=${CHAIN:-100000}
+LATENCY_MS=${LATENCY_MS:-200}
 PORT=${PORT:-18080}
 target=${CARGO_TARGET_DIR:-target}
+bin="$target/release"
 
 cargo build --release --bins
+
+data=$(mktemp -d)
 log=$(mktemp)
-"$target/release/orderflow" dev --port "$PORT" --data-dir "$(mktemp -d)" >"$log" 2>&1 &
+rss_log=$(mktemp)
+dev=""
+sampler=""
+cleanup() {
+  [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
+  if [ -n "$dev" ]; then kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; fi
+  if [ "$MODE" = system ]; then
+    tools/scripts/kafka.sh stop || true
+    tools/scripts/postgres.sh stop || true
+  fi
+  rm -rf "$data" "$log" "$rss_log"
+}
+trap cleanup EXIT
+
+dev_args=(--port "$PORT" --data-dir "$data")
+if [ "$MODE" = system ]; then
+  export KAFKA_PORT=${KAFKA_PORT:-19092} PG_PORT=${PG_PORT:-15432}
+  KAFKA_CLEAN=1 tools/scripts/kafka.sh start
+  # Durable PostgreSQL, as a production server runs it (the test tier turns fsync off).
+  PG_CLEAN=1 PG_DURABLE=1 tools/scripts/postgres.sh start
+  dev_args+=(--kafka "127.0.0.1:$KAFKA_PORT" --database-server "postgres://orderflow:orderflow@127.0.0.1:$PG_PORT")
+elif [ "$MODE" != dev ]; then
+  echo "usage: $0 [dev|system]" >&2
+  exit 64
+fi
+
+"$bin/orderflow" dev "${dev_args[@]}" >"$log" 2>&1 &
 dev=$!
-trap 'kill -TERM $dev 2>/dev/null; wait $dev 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
   grep -q "orderflow is running" "$log" && break
-  kill -0 $dev 2>/dev/null || { cat "$log"; exit 1; }
+  kill -0 "$dev" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.2
 done
-grep -q "orderflow is running" "$log" || { echo "dev stack did not start"; tail -50 "$log"; exit 1; }
+grep -q "orderflow is running" "$log" || { echo "the stack did not start"; tail -50 "$log"; exit 1; }
 gateway="http://127.0.0.1:$PORT"
+payment="http://127.0.0.1:$((PORT + 4))"
+bootstrap=$(sed -n 's/^  kafka *//p' "$log" | head -1)
 
-echo "== burst: $ORDERS orders, 64 in flight"
-"$target/release/orderflow" load --gateway "$gateway" --orders "$ORDERS" --concurrency 64
-echo "== open loop: $ORDERS orders at $RATE/s"
-"$target/release/orderflow" load --gateway "$gateway" --orders "$ORDERS" --rate "$RATE" --concurrency 256
+# Peak resident memory of the stack: the dev process (which hosts the
+# embedded broker) and the six services, summed, sampled twice a second.
+(
+  while true; do
+    total=0
+    for pid in "$dev" $(pgrep -P "$dev"); do
+      kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      total=$((total + ${kb:-0}))
+    done
+    echo "$total" >>"$rss_log"
+    sleep 0.5
+  done
+) &
+sampler=$!
+
+result() { sed -n "s/^RESULT .*$1=\([0-9.]*\).*/\1/p" | tail -1; }
+sandbox() {
+  curl -sf -X PUT "$payment/v1/sandbox" -H 'content-type: application/json' \
+    -d "{\"latency_ms\": $1, \"failure_rate\": 0.0}" >/dev/null
+}
+
+echo "== warm-up: 500 orders"
+"$bin/orderflow" load --gateway "$gateway" --orders 500 --concurrency 64 >/dev/null
+
+echo "== (a) raw relay chain: $CHAIN messages, 5 hops, on $bootstrap"
+chain_out=$("$bin/orderflow" bench-chain --bootstrap-servers "$bootstrap" --hops 5 --messages "$CHAIN")
+echo "$chain_out" | grep -v '^RESULT'
+chain=$(echo "$chain_out" | result chain_msgs_per_s)
+
+echo "== (b) burst: $BURST orders, 128 in flight"
+burst_out=$("$bin/orderflow" load --gateway "$gateway" --orders "$BURST" --concurrency 128)
+echo "$burst_out" | grep -v '^RESULT'
+burst=$(echo "$burst_out" | result orders_per_s)
+
+rate=$(awk -v b="$burst" 'BEGIN { printf "%d", b / 2 }')
+open_orders=$((rate * 20))
+echo "== (c) open loop: $open_orders orders at $rate/s (half the burst rate)"
+open_out=$("$bin/orderflow" load --gateway "$gateway" --orders "$open_orders" --rate "$rate" --concurrency 512)
+echo "$open_out" | grep -v '^RESULT'
+open_p50=$(echo "$open_out" | result p50_ms)
+open_p99=$(echo "$open_out" | result p99_ms)
+
+echo "== (d) burst with ${LATENCY_MS} ms sandbox provider latency: $BURST orders"
+sandbox "$LATENCY_MS"
+slow_out=$("$bin/orderflow" load --gateway "$gateway" --orders "$BURST" --concurrency 128)
+sandbox 0
+echo "$slow_out" | grep -v '^RESULT'
+slow=$(echo "$slow_out" | result orders_per_s)
+
+kill "$sampler" 2>/dev/null || true
+sampler=""
+peak_kb=$(sort -n "$rss_log" | tail -1)
+
+echo
+echo "== summary ($MODE stack; $(nproc) cores)"
+printf '%-58s %s\n' "(a) raw relay chain, 5 hops" "$chain msg/s"
+printf '%-58s %s\n' "(b) saga burst, $BURST orders" "$burst orders/s"
+printf '%-58s %s\n' "(c) open loop at $rate/s, placed→terminal p50 / p99" "$open_p50 ms / $open_p99 ms"
+printf '%-58s %s\n' "(d) burst with ${LATENCY_MS} ms provider latency" "$slow orders/s"
+printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
+printf '%-58s %s\n' "saga / raw chain" "$(awk -v s="$burst" -v c="$chain" 'BEGIN { printf "%.4f", s / c }')"

@@ -29,6 +29,18 @@ orderflow_saga_outcomes_total counter
 orderflow_saga_duration_seconds histogram
 orderflow_sagas_in_flight gauge
 orderflow_saga_oldest_in_flight_age_seconds gauge
+orderflow_orders_refund_pending gauge
+orderflow_step_deadlines_passed_total counter
+orderflow_dead_letters_unwritten_total counter
+orderflow_unknown_event_types_total counter
+orderflow_consumer_in_flight gauge
+orderflow_consumer_buffered gauge
+orderflow_keys_waiting_for_retry gauge
+orderflow_external_calls_in_flight gauge
+orderflow_db_batch_items histogram
+orderflow_db_batch_fallbacks_total counter
+orderflow_outbox_parked_rows gauge
+orderflow_outbox_parked_total counter
 '
 export CONTRACT
 
@@ -168,9 +180,11 @@ unknown = sorted(test_names - series_names)
 report(not unknown, "rules.test.yaml: input series use only contract metrics", str(unknown))
 
 required = {"OrderflowConsumerLagGrowing", "OrderflowDeadLettersArriving", "OrderflowSagaStuck",
-            "OrderflowHttpErrorRateHigh", "OrderflowOutboxNotDraining", "OrderflowCircuitBreakerOpen"}
+            "OrderflowHttpErrorRateHigh", "OrderflowOutboxNotDraining", "OrderflowCircuitBreakerOpen",
+            "OrderflowRefundPending", "OrderflowOutboxRowsParked", "OrderflowDeadLettersUnwritten",
+            "OrderflowUnknownEventTypes"}
 missing = sorted(required - {a["alert"] for a in alerts})
-report(not missing, "rules.yaml: lag, dead-letter, stuck-saga, error-rate, outbox and circuit-breaker alerts exist", str(missing))
+report(not missing, "rules.yaml: lag, dead-letter, stuck-saga, error-rate, outbox, circuit-breaker, refund, parked-row and upgrade alerts exist", str(missing))
 
 firing, quiet, tested_exprs = set(), set(), []
 for t in tests["tests"]:

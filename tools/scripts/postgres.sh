@@ -10,6 +10,9 @@
 #   PG_DATA          [$ORDERFLOW_CACHE/pg-$PG_PORT] (see below for root)
 #   PG_BIN           [found] folder holding initdb, pg_ctl, psql
 #   PG_CLEAN         [0] 1: wipe PG_DATA before start (fresh cluster)
+#   PG_DURABLE       [0] 1: keep PostgreSQL's durability settings (fsync,
+#                    synchronous_commit) as a production server has them; the
+#                    default turns them off, since test data is disposable
 #
 # PostgreSQL refuses to run as root. As root, the server runs as the OS user
 # postgres (made by Debian's package) and PG_DATA belongs to it; as any other
@@ -156,10 +159,12 @@ port = $PG_PORT
 # path length limit for a long PG_DATA.
 unix_socket_directories = ''
 max_connections = 200
-# Test data is disposable: trade durability for speed.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$(if [ "${PG_DURABLE:-0}" = 1 ]; then
+    echo "# PG_DURABLE=1: durability settings as shipped."
+  else
+    printf '%s\n' "# Test data is disposable: trade durability for speed." \
+      "fsync = off" "synchronous_commit = off" "full_page_writes = off"
+  fi)
 EOF
 }
 

@@ -31,6 +31,11 @@ pub struct Args {
     /// Use this schema registry instead of the embedded one.
     #[arg(long)]
     registry: Option<String>,
+    /// Use this PostgreSQL server instead of SQLite files, one database per
+    /// service (`<url>/order`, `<url>/inventory`, …), e.g.
+    /// `postgres://orderflow:orderflow@127.0.0.1:15432`.
+    #[arg(long)]
+    database_server: Option<String>,
     /// The gateway's port; the embedded registry takes the next one, then
     /// order, inventory, payment, shipping and notification (8080 to 8086).
     #[arg(long, default_value_t = 8080)]
@@ -162,11 +167,12 @@ pub async fn run(args: Args) -> Result<()> {
                 .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
                 .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1);
         } else {
+            let database = match &args.database_server {
+                Some(server) => format!("{}/{name}", server.trim_end_matches('/')),
+                None => format!("sqlite://{}/{name}.db", data_dir.display()),
+            };
             command
-                .env(
-                    "ORDERFLOW_DATABASE_URL",
-                    format!("sqlite://{}/{name}.db", data_dir.display()),
-                )
+                .env("ORDERFLOW_DATABASE_URL", database)
                 .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
                 .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string())
                 .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
@@ -208,7 +214,11 @@ pub async fn run(args: Args) -> Result<()> {
         stop(&mut services).await;
         return Err(e);
     }
-    banner(&gateway, &bootstrap, &registry, &data_dir);
+    let data = match &args.database_server {
+        Some(server) => format!("PostgreSQL {}", orderflow_runtime::redact(server)),
+        None => data_dir.display().to_string(),
+    };
+    banner(&gateway, &bootstrap, &registry, &data);
 
     let result = tokio::select! {
         _ = orderflow_runtime::shutdown::signal() => Ok(()),
@@ -275,14 +285,14 @@ async fn stop(services: &mut [Service]) {
     }
 }
 
-fn banner(gateway: &str, bootstrap: &str, registry: &str, data_dir: &std::path::Path) {
+fn banner(gateway: &str, bootstrap: &str, registry: &str, data: &str) {
     println!(
         r#"
 orderflow is running.
   gateway         {gateway}
   kafka           {bootstrap}
   schema registry {registry}
-  data            {}
+  data            {data}
 
 Place an order:
   curl -si -X POST {gateway}/v1/orders -H 'content-type: application/json' -H 'Idempotency-Key: first-order' \
@@ -291,7 +301,6 @@ Then follow it (use the order_id from the answer):
   curl -s {gateway}/v1/orders/<order_id>
 
 Ctrl-C stops everything.
-"#,
-        data_dir.display()
+"#
     );
 }

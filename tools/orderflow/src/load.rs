@@ -101,6 +101,16 @@ pub async fn run(args: Args) -> Result<()> {
     let done = client
         .wait_all_terminal(&pending, Duration::from_secs(args.timeout_secs))
         .await?;
-    println!("{}", orderflow_api::SagaStats::of(&done));
+    let stats = orderflow_api::SagaStats::of(&done);
+    println!("{stats}");
+    // One line for scripts (make bench).
+    println!(
+        "RESULT orders={} orders_per_s={:.1} p50_ms={} p99_ms={} placing_s={:.2}",
+        done.len(),
+        stats.per_second(),
+        stats.p50_ms,
+        stats.p99_ms,
+        placing.as_secs_f64()
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! machine; `topics` shows and provisions the topic layout; `load` places
 //! orders and measures them.
 
+mod bench;
 mod dev;
 mod load;
 
@@ -28,6 +29,8 @@ enum Command {
     Topics(TopicsCommand),
     /// Place orders through the gateway and report throughput and latency.
     Load(load::Args),
+    /// Measure a raw relay chain on a broker: the yardstick of `make bench`.
+    BenchChain(bench::Args),
     /// The event schemas in a Confluent-compatible registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Load(args) => load::run(args).await,
+        Command::BenchChain(args) => bench::run(args).await,
         Command::Schemas(SchemasCommand::Register { registry_url }) => {
             let registry = orderflow_envelope::HttpSchemaRegistry::new(&registry_url);
             for &t in orderflow_envelope::EventType::ALL {

@@ -177,9 +177,10 @@ fn drain(shared: &Shared, tps: &[Tp], timeout: Duration) {
     }
 }
 
-fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitMode) {
+/// Commits; false when the broker refused (a rebalance in progress, say).
+fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitMode) -> bool {
     if commits.is_empty() {
-        return;
+        return true;
     }
     let mut tpl = TopicPartitionList::with_capacity(commits.len());
     for c in commits {
@@ -194,8 +195,12 @@ fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitM
             Err(e) => tracing::warn!(error = %e, partition = %c.tp, "offset not committed"),
         }
     }
-    if let Err(e) = consumer.commit(&tpl, mode) {
-        tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+            false
+        }
     }
 }
 
@@ -246,12 +251,28 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
         }
     }
     // Shutdown: nothing new starts and in-flight work finishes (for a
-    // while). Then the consumer leaves its group: the revocation that
-    // follows commits what finished, inside the rebalance, where a commit is
-    // still valid (one made outside it while another member joins fails).
+    // while), and what finished is committed. The broker refuses commits
+    // while the group rebalances (another member joining, say): then the
+    // consumer keeps serving the rebalance, for a few seconds, and commits
+    // again, rather than leave the next owner to redo what was done. Then it
+    // leaves its group; the revocation that follows commits once more.
     let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
     let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
     drain(shared, &assigned, timeout);
+    let settling = Instant::now();
+    loop {
+        let commits = shared
+            .scheduler
+            .lock()
+            .expect("scheduler lock")
+            .final_commits(&assigned);
+        if commit(&consumer, &commits, CommitMode::Sync)
+            || settling.elapsed() > Duration::from_secs(10)
+        {
+            break;
+        }
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
     consumer.unsubscribe();
     let leaving = Instant::now();
     while !consumer
@@ -262,13 +283,11 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
     {
         let _ = consumer.poll(Duration::from_millis(100));
     }
-    // Whatever the revocation did not commit (it came early, or not at all).
-    let commits = shared
+    shared
         .scheduler
         .lock()
         .expect("scheduler lock")
         .finish_revoke(&assigned);
-    commit(&consumer, &commits, CommitMode::Sync);
     drop(consumer); // closes it
 }
 

@@ -343,17 +343,26 @@ impl<M> Scheduler<M> {
     pub fn finish_revoke(&mut self, tps: &[Tp]) -> Vec<Commit> {
         let mut commits = Vec::new();
         for tp in tps {
-            if let Some(p) = self.partitions.remove(tp) {
-                if let Some(offset) = p.offsets.watermark() {
-                    commits.push(Commit {
-                        tp: tp.clone(),
-                        offset: offset.max(p.committed.unwrap_or(offset)),
-                        finished_runs: p.offsets.finished_runs(),
-                    });
-                }
-            }
+            commits.extend(self.final_commits(std::slice::from_ref(tp)));
+            self.partitions.remove(tp);
         }
         commits
+    }
+
+    /// What to commit for these partitions now, whether or not an earlier
+    /// commit carried it; they stay known.
+    pub fn final_commits(&self, tps: &[Tp]) -> Vec<Commit> {
+        tps.iter()
+            .filter_map(|tp| {
+                let p = self.partitions.get(tp)?;
+                let offset = p.offsets.watermark()?;
+                Some(Commit {
+                    tp: tp.clone(),
+                    offset: offset.max(p.committed.unwrap_or(offset)),
+                    finished_runs: p.offsets.finished_runs(),
+                })
+            })
+            .collect()
     }
 
     /// Every partition whose committed offset can move.
