@@ -215,6 +215,11 @@ def schema():
                     description="Partitions per topic; caps replicaCount and maxReplicas of every consumer.",
                 ),
                 "replicationFactor": integer(minimum=1),
+                "minInsyncReplicas": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "Replicas that must have a write before it is acknowledged; null: 2 when replicationFactor is 3 or more, else 1.",
+                },
                 "properties": {
                     "type": "object",
                     "description": "Extra librdkafka properties (non-secret).",

@@ -113,6 +113,21 @@ pub trait Handler: Send + Sync + 'static {
 
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError>;
 
+    /// Takes, before any event of a batch is handled, the row locks the
+    /// batch's handlers will need, in one consistent order (sorted by key).
+    /// Batches of several replicas on one PostgreSQL database then wait for
+    /// each other instead of deadlocking, as they would locking hot rows
+    /// (stock of a popular SKU) in whatever order their events come. SQLite
+    /// has one writer and needs none of it: it is called on PostgreSQL only.
+    async fn lock_rows(
+        &self,
+        events: &[&Event],
+        conn: &mut AnyConnection,
+    ) -> Result<(), HandlerError> {
+        let _ = (events, conn);
+        Ok(())
+    }
+
     /// Handling `event` kept failing transiently until the step's deadline
     /// (`error` is the last failure). Record the failure in domain terms, so
     /// the saga can compensate, and return true; false dead-letters the event.

@@ -33,6 +33,11 @@ pub use outbox::OutboxRelay;
 pub use producer::Producer;
 pub use service::{Runtime, ServiceSpec};
 
+/// Every binary that links the runtime (the services, the gateway, the CLI)
+/// allocates with mimalloc: see the workspace's Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Re-exported so services name the same metric types the runtime uses.
 pub use orderflow_telemetry as telemetry;
 /// Re-exported so services name the same sqlx types the runtime uses.

@@ -40,6 +40,15 @@ pub struct TopicSpec {
 /// Retry copies are only needed until their deadline; a week is plenty.
 const RETRY_RETENTION_MS: &str = "604800000";
 
+/// Partitions of a retry tier topic: a quarter of a domain topic's. Retries
+/// are few; every partition costs each consumer's fetches even when idle,
+/// and a tier needs no more members than that to spread its retries (the
+/// order of one order's events does not depend on partitions: its later
+/// events wait in the database).
+pub fn retry_partitions(partitions: i32) -> i32 {
+    (partitions / 4).max(1)
+}
+
 /// Every topic orderflow uses. Domain topics and dead letters keep their
 /// events forever: the log is the event store read models are rebuilt from.
 pub fn layout(partitions: i32, tiers: &[Duration]) -> Vec<TopicSpec> {
@@ -56,7 +65,7 @@ pub fn layout(partitions: i32, tiers: &[Duration]) -> Vec<TopicSpec> {
         for name in retry_topics(service, tiers) {
             specs.push(TopicSpec {
                 name,
-                partitions,
+                partitions: retry_partitions(partitions),
                 config: vec![("retention.ms", RETRY_RETENTION_MS.to_string())],
             });
         }

@@ -3,10 +3,12 @@
 //! the order ships.
 
 use async_trait::async_trait;
+use orderflow_envelope::reasons::PROVIDER_UNAVAILABLE;
 use orderflow_envelope::{
     Event, EventType, InventoryReleased, InventoryReserved, InventoryUnavailable, OrderCreated,
     ReservedLine,
 };
+use orderflow_runtime::sqlx::AnyConnection;
 use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
 
 use crate::{domain, store};
@@ -29,7 +31,12 @@ impl Handler for InventoryHandler {
         match event {
             Event::OrderCreated(order) => reserve_lines(order, ctx).await,
             Event::PaymentFailed(e) => {
-                release(&e.order_id, &e.customer_id, "PAYMENT_DECLINED", ctx).await
+                let reason = if e.reason == PROVIDER_UNAVAILABLE {
+                    "PAYMENT_UNAVAILABLE"
+                } else {
+                    "PAYMENT_DECLINED"
+                };
+                release(&e.order_id, &e.customer_id, reason, ctx).await
             }
             Event::ShipmentFailed(e) => {
                 release(&e.order_id, &e.customer_id, "SHIPPING_FAILED", ctx).await
@@ -37,6 +44,26 @@ impl Handler for InventoryHandler {
             Event::ShipmentCreated(e) => ship(&e.order_id, ctx).await,
             _ => Ok(()),
         }
+    }
+
+    /// Every order of a batch takes or gives back stock of a few SKUs: the
+    /// stock rows of all of them are locked first, in SKU order.
+    async fn lock_rows(
+        &self,
+        events: &[&Event],
+        conn: &mut AnyConnection,
+    ) -> Result<(), HandlerError> {
+        let mut skus: Vec<String> = Vec::new();
+        let mut holding: Vec<&str> = Vec::new();
+        for event in events {
+            match event {
+                Event::OrderCreated(o) => skus.extend(o.items.iter().map(|i| i.sku.clone())),
+                other => holding.push(other.order_id()),
+            }
+        }
+        skus.extend(store::skus_held(conn, &holding).await?);
+        store::lock_stock(conn, skus).await?;
+        Ok(())
     }
 }
 
@@ -47,14 +74,13 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
     let mut taken = Vec::new();
     let mut missing = Vec::new();
     for line in &lines {
-        if store::take(ctx.tx, &line.sku, i64::from(line.quantity)).await? {
-            taken.push(line);
-        } else {
-            missing.push(line.sku.clone());
+        match store::take(ctx.tx, &line.sku, i64::from(line.quantity)).await? {
+            Some(unit_price) => taken.push((line, unit_price)),
+            None => missing.push(line.sku.clone()),
         }
     }
     if !missing.is_empty() {
-        for line in taken {
+        for (line, _) in taken {
             store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
         }
         tracing::info!(order_id = %order.order_id, ?missing, "out of stock");
@@ -66,12 +92,12 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
         return Ok(());
     }
     let mut reserved = Vec::with_capacity(lines.len());
-    for line in &lines {
+    for (line, unit_price) in taken {
         store::insert_reservation(ctx.tx, &order.order_id, line).await?;
         reserved.push(ReservedLine {
             sku: line.sku.clone(),
             quantity: line.quantity,
-            unit_price: store::unit_price(ctx.tx, &line.sku).await?,
+            unit_price,
         });
     }
     let total = domain::total(&reserved).map_err(HandlerError::Permanent)?;
@@ -93,14 +119,13 @@ async fn release(
     reason: &str,
     ctx: &mut HandlerCtx<'_>,
 ) -> Result<(), HandlerError> {
-    let held = store::held_lines(ctx.tx, order_id).await?;
+    let held = store::settle_reservation(ctx.tx, order_id, "RELEASED").await?;
     if held.is_empty() {
         return Ok(()); // nothing held (already released or shipped)
     }
     for line in &held {
         store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
     }
-    store::set_reservation_status(ctx.tx, order_id, "RELEASED").await?;
     ctx.emit(InventoryReleased {
         order_id: order_id.to_string(),
         customer_id: customer_id.to_string(),
@@ -112,9 +137,8 @@ async fn release(
 
 /// The goods left: reserved units are no longer stock.
 async fn ship(order_id: &str, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
-    for line in store::held_lines(ctx.tx, order_id).await? {
+    for line in store::settle_reservation(ctx.tx, order_id, "SHIPPED").await? {
         store::ship(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
     }
-    store::set_reservation_status(ctx.tx, order_id, "SHIPPED").await?;
     Ok(())
 }

@@ -6,21 +6,78 @@ use orderflow_api::{MoneyView, StockView};
 use orderflow_envelope::{Money, OrderItem};
 use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
-/// Takes `quantity` from available into reserved; false if not enough stock
-/// (or no such SKU).
-pub async fn take(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+/// Takes `quantity` from available into reserved; returns the SKU's unit
+/// price, or None if not enough stock (or no such SKU).
+pub async fn take(
+    conn: &mut AnyConnection,
+    sku: &str,
+    quantity: i64,
+) -> Result<Option<Money>, sqlx::Error> {
+    let row = sqlx::query(
         "UPDATE stock SET available = available - $1, reserved = reserved + $2, updated_at = $3
-         WHERE sku = $4 AND available >= $5",
+         WHERE sku = $4 AND available >= $5 RETURNING unit_price_minor, currency",
     )
     .bind(quantity)
     .bind(quantity)
     .bind(orderflow_runtime::now_millis())
     .bind(sku)
     .bind(quantity)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(result.rows_affected() == 1)
+    row.map(|r| {
+        Ok(Money::new(
+            r.try_get("unit_price_minor")?,
+            r.try_get::<String, _>("currency")?,
+        ))
+    })
+    .transpose()
+}
+
+/// The SKUs these orders hold reservations of.
+pub async fn skus_held(
+    conn: &mut AnyConnection,
+    order_ids: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT sku FROM reservations WHERE status = 'RESERVED' AND order_id IN ({})",
+        orderflow_runtime::in_list(order_ids.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in order_ids {
+        query = query.bind(id.to_string());
+    }
+    query
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get("sku"))
+        .collect()
+}
+
+/// Locks the stock rows of `skus` in SKU order (PostgreSQL), so concurrent
+/// batches queue up instead of deadlocking.
+pub async fn lock_stock(
+    conn: &mut AnyConnection,
+    mut skus: Vec<String>,
+) -> Result<(), sqlx::Error> {
+    skus.sort_unstable();
+    skus.dedup();
+    if skus.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT sku FROM stock WHERE sku IN ({}) ORDER BY sku FOR UPDATE",
+        orderflow_runtime::in_list(skus.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for sku in skus {
+        query = query.bind(sku);
+    }
+    query.fetch_all(conn).await?;
+    Ok(())
 }
 
 /// Gives reserved units back to available.
@@ -52,17 +109,6 @@ pub async fn ship(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<
     Ok(())
 }
 
-pub async fn unit_price(conn: &mut AnyConnection, sku: &str) -> Result<Money, sqlx::Error> {
-    let row = sqlx::query("SELECT unit_price_minor, currency FROM stock WHERE sku = $1")
-        .bind(sku)
-        .fetch_one(conn)
-        .await?;
-    Ok(Money::new(
-        row.try_get("unit_price_minor")?,
-        row.try_get::<String, _>("currency")?,
-    ))
-}
-
 pub async fn insert_reservation(
     conn: &mut AnyConnection,
     order_id: &str,
@@ -80,16 +126,24 @@ pub async fn insert_reservation(
     Ok(())
 }
 
-/// The order's lines still held as RESERVED.
-pub async fn held_lines(
+/// Moves the order's RESERVED lines to `status` (RELEASED, SHIPPED) and
+/// returns them: nothing when none were held any more.
+pub async fn settle_reservation(
     conn: &mut AnyConnection,
     order_id: &str,
+    status: &str,
 ) -> Result<Vec<OrderItem>, sqlx::Error> {
-    let rows = sqlx::query("SELECT sku, quantity FROM reservations WHERE order_id = $1 AND status = 'RESERVED' ORDER BY sku")
-        .bind(order_id)
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
+    let rows = sqlx::query(
+        "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = 'RESERVED'
+         RETURNING sku, quantity",
+    )
+    .bind(status)
+    .bind(orderflow_runtime::now_millis())
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    let mut lines = rows
+        .iter()
         .map(|r| {
             let quantity: i64 = r.try_get("quantity")?;
             Ok(OrderItem {
@@ -97,21 +151,10 @@ pub async fn held_lines(
                 quantity: quantity as i32,
             })
         })
-        .collect()
-}
-
-pub async fn set_reservation_status(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    status: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = 'RESERVED'")
-        .bind(status)
-        .bind(orderflow_runtime::now_millis())
-        .bind(order_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // RETURNING promises no order; events list lines by SKU.
+    lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+    Ok(lines)
 }
 
 pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx::Error> {

@@ -34,10 +34,11 @@ impl Handler for NotificationHandler {
         let Some(notification) = notification_for(&event) else {
             return Ok(());
         };
-        match store::status(ctx.tx, &notification.order_id, notification.kind).await? {
-            Some(status) if status == store::SENT => return Ok(()),
-            Some(_) => {} // recorded by an earlier attempt: send again
-            None => store::record_pending(ctx.tx, &notification, self.channel.name()).await?,
+        if !store::record_pending(ctx.tx, &notification, self.channel.name()).await? {
+            match store::status(ctx.tx, &notification.order_id, notification.kind).await? {
+                Some(status) if status == store::SENT => return Ok(()),
+                _ => {} // recorded by an earlier attempt: send again
+            }
         }
         ctx.call(Send {
             channel: self.channel.clone(),

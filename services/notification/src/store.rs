@@ -22,15 +22,15 @@ pub async fn status(
         .transpose()
 }
 
-/// Records the intent to send `n`.
+/// Records the intent to send `n`; false if it was recorded before.
 pub async fn record_pending(
     conn: &mut AnyConnection,
     n: &Notification,
     channel: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
         "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING')",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING') ON CONFLICT DO NOTHING",
     )
     .bind(&n.notification_id)
     .bind(&n.order_id)
@@ -41,7 +41,7 @@ pub async fn record_pending(
     .bind(orderflow_runtime::now_millis())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// The channel took it; false if it was marked sent already.

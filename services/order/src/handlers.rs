@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use orderflow_envelope::{Event, EventType, OrderCancelled, OrderCompleted};
+use orderflow_runtime::sqlx::AnyConnection;
 use orderflow_runtime::telemetry::metrics_types::OutcomeLabels;
 use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, Handler, HandlerCtx, HandlerError};
@@ -22,12 +23,22 @@ impl Handler for OrderSaga {
         FOLLOWED.contains(&event_type)
     }
 
+    /// Two events of one order can be handled at once by two replicas (they
+    /// come from different topics): the order rows of a batch are locked
+    /// first, in order id order, so the second sees the first's history row
+    /// when it derives the status, and batches never deadlock.
+    async fn lock_rows(
+        &self,
+        events: &[&Event],
+        conn: &mut AnyConnection,
+    ) -> Result<(), HandlerError> {
+        let ids: Vec<&str> = events.iter().map(|e| e.order_id()).collect();
+        store::lock_orders(conn, ids).await?;
+        Ok(())
+    }
+
     async fn handle(&self, event: Event, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
         let order_id = event.order_id().to_string();
-        // Two events of one order can be handled at once by two replicas (they
-        // come from different topics). Locking the row first serializes them,
-        // so the second sees the first's history row when it derives the status.
-        store::lock(ctx.tx, &order_id).await?;
         let Some(mut order) = store::load(ctx.tx, &order_id).await? else {
             return Err(HandlerError::Permanent(format!(
                 "{} refers to order {order_id}, which this order service never created",
@@ -43,42 +54,29 @@ impl Handler for OrderSaga {
             ctx.meta.time.timestamp_millis(),
         )
         .await?;
+        // What the event adds to the order, written with its status below in
+        // one statement.
         match &event {
-            Event::InventoryReserved(e) => {
-                store::set_total(ctx.tx, &order_id, &e.total).await?;
-                order.total = Some(e.total.clone());
-            }
-            Event::ShipmentCreated(e) => {
-                store::set_tracking_id(ctx.tx, &order_id, &e.tracking_id).await?;
-                order.tracking_id = Some(e.tracking_id.clone());
-            }
-            Event::PaymentFailed(e) => {
-                store::set_payment_failure(ctx.tx, &order_id, &e.reason).await?;
-                order.payment_failure = Some(e.reason.clone());
-            }
+            Event::InventoryReserved(e) => order.total = Some(e.total.clone()),
+            Event::ShipmentCreated(e) => order.tracking_id = Some(e.tracking_id.clone()),
+            Event::PaymentFailed(e) => order.payment_failure = Some(e.reason.clone()),
             _ => {}
         }
-
-        let was_terminal = Status::from_name(&order.status).is_some_and(Status::is_terminal);
-        if was_terminal {
-            return Ok(()); // late events join the history but change nothing
+        let now = now_millis();
+        let current = Status::from_name(&order.status);
+        if current.is_some_and(Status::is_terminal) {
+            // Late events join the history and the record but change nothing.
+            store::update(ctx.tx, &order_id, &order, None, now).await?;
+            return Ok(());
         }
         let seen = store::seen_events(ctx.tx, &order_id).await?;
         let unavailable = order.payment_failure.as_deref() == Some(PROVIDER_UNAVAILABLE);
         let (status, reason) = derive_status(&seen, unavailable);
-        if status.as_str() == order.status {
+        if current == Some(status) {
+            store::update(ctx.tx, &order_id, &order, None, now).await?;
             return Ok(());
         }
-        let now = now_millis();
-        store::set_status(
-            ctx.tx,
-            &order_id,
-            status.as_str(),
-            reason.map(|r| r.as_str()),
-            now,
-            status.is_terminal(),
-        )
-        .await?;
+        store::update(ctx.tx, &order_id, &order, Some((status, reason)), now).await?;
         tracing::info!(
             order_id,
             status = status.as_str(),

@@ -1,6 +1,8 @@
 //! The order service's SQL.
 
 use orderflow_api::{HistoryEntry, MoneyView, OrderLine, OrderView};
+
+use crate::domain::{CancelReason, Status};
 use orderflow_envelope::{EventType, Money};
 use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
@@ -50,12 +52,22 @@ pub async fn status(
         .transpose()
 }
 
-/// Takes the order's row lock (a no-op update: portable, unlike `FOR UPDATE`).
-pub async fn lock(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET updated_at = updated_at WHERE order_id = $1")
-        .bind(order_id)
-        .execute(conn)
-        .await?;
+/// Locks the rows of these orders in id order (PostgreSQL).
+pub async fn lock_orders(conn: &mut AnyConnection, mut ids: Vec<&str>) -> Result<(), sqlx::Error> {
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT order_id FROM orders WHERE order_id IN ({}) ORDER BY order_id FOR UPDATE",
+        orderflow_runtime::in_list(ids.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    query.fetch_all(conn).await?;
     Ok(())
 }
 
@@ -122,67 +134,49 @@ pub async fn seen_events(
         .collect())
 }
 
-pub async fn set_total(
+/// Writes what the order's events added (total, tracking id, payment
+/// failure) and, when given, its new status and reason.
+pub async fn update(
     conn: &mut AnyConnection,
     order_id: &str,
-    total: &Money,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
-        .bind(total.amount_minor)
-        .bind(&total.currency)
-        .bind(order_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_tracking_id(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    tracking_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
-        .bind(tracking_id)
-        .bind(order_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_payment_failure(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE orders SET payment_failure = $1 WHERE order_id = $2")
-        .bind(reason)
-        .bind(order_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn set_status(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    status: &str,
-    reason: Option<&str>,
+    order: &OrderRow,
+    status: Option<(Status, Option<CancelReason>)>,
     now: i64,
-    terminal: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE orders SET status = $1, reason = $2, updated_at = $3,
-                terminal_at = CASE WHEN $4 = 1 THEN $5 ELSE terminal_at END
-         WHERE order_id = $6",
-    )
-    .bind(status)
-    .bind(reason)
-    .bind(now)
-    .bind(i64::from(terminal))
-    .bind(now)
-    .bind(order_id)
-    .execute(conn)
-    .await?;
+    let (total_minor, currency) = match &order.total {
+        Some(m) => (Some(m.amount_minor), Some(m.currency.as_str())),
+        None => (None, None),
+    };
+    let query = match status {
+        Some((status, reason)) => sqlx::query(
+            "UPDATE orders SET total_minor = $1, currency = $2, tracking_id = $3, payment_failure = $4,
+                    updated_at = $5, status = $6, reason = $7,
+                    terminal_at = CASE WHEN $8 = 1 THEN $9 ELSE terminal_at END
+             WHERE order_id = $10",
+        )
+        .bind(total_minor)
+        .bind(currency)
+        .bind(order.tracking_id.as_deref())
+        .bind(order.payment_failure.as_deref())
+        .bind(now)
+        .bind(status.as_str())
+        .bind(reason.map(|r| r.as_str()))
+        .bind(i64::from(status.is_terminal()))
+        .bind(now)
+        .bind(order_id),
+        None => sqlx::query(
+            "UPDATE orders SET total_minor = $1, currency = $2, tracking_id = $3, payment_failure = $4,
+                    updated_at = $5
+             WHERE order_id = $6",
+        )
+        .bind(total_minor)
+        .bind(currency)
+        .bind(order.tracking_id.as_deref())
+        .bind(order.payment_failure.as_deref())
+        .bind(now)
+        .bind(order_id),
+    };
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -82,8 +82,7 @@ impl Handler for PaymentHandler {
                             Status::Failed,
                             &reserved.total,
                         )
-                        .await?;
-                        true
+                        .await?
                     }
                 };
                 if failed {
@@ -123,18 +122,18 @@ impl PaymentHandler {
         reserved: InventoryReserved,
         ctx: &mut HandlerCtx<'_>,
     ) -> Result<(), HandlerError> {
-        match store::find(ctx.tx, &reserved.order_id).await? {
-            Some(p) if p.status != Status::Pending => return Ok(()), // decided already
-            Some(_) => {} // intent recorded by an earlier attempt: call again
-            None => {
-                store::insert(
-                    ctx.tx,
-                    &reserved.order_id,
-                    &reserved.customer_id,
-                    Status::Pending,
-                    &reserved.total,
-                )
-                .await?
+        let recorded = store::insert(
+            ctx.tx,
+            &reserved.order_id,
+            &reserved.customer_id,
+            Status::Pending,
+            &reserved.total,
+        )
+        .await?;
+        if !recorded {
+            match store::find(ctx.tx, &reserved.order_id).await? {
+                Some(p) if p.status != Status::Pending => return Ok(()), // decided already
+                _ => {} // intent recorded by an earlier attempt: call again
             }
         }
         ctx.call(ChargeCall {

@@ -76,18 +76,18 @@ pub async fn find(
     .transpose()
 }
 
-/// Records the intent to charge an order.
+/// Records the intent to charge an order; false if it has a payment already.
 pub async fn insert(
     conn: &mut AnyConnection,
     order_id: &str,
     customer_id: &str,
     status: Status,
     amount: &Money,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let now = orderflow_runtime::now_millis();
-    sqlx::query(
+    let result = sqlx::query(
         "INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id)
     .bind(customer_id)
@@ -98,7 +98,7 @@ pub async fn insert(
     .bind(now)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Moves the payment to `to` if it is in one of `from`, setting the payment

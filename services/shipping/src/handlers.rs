@@ -21,9 +21,6 @@ impl Handler for ShippingHandler {
         let Event::PaymentProcessed(paid) = event else {
             return Ok(());
         };
-        if store::exists(ctx.tx, &paid.order_id).await? {
-            return Ok(());
-        }
         let order_id = paid.order_id.clone();
         let carrier = self.carrier.name.as_str();
         match self.carrier.book(&order_id, &paid.shipping_address.country) {
@@ -31,18 +28,17 @@ impl Handler for ShippingHandler {
                 shipment_id,
                 tracking_id,
             } => {
-                store::insert(
-                    ctx.tx,
-                    NewShipment {
-                        order_id: &order_id,
-                        status: "CREATED",
-                        shipment_id: Some(&shipment_id),
-                        tracking_id: Some(&tracking_id),
-                        carrier,
-                        reason: None,
-                    },
-                )
-                .await?;
+                let new = NewShipment {
+                    order_id: &order_id,
+                    status: "CREATED",
+                    shipment_id: Some(&shipment_id),
+                    tracking_id: Some(&tracking_id),
+                    carrier,
+                    reason: None,
+                };
+                if !store::insert(ctx.tx, new).await? {
+                    return Ok(()); // booked already
+                }
                 ctx.emit(ShipmentCreated {
                     order_id,
                     customer_id: paid.customer_id,
@@ -52,18 +48,17 @@ impl Handler for ShippingHandler {
                 });
             }
             Booking::Refused { reason } => {
-                store::insert(
-                    ctx.tx,
-                    NewShipment {
-                        order_id: &order_id,
-                        status: "FAILED",
-                        shipment_id: None,
-                        tracking_id: None,
-                        carrier,
-                        reason: Some(&reason),
-                    },
-                )
-                .await?;
+                let new = NewShipment {
+                    order_id: &order_id,
+                    status: "FAILED",
+                    shipment_id: None,
+                    tracking_id: None,
+                    carrier,
+                    reason: Some(&reason),
+                };
+                if !store::insert(ctx.tx, new).await? {
+                    return Ok(()); // refused already
+                }
                 ctx.emit(ShipmentFailed {
                     order_id,
                     customer_id: paid.customer_id,

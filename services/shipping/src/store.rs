@@ -2,14 +2,6 @@
 
 use orderflow_runtime::sqlx::{self, AnyConnection};
 
-pub async fn exists(conn: &mut AnyConnection, order_id: &str) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT order_id FROM shipments WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.is_some())
-}
-
 pub struct NewShipment<'a> {
     pub order_id: &'a str,
     pub status: &'a str,
@@ -19,10 +11,11 @@ pub struct NewShipment<'a> {
     pub reason: Option<&'a str>,
 }
 
-pub async fn insert(conn: &mut AnyConnection, s: NewShipment<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Records the order's shipment; false if it had one already.
+pub async fn insert(conn: &mut AnyConnection, s: NewShipment<'_>) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
         "INSERT INTO shipments (order_id, status, shipment_id, tracking_id, carrier, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(s.order_id)
     .bind(s.status)
@@ -33,5 +26,5 @@ pub async fn insert(conn: &mut AnyConnection, s: NewShipment<'_>) -> Result<(), 
     .bind(orderflow_runtime::now_millis())
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }

@@ -52,6 +52,8 @@ enum TopicsCommand {
     List {
         #[arg(long, env = "ORDERFLOW_KAFKA_PARTITIONS", default_value_t = 12)]
         partitions: i32,
+        #[command(flatten)]
+        tiers: RetryTiers,
     },
     /// Create the missing topics on a Kafka cluster (admin API), idempotently.
     Apply {
@@ -69,7 +71,49 @@ enum TopicsCommand {
         /// Extra librdkafka properties, `key=value,key=value`.
         #[arg(long, env = "ORDERFLOW_KAFKA_PROPERTIES", default_value = "")]
         kafka_properties: String,
+        #[command(flatten)]
+        tiers: RetryTiers,
     },
+}
+
+/// The retry tiers the services run with: one retry topic per tier. The same
+/// variables (and format, `[1000,4000,9000]`) as the services read.
+#[derive(clap::Args)]
+struct RetryTiers {
+    /// The fast tiers, in milliseconds.
+    #[arg(long, env = "ORDERFLOW_RETRY_BACKOFF_MS", value_parser = parse_ms_list, default_value = "[1000,4000,9000]")]
+    retry_backoff_ms: MsList,
+    /// The slow tiers, in milliseconds.
+    #[arg(long, env = "ORDERFLOW_RETRY_SLOW_TIERS_MS", value_parser = parse_ms_list, default_value = "[60000,300000,900000]")]
+    retry_slow_tiers_ms: MsList,
+}
+
+#[derive(Clone, Debug)]
+struct MsList(Vec<u64>);
+
+fn parse_ms_list(s: &str) -> Result<MsList, String> {
+    s.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|e| format!("`{v}` is not a number of milliseconds: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(MsList)
+}
+
+impl RetryTiers {
+    fn config(&self) -> orderflow_runtime::RuntimeConfig {
+        orderflow_runtime::RuntimeConfig {
+            retry_backoff_ms: self.retry_backoff_ms.0.clone(),
+            retry_slow_tiers_ms: self.retry_slow_tiers_ms.0.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[tokio::main]
@@ -94,8 +138,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Topics(TopicsCommand::List { partitions }) => {
-            let tiers = orderflow_runtime::RuntimeConfig::default().retry_tiers();
+        Command::Topics(TopicsCommand::List { partitions, tiers }) => {
+            let tiers = tiers.config().retry_tiers();
             for t in orderflow_runtime::topics::layout(partitions, &tiers) {
                 let config: Vec<String> =
                     t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -114,12 +158,13 @@ async fn main() -> anyhow::Result<()> {
             replication_factor,
             min_insync_replicas,
             kafka_properties,
+            tiers,
         }) => {
             let config = orderflow_runtime::RuntimeConfig {
                 kafka_bootstrap_servers: bootstrap_servers,
                 kafka_partitions: partitions,
                 kafka_properties,
-                ..Default::default()
+                ..tiers.config()
             };
             config.validate().map_err(anyhow::Error::msg)?;
             let report =

@@ -124,6 +124,22 @@ impl Work for HandleWork {
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
         let backend = ctx.rt.db().backend();
         let heads = parking::heads(tx.conn, backend, &ctx.group, &keys).await?;
+        if backend == crate::db::Backend::Postgres {
+            let events: Vec<&Event> = items
+                .iter()
+                .filter(|i| first.contains(&i.meta.id))
+                .filter_map(|i| match &i.step {
+                    Step::Event(e) | Step::Deadline(e, _) => Some(e),
+                    Step::Record(_) => None,
+                })
+                .collect();
+            if !events.is_empty() {
+                ctx.handler
+                    .lock_rows(&events, tx.conn)
+                    .await
+                    .map_err(|error| Failed { item: None, error })?;
+            }
+        }
         let mut not_done: Vec<String> = Vec::new();
         for (i, item) in items.iter_mut().enumerate() {
             let head = heads.get(&item.key);
