@@ -255,7 +255,9 @@ async fn apply_one(
         ctx.rt.emit(tx, event, Some(&item.meta)).await?;
     }
     if !emitted.is_empty() || matches!(item.outcome, Outcome::Applied) {
-        tracing::info!(order_id = %item.key, event = %item.meta.event_type,
+        // One line per event would be most of a busy service's log: the
+        // services log what happened to the order instead.
+        tracing::debug!(order_id = %item.key, event = %item.meta.event_type,
             emitted = ?emitted.iter().map(|e| e.event_type().name()).collect::<Vec<_>>(), "handled");
     }
     Ok(())
