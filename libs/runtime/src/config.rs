@@ -72,6 +72,14 @@ pub struct RuntimeConfig {
     pub outbox_max_attempts: u32,
     /// How long inbox rows are kept: longer than any redelivery can come late.
     pub inbox_retention_ms: u64,
+    /// The circuit breaker of the service's external dependency (payment
+    /// provider, notification channel) opens when this percentage of the calls
+    /// of the last ten seconds failed…
+    pub breaker_failure_rate: u32,
+    /// …once there were at least this many calls in those ten seconds…
+    pub breaker_minimum_calls: u32,
+    /// …and stays open (failing calls at once) this long before a trial call.
+    pub breaker_open_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -101,11 +109,23 @@ impl Default for RuntimeConfig {
             outbox_lease_ms: 10_000,
             outbox_max_attempts: 10,
             inbox_retention_ms: 7 * 24 * 3_600_000,
+            breaker_failure_rate: 50,
+            breaker_minimum_calls: 20,
+            breaker_open_ms: 10_000,
         }
     }
 }
 
 impl RuntimeConfig {
+    /// The circuit breaker of the service's external dependency.
+    pub fn breaker(&self) -> crate::resilience::BreakerSettings {
+        crate::resilience::BreakerSettings {
+            failure_rate: self.breaker_failure_rate,
+            minimum_calls: self.breaker_minimum_calls,
+            open_for: std::time::Duration::from_millis(self.breaker_open_ms),
+        }
+    }
+
     /// The defaults for one service: its own port and SQLite file.
     pub fn for_service(service: &str, port: u16) -> Self {
         Self {
@@ -184,6 +204,18 @@ impl RuntimeConfig {
         }
         if self.retry_tiers().is_empty() || self.retry_tiers().iter().any(|t| t.is_zero()) {
             return Err("retry tiers must be one or more waits above 0 ms: set ORDERFLOW_RETRY_BACKOFF_MS and ORDERFLOW_RETRY_SLOW_TIERS_MS, e.g. [1000,4000,9000]".into());
+        }
+        if !(1..=100).contains(&self.breaker_failure_rate) {
+            return Err(format!(
+                "breaker_failure_rate is a percentage from 1 to 100, got {}: set ORDERFLOW_BREAKER_FAILURE_RATE",
+                self.breaker_failure_rate
+            ));
+        }
+        if self.breaker_minimum_calls < 1 {
+            return Err(
+                "breaker_minimum_calls must be at least 1: set ORDERFLOW_BREAKER_MINIMUM_CALLS"
+                    .into(),
+            );
         }
         if self.step_deadline_ms == 0 {
             return Err("step_deadline_ms must be above 0: set ORDERFLOW_STEP_DEADLINE_MS".into());

@@ -75,7 +75,16 @@ struct Bucket {
 /// How far back the breaker looks, and how many calls it needs in that time
 /// before it judges.
 const WINDOW: Duration = Duration::from_secs(10);
-const MINIMUM_CALLS: u32 = 20;
+
+/// When the circuit breaker opens, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerSettings {
+    /// Percentage of failed calls in the window.
+    pub failure_rate: u32,
+    /// Calls in the window before the breaker judges at all.
+    pub minimum_calls: u32,
+    pub open_for: Duration,
+}
 
 /// Timeout, retry and circuit breaker for one dependency.
 pub struct Policy {
@@ -85,6 +94,7 @@ pub struct Policy {
     base_backoff: Duration,
     /// Percentage of failed calls in the window that opens the breaker.
     failure_rate: u32,
+    minimum_calls: u32,
     open_for: Duration,
     breaker: Mutex<Breaker>,
     /// The breaker's state as the metrics show it, when wired to them.
@@ -101,6 +111,7 @@ impl Policy {
             attempts: 3,
             base_backoff: Duration::from_millis(50),
             failure_rate: 50,
+            minimum_calls: 20,
             open_for: Duration::from_secs(10),
             breaker: Mutex::new(Breaker {
                 state: BreakerState::Closed,
@@ -124,10 +135,12 @@ impl Policy {
     }
 
     /// Opens when at least `failure_rate` percent of the calls of the last
-    /// ten seconds failed (once there were enough of them), for `open_for`.
-    pub fn with_breaker(mut self, failure_rate: u32, open_for: Duration) -> Self {
-        self.failure_rate = failure_rate.clamp(1, 100);
-        self.open_for = open_for;
+    /// ten seconds failed (once there were `minimum_calls` of them), for
+    /// `open_for`.
+    pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.failure_rate = settings.failure_rate.clamp(1, 100);
+        self.minimum_calls = settings.minimum_calls.max(1);
+        self.open_for = settings.open_for;
         self
     }
 
@@ -250,7 +263,7 @@ impl Policy {
         }
         let calls: u32 = b.window.iter().map(|b| b.calls).sum();
         let failed: u32 = b.window.iter().map(|b| b.failures).sum();
-        let tripped = calls >= MINIMUM_CALLS && failed * 100 >= calls * self.failure_rate;
+        let tripped = calls >= self.minimum_calls && failed * 100 >= calls * self.failure_rate;
         if tripped && b.state == BreakerState::Closed {
             tracing::warn!(
                 dependency = self.dependency,
@@ -345,8 +358,12 @@ mod tests {
     async fn the_breaker_half_opens_after_a_while_and_closes_on_a_good_trial() {
         let policy = Policy::new("test")
             .with_attempts(1)
-            .with_breaker(50, Duration::from_millis(50));
-        for _ in 0..MINIMUM_CALLS {
+            .with_breaker(BreakerSettings {
+                failure_rate: 50,
+                minimum_calls: 20,
+                open_for: Duration::from_millis(50),
+            });
+        for _ in 0..20 {
             let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
         }
         assert_eq!(policy.state(), BreakerState::Open);
@@ -364,8 +381,12 @@ mod tests {
     async fn the_breaker_opens_when_most_calls_fail_and_then_fails_fast() {
         let policy = Policy::new("test")
             .with_attempts(1)
-            .with_breaker(50, Duration::from_secs(60));
-        for _ in 0..MINIMUM_CALLS {
+            .with_breaker(BreakerSettings {
+                failure_rate: 50,
+                minimum_calls: 20,
+                open_for: Duration::from_secs(60),
+            });
+        for _ in 0..20 {
             let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
         }
         assert_eq!(policy.state(), BreakerState::Open);

@@ -35,6 +35,8 @@ pub struct Options {
     /// Publish attempts of an outbox row before it is parked.
     pub outbox_max_attempts: u32,
     pub inbox_retention_ms: u64,
+    /// Calls in ten seconds before the circuit breakers judge at all.
+    pub breaker_minimum_calls: u32,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             idempotency_key_ttl_ms: 24 * 3_600_000,
             outbox_max_attempts: 10,
             inbox_retention_ms: 7 * 24 * 3_600_000,
+            breaker_minimum_calls: 20,
         }
     }
 }
@@ -112,6 +115,7 @@ impl Stack {
                 outbox_poll_ms: 100,
                 outbox_max_attempts: options.outbox_max_attempts,
                 inbox_retention_ms: options.inbox_retention_ms,
+                breaker_minimum_calls: options.breaker_minimum_calls,
                 ..Default::default()
             })
         };

@@ -44,9 +44,11 @@ pub async fn serve(
         ("webhook", Some(url)) => Arc::new(WebhookChannel::new(url, timeout)),
         _ => Arc::new(LogChannel),
     };
+    let breaker = config.runtime.breaker();
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let policy = Policy::new("notification-channel")
         .with_timeout(timeout)
+        .with_breaker(breaker)
         .with_metrics(rt.metrics());
     let handler = Arc::new(handlers::NotificationHandler {
         channel,

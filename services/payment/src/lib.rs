@@ -47,6 +47,7 @@ pub async fn serve(
         config.sandbox_failure_rate,
     ));
     let timeout = Duration::from_millis(config.provider_timeout_ms);
+    let breaker = config.runtime.breaker();
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let ledger = rt.group_commit("sandbox-ledger", Arc::new(()));
     let provider: Arc<dyn PaymentProvider> = Arc::new(SandboxProvider::new(
@@ -59,6 +60,7 @@ pub async fn serve(
     let policy = Policy::new("payment-provider")
         .with_timeout(timeout)
         .with_attempts(1)
+        .with_breaker(breaker)
         .with_metrics(rt.metrics());
     let handler = Arc::new(handlers::PaymentHandler {
         provider: provider.clone(),
