@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODE=${1:-dev}
 BURST=${BURST:-10000}
-CHAIN=${CHAIN:-100000}
+CHAIN=${CHAIN:-40000}
 LATENCY_MS=${LATENCY_MS:-200}
 PORT=${PORT:-18080}
 target=${CARGO_TARGET_DIR:-target}

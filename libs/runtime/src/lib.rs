@@ -24,6 +24,7 @@ pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
 pub use consumer::retry::{tier_topic, RETRY_HEADER_PREFIX};
+pub use consumer::PREFETCH;
 pub use db::{in_list, redact, values_list, Backend, Database};
 pub use dead_letter::DEAD_LETTER_HEADER_PREFIX;
 pub use error::RuntimeError;

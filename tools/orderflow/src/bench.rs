@@ -1,7 +1,8 @@
 //! `orderflow bench-chain`: the yardstick the saga is measured against. A
-//! chain of relays on the same broker, with the runtime's client settings:
-//! a source writes N messages to the first topic, each hop consumes its
-//! topic and republishes every message to the next one without waiting for
+//! chain of relays on the same broker, with the runtime's client settings
+//! and its threading: a source writes N messages to the first topic, each
+//! hop polls its topic on a thread of its own (as the runtime's poll thread
+//! does) and republishes every message to the next one without waiting for
 //! each delivery (many in flight, as the outbox relay does), and a sink
 //! counts what reaches the last topic. It reports messages per second through
 //! the whole chain: what Kafka and librdkafka allow on this machine when
@@ -12,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[derive(clap::Args)]
@@ -40,11 +41,11 @@ pub struct Args {
     bytes: usize,
 }
 
-/// Deliveries one producer keeps in flight at most.
-const IN_FLIGHT: usize = 10_000;
 const WARMUP: &str = "x-bench-warmup";
 
-fn producer(bootstrap: &str) -> Result<FutureProducer> {
+type Relay = ThreadedProducer<DefaultProducerContext>;
+
+fn producer(bootstrap: &str) -> Result<Relay> {
     // The outbox relay's producer settings.
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -54,16 +55,36 @@ fn producer(bootstrap: &str) -> Result<FutureProducer> {
         .create()?)
 }
 
-fn consumer(bootstrap: &str, topic: &str, partitions: i32) -> Result<StreamConsumer> {
+/// Queues one message, waiting while librdkafka's queue is full.
+fn send(producer: &Relay, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+fn consumer(bootstrap: &str, topic: &str, partitions: i32) -> Result<BaseConsumer> {
     // The service consumer's fetch settings.
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("bench-{topic}"))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .set("queued.min.messages", "1000")
-        .set("queued.max.messages.kbytes", "8192")
-        .create()?;
+        .set("fetch.wait.max.ms", "10");
+    for (key, value) in orderflow_runtime::PREFETCH {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config.create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -85,8 +106,14 @@ async fn create_topics(bootstrap: &str, topics: &[String], partitions: i32) -> R
         .collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let created = admin.create_topics(new.iter(), &options).await;
+    if let Err(e) = created {
+        tracing::debug!(error = %e, "no admin API; the first message creates each topic");
+    }
+    // A first message in every topic: it creates the topic where the admin
+    // API is missing, and each consumer starts the clock only once it has
+    // read its topic's first message (fetching has begun).
     let producer = producer(bootstrap)?;
-    if created.is_err() {
+    {
         for topic in topics {
             let headers = OwnedHeaders::new().insert(Header {
                 key: WARMUP,
@@ -94,15 +121,16 @@ async fn create_topics(bootstrap: &str, topics: &[String], partitions: i32) -> R
             });
             producer
                 .send(
-                    FutureRecord::<str, str>::to(topic)
+                    BaseRecord::<str, str>::to(topic)
                         .payload("")
                         .headers(headers),
-                    Duration::from_secs(10),
                 )
-                .await
                 .map_err(|(e, _)| e)
                 .with_context(|| format!("creating {topic}"))?;
         }
+        producer
+            .flush(Duration::from_secs(10))
+            .context("creating the chain's topics")?;
     }
     let metadata = producer
         .client()
@@ -118,7 +146,7 @@ async fn create_topics(bootstrap: &str, topics: &[String], partitions: i32) -> R
     Ok(count)
 }
 
-fn is_warmup(m: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+fn is_warmup(m: &BorrowedMessage<'_>) -> bool {
     m.headers()
         .is_some_and(|h| h.iter().any(|h| h.key == WARMUP))
 }
@@ -129,7 +157,13 @@ pub async fn run(args: Args) -> Result<()> {
         .map(|i| format!("bench.chain.{run}.{i}"))
         .collect();
     let partitions = create_topics(&args.bootstrap_servers, &topics, args.partitions).await?;
+    tokio::task::spawn_blocking(move || chain(&args, &topics, partitions)).await?
+}
+
+fn chain(args: &Args, topics: &[String], partitions: i32) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
+    // Consumers (hops and the sink) that have read their warm-up message.
+    let ready = Arc::new(AtomicU64::new(0));
 
     // The hops: consume topic i, republish to topic i + 1.
     let mut hops = Vec::new();
@@ -137,74 +171,56 @@ pub async fn run(args: Args) -> Result<()> {
         let consumer = consumer(&args.bootstrap_servers, &topics[i], partitions)?;
         let producer = producer(&args.bootstrap_servers)?;
         let next = topics[i + 1].clone();
-        let stop = stop.clone();
-        hops.push(tokio::spawn(async move {
-            let mut deliveries = FuturesUnordered::new();
+        let (stop, ready) = (stop.clone(), ready.clone());
+        hops.push(std::thread::spawn(move || -> Result<()> {
             while !stop.load(Ordering::Relaxed) {
-                let message = tokio::select! {
-                    m = consumer.recv() => m?,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    Some(_) = deliveries.next(), if !deliveries.is_empty() => continue,
-                };
-                if is_warmup(&message) {
+                let Some(message) = consumer.poll(Duration::from_millis(100)) else {
                     continue;
-                }
-                while deliveries.len() >= IN_FLIGHT {
-                    deliveries.next().await;
-                }
-                let mut record =
-                    FutureRecord::to(&next).payload(message.payload().unwrap_or_default());
-                if let Some(key) = message.key() {
-                    record = record.key(key);
-                }
-                loop {
-                    match producer.send_result(record) {
-                        Ok(delivery) => {
-                            deliveries.push(delivery);
-                            break;
-                        }
-                        Err((_, back)) => {
-                            record = back;
-                            deliveries.next().await;
-                        }
-                    }
+                };
+                let message = message?;
+                if is_warmup(&message) {
+                    ready.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    send(
+                        &producer,
+                        &next,
+                        message.key(),
+                        message.payload().unwrap_or_default(),
+                    )?;
                 }
             }
-            anyhow::Ok(())
+            producer.flush(Duration::from_secs(10))?;
+            Ok(())
         }));
     }
 
     // The sink counts what comes out of the last topic.
     let sink = consumer(&args.bootstrap_servers, &topics[args.hops], partitions)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready.load(Ordering::Relaxed) < args.hops as u64 + 1 {
+        if Instant::now() > deadline {
+            bail!("the chain's consumers did not start fetching in 60 s");
+        }
+        if let Some(message) = sink.poll(Duration::from_millis(100)) {
+            if is_warmup(&message?) {
+                ready.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
     let received = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let source = {
         let producer = producer(&args.bootstrap_servers)?;
         let topic = topics[0].clone();
         let (n, bytes) = (args.messages, args.bytes);
-        tokio::spawn(async move {
+        std::thread::spawn(move || -> Result<()> {
             let payload = vec![b'x'; bytes];
-            let mut deliveries = FuturesUnordered::new();
             for i in 0..n {
-                while deliveries.len() >= IN_FLIGHT {
-                    deliveries.next().await;
-                }
                 let key = format!("order-{}", i % 10_000);
-                let mut record = FutureRecord::to(&topic).key(&key).payload(&payload);
-                loop {
-                    match producer.send_result(record) {
-                        Ok(d) => {
-                            deliveries.push(d);
-                            break;
-                        }
-                        Err((_, back)) => {
-                            record = back;
-                            deliveries.next().await;
-                        }
-                    }
-                }
+                send(&producer, &topic, Some(key.as_bytes()), &payload)?;
             }
-            while deliveries.next().await.is_some() {}
+            producer.flush(Duration::from_secs(60))?;
+            Ok(())
         })
     };
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -216,20 +232,17 @@ pub async fn run(args: Args) -> Result<()> {
                 args.messages
             );
         }
-        tokio::select! {
-            m = sink.recv() => {
-                if !is_warmup(&m?) {
-                    received.fetch_add(1, Ordering::Relaxed);
-                }
+        if let Some(message) = sink.poll(Duration::from_millis(200)) {
+            if !is_warmup(&message?) {
+                received.fetch_add(1, Ordering::Relaxed);
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    source.await?;
+    source.join().expect("source thread").context("source")?;
     for hop in hops {
-        hop.await??;
+        hop.join().expect("hop thread").context("hop")?;
     }
     let rate = args.messages as f64 / elapsed.as_secs_f64();
     println!(
