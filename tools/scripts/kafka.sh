@@ -310,7 +310,10 @@ start() {
     fi
     # Both: the log line says the broker finished starting up, the open
     # port says clients can connect now.
-    if tail -c +"$((offset + 1))" "$LOG" | grep -q "Kafka Server started" && port_open "$KAFKA_PORT"; then
+    # (grep reads a process substitution, not a pipe: `tail | grep -q` under
+    # pipefail fails whenever grep's early exit kills tail with SIGPIPE,
+    # which a long log after a restart made happen.)
+    if grep -q "Kafka Server started" < <(tail -c +"$((offset + 1))" "$LOG") && port_open "$KAFKA_PORT"; then
       break
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -398,7 +401,7 @@ stop() {
   while alive "$pid"; do sleep 0.1; done
   rm -f "$PID_FILE"
   if [ "$killed" = 0 ] && [ -f "$LOG_DIRS/.kafka_cleanshutdown" ] &&
-      tail -c +"$((offset + 1))" "$LOG" 2>/dev/null | grep -q "\[BrokerServer id=[0-9]*\] shut down completed"; then
+      grep -q "\[BrokerServer id=[0-9]*\] shut down completed" < <(tail -c +"$((offset + 1))" "$LOG" 2>/dev/null); then
     echo "===== kafka.sh stop $(date '+%F %T'): clean shutdown =====" >>"$LOG"
     say "stopped (clean shutdown)"
   else

@@ -10,6 +10,7 @@
 mod api;
 pub mod harness;
 mod kafka;
+pub mod metrics;
 pub mod otlp;
 mod stack;
 pub mod system;

@@ -5,24 +5,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use orderflow_testkit::metrics::scrape;
 use orderflow_testkit::{order_body, Options, Stack};
 use serde_json::json;
 
 async fn calls_in_flight(stack: &Stack) -> Result<f64> {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.urls["payment"]))
-        .send()
+    Ok(scrape(&stack.http, &stack.urls["payment"])
         .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("orderflow_external_calls_in_flight{") && l.contains("payment-provider")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+        .sum("orderflow_external_calls_in_flight", "payment-provider"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,39 +10,15 @@ use anyhow::{Context, Result};
 use orderflow_api::SagaStats;
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, HttpSchemaRegistry, NotificationSent};
 use orderflow_runtime::sqlx::{self, Row};
+use orderflow_testkit::metrics::scrape;
 use orderflow_testkit::{order_body, Options, Stack};
 use rdkafka::message::{Headers, Message};
 
 /// The value of a counter (summed over its series) on a service's `/metrics`.
 async fn metric(stack: &Stack, service: &str, name: &str, labels: &str) -> Result<f64> {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.urls[service]))
-        .send()
+    Ok(scrape(&stack.http, &stack.urls[service])
         .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
-
-/// Every series of one metric family, for an assertion's message.
-async fn metric_lines(stack: &Stack, service: &str, name: &str) -> Result<String> {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.urls[service]))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .collect::<Vec<_>>()
-        .join("\n"))
+        .sum(name, labels))
 }
 
 async fn nothing_dead_lettered(stack: &Stack) -> Result<()> {
@@ -162,7 +138,9 @@ async fn flaky_payments_wait_in_the_retry_tiers_without_slowing_other_orders() -
             n,
             10.0,
             "retries through the {tier} tier; payment's retry series:\n{}",
-            metric_lines(&stack, "payment", "orderflow_handler_retries_total").await?
+            scrape(&stack.http, &stack.urls["payment"])
+                .await?
+                .lines("orderflow_handler_retries_total")
         );
     }
     stack.stop().await

@@ -7,24 +7,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use orderflow_testkit::metrics::scrape;
 use orderflow_testkit::order_body;
 use orderflow_testkit::system::ProcessStack;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 async fn metric(stack: &ProcessStack, service: &str, name: &str) -> Result<f64> {
-    let text = stack
-        .http
-        .get(format!("http://{}/metrics", stack.addr(service, 0)?))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    let base = format!("http://{}", stack.addr(service, 0)?);
+    Ok(scrape(&stack.http, &base).await?.sum(name, ""))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
