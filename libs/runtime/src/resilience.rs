@@ -72,8 +72,7 @@ struct Bucket {
     failures: u32,
 }
 
-/// How far back the breaker looks, and how many calls it needs in that time
-/// before it judges.
+/// How far back the breaker looks.
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// When the circuit breaker opens, and for how long.

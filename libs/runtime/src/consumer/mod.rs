@@ -35,7 +35,6 @@ use retry::RetrySchedule;
 use scheduler::{Dispatch, Limits, Scheduler, Ticket};
 use work::{HandleWork, WorkContext};
 
-/// What the poll thread, the rebalance callbacks and the workers share.
 /// What librdkafka prefetches per partition. The scheduler buffers what it
 /// is handed, so a small prefetch bounds memory; and when a partition's
 /// prefetch is full, its next fetch waits `fetch.queue.backoff.ms`, 1 s by
@@ -48,6 +47,7 @@ pub const PREFETCH: [(&str, &str); 3] = [
     ("fetch.queue.backoff.ms", "10"),
 ];
 
+/// What the poll thread, the rebalance callbacks and the workers share.
 pub(crate) struct Shared {
     pub rt: Arc<Runtime>,
     pub handler: Arc<dyn Handler>,
