@@ -84,6 +84,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
+        let breaker = crate::resilience::BreakerSettings::default();
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://.data/orderflow.db".into(),
@@ -109,9 +110,9 @@ impl Default for RuntimeConfig {
             outbox_lease_ms: 10_000,
             outbox_max_attempts: 10,
             inbox_retention_ms: 7 * 24 * 3_600_000,
-            breaker_failure_rate: 50,
-            breaker_minimum_calls: 20,
-            breaker_open_ms: 10_000,
+            breaker_failure_rate: breaker.failure_rate,
+            breaker_minimum_calls: breaker.minimum_calls,
+            breaker_open_ms: breaker.open_for.as_millis() as u64,
         }
     }
 }

@@ -85,16 +85,25 @@ pub struct BreakerSettings {
     pub open_for: Duration,
 }
 
+impl Default for BreakerSettings {
+    /// Half the calls of the last ten seconds failed, twenty calls at least:
+    /// open for ten seconds.
+    fn default() -> Self {
+        Self {
+            failure_rate: 50,
+            minimum_calls: 20,
+            open_for: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Timeout, retry and circuit breaker for one dependency.
 pub struct Policy {
     dependency: &'static str,
     timeout: Duration,
     attempts: u32,
     base_backoff: Duration,
-    /// Percentage of failed calls in the window that opens the breaker.
-    failure_rate: u32,
-    minimum_calls: u32,
-    open_for: Duration,
+    settings: BreakerSettings,
     breaker: Mutex<Breaker>,
     /// The breaker's state as the metrics show it, when wired to them.
     gauge: Option<prometheus_client::metrics::gauge::Gauge>,
@@ -109,9 +118,7 @@ impl Policy {
             timeout: Duration::from_secs(2),
             attempts: 3,
             base_backoff: Duration::from_millis(50),
-            failure_rate: 50,
-            minimum_calls: 20,
-            open_for: Duration::from_secs(10),
+            settings: BreakerSettings::default(),
             breaker: Mutex::new(Breaker {
                 state: BreakerState::Closed,
                 window: VecDeque::with_capacity(WINDOW.as_secs() as usize + 1),
@@ -137,9 +144,11 @@ impl Policy {
     /// ten seconds failed (once there were `minimum_calls` of them), for
     /// `open_for`.
     pub fn with_breaker(mut self, settings: BreakerSettings) -> Self {
-        self.failure_rate = settings.failure_rate.clamp(1, 100);
-        self.minimum_calls = settings.minimum_calls.max(1);
-        self.open_for = settings.open_for;
+        self.settings = BreakerSettings {
+            failure_rate: settings.failure_rate.clamp(1, 100),
+            minimum_calls: settings.minimum_calls.max(1),
+            open_for: settings.open_for,
+        };
         self
     }
 
@@ -200,7 +209,9 @@ impl Policy {
     fn admit<E>(&self) -> Result<(), CallError<E>> {
         let mut b = self.breaker.lock().expect("breaker lock");
         if b.state == BreakerState::Open {
-            if b.opened_at.is_some_and(|t| t.elapsed() >= self.open_for) {
+            if b.opened_at
+                .is_some_and(|t| t.elapsed() >= self.settings.open_for)
+            {
                 b.state = BreakerState::HalfOpen;
                 b.trial = None;
                 if let Some(gauge) = &self.gauge {
@@ -262,7 +273,8 @@ impl Policy {
         }
         let calls: u32 = b.window.iter().map(|b| b.calls).sum();
         let failed: u32 = b.window.iter().map(|b| b.failures).sum();
-        let tripped = calls >= self.minimum_calls && failed * 100 >= calls * self.failure_rate;
+        let tripped = calls >= self.settings.minimum_calls
+            && failed * 100 >= calls * self.settings.failure_rate;
         if tripped && b.state == BreakerState::Closed {
             tracing::warn!(
                 dependency = self.dependency,
@@ -358,9 +370,8 @@ mod tests {
         let policy = Policy::new("test")
             .with_attempts(1)
             .with_breaker(BreakerSettings {
-                failure_rate: 50,
-                minimum_calls: 20,
                 open_for: Duration::from_millis(50),
+                ..Default::default()
             });
         for _ in 0..20 {
             let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
@@ -381,9 +392,8 @@ mod tests {
         let policy = Policy::new("test")
             .with_attempts(1)
             .with_breaker(BreakerSettings {
-                failure_rate: 50,
-                minimum_calls: 20,
                 open_for: Duration::from_secs(60),
+                ..Default::default()
             });
         for _ in 0..20 {
             let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;

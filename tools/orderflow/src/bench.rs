@@ -113,25 +113,23 @@ async fn create_topics(bootstrap: &str, topics: &[String], partitions: i32) -> R
     // API is missing, and each consumer starts the clock only once it has
     // read its topic's first message (fetching has begun).
     let producer = producer(bootstrap)?;
-    {
-        for topic in topics {
-            let headers = OwnedHeaders::new().insert(Header {
-                key: WARMUP,
-                value: Some("1"),
-            });
-            producer
-                .send(
-                    BaseRecord::<str, str>::to(topic)
-                        .payload("")
-                        .headers(headers),
-                )
-                .map_err(|(e, _)| e)
-                .with_context(|| format!("creating {topic}"))?;
-        }
+    for topic in topics {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: WARMUP,
+            value: Some("1"),
+        });
         producer
-            .flush(Duration::from_secs(10))
-            .context("creating the chain's topics")?;
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .payload("")
+                    .headers(headers),
+            )
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("creating {topic}"))?;
     }
+    producer
+        .flush(Duration::from_secs(10))
+        .context("creating the chain's topics")?;
     let metadata = producer
         .client()
         .fetch_metadata(Some(&topics[0]), Duration::from_secs(10))?;
@@ -207,7 +205,7 @@ fn chain(args: &Args, topics: &[String], partitions: i32) -> Result<()> {
             }
         }
     }
-    let received = Arc::new(AtomicU64::new(0));
+    let mut received = 0u64;
     let started = Instant::now();
     let source = {
         let producer = producer(&args.bootstrap_servers)?;
@@ -224,17 +222,16 @@ fn chain(args: &Args, topics: &[String], partitions: i32) -> Result<()> {
         })
     };
     let deadline = Instant::now() + Duration::from_secs(300);
-    while received.load(Ordering::Relaxed) < args.messages {
+    while received < args.messages {
         if Instant::now() > deadline {
             bail!(
-                "only {} of {} messages came through the chain in 300 s",
-                received.load(Ordering::Relaxed),
+                "only {received} of {} messages came through the chain in 300 s",
                 args.messages
             );
         }
         if let Some(message) = sink.poll(Duration::from_millis(200)) {
             if !is_warmup(&message?) {
-                received.fetch_add(1, Ordering::Relaxed);
+                received += 1;
             }
         }
     }
