@@ -283,33 +283,196 @@ mod tests {
         .into()
     }
 
+    fn address() -> Address {
+        match reserved() {
+            Event::InventoryReserved(r) => r.shipping_address,
+            _ => unreachable!(),
+        }
+    }
+
+    /// One event of each type, every field set to something of its own.
+    /// The match has no catch-all: a new event type needs a sample here.
+    fn sample(t: EventType) -> Event {
+        let (order_id, customer_id) = (String::from("o-1"), String::from("c-1"));
+        let money = Money::new(3998, "EUR");
+        match t {
+            EventType::OrderCreated => OrderCreated {
+                order_id,
+                customer_id,
+                items: vec![
+                    OrderItem {
+                        sku: "SKU-001".into(),
+                        quantity: 2,
+                    },
+                    OrderItem {
+                        sku: "SKU-002".into(),
+                        quantity: 1,
+                    },
+                ],
+                payment_token: "tok_visa".into(),
+                shipping_address: address(),
+                placed_at: 1_700_000_000_123,
+            }
+            .into(),
+            EventType::OrderCompleted => OrderCompleted {
+                order_id,
+                customer_id,
+                tracking_id: "TRK1".into(),
+                total: money,
+                completed_at: 1_700_000_000_456,
+            }
+            .into(),
+            EventType::OrderCancelled => OrderCancelled {
+                order_id,
+                customer_id,
+                reason: "OUT_OF_STOCK".into(),
+                cancelled_at: 1_700_000_000_789,
+            }
+            .into(),
+            EventType::InventoryReserved => reserved(),
+            EventType::InventoryUnavailable => InventoryUnavailable {
+                order_id,
+                customer_id,
+                missing_skus: vec!["SKU-002".into(), "SKU-003".into()],
+            }
+            .into(),
+            EventType::InventoryReleased => InventoryReleased {
+                order_id,
+                customer_id,
+                lines: vec![OrderItem {
+                    sku: "SKU-001".into(),
+                    quantity: 2,
+                }],
+                reason: "PAYMENT_DECLINED".into(),
+            }
+            .into(),
+            EventType::PaymentProcessed => PaymentProcessed {
+                order_id,
+                customer_id,
+                payment_id: "pay_1".into(),
+                amount: money,
+                shipping_address: address(),
+            }
+            .into(),
+            EventType::PaymentFailed => PaymentFailed {
+                order_id,
+                customer_id,
+                amount: money,
+                reason: "card_declined".into(),
+            }
+            .into(),
+            EventType::PaymentRefunded => PaymentRefunded {
+                order_id,
+                customer_id,
+                payment_id: "pay_1".into(),
+                amount: money,
+                reason: "shipping failed".into(),
+            }
+            .into(),
+            EventType::PaymentRefundFailed => PaymentRefundFailed {
+                order_id,
+                customer_id,
+                payment_id: "pay_1".into(),
+                amount: money,
+                reason: "refused".into(),
+            }
+            .into(),
+            EventType::ShipmentCreated => ShipmentCreated {
+                order_id,
+                customer_id,
+                shipment_id: "shp_1".into(),
+                tracking_id: "TRK1".into(),
+                carrier: "orderflow-post".into(),
+            }
+            .into(),
+            EventType::ShipmentFailed => ShipmentFailed {
+                order_id,
+                customer_id,
+                reason: "not served".into(),
+            }
+            .into(),
+            EventType::NotificationSent => NotificationSent {
+                order_id,
+                customer_id,
+                notification_id: "ntf-shipped-o-1".into(),
+                kind: "shipped".into(),
+                channel: "log".into(),
+            }
+            .into(),
+        }
+    }
+
     #[tokio::test]
     async fn every_event_round_trips_through_the_wire_format() {
-        let codec = Codec::new(Arc::new(MemoryRegistry::default()));
-        let created: Event = OrderCreated {
-            order_id: "o-1".into(),
-            customer_id: "c-1".into(),
-            items: vec![OrderItem {
-                sku: "SKU-001".into(),
-                quantity: 2,
-            }],
-            payment_token: "tok_visa".into(),
-            shipping_address: match reserved() {
-                Event::InventoryReserved(r) => r.shipping_address,
-                _ => unreachable!(),
-            },
-            placed_at: 1_700_000_000_123,
-        }
-        .into();
-        for event in [created, reserved()] {
+        let registry = Arc::new(MemoryRegistry::default());
+        let codec = Codec::new(registry.clone());
+        for &t in EventType::ALL {
+            let event = sample(t);
+            assert_eq!(event.event_type(), t);
             let bytes = codec.encode(&event).await.unwrap();
-            assert_eq!(bytes[0], 0, "magic byte");
-            let back = codec
-                .decode(Some(event.event_type()), &bytes)
+            assert_eq!(bytes[0], 0, "{}: magic byte", t.name());
+            let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+            assert_eq!(
+                registry.schema_by_id(id).await.unwrap(),
+                t.schema_json(),
+                "{}: the frame names the schema it was written with",
+                t.name()
+            );
+            assert_eq!(
+                registry.0.lock().unwrap()[id as usize - 1].0,
+                format!("{}-io.orderflow.events.{}", t.topic().name(), t.name()),
+                "{}: registered under topic + record name",
+                t.name()
+            );
+            let back = codec.decode(Some(t), &bytes).await.unwrap();
+            assert_eq!(back, event, "{}", t.name());
+            assert_eq!(codec.decode(None, &bytes).await.unwrap(), event);
+            let envelope = codec
+                .envelope(&event, CloudEventHeaders::new("order", t.ce_type(), "o-1"))
                 .await
                 .unwrap();
-            assert_eq!(back, event);
+            assert_eq!(
+                (envelope.topic, envelope.key.as_str(), envelope.payload),
+                (t.topic().name(), "o-1", bytes)
+            );
         }
+        assert_eq!(
+            registry.0.lock().unwrap().len(),
+            EventType::ALL.len(),
+            "one schema per event type, registered once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payload_of_another_type_than_its_header_says_is_refused() {
+        let codec = Codec::new(Arc::new(MemoryRegistry::default()));
+        let bytes = codec.encode(&reserved()).await.unwrap();
+        let err = codec
+            .decode(Some(EventType::OrderCreated), &bytes)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::TypeMismatch { header, payload }
+                if header == "io.orderflow.events.OrderCreated"
+                    && payload == "io.orderflow.events.InventoryReserved"),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        // A frame cut short of its header, and a datum cut short.
+        let err = codec.decode(None, &bytes[..4]).await.unwrap_err();
+        assert!(
+            matches!(err, DecodeError::NotFramed { len: 4, .. }),
+            "{err}"
+        );
+        let err = codec
+            .decode(None, &bytes[..bytes.len() - 3])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::Avro { .. }), "{err}");
+        let mut wrong_magic = bytes.clone();
+        wrong_magic[0] = 1;
+        let err = codec.decode(None, &wrong_magic).await.unwrap_err();
+        assert!(matches!(err, DecodeError::NotFramed { .. }), "{err}");
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::db::Database;
+use crate::fault::FaultPoint;
 use crate::handler::HandlerError;
 use crate::outbox::{self, OutboxRelay};
 
@@ -71,6 +72,11 @@ pub trait Work: Send + Sized + 'static {
 
     /// The transaction that applied this item committed.
     fn committed(&mut self) {}
+
+    /// The item's key (an order id), for the test build's fault hook.
+    fn key(&self) -> &str {
+        ""
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +225,13 @@ impl<W: Work> Writer<W> {
             W::apply(&self.context, items, &mut tx).await?;
         }
         let rows = outbox::insert(&mut conn, &emitted, self.relay.fresh_lease()).await?;
+        crate::fault::reached(FaultPoint::BeforeCommit, || {
+            items.iter().map(W::key).collect()
+        });
         conn.commit().await?;
+        crate::fault::reached(FaultPoint::AfterCommit, || {
+            items.iter().map(W::key).collect()
+        });
         self.relay.handoff(rows);
         Ok(())
     }

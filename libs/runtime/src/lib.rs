@@ -10,6 +10,7 @@ mod db;
 mod dead_letter;
 mod error;
 mod failure;
+pub mod fault;
 pub mod group_commit;
 mod handler;
 mod housekeeping;

@@ -120,22 +120,13 @@ impl Harness {
         handler: Arc<dyn Handler>,
         config: RuntimeConfig,
     ) -> Result<Member> {
-        let rt = Runtime::connect(spec, config).await?;
-        let metrics = rt.metrics().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let stop = CancellationToken::new();
-        let shutdown = Box::pin(stop.clone().cancelled_owned());
-        let task = tokio::spawn(rt.serve(listener, axum::Router::new(), Some(handler), shutdown));
-        Ok(Member {
-            metrics,
-            stop,
-            task,
-        })
+        Member::start(spec, handler, config).await
     }
 
     /// Publishes `events` in order, as a service's outbox relay would, and
-    /// waits until the broker has all of them.
-    pub async fn produce(&self, events: &[Event]) -> Result<()> {
+    /// waits until the broker has all of them; returns where each landed
+    /// (partition, offset).
+    pub async fn produce(&self, events: &[Event]) -> Result<Vec<(i32, i64)>> {
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
             let headers =
@@ -159,14 +150,16 @@ impl Harness {
                     .context("queueing a test event")?,
             );
         }
+        let mut landed = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            delivery
+            let delivered = delivery
                 .await
                 .context("delivery canceled")?
                 .map_err(|(e, _)| e)
                 .context("producing a test event")?;
+            landed.push((delivered.partition, delivered.offset));
         }
-        Ok(())
+        Ok(landed)
     }
 
     pub fn kafka(&self) -> KafkaProbe {
@@ -176,6 +169,29 @@ impl Harness {
     /// The embedded broker, to inject errors.
     pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
         &self.cluster
+    }
+}
+
+impl Member {
+    /// Starts a member of `spec`'s group running `handler`, with `config`
+    /// naming the broker, registry and database (those of a harness, maybe
+    /// one in another process).
+    pub async fn start(
+        spec: &'static ServiceSpec,
+        handler: Arc<dyn Handler>,
+        config: RuntimeConfig,
+    ) -> Result<Self> {
+        let rt = Runtime::connect(spec, config).await?;
+        let metrics = rt.metrics().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let stop = CancellationToken::new();
+        let shutdown = Box::pin(stop.clone().cancelled_owned());
+        let task = tokio::spawn(rt.serve(listener, axum::Router::new(), Some(handler), shutdown));
+        Ok(Member {
+            metrics,
+            stop,
+            task,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use orderflow_envelope::Topic;
@@ -34,10 +34,10 @@ impl KafkaProbe {
     }
 
     /// Messages on `topics` that `group` has not committed yet.
-    pub async fn lag(&self, group: &str, topics: &[Topic]) -> Result<i64> {
+    pub async fn lag(&self, group: &str, topics: &[String]) -> Result<i64> {
         let client = self.client();
         let group = group.to_string();
-        let topics: Vec<&'static str> = topics.iter().map(|t| t.name()).collect();
+        let topics = topics.to_vec();
         tokio::task::spawn_blocking(move || -> Result<i64> {
             let consumer: BaseConsumer = client
                 .clone()
@@ -67,35 +67,6 @@ impl KafkaProbe {
             Ok(lag)
         })
         .await?
-    }
-
-    /// Waits until every service's consumer group has committed every message
-    /// on the topics it consumes: nothing is left to process.
-    pub async fn wait_idle(&self) -> Result<()> {
-        let specs = [
-            &orderflow_order::SPEC,
-            &orderflow_inventory::SPEC,
-            &orderflow_payment::SPEC,
-            &orderflow_shipping::SPEC,
-            &orderflow_notification::SPEC,
-        ];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut behind = Vec::new();
-            for spec in specs {
-                let lag = self.lag(&spec.group_id(), spec.consumes).await?;
-                if lag > 0 {
-                    behind.push(format!("{}: {lag}", spec.name));
-                }
-            }
-            if behind.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("consumers still behind after 60s: {behind:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// The number of messages ever written to `topic` (sum of high watermarks).
@@ -152,14 +123,15 @@ impl KafkaProbe {
         .await?
     }
 
-    /// Writes a message straight onto a topic, bypassing every orderflow producer.
+    /// Writes a message straight onto a topic, bypassing every orderflow
+    /// producer; returns where it landed (partition, offset).
     pub async fn produce_raw(
         &self,
         topic: &str,
         key: &str,
         headers: &[(&str, &str)],
         payload: &[u8],
-    ) -> Result<()> {
+    ) -> Result<(i32, i64)> {
         let producer: FutureProducer = self.client().create()?;
         let mut owned = OwnedHeaders::new();
         for (k, v) in headers {
@@ -172,12 +144,12 @@ impl KafkaProbe {
             .key(key)
             .payload(payload)
             .headers(owned);
-        producer
+        let delivered = producer
             .send(record, TIMEOUT)
             .await
             .map_err(|(e, _)| e)
             .context("raw produce")?;
-        Ok(())
+        Ok((delivered.partition, delivered.offset))
     }
 }
 
@@ -191,7 +163,8 @@ pub struct Duplicator {
     task: tokio::task::JoinHandle<Result<()>>,
 }
 
-const MARKER: &str = "x-test-duplicate";
+/// The header that marks the duplicator's copies.
+pub const DUPLICATE_MARKER: &str = "x-test-duplicate";
 
 impl Duplicator {
     pub fn start(bootstrap: &str) -> Result<Self> {
@@ -217,11 +190,11 @@ impl Duplicator {
                         m = consumer.recv() => m?,
                     };
                     let headers = message.headers().map(|h| h.detach()).unwrap_or_default();
-                    if headers.iter().any(|h| h.key == MARKER) {
+                    if headers.iter().any(|h| h.key == DUPLICATE_MARKER) {
                         continue;
                     }
                     let headers = headers.insert(Header {
-                        key: MARKER,
+                        key: DUPLICATE_MARKER,
                         value: Some("1"),
                     });
                     let mut record = FutureRecord::to(message.topic())

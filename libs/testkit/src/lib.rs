@@ -9,6 +9,7 @@
 
 mod api;
 pub mod harness;
+mod idle;
 mod kafka;
 pub mod metrics;
 pub mod otlp;
@@ -16,7 +17,7 @@ mod stack;
 pub mod system;
 
 pub use api::{check_four_outcomes, order_body, Api};
-pub use kafka::{Duplicator, KafkaProbe};
+pub use kafka::{Duplicator, KafkaProbe, DUPLICATE_MARKER};
 pub use stack::{Options, Stack};
 
 use anyhow::Context as _;

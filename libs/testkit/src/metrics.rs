@@ -27,6 +27,20 @@ impl Scrape {
             .sum()
     }
 
+    /// The samples of the family `name` that carry every one of `labels`
+    /// (name, value), summed: 0 when there is none.
+    pub fn sum_where(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name)
+            .filter(|l| {
+                labels.iter().all(|(k, v)| {
+                    let pair = format!("{k}=\"{v}\"");
+                    l.contains(&format!("{{{pair}")) || l.contains(&format!(",{pair}"))
+                })
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Every sample line of the family `name`, for an assertion's message.
     pub fn lines(&self, name: &str) -> String {
         self.series(name).collect::<Vec<_>>().join("\n")

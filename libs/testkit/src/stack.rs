@@ -37,6 +37,8 @@ pub struct Options {
     pub inbox_retention_ms: u64,
     /// Calls in ten seconds before the circuit breakers judge at all.
     pub breaker_minimum_calls: u32,
+    /// How long an open breaker fails calls before it lets a trial through.
+    pub breaker_open_ms: u64,
 }
 
 impl Default for Options {
@@ -52,6 +54,7 @@ impl Default for Options {
             outbox_max_attempts: 10,
             inbox_retention_ms: 7 * 24 * 3_600_000,
             breaker_minimum_calls: 20,
+            breaker_open_ms: 10_000,
         }
     }
 }
@@ -65,6 +68,7 @@ pub struct Stack {
     pub registry: String,
     /// Each consuming service's database URL, by name.
     pub databases: std::collections::BTreeMap<&'static str, String>,
+    retry_tiers: Vec<Duration>,
     shutdown: CancellationToken,
     services: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
     registry_task: JoinHandle<()>,
@@ -116,6 +120,7 @@ impl Stack {
                 outbox_max_attempts: options.outbox_max_attempts,
                 inbox_retention_ms: options.inbox_retention_ms,
                 breaker_minimum_calls: options.breaker_minimum_calls,
+                breaker_open_ms: options.breaker_open_ms,
                 ..Default::default()
             })
         };
@@ -214,6 +219,7 @@ impl Stack {
         let stack = Self {
             urls,
             databases,
+            retry_tiers: tiers,
             api: Api::new(gateway, vec![payment]),
             bootstrap,
             registry,
@@ -284,9 +290,10 @@ impl Stack {
         KafkaProbe::new(&self.bootstrap)
     }
 
-    /// Waits until every consumer group has processed everything.
+    /// Waits until nothing is left to do: outboxes published, no order
+    /// waiting behind a retry, every group caught up (retry tiers included).
     pub async fn wait_idle(&self) -> Result<()> {
-        self.kafka().wait_idle().await
+        crate::idle::wait_idle(&self.kafka(), &self.retry_tiers, &self.databases).await
     }
 }
 

@@ -53,6 +53,8 @@ struct Process {
 pub struct ProcessStack {
     pub api: Api,
     pub bootstrap: String,
+    /// Each consuming service's database URL (its replicas share it).
+    pub databases: BTreeMap<&'static str, String>,
     bin_dir: PathBuf,
     processes: Vec<Process>,
     logs: tempfile::TempDir,
@@ -184,8 +186,10 @@ impl ProcessStack {
 
         let mut processes = Vec::new();
         let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut databases = BTreeMap::new();
         for (&service, &n) in &replicas.0 {
             let database = crate::database_url(logs.path(), service).await?;
+            databases.insert(service, database.clone());
             for replica in 0..n {
                 let port = free_port()?;
                 urls.entry(service)
@@ -253,6 +257,7 @@ impl ProcessStack {
         let stack = Self {
             api,
             bootstrap,
+            databases,
             bin_dir,
             processes,
             logs,
@@ -423,8 +428,9 @@ impl ProcessStack {
         KafkaProbe::new(&self.bootstrap)
     }
 
+    /// Waits until nothing is left to do (see [`crate::Stack::wait_idle`]).
     pub async fn wait_idle(&self) -> Result<()> {
-        self.kafka().wait_idle().await
+        crate::idle::wait_idle(&self.kafka(), &test_tiers().retry_tiers(), &self.databases).await
     }
 
     /// SIGTERM to every process; each must exit cleanly within 30 s.

@@ -168,7 +168,9 @@ async fn bad_input_is_a_problem_and_changes_nothing() -> anyhow::Result<()> {
         .await?;
     assert_eq!(wrong_type.status(), 415);
 
-    // Nothing was published, nothing reserved, nobody notified.
+    // Nothing was published (once the relay has drained whatever was
+    // written), nothing reserved, nobody notified.
+    stack.wait_idle().await?;
     assert_eq!(stack.kafka().message_count("orders").await?, before);
     assert_eq!(stack.stock("SKU-006").await?.available, 100);
     assert!(stack.notifications("c-bad").await?.is_empty());
@@ -222,6 +224,84 @@ async fn bad_input_is_a_problem_and_changes_nothing() -> anyhow::Result<()> {
             "application/problem+json",
             "{method} {path}"
         );
+    }
+    stack.stop().await
+}
+
+/// The limits hold at their exact edges: 1,000 units of a line and 100 lines
+/// are accepted, 1,001 and 101 are not; a body of exactly 64 KiB is read, one
+/// byte more is 413. What is refused publishes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_at_their_exact_boundaries() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let post = |body: String| {
+        stack
+            .http
+            .post(stack.url("/v1/orders"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Each kind of order on its own SKU (100 units each), so the outcomes
+    // do not depend on which saga runs first.
+    let lines = |n: usize| {
+        let mut body = order_body("c-limits", "SKU-008", 1, "tok_visa", "DE");
+        body["items"] = json!(vec![json!({"sku": "SKU-008", "quantity": 1}); n]);
+        body
+    };
+    let quantity = |q: i64| order_body("c-limits", "SKU-009", q, "tok_visa", "DE");
+    // A valid body padded with spaces to exactly `len` bytes.
+    let sized = |len: usize| {
+        let mut body = order_body("c-limits", "SKU-007", 1, "tok_visa", "DE").to_string();
+        assert!(body.len() < len);
+        body.push_str(&" ".repeat(len - body.len()));
+        body
+    };
+    let limit = orderflow_http::MAX_BODY_BYTES;
+    assert_eq!(limit, 64 * 1024);
+    let before = stack.kafka().message_count("orders").await?;
+    let mut accepted = Vec::new();
+    for (name, body, status) in [
+        ("1000 units", quantity(1000).to_string(), 202),
+        ("1001 units", quantity(1001).to_string(), 422),
+        ("100 lines", lines(100).to_string(), 202),
+        ("101 lines", lines(101).to_string(), 422),
+        ("a body of 64 KiB", sized(limit), 202),
+        ("a body of 64 KiB + 1", sized(limit + 1), 413),
+    ] {
+        let response = post(body).await?;
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let answer: Value = response.json().await?;
+        if status == 202 {
+            accepted.push(answer["order_id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(answer["status"], status, "{name}: {answer}");
+        }
+    }
+    let outcomes: Vec<(String, Option<String>)> = {
+        let mut outcomes = Vec::new();
+        for id in &accepted {
+            let order = stack.wait_terminal(id).await?;
+            outcomes.push((order.status, order.reason));
+        }
+        outcomes
+    };
+    let out_of_stock = ("CANCELLED".to_string(), Some("OUT_OF_STOCK".to_string()));
+    let shipped = ("SHIPPED".to_string(), None);
+    assert_eq!(
+        outcomes,
+        vec![out_of_stock, shipped.clone(), shipped],
+        "1000 units is more than the 100 in stock; 100 lines of one unit are 100 units"
+    );
+    stack.wait_idle().await?;
+    assert_eq!(
+        stack.kafka().message_count("orders").await? - before,
+        3 + 3,
+        "three OrderCreated and their three outcomes, nothing for the refused"
+    );
+    for (sku, left) in [("SKU-009", 100), ("SKU-008", 0), ("SKU-007", 99)] {
+        let stock = stack.stock(sku).await?;
+        assert_eq!((stock.available, stock.reserved), (left, 0), "{sku}");
     }
     stack.stop().await
 }

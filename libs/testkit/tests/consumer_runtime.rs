@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use async_trait::async_trait;
 use orderflow_envelope::{Address, Event, EventType, OrderCreated, Topic};
+use orderflow_runtime::fault::FaultPoint;
 use orderflow_runtime::sqlx::{self, Row};
 use orderflow_runtime::{
     ExternalCall, Handler, HandlerCtx, HandlerError, RuntimeConfig, ServiceSpec,
     DEAD_LETTER_HEADER_PREFIX,
 };
-use orderflow_testkit::harness::Harness;
+use orderflow_testkit::harness::{Harness, Member};
 use rand::Rng;
 use rdkafka::message::{Headers, Message};
 
@@ -75,6 +76,8 @@ struct Recorder {
     slow: Option<(String, Duration, Arc<std::sync::atomic::AtomicBool>)>,
     /// This key's handler breaks a unique constraint.
     duplicate_insert: Option<String>,
+    /// This key fails transiently this many times, then for good.
+    failing: Option<(String, u32, std::sync::atomic::AtomicU32)>,
 }
 
 impl Recorder {
@@ -88,6 +91,7 @@ impl Recorder {
             flaky: None,
             slow: None,
             duplicate_insert: None,
+            failing: None,
         }
     }
 }
@@ -106,6 +110,16 @@ impl Handler for Recorder {
         let seq = e.placed_at;
         if self.poison.as_deref() == Some(key.as_str()) {
             return Err(HandlerError::Permanent(format!("{key} is poison")));
+        }
+        if let Some((failing, transient, tries)) = &self.failing {
+            if failing == &key {
+                let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                return Err(if n <= *transient {
+                    HandlerError::Transient(format!("{key} failed, try {n}"))
+                } else {
+                    HandlerError::Permanent(format!("{key} failed for good on try {n}"))
+                });
+            }
         }
         if let Some((flaky, failing_for, first_seen)) = &self.flaky {
             let first = *first_seen.lock().unwrap().get_or_insert_with(Instant::now);
@@ -614,5 +628,229 @@ async fn a_constraint_violation_is_dead_lettered_on_the_first_attempt() -> Resul
         effects(&harness).await?.into_iter().collect::<Vec<_>>(),
         vec![("k-fine".to_string(), 1)]
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_carries_every_header_with_its_exact_value() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    // Two transient failures (retried in the 200 ms and 400 ms tiers), then a permanent one.
+    recorder.failing = Some(("k-bad".into(), 2, Default::default()));
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    let before = chrono::Utc::now();
+    let landed = harness.produce(&[order("k-bad", 0)]).await?;
+    let (partition, offset) = landed[0];
+    let kafka = harness.kafka();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let parked = loop {
+        let parked = kafka.read_all("lanes.dlq").await?;
+        if !parked.is_empty() {
+            break parked;
+        }
+        if Instant::now() > deadline {
+            bail!("nothing dead-lettered after 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let after = chrono::Utc::now();
+    let dead_letters = counter(&member.metrics, "orderflow_dead_letters_total", "");
+    member.stop().await?;
+
+    assert_eq!(parked.len(), 1);
+    let m = &parked[0];
+    assert_eq!(m.key(), Some(b"k-bad".as_slice()), "the original key");
+    let original = kafka.read_all("orders").await?;
+    assert_eq!(m.payload(), original[0].payload(), "the original value");
+    let headers: Vec<(String, String)> = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The original headers first, unchanged and in order, without the retry tiers' own.
+    let original_headers: Vec<(String, String)> = original[0]
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        headers[..original_headers.len()],
+        original_headers[..],
+        "original headers kept"
+    );
+    let added: BTreeMap<&str, String> = headers[original_headers.len()..]
+        .iter()
+        .map(|(k, v)| {
+            let name = k
+                .strip_prefix(DEAD_LETTER_HEADER_PREFIX)
+                .unwrap_or_else(|| panic!("{k} is not a dead-letter header"));
+            (name, v.clone())
+        })
+        .collect();
+    let failed_at = chrono::DateTime::parse_from_rfc3339(&added["failed-at"])?;
+    assert!(
+        before <= failed_at && failed_at <= after,
+        "failed-at {failed_at} outside the test's {before}..{after}"
+    );
+    let expected: BTreeMap<&str, String> = [
+        ("error", "k-bad failed for good on try 3".to_string()),
+        ("source-topic", "orders".into()),
+        ("source-partition", partition.to_string()),
+        ("source-offset", offset.to_string()),
+        ("attempts", "3".into()),
+        ("service", "lanes".into()),
+        ("failed-at", added["failed-at"].clone()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(added, expected);
+    assert_eq!(dead_letters, 1.0, "orderflow_dead_letters_total");
+    Ok(())
+}
+
+/// The crash tests' member process: this test binary run again with these
+/// variables set (see `offsets_are_committed_only_after_their_transaction`).
+const CRASH_AT: &str = "ORDERFLOW_TEST_CRASH_AT";
+const CRASH_KEY: &str = "ORDERFLOW_TEST_CRASH_KEY";
+const CRASH_CONFIG: &str = "ORDERFLOW_TEST_CRASH_CONFIG";
+
+/// Not a test of its own: the member that `offsets_are_committed_only_after_their_transaction`
+/// starts as a child process. It handles events until the batch holding
+/// `CRASH_KEY` reaches the fault point `CRASH_AT`, waits there long enough for
+/// any offset committed too early to reach the broker, and kills itself with
+/// SIGKILL (no shutdown, no commit, no flush). Run alone, it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "the child process of offsets_are_committed_only_after_their_transaction"]
+async fn crashing_member() -> Result<()> {
+    let Ok(point) = std::env::var(CRASH_AT) else {
+        return Ok(());
+    };
+    let point = match point.as_str() {
+        "before-commit" => FaultPoint::BeforeCommit,
+        "after-commit" => FaultPoint::AfterCommit,
+        other => bail!("{CRASH_AT}={other}: expected before-commit or after-commit"),
+    };
+    let key = std::env::var(CRASH_KEY)?;
+    let config: RuntimeConfig = serde_json::from_str(&std::env::var(CRASH_CONFIG)?)?;
+    let wait = Duration::from_millis(u64::from(config.kafka_auto_commit_interval_ms) * 10);
+    orderflow_runtime::fault::set_hook(move |at, keys| {
+        if at == point && keys.contains(&key.as_str()) {
+            std::thread::sleep(wait);
+            let me = nix::unistd::Pid::from_raw(std::process::id() as i32);
+            let _ = nix::sys::signal::kill(me, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let _member = Member::start(
+        &SPEC,
+        Arc::new(Recorder::new("crashing", &log, &Arc::default())),
+        config,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    bail!("the fault point was not reached within 60 s")
+}
+
+/// The offset of an event is committed only once its transaction has: a
+/// member killed just before a batch's COMMIT (nothing of it applied) or
+/// just after it (applied, offsets not yet committed) loses nothing and
+/// applies nothing twice; the next member handles the first batch again
+/// and finds the second in its inbox. Were offsets committed before the
+/// transaction, the first crash would lose the batch for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offsets_are_committed_only_after_their_transaction() -> Result<()> {
+    const KEYS: usize = 30;
+    for point in ["before-commit", "after-commit"] {
+        let config = base_config();
+        let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+        let keys: Vec<String> = (0..KEYS).map(|k| format!("k-{k:03}")).collect();
+        let events: Vec<Event> = keys.iter().map(|k| order(k, 0)).collect();
+        harness.produce(&events).await?;
+        let member_config = harness.config(&config);
+
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["--exact", "crashing_member", "--ignored", "--nocapture"])
+            .env(CRASH_AT, point)
+            .env(CRASH_KEY, "k-017")
+            .env(CRASH_CONFIG, serde_json::to_string(&member_config)?)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(90), child).await??;
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            output.status.signal(),
+            Some(9),
+            "{point}: the member was to kill itself at the fault point: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let applied_before = effects(&harness).await?;
+        match point {
+            "before-commit" => assert!(
+                !applied_before.contains_key("k-017"),
+                "nothing of the batch was committed"
+            ),
+            _ => assert_eq!(applied_before.get("k-017"), Some(&1)),
+        }
+
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let member = harness
+            .member(
+                &SPEC,
+                Arc::new(Recorder::new("next", &log, &Arc::default())),
+                member_config,
+            )
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let applied = loop {
+            let applied = effects(&harness).await?;
+            if applied.len() == KEYS {
+                break applied;
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<&String> =
+                    keys.iter().filter(|k| !applied.contains_key(*k)).collect();
+                bail!("{point}: {missing:?} never applied: their offsets were committed without their transaction");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let duplicates = counter(
+            &member.metrics,
+            "orderflow_events_consumed_total",
+            "outcome=\"duplicate\"",
+        );
+        member.stop().await?;
+        assert!(
+            applied.values().all(|&n| n == 1),
+            "{point}: applied twice: {applied:?}"
+        );
+        if point == "after-commit" {
+            assert!(
+                duplicates >= 1.0,
+                "k-017 was applied but its offset not committed: it comes again and the inbox absorbs it"
+            );
+        }
+    }
     Ok(())
 }

@@ -1,40 +1,107 @@
 //! Messages a service cannot process are parked on its dead-letter topic with
-//! the reason, and the saga carries on.
+//! the reason and where they came from, and the saga carries on.
+
+use std::collections::BTreeMap;
 
 use orderflow_runtime::DEAD_LETTER_HEADER_PREFIX;
+use orderflow_testkit::metrics::scrape;
 use orderflow_testkit::{order_body, Stack};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 
-fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    m.headers()?
+/// Every header of a message, in order.
+fn headers(m: &OwnedMessage) -> Vec<(String, String)> {
+    m.headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks a dead letter: the original headers first, unchanged, then exactly
+/// the dead-letter headers with these values (`failed-at` within the test).
+fn check_dead_letter(
+    m: &OwnedMessage,
+    original: &[(&str, &str)],
+    service: &str,
+    (partition, offset): (i32, i64),
+    error_contains: &str,
+    test_began: chrono::DateTime<chrono::Utc>,
+) {
+    let all = headers(m);
+    let kept: Vec<(&str, &str)> = all[..original.len()]
         .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(kept, original, "the original headers, in order");
+    let added: BTreeMap<&str, &str> = all[original.len()..]
+        .iter()
+        .map(|(k, v)| {
+            let name = k
+                .strip_prefix(DEAD_LETTER_HEADER_PREFIX)
+                .unwrap_or_else(|| panic!("{k} is not a dead-letter header"));
+            (name, v.as_str())
+        })
+        .collect();
+    assert_eq!(
+        added.keys().copied().collect::<Vec<_>>(),
+        [
+            "attempts",
+            "error",
+            "failed-at",
+            "service",
+            "source-offset",
+            "source-partition",
+            "source-topic"
+        ]
+    );
+    assert!(
+        added["error"].contains(error_contains),
+        "{}",
+        added["error"]
+    );
+    assert_eq!(added["source-topic"], "orders");
+    assert_eq!(added["source-partition"], partition.to_string());
+    assert_eq!(added["source-offset"], offset.to_string());
+    assert_eq!(added["attempts"], "1", "permanent on the first attempt");
+    assert_eq!(added["service"], service);
+    let failed_at = chrono::DateTime::parse_from_rfc3339(added["failed-at"])
+        .unwrap_or_else(|e| panic!("failed-at {}: {e}", added["failed-at"]));
+    assert!(
+        test_began <= failed_at && failed_at <= chrono::Utc::now(),
+        "failed-at {failed_at} is not during the test"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
+    let began = chrono::Utc::now();
     let kafka = stack.kafka();
     // No CloudEvents headers at all.
-    kafka
+    let headerless = kafka
         .produce_raw("orders", "o-garbage", &[], b"\x00\x01not avro at all")
         .await?;
     // Proper headers, but a value that is not in the Confluent wire format.
-    let headers = [
+    let ce_headers = [
         ("ce_specversion", "1.0"),
         ("ce_id", "0190d3c4-0000-7000-8000-000000000001"),
-        ("ce_source", "/somewhere/else"),
+        ("ce_source", "/orderflow/order"),
         ("ce_type", "io.orderflow.events.OrderCreated"),
         ("ce_time", "2026-01-01T00:00:00Z"),
         ("ce_subject", "o-garbage-2"),
     ];
-    kafka
+    let unframed = kafka
         .produce_raw(
             "orders",
             "o-garbage-2",
-            &headers,
+            &ce_headers,
             b"{\"order_id\": \"o-garbage-2\"}",
         )
         .await?;
@@ -57,32 +124,62 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
         Some(b"\x00\x01not avro at all".as_slice()),
         "the original value is kept"
     );
-    let error = header(first, &format!("{DEAD_LETTER_HEADER_PREFIX}error")).unwrap();
-    assert!(error.contains("ce_specversion"), "{error}");
-    assert_eq!(
-        header(first, &format!("{DEAD_LETTER_HEADER_PREFIX}source-topic")).as_deref(),
-        Some("orders")
-    );
-    assert!(header(first, &format!("{DEAD_LETTER_HEADER_PREFIX}source-offset")).is_some());
-    assert_eq!(
-        header(first, &format!("{DEAD_LETTER_HEADER_PREFIX}service")).as_deref(),
-        Some("inventory")
-    );
+    check_dead_letter(first, &[], "inventory", headerless, "ce_specversion", began);
     let second = parked
         .iter()
         .find(|m| m.key() == Some(b"o-garbage-2".as_slice()))
         .expect("the unframed value");
-    let error = header(second, &format!("{DEAD_LETTER_HEADER_PREFIX}error")).unwrap();
-    assert!(error.contains("Confluent wire format"), "{error}");
     assert_eq!(
-        header(second, "ce_id").as_deref(),
-        Some("0190d3c4-0000-7000-8000-000000000001"),
-        "original headers kept"
+        second.payload(),
+        Some(b"{\"order_id\": \"o-garbage-2\"}".as_slice())
+    );
+    check_dead_letter(
+        second,
+        &ce_headers,
+        "inventory",
+        unframed,
+        "Confluent wire format",
+        began,
     );
 
     // Notification also consumes `orders`: it parks the header-less message and
     // skips the OrderCreated it has no business with.
     let parked = kafka.read_all("notification.dlq").await?;
     assert_eq!(parked.len(), 1, "notification dead letters");
+    check_dead_letter(
+        &parked[0],
+        &[],
+        "notification",
+        headerless,
+        "ce_specversion",
+        began,
+    );
+
+    // What the dead-letter alert counts.
+    for (service, expected) in [("inventory", 2.0), ("notification", 1.0)] {
+        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        assert_eq!(
+            metrics.sum_where("orderflow_dead_letters_total", &[("topic", "orders")]),
+            expected,
+            "{service}: {}",
+            metrics.lines("orderflow_dead_letters_total")
+        );
+        assert_eq!(
+            metrics.sum_where(
+                "orderflow_events_consumed_total",
+                &[("outcome", "dead_lettered")]
+            ),
+            expected,
+            "{service}"
+        );
+    }
+    for service in ["order", "payment", "shipping"] {
+        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        assert_eq!(
+            metrics.sum("orderflow_dead_letters_total", ""),
+            0.0,
+            "{service}"
+        );
+    }
     stack.stop().await
 }

@@ -451,3 +451,98 @@ async fn an_expired_idempotency_key_creates_a_new_order() -> Result<()> {
     );
     stack.stop().await
 }
+
+/// The payment provider goes down: charges fail (each retried through the
+/// tiers, never in the partition), the breaker opens and refuses calls at
+/// once; the provider comes back, a trial call succeeds, the breaker closes,
+/// and every order ships with exactly one charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_breaker_opens_in_an_outage_and_closes_after_it() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        retry_backoff_ms: vec![200, 400],
+        retry_slow_tiers_ms: vec![800],
+        step_deadline_ms: 300_000,
+        provider_timeout_ms: 200,
+        breaker_minimum_calls: 5,
+        breaker_open_ms: 1_000,
+        ..Default::default()
+    })
+    .await?;
+    let sandbox = |failure_rate: f64| {
+        let url = format!("{}/v1/sandbox", stack.payments[0]);
+        let http = stack.http.clone();
+        async move {
+            let response = http
+                .put(url)
+                .json(&serde_json::json!({"latency_ms": 0, "failure_rate": failure_rate}))
+                .send()
+                .await?;
+            anyhow::ensure!(response.status() == 200, "sandbox: {}", response.status());
+            Ok(())
+        }
+    };
+    let breaker = || {
+        metric(
+            &stack,
+            "payment",
+            "orderflow_circuit_breaker_state",
+            "payment-provider",
+        )
+    };
+    assert_eq!(breaker().await?, 0.0, "closed at first");
+    sandbox(1.0).await?;
+    let bodies: Vec<_> = (0..10)
+        .map(|i| {
+            order_body(
+                &format!("c-outage-{i}"),
+                &format!("SKU-{:03}", i + 1),
+                1,
+                "tok_visa",
+                "DE",
+            )
+        })
+        .collect();
+    let ids = stack.place_all(&bodies, 10).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while breaker().await? != 2.0 {
+        anyhow::ensure!(Instant::now() < deadline, "the breaker never opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Open: the orders wait (reserved, unpaid) in the retry tiers.
+    for id in &ids {
+        let order = stack.order(id).await?;
+        assert!(
+            matches!(order.status.as_str(), "PENDING" | "RESERVED"),
+            "{id} is {} during the outage",
+            order.status
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let retried = metric(&stack, "payment", "orderflow_handler_retries_total", "").await?;
+    assert!(
+        retried >= 10.0,
+        "each order's charge retried at least once: {retried}"
+    );
+    sandbox(0.0).await?;
+    let done = stack
+        .wait_all_terminal(&ids, Duration::from_secs(60))
+        .await?;
+    let stats = SagaStats::of(&done);
+    assert_eq!(stats.outcomes.get("SHIPPED"), Some(&10), "{stats}");
+    assert_eq!(
+        breaker().await?,
+        0.0,
+        "closed again once a trial call succeeded"
+    );
+    for id in &ids {
+        let p = stack.payment(id).await?.context("payment")?;
+        assert_eq!(
+            (p.status.as_str(), p.provider_charges),
+            ("CHARGED", 1),
+            "{id}"
+        );
+    }
+    stack.wait_idle().await?;
+    nothing_dead_lettered(&stack).await?;
+    stack.stop().await
+}

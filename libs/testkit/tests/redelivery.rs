@@ -1,11 +1,91 @@
 //! Every event delivered twice: each domain event is written back onto its
 //! topic (same key, headers and CloudEvents id), as a producer retry or a
-//! relay crash between publish and delete would. Nothing may happen twice.
+//! relay crash between publish and delete would. Nothing may happen twice,
+//! and every service must account for every copy as a duplicate its inbox
+//! caught: were a service's inbox to let copies through, its handled count
+//! would grow even where the domain happens to absorb the repeat.
 
-use orderflow_testkit::{order_body, Duplicator, Stack};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use orderflow_testkit::metrics::scrape;
+use orderflow_testkit::{order_body, Duplicator, Stack, DUPLICATE_MARKER};
+use rdkafka::message::{Headers, Message};
+
+/// (topic, event type) → (originals, copies) on the domain topics.
+type Census = BTreeMap<(String, String), (u64, u64)>;
+
+async fn census(stack: &Stack) -> Result<Census> {
+    let mut census = Census::new();
+    for topic in orderflow_envelope::Topic::ALL {
+        for m in stack.kafka().read_all(topic.name()).await? {
+            let mut ce_type = None;
+            let mut copy = false;
+            for h in m.headers().into_iter().flat_map(|h| h.iter()) {
+                if h.key == "ce_type" {
+                    ce_type = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                }
+                copy |= h.key == DUPLICATE_MARKER;
+            }
+            let short = ce_type
+                .as_deref()
+                .and_then(|t| t.rsplit('.').next())
+                .unwrap_or("none")
+                .to_string();
+            let entry = census.entry((m.topic().to_string(), short)).or_default();
+            if copy {
+                entry.1 += 1;
+            } else {
+                entry.0 += 1;
+            }
+        }
+    }
+    Ok(census)
+}
+
+/// The event types each service acts on, per topic it consumes; it skips the others.
+const HANDLED: [(&str, &str, &[&str]); 11] = [
+    (
+        "order",
+        "inventory",
+        &[
+            "InventoryReserved",
+            "InventoryUnavailable",
+            "InventoryReleased",
+        ],
+    ),
+    (
+        "order",
+        "payments",
+        &[
+            "PaymentProcessed",
+            "PaymentFailed",
+            "PaymentRefunded",
+            "PaymentRefundFailed",
+        ],
+    ),
+    ("order", "shipments", &["ShipmentCreated", "ShipmentFailed"]),
+    ("inventory", "orders", &["OrderCreated"]),
+    ("inventory", "payments", &["PaymentFailed"]),
+    (
+        "inventory",
+        "shipments",
+        &["ShipmentCreated", "ShipmentFailed"],
+    ),
+    ("payment", "inventory", &["InventoryReserved"]),
+    ("payment", "shipments", &["ShipmentFailed"]),
+    ("shipping", "payments", &["PaymentProcessed"]),
+    ("notification", "payments", &["PaymentProcessed"]),
+    (
+        "notification",
+        "orders",
+        &["OrderCompleted", "OrderCancelled"],
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_second_delivery_of_every_event_changes_nothing() -> anyhow::Result<()> {
+async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
     let stack = Stack::start().await?;
     let duplicator = Duplicator::start(&stack.bootstrap)?;
 
@@ -24,21 +104,89 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> anyhow::Result<()
     for id in [&shipped, &out_of_stock, &declined, &unshippable] {
         stack.wait_terminal(id).await?;
     }
-    // Let the copies of the last events arrive and be consumed.
-    let mut copied = 0;
-    loop {
+    // Until every event has its copy and every copy was consumed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let census = loop {
         stack.wait_idle().await?;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        if duplicator.copied() == copied {
-            break;
+        let census = census(&stack).await?;
+        if census
+            .values()
+            .all(|(originals, copies)| originals == copies)
+        {
+            // The copies were written before this census; idle again, they are consumed.
+            stack.wait_idle().await?;
+            break census;
         }
-        copied = duplicator.copied();
-    }
-    stack.wait_idle().await?;
+        if Instant::now() > deadline {
+            bail!("not every event was copied after 60 s: {census:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let copied = duplicator.stop().await?;
-    let published = stack.kafka().message_count("orders").await?
-        + stack.kafka().message_count("payments").await?;
-    assert!(copied >= 20, "expected the saga's events to be duplicated, copied {copied} (orders+payments: {published})");
+
+    // Each event of the four sagas exactly once, each with its one copy.
+    let originals: BTreeMap<(&str, &str), u64> = census
+        .iter()
+        .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
+        .collect();
+    let expected: BTreeMap<(&str, &str), u64> = [
+        (("orders", "OrderCreated"), 4),
+        (("orders", "OrderCompleted"), 1),
+        (("orders", "OrderCancelled"), 3),
+        (("inventory", "InventoryReserved"), 3),
+        (("inventory", "InventoryUnavailable"), 1),
+        (("inventory", "InventoryReleased"), 2),
+        (("payments", "PaymentProcessed"), 2),
+        (("payments", "PaymentFailed"), 1),
+        (("payments", "PaymentRefunded"), 1),
+        (("shipments", "ShipmentCreated"), 1),
+        (("shipments", "ShipmentFailed"), 1),
+        (("notifications", "NotificationSent"), 6),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(originals, expected, "an event was emitted twice (or never)");
+    assert_eq!(
+        copied, 26,
+        "the duplicator copies each of the 26 events once"
+    );
+
+    // Every service counted each event it acts on once as handled and its
+    // copy once as a duplicate, and skipped both of every other one.
+    for service in orderflow_runtime::topics::CONSUMING_SERVICES {
+        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        for ((topic, event_type), (originals, copies)) in &census {
+            let Some(handled_here) = HANDLED
+                .iter()
+                .find(|(s, t, _)| *s == service && t == topic)
+                .map(|(_, _, types)| types.contains(&event_type.as_str()))
+            else {
+                continue; // not a topic this service consumes
+            };
+            let count = |outcome: &str| {
+                metrics.sum_where(
+                    "orderflow_events_consumed_total",
+                    &[
+                        ("topic", topic),
+                        ("event_type", event_type),
+                        ("outcome", outcome),
+                    ],
+                ) as u64
+            };
+            let seen = (count("handled"), count("duplicate"), count("skipped"));
+            let expected = if handled_here {
+                (*originals, *copies, 0)
+            } else {
+                (0, 0, originals + copies)
+            };
+            assert_eq!(
+                seen,
+                expected,
+                "{service} on {topic}/{event_type}: (handled, duplicate, skipped); its consumed series:\n{}",
+                metrics.lines("orderflow_events_consumed_total")
+            );
+        }
+    }
 
     assert_eq!(stack.order(&shipped).await?.status, "SHIPPED");
     let s = stack.stock("SKU-001").await?;
@@ -60,20 +208,36 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> anyhow::Result<()
         (p.status.as_str(), p.provider_charges, p.provider_refunds),
         ("CHARGED", 1, 0)
     );
+    let p = stack.payment(&declined).await?.expect("payment");
+    assert_eq!(
+        (p.status.as_str(), p.provider_charges, p.provider_refunds),
+        ("DECLINED", 0, 0)
+    );
     let p = stack.payment(&unshippable).await?.expect("payment");
     assert_eq!(
         (p.status.as_str(), p.provider_charges, p.provider_refunds),
         ("REFUNDED", 1, 1)
     );
 
-    for (customer, expected) in [("c-1", 2), ("c-2", 1), ("c-3", 1), ("c-4", 2)] {
-        let n = stack.notifications(customer).await?;
-        assert_eq!(
-            n.len(),
-            expected,
-            "{customer} got {:?}",
-            n.iter().map(|n| &n.kind).collect::<Vec<_>>()
-        );
+    for (customer, order, expected) in [
+        ("c-1", &shipped, vec!["payment_received", "shipped"]),
+        ("c-2", &out_of_stock, vec!["out_of_stock"]),
+        ("c-3", &declined, vec!["payment_declined"]),
+        (
+            "c-4",
+            &unshippable,
+            vec!["payment_received", "shipping_failed"],
+        ),
+    ] {
+        let mut kinds: Vec<String> = stack
+            .notifications(customer)
+            .await?
+            .into_iter()
+            .inspect(|n| assert_eq!(&n.order_id, order))
+            .map(|n| n.kind)
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, expected, "{customer}'s notifications");
     }
     // Duplicates are absorbed, not failed: no service dead-lettered anything.
     for service in orderflow_runtime::topics::CONSUMING_SERVICES {
@@ -88,11 +252,49 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> anyhow::Result<()
         );
     }
     // The history records each event once, however often it was delivered.
-    let history = stack.order(&shipped).await?.history;
-    let reserved = history
-        .iter()
-        .filter(|h| h.event_type == "InventoryReserved")
-        .count();
-    assert_eq!(reserved, 1);
+    for (order, steps) in [
+        (
+            &shipped,
+            &[
+                "OrderCreated",
+                "InventoryReserved",
+                "PaymentProcessed",
+                "ShipmentCreated",
+            ][..],
+        ),
+        (&out_of_stock, &["OrderCreated", "InventoryUnavailable"][..]),
+        (
+            &declined,
+            &[
+                "OrderCreated",
+                "InventoryReserved",
+                "PaymentFailed",
+                "InventoryReleased",
+            ][..],
+        ),
+        (
+            &unshippable,
+            &[
+                "OrderCreated",
+                "InventoryReserved",
+                "PaymentProcessed",
+                "ShipmentFailed",
+                "PaymentRefunded",
+                "InventoryReleased",
+            ][..],
+        ),
+    ] {
+        let mut history: Vec<String> = stack
+            .order(order)
+            .await?
+            .history
+            .into_iter()
+            .map(|h| h.event_type)
+            .collect();
+        history.sort();
+        let mut steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        steps.sort();
+        assert_eq!(history, steps, "order {order}'s history");
+    }
     stack.stop().await
 }

@@ -235,3 +235,106 @@ async fn a_broker_restart_in_the_middle_of_the_load() -> Result<()> {
     check_charges(&stack, &done).await?;
     stack.stop().await
 }
+
+/// Two replicas of the order service share one PostgreSQL database. A
+/// writer died with 5,000 events in its outbox (their leases ran out): both
+/// relays claim rows at once, and each row is published exactly once; the
+/// claim (`FOR UPDATE SKIP LOCKED` and a lease) is what keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_publish_each_outbox_row_once() -> Result<()> {
+    use orderflow_runtime::sqlx::{self, Row};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::message::{Headers, Message};
+
+    const ROWS: usize = 5_000;
+    const TOPIC: &str = "test.outbox-replicas";
+    let stack = ProcessStack::start(Replicas::one_each().with("order", 2)).await?;
+    // A topic of its own, which no consumer reads.
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.bootstrap)
+        .create()?;
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?;
+    for result in created {
+        match result {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, e)) => anyhow::bail!("creating {topic}: {e}"),
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&stack.databases["order"]).await?;
+    let ids: Vec<String> = (0..ROWS)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    for chunk in ids.chunks(500) {
+        let mut tx = db.begin().await?;
+        for id in chunk {
+            let headers = serde_json::to_string(&[("ce_id", id)])?;
+            sqlx::query(
+                "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0)",
+            )
+            .bind(id)
+            .bind(TOPIC)
+            .bind(format!("k-{}", &id[id.len() - 4..]))
+            .bind(&headers)
+            .bind(id.as_bytes().to_vec())
+            .bind(orderflow_runtime::now_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orderflow_outbox")
+            .fetch_one(&db)
+            .await?
+            .try_get("n")?;
+        if left == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{left} outbox rows left after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.close().await;
+    let messages = stack.kafka().read_all(TOPIC).await?;
+    let mut published: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &messages {
+        let id = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "ce_id"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        assert_eq!(m.payload(), Some(id.as_bytes()), "the row's own value");
+        *published.entry(id).or_default() += 1;
+    }
+    let twice: Vec<(&String, &usize)> = published.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} of {ROWS} rows published more than once, e.g. {:?}",
+        twice.len(),
+        &twice[..twice.len().min(5)]
+    );
+    assert_eq!(published.len(), ROWS, "every row published");
+    // Both relays took part.
+    for replica in 0..2 {
+        let metrics = orderflow_testkit::metrics::scrape(
+            &stack.http,
+            &format!("http://{}", stack.addr("order", replica)?),
+        )
+        .await?;
+        let n = metrics.sum_where("orderflow_events_produced_total", &[("topic", TOPIC)]);
+        println!("order#{replica} published {n} of the {ROWS} rows");
+        assert!(n > 0.0, "order#{replica} published none of the rows");
+    }
+    stack.stop().await
+}

@@ -82,6 +82,27 @@ fn check_tree(order_id: &str, trace: &[ReceivedSpan]) -> usize {
             "order {order_id}: {span:#?} has a parent outside the trace"
         );
     }
+    // Each consume span hangs off the publish span of the very message it
+    // consumes (the relay's producer span), not merely off something in
+    // the trace: that is what makes a hop over Kafka one edge of the tree.
+    let by_id: BTreeMap<&str, &ReceivedSpan> =
+        trace.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    for consume in trace.iter().filter(|s| s.kind == 5) {
+        let parent = by_id[consume.parent_span_id.as_str()];
+        assert_eq!(
+            (
+                parent.kind,
+                parent.attributes.get("messaging.message.id"),
+                parent.attributes.get("messaging.destination.name"),
+            ),
+            (
+                4,
+                consume.attributes.get("messaging.message.id"),
+                consume.attributes.get("messaging.destination.name"),
+            ),
+            "order {order_id}: {consume:#?} is not the child of its message's publish span but of {parent:#?}"
+        );
+    }
     let parents: BTreeMap<&str, &str> = trace
         .iter()
         .map(|s| (s.span_id.as_str(), s.parent_span_id.as_str()))

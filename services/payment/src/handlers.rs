@@ -20,6 +20,7 @@ use orderflow_envelope::{
 use orderflow_runtime::resilience::{CallError, Policy};
 use orderflow_runtime::{ExternalCall, Handler, HandlerCtx, HandlerError};
 
+use crate::domain::{charge_step, refund_step, ChargeStep, RefundStep};
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
 use crate::store::{self, Status};
 
@@ -130,11 +131,15 @@ impl PaymentHandler {
             &reserved.total,
         )
         .await?;
-        if !recorded {
-            match store::find(ctx.tx, &reserved.order_id).await? {
-                Some(p) if p.status != Status::Pending => return Ok(()), // decided already
-                _ => {} // intent recorded by an earlier attempt: call again
-            }
+        let existing = if recorded {
+            None
+        } else {
+            store::find(ctx.tx, &reserved.order_id)
+                .await?
+                .map(|p| p.status)
+        };
+        if charge_step(existing) == ChargeStep::Decided {
+            return Ok(());
         }
         ctx.call(ChargeCall {
             provider: self.provider.clone(),
@@ -160,8 +165,8 @@ impl PaymentHandler {
                 failed.order_id
             )));
         };
-        match payment.status {
-            Status::Charged => {
+        match refund_step(payment.status) {
+            RefundStep::Begin => {
                 store::finish(
                     ctx.tx,
                     &failed.order_id,
@@ -172,8 +177,8 @@ impl PaymentHandler {
                 )
                 .await?;
             }
-            Status::Refunding => {} // intent recorded by an earlier attempt
-            _ => return Ok(()),     // refunded (or failed) already
+            RefundStep::Resume => {}
+            RefundStep::Nothing => return Ok(()),
         }
         ctx.call(RefundCall {
             provider: self.provider.clone(),

@@ -2,6 +2,7 @@
 //! provider, and refunds it when shipping fails.
 
 mod config;
+pub mod domain;
 mod handlers;
 mod http;
 pub mod provider;

@@ -22,6 +22,8 @@ use orderflow_runtime::resilience::Retryable;
 use orderflow_runtime::sqlx::{self, AnyPool, Row};
 use rand::Rng;
 
+use crate::domain;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
     Charged { payment_id: String },
@@ -61,13 +63,6 @@ pub trait PaymentProvider: Send + Sync + 'static {
     /// How many charges and refunds the provider made for this order.
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError>;
 }
-
-pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
-pub const FLAKY_TOKEN: &str = "tok_flaky";
-pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
-pub const REFUND_DECLINED_TOKEN: &str = "tok_refundDeclined";
-/// Calls of a `tok_flaky` order that time out before one succeeds.
-const FLAKY_TIMEOUTS: u32 = 3;
 
 /// The sandbox's behaviour, changeable while it runs (`PUT /v1/sandbox`).
 #[derive(Debug, Default)]
@@ -126,16 +121,17 @@ impl SandboxProvider {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        let times_out = match token {
-            UNAVAILABLE_TOKEN => true,
-            FLAKY_TOKEN => {
-                let mut calls = self.flaky_calls.lock().expect("sandbox lock");
-                let n = calls.entry(idempotency_key.to_string()).or_default();
-                *n += 1;
-                *n <= FLAKY_TIMEOUTS
-            }
-            _ => false,
+        // Only the flaky token's answer depends on the call's number: only
+        // its calls are counted (a map entry per charge would only grow).
+        let call = if token == domain::FLAKY_TOKEN {
+            let mut calls = self.flaky_calls.lock().expect("sandbox lock");
+            let n = calls.entry(idempotency_key.to_string()).or_default();
+            *n += 1;
+            *n
+        } else {
+            1
         };
+        let times_out = domain::sandbox_times_out(token, call);
         if times_out {
             // No answer: the caller's timeout ends the call.
             std::future::pending::<()>().await;
@@ -173,7 +169,7 @@ impl PaymentProvider for SandboxProvider {
                 amount.amount_minor
             )));
         }
-        let outcome = if token == DECLINED_TOKEN {
+        let outcome = if domain::sandbox_declines(token) {
             ChargeOutcome::Declined {
                 reason: "card_declined".into(),
             }
@@ -202,7 +198,7 @@ impl PaymentProvider for SandboxProvider {
                 .await
                 .and_then(|r| r.map(|r| r.try_get("token")).transpose())
                 .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))?;
-        if token.as_deref() == Some(REFUND_DECLINED_TOKEN) {
+        if token.as_deref().is_some_and(domain::sandbox_refuses_refund) {
             return Err(ProviderError::Invalid(format!(
                 "refund of {payment_id} declined"
             )));

@@ -4,47 +4,11 @@ use orderflow_api::{MoneyView, PaymentView};
 use orderflow_envelope::Money;
 use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
-/// A payment's life: PENDING (the charge is being asked for) → CHARGED,
-/// DECLINED or FAILED (the provider was unreachable); a charge of a failed
-/// shipment → REFUNDING → REFUNDED, or REFUND_FAILED (an operator must act).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Charged,
-    Declined,
-    Failed,
-    Refunding,
-    Refunded,
-    RefundFailed,
-}
+pub use crate::domain::Status;
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "PENDING",
-            Status::Charged => "CHARGED",
-            Status::Declined => "DECLINED",
-            Status::Failed => "FAILED",
-            Status::Refunding => "REFUNDING",
-            Status::Refunded => "REFUNDED",
-            Status::RefundFailed => "REFUND_FAILED",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, sqlx::Error> {
-        [
-            Status::Pending,
-            Status::Charged,
-            Status::Declined,
-            Status::Failed,
-            Status::Refunding,
-            Status::Refunded,
-            Status::RefundFailed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+fn parse_status(s: &str) -> Result<Status, sqlx::Error> {
+    Status::from_name(s)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown payment status {s}").into()))
-    }
 }
 
 pub struct PaymentRow {
@@ -65,7 +29,7 @@ pub async fn find(
     .await?;
     row.map(|r| {
         Ok(PaymentRow {
-            status: Status::parse(&r.try_get::<String, _>("status")?)?,
+            status: parse_status(&r.try_get::<String, _>("status")?)?,
             payment_id: r.try_get("payment_id")?,
             amount: Money::new(
                 r.try_get("amount_minor")?,

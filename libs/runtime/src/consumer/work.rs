@@ -207,6 +207,10 @@ impl Work for HandleWork {
             action();
         }
     }
+
+    fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// Runs the handler for one item and writes what it emitted to the outbox.

@@ -1,0 +1,171 @@
+//! Payment decisions, free of I/O: a payment's life, what a reservation or
+//! a failed shipment asks of the provider given what the payment already
+//! says, and how the sandbox provider answers a card token.
+
+/// A payment's life: PENDING (the charge is being asked for) → CHARGED,
+/// DECLINED or FAILED (the provider was unreachable); a charge of a failed
+/// shipment → REFUNDING → REFUNDED, or REFUND_FAILED (an operator must act).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Charged,
+    Declined,
+    Failed,
+    Refunding,
+    Refunded,
+    RefundFailed,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Pending,
+        Status::Charged,
+        Status::Declined,
+        Status::Failed,
+        Status::Refunding,
+        Status::Refunded,
+        Status::RefundFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Charged => "CHARGED",
+            Status::Declined => "DECLINED",
+            Status::Failed => "FAILED",
+            Status::Refunding => "REFUNDING",
+            Status::Refunded => "REFUNDED",
+            Status::RefundFailed => "REFUND_FAILED",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// What a reservation asks of the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeStep {
+    /// Ask the provider for the charge (again, after a crash: same key).
+    Call,
+    /// The charge was decided already; nothing to do.
+    Decided,
+}
+
+/// `existing` is the payment found when recording the intent failed because
+/// one was there (None: the intent was recorded just now).
+pub fn charge_step(existing: Option<Status>) -> ChargeStep {
+    match existing {
+        None | Some(Status::Pending) => ChargeStep::Call,
+        Some(_) => ChargeStep::Decided,
+    }
+}
+
+/// What a failed shipment asks of the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStep {
+    /// Record the intent (CHARGED → REFUNDING), then ask for the refund.
+    Begin,
+    /// The intent was recorded by an earlier attempt: ask again (same key).
+    Resume,
+    /// Never charged, or refunded (or refused) already: nothing to do.
+    Nothing,
+}
+
+pub fn refund_step(status: Status) -> RefundStep {
+    match status {
+        Status::Charged => RefundStep::Begin,
+        Status::Refunding => RefundStep::Resume,
+        _ => RefundStep::Nothing,
+    }
+}
+
+/// The sandbox's card tokens, following the card-provider test-token convention.
+pub const DECLINED_TOKEN: &str = "tok_chargeDeclined";
+/// Times out on the first [`FLAKY_TIMEOUTS`] calls for an order, then succeeds.
+pub const FLAKY_TOKEN: &str = "tok_flaky";
+/// Always times out.
+pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
+/// Charges, but the refund is refused.
+pub const REFUND_DECLINED_TOKEN: &str = "tok_refundDeclined";
+/// Calls of a `tok_flaky` order that time out before one succeeds.
+pub const FLAKY_TIMEOUTS: u32 = 3;
+
+/// Whether the sandbox leaves the `call`-th call (from 1) under one
+/// idempotency key with `token` unanswered.
+pub fn sandbox_times_out(token: &str, call: u32) -> bool {
+    match token {
+        UNAVAILABLE_TOKEN => true,
+        FLAKY_TOKEN => call <= FLAKY_TIMEOUTS,
+        _ => false,
+    }
+}
+
+/// Whether the sandbox declines a charge to `token`.
+pub fn sandbox_declines(token: &str) -> bool {
+    token == DECLINED_TOKEN
+}
+
+/// Whether the sandbox refuses to refund a charge made to `token`.
+pub fn sandbox_refuses_refund(token: &str) -> bool {
+    token == REFUND_DECLINED_TOKEN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_charge_is_asked_for_until_it_is_decided() {
+        assert_eq!(charge_step(None), ChargeStep::Call);
+        assert_eq!(charge_step(Some(Status::Pending)), ChargeStep::Call);
+        for decided in Status::ALL.into_iter().filter(|s| *s != Status::Pending) {
+            assert_eq!(
+                charge_step(Some(decided)),
+                ChargeStep::Decided,
+                "{decided:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_charge_is_refunded_and_a_refund_under_way_is_asked_again() {
+        assert_eq!(refund_step(Status::Charged), RefundStep::Begin);
+        assert_eq!(refund_step(Status::Refunding), RefundStep::Resume);
+        for other in [
+            Status::Pending,
+            Status::Declined,
+            Status::Failed,
+            Status::Refunded,
+            Status::RefundFailed,
+        ] {
+            assert_eq!(refund_step(other), RefundStep::Nothing, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_read_back_by_name() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::from_name("charged"), None);
+        let names: std::collections::HashSet<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names.len(), Status::ALL.len());
+        assert_eq!(Status::RefundFailed.as_str(), "REFUND_FAILED");
+    }
+
+    #[test]
+    fn the_sandbox_answers_tokens_as_documented() {
+        assert!(sandbox_times_out("tok_unavailable", 1));
+        assert!(sandbox_times_out("tok_unavailable", 100));
+        assert!(sandbox_times_out("tok_flaky", 1));
+        assert!(sandbox_times_out("tok_flaky", 3));
+        assert!(!sandbox_times_out("tok_flaky", 4));
+        assert!(!sandbox_times_out("tok_visa", 1));
+        assert!(sandbox_declines("tok_chargeDeclined"));
+        assert!(!sandbox_declines("tok_visa"));
+        assert!(sandbox_refuses_refund("tok_refundDeclined"));
+        assert!(!sandbox_refuses_refund("tok_visa"));
+    }
+}

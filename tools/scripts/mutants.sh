@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mutation testing (cargo-mutants) of the code where decisions live: the
+# services' domain rules, the envelope codec and headers, the API's
+# validation and the consumer runtime's pure parts (offsets, lanes, the retry
+# schedule, the circuit breaker). Each mutant is a small change to one
+# function (a return value, an operator, a deleted statement); the unit tests
+# of its crate must fail on it. The scope and test arguments are in
+# .cargo/mutants.toml.
+#
+#   tools/scripts/mutants.sh             every mutant in scope (make mutants)
+#   tools/scripts/mutants.sh --in-diff   only functions changed since the
+#                                        commit in .ci/mutants-base (CI), within
+#                                        MUTANTS_BUDGET seconds (default 600)
+#
+# Mutants run in place (cargo-mutants restores each file after it): do not
+# edit the tree while it runs. Results go to mutants.out/ (missed.txt,
+# caught.txt, unviable.txt, timeout.txt); a missed mutant fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+version=27.1.0
+tools="${HOME}/.cache/orderflow/tools"
+bin="$tools/bin/cargo-mutants"
+if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
+  echo "installing cargo-mutants $version into $tools"
+  cargo install --quiet --locked --version "$version" --root "$tools" cargo-mutants
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orderflow/target}"
+
+args=(--in-place --no-shuffle --baseline=skip --timeout 180 --build-timeout 600)
+budget=0
+if [ "${1:-}" = "--in-diff" ]; then
+  base=$(tr -d '[:space:]' < .ci/mutants-base)
+  if ! git cat-file -e "$base^{commit}" 2>/dev/null; then
+    echo "mutants: .ci/mutants-base names $base, which this clone does not have" >&2
+    exit 1
+  fi
+  diff=$(mktemp)
+  trap 'rm -f "$diff"' EXIT
+  git diff "$base" HEAD -- '*.rs' > "$diff"
+  n=$("$bin" mutants --list "${args[@]}" --in-diff "$diff" | wc -l)
+  echo "mutants: $n mutant(s) in functions changed since $base"
+  [ "$n" -gt 0 ] || exit 0
+  args+=(--in-diff "$diff")
+  budget=${MUTANTS_BUDGET:-600}
+fi
+
+# The tests must pass unmutated first (the baseline is skipped below for speed).
+cargo test --quiet --lib -p orderflow-order -p orderflow-inventory -p orderflow-shipping \
+  -p orderflow-notification -p orderflow-payment -p orderflow-envelope -p orderflow-api \
+  -p orderflow-runtime > /dev/null
+
+status=0
+if [ "$budget" -gt 0 ]; then
+  timeout --signal=INT "$budget" "$bin" mutants "${args[@]}" || status=$?
+else
+  "$bin" mutants "${args[@]}" || status=$?
+fi
+for outcome in caught missed timeout unviable; do
+  printf '%-8s %s\n' "$outcome" "$(wc -l < "mutants.out/$outcome.txt" 2>/dev/null || echo 0)"
+done
+caught=$(wc -l < mutants.out/caught.txt)
+missed=$(wc -l < mutants.out/missed.txt)
+if [ $((caught + missed)) -gt 0 ]; then
+  echo "mutation score: $caught of $((caught + missed)) viable mutants caught ($((100 * caught / (caught + missed)))%)"
+fi
+case $status in
+  0) ;;
+  124|130) echo "mutants: the ${budget}s budget ran out; the mutants above were tested, the rest were not" ;;
+  2) echo "mutants: missed mutants (mutants.out/missed.txt): add a test that fails on each, or exclude it in .cargo/mutants.toml with the reason"; exit 2 ;;
+  *) exit "$status" ;;
+esac
