@@ -3,17 +3,14 @@
 //! body the same way.
 
 mod client;
+mod validate;
 
 pub use client::{ClientError, GatewayClient};
+pub use validate::{MAX_LINES, MAX_QUANTITY};
 
 use orderflow_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-/// Most units of one SKU a single order line may ask for.
-pub const MAX_QUANTITY: i64 = 1_000;
-/// Most lines an order may have.
-pub const MAX_LINES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,65 +45,6 @@ pub struct ShippingAddress {
     pub postal_code: String,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
     pub country: String,
-}
-
-impl PlaceOrder {
-    /// Checks what the JSON shape cannot: non-empty fields, sane quantities.
-    pub fn validate(&self) -> Result<(), Problem> {
-        let mut errors = Vec::new();
-        if self.customer_id.trim().is_empty() {
-            errors.push("customer_id must not be empty".to_string());
-        }
-        if self.items.is_empty() {
-            errors.push("items must name at least one SKU".to_string());
-        }
-        if self.items.len() > MAX_LINES {
-            errors.push(format!("items may have at most {MAX_LINES} lines"));
-        }
-        for (i, line) in self.items.iter().enumerate() {
-            if line.sku.trim().is_empty() {
-                errors.push(format!("items[{i}].sku must not be empty"));
-            }
-            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                errors.push(format!(
-                    "items[{i}].quantity must be between 1 and {MAX_QUANTITY}, got {}",
-                    line.quantity
-                ));
-            }
-        }
-        if self.payment.token.trim().is_empty() {
-            errors.push("payment.token must not be empty".to_string());
-        }
-        let a = &self.shipping_address;
-        for (field, value) in [
-            ("name", &a.name),
-            ("line1", &a.line1),
-            ("city", &a.city),
-            ("postal_code", &a.postal_code),
-        ] {
-            if value.trim().is_empty() {
-                errors.push(format!("shipping_address.{field} must not be empty"));
-            }
-        }
-        if a.country.len() != 2 || !a.country.chars().all(|c| c.is_ascii_uppercase()) {
-            errors.push(format!(
-                "shipping_address.country must be an ISO 3166-1 alpha-2 code like DE, got {:?}",
-                a.country
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::validation(errors.join("; ")))
-        }
-    }
-
-    /// A fingerprint of the request, to tell an `Idempotency-Key` replay from a
-    /// reuse of the key with another body.
-    pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("a request serializes");
-        hex::encode(Sha256::digest(canonical))
-    }
 }
 
 /// The body of `202 Accepted`.
@@ -160,33 +98,6 @@ pub struct StockView {
 pub struct SetStock {
     pub available: i64,
     pub unit_price: MoneyView,
-}
-
-impl SetStock {
-    pub fn validate(&self) -> Result<(), Problem> {
-        let mut errors = Vec::new();
-        if self.available < 0 {
-            errors.push(format!(
-                "available must not be negative, got {}",
-                self.available
-            ));
-        }
-        if self.unit_price.amount_minor < 1 {
-            // Payment providers refuse zero charges; orderflow sells nothing for free.
-            errors.push("unit_price.amount_minor must be at least 1".to_string());
-        }
-        let c = &self.unit_price.currency;
-        if c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase()) {
-            errors.push(format!(
-                "unit_price.currency must be an ISO 4217 code like EUR, got {c:?}"
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::validation(errors.join("; ")))
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,67 +244,4 @@ fn chrono_millis(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn order() -> PlaceOrder {
-        serde_json::from_str(
-            r#"{"customer_id": "c-42", "items": [{"sku": "SKU-001", "quantity": 2}],
-                "payment": {"token": "tok_visa"},
-                "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin",
-                                     "postal_code": "10115", "country": "DE"}}"#,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn the_documented_example_is_valid() {
-        assert_eq!(order().validate(), Ok(()));
-    }
-
-    #[test]
-    fn bad_quantities_and_empty_orders_are_rejected_with_every_reason() {
-        let mut o = order();
-        o.items.push(OrderLine {
-            sku: "SKU-002".into(),
-            quantity: 0,
-        });
-        o.items.push(OrderLine {
-            sku: "SKU-003".into(),
-            quantity: -1,
-        });
-        let detail = o.validate().unwrap_err().detail.unwrap();
-        assert!(
-            detail.contains("items[1].quantity") && detail.contains("items[2].quantity"),
-            "{detail}"
-        );
-        o.items.clear();
-        assert!(o
-            .validate()
-            .unwrap_err()
-            .detail
-            .unwrap()
-            .contains("at least one"));
-    }
-
-    #[test]
-    fn unknown_fields_do_not_parse() {
-        let err = serde_json::from_str::<PlaceOrder>(
-            r#"{"customer_id": "c", "items": [], "payment": {"token": "t"}, "coupon": "FREE",
-                "shipping_address": {"name": "A", "line1": "1", "city": "B", "postal_code": "1", "country": "DE"}}"#,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("unknown field `coupon`"), "{err}");
-    }
-
-    #[test]
-    fn the_fingerprint_tells_bodies_apart() {
-        let mut other = order();
-        other.items[0].quantity = 3;
-        assert_eq!(order().fingerprint(), order().fingerprint());
-        assert_ne!(order().fingerprint(), other.fingerprint());
-    }
 }
