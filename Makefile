@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench bench-system deps clean
+.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench bench-system mutants deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -43,6 +43,11 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## Mutation testing of the code where decisions live (cargo-mutants; the
+## scope is .cargo/mutants.toml): every mutant must make a unit test fail.
+mutants: deps
+	tools/scripts/mutants.sh
 
 ## Throughput, latency and memory of the saga on the dev stack (release
 ## build, embedded broker, SQLite), with a raw relay chain as the yardstick.

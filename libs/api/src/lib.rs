@@ -11,7 +11,6 @@ pub use validate::{MAX_LINES, MAX_QUANTITY};
 use orderflow_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {

@@ -144,6 +144,82 @@ mod tests {
     }
 
     #[test]
+    fn an_order_may_have_up_to_a_hundred_lines() {
+        let mut o = order();
+        o.items = vec![o.items[0].clone(); MAX_LINES];
+        assert_eq!(o.validate(), Ok(()));
+        o.items.push(o.items[0].clone());
+        let detail = o.validate().unwrap_err().detail.unwrap();
+        assert_eq!(detail, "items may have at most 100 lines");
+    }
+
+    #[test]
+    fn a_line_may_ask_for_one_to_a_thousand_units() {
+        let mut o = order();
+        for (quantity, valid) in [(1, true), (1000, true), (0, false), (1001, false)] {
+            o.items[0].quantity = quantity;
+            assert_eq!(o.validate().is_ok(), valid, "{quantity}");
+        }
+    }
+
+    #[test]
+    fn a_country_is_two_capital_letters() {
+        let mut o = order();
+        for (country, valid) in [
+            ("DE", true),
+            ("AQ", true),
+            ("DEU", false),
+            ("de", false),
+            ("D", false),
+            ("D1", false),
+        ] {
+            o.shipping_address.country = country.into();
+            assert_eq!(o.validate().is_ok(), valid, "{country}");
+        }
+        o.shipping_address.country = "Germany".into();
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("ISO 3166-1 alpha-2"));
+    }
+
+    fn stock(available: i64, amount_minor: i64, currency: &str) -> SetStock {
+        SetStock {
+            available,
+            unit_price: crate::MoneyView {
+                amount_minor,
+                currency: currency.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn stock_is_never_negative_and_nothing_is_free() {
+        assert_eq!(stock(0, 1, "EUR").validate(), Ok(()));
+        assert_eq!(stock(25, 1250, "EUR").validate(), Ok(()));
+        let detail = |s: SetStock| s.validate().unwrap_err().detail.unwrap();
+        assert_eq!(
+            detail(stock(-1, 1, "EUR")),
+            "available must not be negative, got -1"
+        );
+        assert_eq!(
+            detail(stock(1, 0, "EUR")),
+            "unit_price.amount_minor must be at least 1"
+        );
+        assert!(stock(1, -5, "EUR").validate().is_err());
+        for currency in ["eur", "EURO", "EU", "E1R"] {
+            assert!(
+                detail(stock(1, 1, currency)).contains("ISO 4217"),
+                "{currency}"
+            );
+        }
+        // Every reason at once.
+        assert_eq!(detail(stock(-1, 0, "x")).split("; ").count(), 3);
+    }
+
+    #[test]
     fn unknown_fields_do_not_parse() {
         let err = serde_json::from_str::<PlaceOrder>(
             r#"{"customer_id": "c", "items": [], "payment": {"token": "t"}, "coupon": "FREE",

@@ -475,6 +475,93 @@ mod tests {
         assert!(matches!(err, DecodeError::NotFramed { .. }), "{err}");
     }
 
+    /// A registry that refuses everything with this HTTP status.
+    struct Refusing(u16);
+
+    #[async_trait]
+    impl SchemaRegistry for Refusing {
+        async fn register(&self, subject: &str, _: &str) -> Result<u32, RegistryError> {
+            Err(RegistryError::Rejected {
+                what: subject.to_string(),
+                status: self.0,
+                code: 0,
+                message: "refused".into(),
+            })
+        }
+        async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
+            Err(RegistryError::Rejected {
+                what: format!("schema {id}"),
+                status: self.0,
+                code: 0,
+                message: "refused".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registry_outage_is_worth_retrying_and_a_refusal_is_not() {
+        let framed = [0, 0, 0, 0, 7, 2, 3];
+        let down = Codec::new(Arc::new(Refusing(503)));
+        let err = down.encode(&reserved()).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        let err = down.decode(None, &framed).await.unwrap_err();
+        assert!(matches!(err, DecodeError::Registry { id: 7, .. }), "{err}");
+        assert!(err.is_transient(), "{err}");
+        let refusing = Codec::new(Arc::new(Refusing(409)));
+        let err = refusing.encode(&reserved()).await.unwrap_err();
+        assert!(matches!(
+            err,
+            EncodeError::Registry {
+                event: "InventoryReserved",
+                ..
+            }
+        ));
+        assert!(!err.is_transient(), "{err}");
+        let err = refusing.decode(None, &framed).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn registering_at_start_registers_every_type_named() {
+        let registry = Arc::new(MemoryRegistry::default());
+        let codec = Codec::new(registry.clone());
+        codec
+            .register(&[EventType::OrderCreated, EventType::OrderCancelled])
+            .await
+            .unwrap();
+        let subjects: Vec<String> = registry
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                "orders-io.orderflow.events.OrderCreated",
+                "orders-io.orderflow.events.OrderCancelled"
+            ]
+        );
+        let down = Codec::new(Arc::new(Refusing(503)));
+        assert!(down.register(&[EventType::OrderCreated]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_header_with_no_datum_is_framed_but_does_not_decode() {
+        let registry = Arc::new(MemoryRegistry::default());
+        let codec = Codec::new(registry.clone());
+        let bytes = codec.encode(&reserved()).await.unwrap();
+        // The five header bytes alone: framed (the schema is found), no datum.
+        let err = codec.decode(None, &bytes[..5]).await.unwrap_err();
+        assert!(matches!(err, DecodeError::Avro { .. }), "{err}");
+        let err = codec.decode(None, &bytes[..4]).await.unwrap_err();
+        assert!(
+            matches!(err, DecodeError::NotFramed { len: 4, .. }),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn an_old_reader_decodes_what_a_newer_writer_wrote() {
         let registry = Arc::new(MemoryRegistry::default());

@@ -55,6 +55,8 @@ impl BreakerState {
     }
 }
 
+/// The breaker's decisions, with the clock passed in (so that tests can
+/// drive it): whether a call may go ahead, and what an outcome changes.
 struct Breaker {
     state: BreakerState,
     /// Calls and failures per second over the last [`WINDOW`], newest last.
@@ -63,6 +65,8 @@ struct Breaker {
     /// When the trial call of the half-open state began (a trial whose
     /// caller went away without an outcome does not block the next for long).
     trial: Option<Instant>,
+    /// The start of the breaker's clock: buckets are whole seconds from it.
+    epoch: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -107,8 +111,6 @@ pub struct Policy {
     breaker: Mutex<Breaker>,
     /// The breaker's state as the metrics show it, when wired to them.
     gauge: Option<prometheus_client::metrics::gauge::Gauge>,
-    /// The start of the breaker's clock.
-    epoch: Instant,
 }
 
 impl Policy {
@@ -119,14 +121,8 @@ impl Policy {
             attempts: 3,
             base_backoff: Duration::from_millis(50),
             settings: BreakerSettings::default(),
-            breaker: Mutex::new(Breaker {
-                state: BreakerState::Closed,
-                window: VecDeque::with_capacity(WINDOW.as_secs() as usize + 1),
-                opened_at: None,
-                trial: None,
-            }),
+            breaker: Mutex::new(Breaker::new(Instant::now())),
             gauge: None,
-            epoch: Instant::now(),
         }
     }
 
@@ -191,7 +187,7 @@ impl Policy {
                 Err(_) => last = format!("timed out after {:?}", self.timeout),
             }
             if n < self.attempts {
-                let cap = self.base_backoff * 2u32.pow(n - 1);
+                let cap = backoff_cap(self.base_backoff, n);
                 let jitter = rand::rng().random_range(0..=cap.as_millis() as u64);
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
@@ -208,83 +204,136 @@ impl Policy {
     /// trial call through at a time.
     fn admit<E>(&self) -> Result<(), CallError<E>> {
         let mut b = self.breaker.lock().expect("breaker lock");
-        if b.state == BreakerState::Open {
-            if b.opened_at
-                .is_some_and(|t| t.elapsed() >= self.settings.open_for)
-            {
-                b.state = BreakerState::HalfOpen;
-                b.trial = None;
-                if let Some(gauge) = &self.gauge {
-                    gauge.set(BreakerState::HalfOpen.as_gauge());
-                }
-            } else {
-                return Err(CallError::CircuitOpen(self.dependency));
-            }
+        let admitted = b.admit(Instant::now(), &self.settings, self.timeout);
+        self.show(b.state);
+        if admitted {
+            Ok(())
+        } else {
+            Err(CallError::CircuitOpen(self.dependency))
         }
-        if b.state == BreakerState::HalfOpen {
-            if b.trial.is_some_and(|t| t.elapsed() < self.timeout) {
-                return Err(CallError::CircuitOpen(self.dependency));
-            }
-            b.trial = Some(Instant::now());
-        }
-        Ok(())
     }
 
     fn record(&self, success: bool) {
         let mut b = self.breaker.lock().expect("breaker lock");
-        self.record_locked(&mut b, success);
+        let before = b.state;
+        b.record(Instant::now(), success, &self.settings);
+        match (before, b.state) {
+            (BreakerState::Closed, BreakerState::Open) => {
+                let (failed, of) = b.counts();
+                tracing::warn!(
+                    dependency = self.dependency,
+                    failed,
+                    of,
+                    "circuit breaker opened"
+                );
+            }
+            (BreakerState::HalfOpen, BreakerState::Closed) => {
+                tracing::info!(dependency = self.dependency, "circuit breaker closed")
+            }
+            _ => {}
+        }
+        self.show(b.state);
+    }
+
+    fn show(&self, state: BreakerState) {
         if let Some(gauge) = &self.gauge {
-            gauge.set(b.state.as_gauge());
+            gauge.set(state.as_gauge());
+        }
+    }
+}
+
+/// The most a retry waits before its `attempt`-th retry (from 1): the base,
+/// doubled for each attempt before it. The wait itself is drawn from zero
+/// up to this (full jitter).
+fn backoff_cap(base: Duration, attempt: u32) -> Duration {
+    base * 2u32.pow(attempt.saturating_sub(1))
+}
+
+impl Breaker {
+    fn new(epoch: Instant) -> Self {
+        Self {
+            state: BreakerState::Closed,
+            window: VecDeque::with_capacity(WINDOW.as_secs() as usize + 1),
+            opened_at: None,
+            trial: None,
+            epoch,
         }
     }
 
-    fn record_locked(&self, b: &mut Breaker, success: bool) {
-        if b.state == BreakerState::HalfOpen {
-            b.trial = None;
+    /// Whether a call may start at `now`. An open breaker whose time is up
+    /// becomes half-open, which admits one trial call at a time: another
+    /// only once the trial has an outcome or ran past `trial_timeout`.
+    fn admit(&mut self, now: Instant, settings: &BreakerSettings, trial_timeout: Duration) -> bool {
+        if self.state == BreakerState::Open {
+            let opened = self.opened_at.unwrap_or(now);
+            if now.saturating_duration_since(opened) < settings.open_for {
+                return false;
+            }
+            self.state = BreakerState::HalfOpen;
+            self.trial = None;
+        }
+        if self.state == BreakerState::HalfOpen {
+            if self
+                .trial
+                .is_some_and(|t| now.saturating_duration_since(t) < trial_timeout)
+            {
+                return false;
+            }
+            self.trial = Some(now);
+        }
+        true
+    }
+
+    /// A call's outcome at `now`. Half-open: the trial decides (closed on
+    /// success, open again on failure). Closed: it joins its second's
+    /// bucket, buckets older than the window go, and the breaker opens when
+    /// enough calls were made and enough of them failed.
+    fn record(&mut self, now: Instant, success: bool, settings: &BreakerSettings) {
+        if self.state == BreakerState::HalfOpen {
+            self.trial = None;
             if success {
-                tracing::info!(dependency = self.dependency, "circuit breaker closed");
-                b.state = BreakerState::Closed;
-                b.window.clear();
-                b.opened_at = None;
+                self.state = BreakerState::Closed;
+                self.window.clear();
+                self.opened_at = None;
             } else {
-                b.state = BreakerState::Open;
-                b.opened_at = Some(Instant::now());
+                self.state = BreakerState::Open;
+                self.opened_at = Some(now);
             }
             return;
         }
-        let second = self.epoch.elapsed().as_secs();
-        while b
+        let second = now.saturating_duration_since(self.epoch).as_secs();
+        while self
             .window
             .front()
             .is_some_and(|front| front.second + WINDOW.as_secs() <= second)
         {
-            b.window.pop_front();
+            self.window.pop_front();
         }
-        match b.window.back_mut() {
+        match self.window.back_mut() {
             Some(bucket) if bucket.second == second => {
                 bucket.calls += 1;
                 bucket.failures += u32::from(!success);
             }
-            _ => b.window.push_back(Bucket {
+            _ => self.window.push_back(Bucket {
                 second,
                 calls: 1,
                 failures: u32::from(!success),
             }),
         }
-        let calls: u32 = b.window.iter().map(|b| b.calls).sum();
-        let failed: u32 = b.window.iter().map(|b| b.failures).sum();
-        let tripped = calls >= self.settings.minimum_calls
-            && failed * 100 >= calls * self.settings.failure_rate;
-        if tripped && b.state == BreakerState::Closed {
-            tracing::warn!(
-                dependency = self.dependency,
-                failed,
-                of = calls,
-                "circuit breaker opened"
-            );
-            b.state = BreakerState::Open;
-            b.opened_at = Some(Instant::now());
+        let (failed, calls) = self.counts();
+        let tripped =
+            calls >= settings.minimum_calls && failed * 100 >= calls * settings.failure_rate;
+        if tripped && self.state == BreakerState::Closed {
+            self.state = BreakerState::Open;
+            self.opened_at = Some(now);
         }
+    }
+
+    /// (failed, all) calls in the window.
+    fn counts(&self) -> (u32, u32) {
+        self.window
+            .iter()
+            .fold((0, 0), |(f, c), b| (f + b.failures, c + b.calls))
     }
 }
 
@@ -305,6 +354,156 @@ mod tests {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             write!(f, "flaky({})", self.0)
         }
+    }
+
+    fn settings(minimum_calls: u32, failure_rate: u32) -> BreakerSettings {
+        BreakerSettings {
+            failure_rate,
+            minimum_calls,
+            open_for: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn the_breaker_judges_only_from_the_minimum_number_of_calls() {
+        let (t0, s) = (Instant::now(), settings(4, 50));
+        let mut b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(t0, false, &s);
+        }
+        assert_eq!(
+            b.state,
+            BreakerState::Closed,
+            "three calls are not enough to judge"
+        );
+        b.record(t0, false, &s);
+        assert_eq!(b.state, BreakerState::Open);
+    }
+
+    #[test]
+    fn the_breaker_opens_at_exactly_its_failure_rate() {
+        let (t0, s) = (Instant::now(), settings(4, 50));
+        let mut quarter = Breaker::new(t0);
+        for ok in [true, true, true, false] {
+            quarter.record(t0, ok, &s);
+        }
+        assert_eq!(quarter.counts(), (1, 4));
+        assert_eq!(quarter.state, BreakerState::Closed, "25% failed");
+        let mut half = Breaker::new(t0);
+        for ok in [true, false, true, false] {
+            half.record(t0, ok, &s);
+        }
+        assert_eq!(half.state, BreakerState::Open, "50% failed");
+        assert_eq!(half.opened_at, Some(t0));
+    }
+
+    #[test]
+    fn calls_older_than_the_window_are_forgotten_and_a_second_is_one_bucket() {
+        let (t0, s) = (Instant::now(), settings(4, 50));
+        let mut b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(t0, false, &s);
+        }
+        // Ten seconds on, those three are out of the window.
+        b.record(t0 + Duration::from_secs(10), false, &s);
+        assert_eq!((b.state, b.counts()), (BreakerState::Closed, (1, 1)));
+        let mut b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(t0, false, &s);
+        }
+        // Nine seconds on, they still count.
+        b.record(t0 + Duration::from_millis(9_999), false, &s);
+        assert_eq!(b.state, BreakerState::Open);
+        // Many calls in one second take one bucket: memory stays bounded.
+        let mut b = Breaker::new(t0);
+        for i in 0..1000 {
+            b.record(
+                t0 + Duration::from_millis(i % 1000),
+                true,
+                &settings(20, 50),
+            );
+        }
+        assert_eq!(b.window.len(), 1);
+        assert_eq!(b.counts(), (0, 1000));
+    }
+
+    #[test]
+    fn an_open_breaker_refuses_until_its_time_is_up_then_lets_one_trial_through() {
+        let (t0, s) = (Instant::now(), settings(1, 50));
+        let trial_timeout = Duration::from_secs(2);
+        let mut b = Breaker::new(t0);
+        b.record(t0, false, &s);
+        assert_eq!(b.state, BreakerState::Open);
+        assert!(!b.admit(t0 + Duration::from_millis(9_999), &s, trial_timeout));
+        assert_eq!(b.state, BreakerState::Open);
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(b.admit(t1, &s, trial_timeout), "the trial call");
+        assert_eq!(b.state, BreakerState::HalfOpen);
+        assert!(
+            !b.admit(t1 + Duration::from_millis(1), &s, trial_timeout),
+            "one trial at a time"
+        );
+        assert!(
+            !b.admit(t1 + Duration::from_millis(1_999), &s, trial_timeout),
+            "the trial is still under way"
+        );
+        // The trial's caller went away without an outcome: another may try.
+        let t2 = t1 + trial_timeout;
+        assert!(b.admit(t2, &s, trial_timeout));
+        // That trial fails: open again, for the full time from now.
+        b.record(t2, false, &s);
+        assert_eq!((b.state, b.opened_at), (BreakerState::Open, Some(t2)));
+        assert!(!b.admit(t2 + Duration::from_millis(9_999), &s, trial_timeout));
+        let t3 = t2 + Duration::from_secs(10);
+        assert!(b.admit(t3, &s, trial_timeout));
+        b.record(t3, true, &s);
+        assert_eq!((b.state, b.counts()), (BreakerState::Closed, (0, 0)));
+        assert!(b.admit(t3, &s, trial_timeout) && b.admit(t3, &s, trial_timeout));
+    }
+
+    #[test]
+    fn the_gauge_reads_closed_half_open_open_as_0_1_2() {
+        assert_eq!(
+            [
+                BreakerState::Closed,
+                BreakerState::HalfOpen,
+                BreakerState::Open
+            ]
+            .map(BreakerState::as_gauge),
+            [0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn retries_wait_up_to_a_doubling_cap() {
+        let base = Duration::from_millis(50);
+        assert_eq!(
+            [1, 2, 3, 4].map(|n| backoff_cap(base, n)),
+            [50, 100, 200, 400].map(Duration::from_millis)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_between_attempts_and_never_after_the_last() {
+        let failing = || async { Err::<(), _>(Flaky(true)) };
+        let mut once = Policy::new("test").with_attempts(1);
+        once.base_backoff = Duration::from_secs(1_000);
+        let started = tokio::time::Instant::now();
+        assert!(once.call(failing).await.is_err());
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "no wait after the only attempt"
+        );
+        let mut twice = Policy::new("test").with_attempts(2);
+        twice.base_backoff = Duration::from_secs(1_000);
+        let started = tokio::time::Instant::now();
+        assert!(twice.call(failing).await.is_err());
+        let waited = started.elapsed();
+        assert!(
+            waited > Duration::ZERO && waited <= Duration::from_secs(1_000),
+            "one wait of up to the base: {waited:?}"
+        );
     }
 
     #[tokio::test]

@@ -98,6 +98,49 @@ mod tests {
     }
 
     #[test]
+    fn a_payment_and_a_shipment_are_news_for_the_customer() {
+        let paid = Event::PaymentProcessed(orderflow_envelope::PaymentProcessed {
+            order_id: "o-7".into(),
+            customer_id: "c-7".into(),
+            payment_id: "pay_1".into(),
+            amount: Money::new(1998, "EUR"),
+            shipping_address: orderflow_envelope::Address {
+                name: "Ada".into(),
+                line1: "1 Main St".into(),
+                city: "Berlin".into(),
+                postal_code: "10115".into(),
+                country: "DE".into(),
+            },
+        });
+        assert_eq!(
+            notification_for(&paid),
+            Some(Notification {
+                notification_id: "ntf-payment_received-o-7".into(),
+                order_id: "o-7".into(),
+                customer_id: "c-7".into(),
+                kind: "payment_received",
+                message: "We received your payment of 19.98 EUR for order o-7.".into(),
+            })
+        );
+        let shipped = Event::OrderCompleted(orderflow_envelope::OrderCompleted {
+            order_id: "o-7".into(),
+            customer_id: "c-7".into(),
+            tracking_id: "TRK7".into(),
+            total: Money::new(1998, "EUR"),
+            completed_at: 0,
+        });
+        let n = notification_for(&shipped).unwrap();
+        assert_eq!(
+            (n.notification_id.as_str(), n.kind, n.message.as_str()),
+            (
+                "ntf-shipped-o-7",
+                "shipped",
+                "Your order o-7 has shipped; tracking id TRK7."
+            )
+        );
+    }
+
+    #[test]
     fn amounts_read_as_money() {
         assert_eq!(amount(&Money::new(3998, "EUR")), "39.98 EUR");
     }

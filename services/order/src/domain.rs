@@ -232,6 +232,45 @@ mod tests {
     }
 
     #[test]
+    fn only_shipped_cancelled_and_refund_pending_are_terminal() {
+        let terminal: Vec<&str> = [
+            Status::Pending,
+            Status::Reserved,
+            Status::Paid,
+            Status::Shipped,
+            Status::Cancelled,
+            Status::RefundPending,
+        ]
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(Status::as_str)
+        .collect();
+        assert_eq!(terminal, ["SHIPPED", "CANCELLED", "REFUND_PENDING"]);
+    }
+
+    #[test]
+    fn every_reason_has_its_api_name_and_metric_label() {
+        let names: Vec<(&str, &str)> = [
+            CancelReason::OutOfStock,
+            CancelReason::PaymentDeclined,
+            CancelReason::PaymentUnavailable,
+            CancelReason::ShippingFailed,
+        ]
+        .into_iter()
+        .map(|r| (r.as_str(), r.metric_label()))
+        .collect();
+        assert_eq!(
+            names,
+            [
+                ("OUT_OF_STOCK", "out_of_stock"),
+                ("PAYMENT_DECLINED", "payment_declined"),
+                ("PAYMENT_UNAVAILABLE", "payment_unavailable"),
+                ("SHIPPING_FAILED", "shipping_failed"),
+            ]
+        );
+    }
+
+    #[test]
     fn a_refund_that_failed_is_never_a_cancellation() {
         let seen = [
             InventoryReserved,

@@ -206,6 +206,39 @@ mod tests {
     }
 
     #[test]
+    fn nothing_finished_above_the_last_unfinished_offset_adds_no_run() {
+        let mut t = OffsetTracker::default();
+        for o in 0..=5 {
+            t.received(o);
+        }
+        for o in [0, 1, 3] {
+            t.finished(o);
+        }
+        assert_eq!(t.watermark(), Some(2));
+        // 2 unfinished, 3 finished, 4 and 5 unfinished; 5 is the highest.
+        assert_eq!(t.finished_runs(), vec![1, 1, 2]);
+    }
+
+    #[test]
+    fn metadata_fills_its_limit_exactly() {
+        let runs = [1, 2, 1, 3];
+        let all = encode_metadata(&runs, 4096);
+        // Four one-byte varints: eight characters of base64 at most.
+        let fits = METADATA_PREFIX.len() + 8;
+        assert_eq!(encode_metadata(&runs, fits), all);
+        assert_eq!(decode_metadata(&encode_metadata(&runs, fits)), runs);
+        // One character short: the last pair goes, never half a pair.
+        assert_eq!(
+            decode_metadata(&encode_metadata(&runs, fits - 1)),
+            vec![1, 2]
+        );
+        assert_eq!(encode_metadata(&runs, METADATA_PREFIX.len() + 3), "");
+        // Runs of 128 and more take two bytes each.
+        let long = [300, 128];
+        assert_eq!(decode_metadata(&encode_metadata(&long, 4096)), long);
+    }
+
+    #[test]
     fn metadata_that_does_not_fit_drops_the_tail() {
         let runs: Vec<u64> = (0..4000).map(|i| 1 + i % 3).collect();
         let metadata = encode_metadata(&runs, 256);

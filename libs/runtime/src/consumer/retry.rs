@@ -190,6 +190,9 @@ mod tests {
             tier_topic("payment", Duration::from_millis(250)),
             "payment.retry.250ms"
         );
+        assert_eq!(tier_label(Duration::ZERO), "0ms");
+        assert_eq!(tier_label(Duration::from_millis(60_500)), "60500ms");
+        assert_eq!(tier_label(Duration::from_secs(90)), "90s");
     }
 
     #[test]

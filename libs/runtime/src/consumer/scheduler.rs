@@ -605,6 +605,183 @@ mod tests {
         assert_eq!(s.pause_actions().resume, vec![hot]);
     }
 
+    #[test]
+    fn a_partition_reads_as_topic_slash_number() {
+        assert_eq!(Tp::new("orders", 3).to_string(), "orders/3");
+    }
+
+    #[test]
+    fn work_of_an_assigned_partition_is_live_and_counted_until_it_completes() {
+        let mut s = Scheduler::new(limits(10));
+        let (p0, p1) = (Tp::new("orders", 0), Tp::new("orders", 1));
+        s.assign(p0.clone(), None, BTreeSet::new());
+        s.assign(p1.clone(), None, BTreeSet::new());
+        s.push(&p0, 0, key("a"), 0, None, 0);
+        s.push(&p0, 1, key("b"), 1, None, 0);
+        let running = s.take(0);
+        assert!(running.iter().all(|d| s.is_live(&d.ticket)));
+        assert_eq!(s.in_flight_of(std::slice::from_ref(&p0)), 2);
+        assert_eq!(s.in_flight_of(std::slice::from_ref(&p1)), 0);
+        s.complete(&running[0].ticket, true);
+        assert_eq!(s.in_flight_of(std::slice::from_ref(&p0)), 1);
+        s.complete(&running[1].ticket, true);
+        assert_eq!(s.in_flight_of(&[p0.clone(), p1.clone()]), 0);
+        assert_eq!(s.assigned(), vec![p0.clone(), p1.clone()]);
+        s.begin_revoke(std::slice::from_ref(&p0));
+        assert_eq!(
+            s.assigned(),
+            vec![p1],
+            "a revoking partition is on its way out"
+        );
+    }
+
+    #[test]
+    fn a_skipped_message_is_finished_at_once() {
+        let mut s = Scheduler::new(limits(10));
+        let p0 = Tp::new("orders", 0);
+        s.assign(p0.clone(), None, BTreeSet::new());
+        s.skip(&p0, 0);
+        s.push(&p0, 1, key("a"), 1, None, 0);
+        let running = s.take(0);
+        s.complete(&running[0].ticket, true);
+        assert_eq!(s.commits()[0].offset, 2);
+        // Skipped on a revoking partition: nothing moves any more.
+        s.begin_revoke(std::slice::from_ref(&p0));
+        s.skip(&p0, 2);
+        assert_eq!(s.final_commits(std::slice::from_ref(&p0))[0].offset, 2);
+    }
+
+    #[test]
+    fn a_retry_copy_already_due_runs_at_once_and_copies_due_together_all_run() {
+        let mut s = Scheduler::new(limits(10));
+        let retry = Tp::new("payment.retry.1s", 0);
+        s.assign(retry.clone(), None, BTreeSet::new());
+        s.push(&retry, 0, key("a"), 0, Some(500), 500);
+        assert_eq!(
+            s.pause_actions(),
+            PauseActions::default(),
+            "due now: no pause"
+        );
+        assert_eq!(s.take(500).len(), 1);
+        // Two copies due at the same moment.
+        s.push(&retry, 1, key("b"), 1, Some(2_000), 1_000);
+        s.push(&retry, 2, key("c"), 2, Some(2_000), 1_000);
+        assert_eq!(s.next_due(), Some(2_000));
+        let due: Vec<i64> = s.take(2_000).into_iter().map(|d| d.message).collect();
+        assert_eq!(due, vec![1, 2]);
+    }
+
+    #[test]
+    fn the_commit_carries_what_finished_above_a_watermark_that_stays() {
+        let mut s = Scheduler::new(limits(10));
+        let p0 = Tp::new("orders", 0);
+        s.assign(p0.clone(), None, BTreeSet::new());
+        for offset in 0..3 {
+            s.push(&p0, offset, key(&format!("k{offset}")), offset, None, 0);
+        }
+        let running = s.take(0);
+        assert_eq!(
+            s.commits()[0].finished_runs,
+            vec![3],
+            "all three unfinished"
+        );
+        s.complete(&running[1].ticket, true);
+        let commit = s.commits();
+        assert_eq!(
+            (commit[0].offset, commit[0].finished_runs.clone()),
+            (0, vec![1, 1, 1]),
+            "offset 0 still runs; 1 is done above it"
+        );
+        s.complete(&running[2].ticket, true);
+        assert_eq!(s.commits()[0].finished_runs, vec![1, 2]);
+        assert!(s.commits().is_empty());
+    }
+
+    #[test]
+    fn backpressure_resumes_only_once_half_the_buffer_is_gone() {
+        let mut s = Scheduler::new(Limits {
+            max_in_flight: 1,
+            max_buffered: 6,
+        });
+        let p0 = Tp::new("orders", 0);
+        s.assign(p0.clone(), None, BTreeSet::new());
+        for offset in 0..7 {
+            s.push(&p0, offset, key(&format!("k{offset}")), offset, None, 0);
+        }
+        let mut running = s.take(0);
+        assert_eq!(s.pause_actions().pause, vec![p0.clone()]);
+        let mut resumed = Vec::new();
+        while s.buffered() > 0 {
+            s.complete(&running[0].ticket, true);
+            running = s.take(0);
+            if !s.pause_actions().resume.is_empty() {
+                resumed.push(s.buffered());
+            }
+        }
+        assert_eq!(resumed, vec![3], "resumed at half of 6, not before");
+    }
+
+    #[test]
+    fn a_full_buffer_pauses_no_partition_whose_messages_all_run() {
+        let mut s = Scheduler::new(Limits {
+            max_in_flight: 2,
+            max_buffered: 3,
+        });
+        let (hot, cold) = (Tp::new("orders", 0), Tp::new("orders", 1));
+        s.assign(hot.clone(), None, BTreeSet::new());
+        s.assign(cold.clone(), None, BTreeSet::new());
+        s.push(&cold, 0, key("c0"), 0, None, 0);
+        s.push(&cold, 1, key("c1"), 1, None, 0);
+        assert_eq!(s.take(0).len(), 2, "both of cold's messages run");
+        for offset in 0..3 {
+            s.push(&hot, offset, key(&format!("h{offset}")), offset, None, 0);
+        }
+        assert_eq!(
+            s.pause_actions().pause,
+            vec![hot],
+            "cold holds nothing waiting"
+        );
+    }
+
+    #[test]
+    fn revoking_one_partition_keeps_the_others_work_and_order() {
+        let mut s = Scheduler::new(limits(10));
+        // One order's events on two topics share a lane (key = order id).
+        let (inventory, payments) = (Tp::new("inventory", 0), Tp::new("payments", 0));
+        s.assign(inventory.clone(), None, BTreeSet::new());
+        s.assign(payments.clone(), None, BTreeSet::new());
+        s.push(&inventory, 0, key("o1"), 10, None, 0);
+        s.push(&payments, 0, key("o1"), 20, None, 0);
+        s.push(&inventory, 1, key("o1"), 11, None, 0);
+        s.push(&payments, 1, key("o2"), 21, None, 0);
+        s.push(&payments, 2, key("o3"), 22, Some(5_000), 0);
+        let running = s.take(0);
+        assert_eq!(
+            running.iter().map(|d| d.message).collect::<Vec<_>>(),
+            vec![10, 21]
+        );
+        assert_eq!(s.buffered(), 2);
+        s.begin_revoke(std::slice::from_ref(&inventory));
+        assert_eq!(
+            s.buffered(),
+            1,
+            "inventory's waiting message is dropped, payments' stays"
+        );
+        // o1 is still running (from inventory): a new o1 event waits for it.
+        s.push(&payments, 3, key("o1"), 23, None, 0);
+        assert!(s.take(0).is_empty(), "o1's head still runs");
+        s.complete(&running[0].ticket, true);
+        let next: Vec<i64> = s.take(0).into_iter().map(|d| d.message).collect();
+        assert_eq!(next, vec![20], "then o1's payments events, in order");
+        assert_eq!(
+            s.next_due(),
+            Some(5_000),
+            "payments' retry copy still waits"
+        );
+        let due: Vec<i64> = s.take(5_000).into_iter().map(|d| d.message).collect();
+        assert_eq!(due, vec![22]);
+    }
+
     proptest! {
         /// Any arrival and completion order: each key's messages run one at a
         /// time in arrival order, the limit holds, and the committed offset
