@@ -83,6 +83,28 @@ pub struct OrderView {
     pub history: Vec<HistoryEntry>,
 }
 
+/// One order in a customer's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerOrderView {
+    pub order_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<MoneyView>,
+    /// RFC 3339.
+    pub placed_at: String,
+}
+
+/// A page of a customer's orders, newest first; `next_cursor` fetches the
+/// next (older) page, and is absent on the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerOrdersPage {
+    pub orders: Vec<CustomerOrderView>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockView {
     pub sku: String,

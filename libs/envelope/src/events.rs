@@ -247,6 +247,11 @@ macro_rules! events {
                 match self { $(Event::$name(e) => &e.customer_id,)+ }
             }
 
+            /// The event's fields as JSON, for people to read.
+            pub fn to_json(&self) -> serde_json::Value {
+                match self { $(Event::$name(e) => serde_json::to_value(e).expect("an event serializes"),)+ }
+            }
+
             pub(crate) fn to_avro_value(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
                 match self { $(Event::$name(e) => apache_avro::to_value(e),)+ }
             }

@@ -15,6 +15,7 @@ pub mod group_commit;
 mod handler;
 mod housekeeping;
 mod inbox;
+pub mod log_reader;
 mod main_support;
 mod outbox;
 mod producer;
@@ -32,7 +33,7 @@ pub use error::RuntimeError;
 pub use handler::{EventSource, ExternalCall, Handler, HandlerCtx, HandlerError};
 pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
-pub use producer::Producer;
+pub use producer::{client_config, Producer};
 pub use service::{Runtime, ServiceSpec};
 
 /// Every binary that links the runtime (the services, the gateway, the CLI)

@@ -94,6 +94,12 @@ impl Producer {
         Ok(Self { inner, fatal })
     }
 
+    /// A producer of its own, for a tool rather than a service (its fatal
+    /// errors are returned by the sends, not raised for a service to stop).
+    pub fn standalone(config: &RuntimeConfig, client_id: &str) -> Result<Self, RuntimeError> {
+        Self::new(config, client_id, Fatal::default())
+    }
+
     /// Raises [`Fatal`] if the producer failed fatally; true then. Called
     /// after every failed send and periodically by the relay.
     pub fn check_fatal(&self) -> bool {

@@ -411,6 +411,23 @@ mod tests {
         for _ in 0..3 {
             b.record(t0, false, &s);
         }
+        // A call five seconds on has a bucket of its own: it outlives the
+        // first second's calls by five seconds.
+        let mut b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(t0, false, &s);
+        }
+        b.record(t0 + Duration::from_secs(5), true, &s);
+        b.record(t0 + Duration::from_secs(10), true, &s);
+        assert_eq!(
+            b.counts(),
+            (0, 2),
+            "the t0 calls went, the t0+5 s one stayed"
+        );
+        let mut b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(t0, false, &s);
+        }
         // Nine seconds on, they still count.
         b.record(t0 + Duration::from_millis(9_999), false, &s);
         assert_eq!(b.state, BreakerState::Open);
@@ -459,6 +476,37 @@ mod tests {
         b.record(t3, true, &s);
         assert_eq!((b.state, b.counts()), (BreakerState::Closed, (0, 0)));
         assert!(b.admit(t3, &s, trial_timeout) && b.admit(t3, &s, trial_timeout));
+    }
+
+    #[tokio::test]
+    async fn the_breaker_state_is_exported_as_it_changes() {
+        let metrics = orderflow_telemetry::Metrics::new();
+        let policy = Policy::new("test-dependency")
+            .with_attempts(1)
+            .with_breaker(BreakerSettings {
+                minimum_calls: 2,
+                open_for: Duration::from_millis(50),
+                ..Default::default()
+            })
+            .with_metrics(&metrics);
+        let gauge = || {
+            metrics
+                .encode()
+                .lines()
+                .find(|l| {
+                    l.starts_with("orderflow_circuit_breaker_state{dependency=\"test-dependency\"}")
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
+        };
+        assert_eq!(gauge(), Some(0));
+        for _ in 0..2 {
+            let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        }
+        assert_eq!(gauge(), Some(2), "open");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let ok: Result<(), CallError<Flaky>> = policy.call(|| async { Ok(()) }).await;
+        assert!(ok.is_ok());
+        assert_eq!(gauge(), Some(0), "closed again after the trial");
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct TopicSpec {
     pub config: Vec<(&'static str, String)>,
 }
 
+/// What `orderflow dlq replay` replayed, keyed by dead-letter id: compacted,
+/// so the latest record per dead letter is kept for good.
+pub const REPLAY_LOG_TOPIC: &str = "orderflow.dlq-replays";
+
 /// Retry copies are only needed until their deadline; a week is plenty.
 const RETRY_RETENTION_MS: &str = "604800000";
 
@@ -75,6 +79,11 @@ pub fn layout(partitions: i32, tiers: &[Duration]) -> Vec<TopicSpec> {
             config: forever.clone(),
         });
     }
+    specs.push(TopicSpec {
+        name: REPLAY_LOG_TOPIC.to_string(),
+        partitions: 1,
+        config: vec![("cleanup.policy", "compact".to_string())],
+    });
     specs
 }
 
@@ -211,7 +220,16 @@ mod tests {
                 "{expected} in {names:?}"
             );
         }
-        assert_eq!(names.len(), 5 + 5 * (4 + 1));
+        assert_eq!(names.len(), 5 + 5 * (4 + 1) + 1, "and the replay log");
+        let partitions = |name: &str| {
+            layout(12, &tiers)
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.partitions)
+        };
+        assert_eq!(partitions("orders"), Some(12));
+        assert_eq!(partitions("payment.retry.4s"), Some(3), "a quarter");
+        assert_eq!(retry_partitions(3), 1, "at least one");
     }
 
     #[test]

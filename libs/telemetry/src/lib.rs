@@ -10,6 +10,7 @@ pub use metrics::{metrics_route, observe_http, Metrics, SagaMetrics};
 pub mod metrics_types {
     pub use crate::metrics::{
         BatchLabels, CeTypeLabels, ConsumedLabels, DependencyLabels, EventTypeLabels, HttpLabels,
-        OutcomeLabels, PartitionLabels, RetryLabels, RouteLabels, TopicEventLabels, TopicLabels,
+        OutcomeLabels, PartitionLabels, RebalanceLabels, RetryLabels, RouteLabels,
+        TopicEventLabels, TopicLabels,
     };
 }

@@ -73,6 +73,12 @@ pub struct BatchLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RebalanceLabels {
+    /// `assigned`, `revoked` or `lost` (taken away without a clean revocation).
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CeTypeLabels {
     pub ce_type: String,
 }
@@ -102,6 +108,7 @@ pub struct Metrics {
     pub dead_letters: Family<TopicLabels, Counter>,
     pub dead_letters_unwritten: Counter,
     pub unknown_event_types: Family<CeTypeLabels, Counter>,
+    pub rebalances: Family<RebalanceLabels, Counter>,
     pub consumer_in_flight: Gauge,
     pub consumer_buffered: Gauge,
     pub keys_waiting: Gauge,
@@ -139,6 +146,7 @@ impl Metrics {
             dead_letters: Family::default(),
             dead_letters_unwritten: Counter::default(),
             unknown_event_types: Family::default(),
+            rebalances: Family::default(),
             consumer_in_flight: Gauge::default(),
             consumer_buffered: Gauge::default(),
             keys_waiting: Gauge::default(),
@@ -189,6 +197,11 @@ impl Metrics {
             "orderflow_unknown_event_types",
             "Events of a type this build does not know, skipped (a producer upgraded before its consumers)",
             m.unknown_event_types.clone(),
+        );
+        r.register(
+            "orderflow_consumer_rebalances",
+            "Partitions assigned to, revoked from or lost by this consumer, one count per rebalance",
+            m.rebalances.clone(),
         );
         r.register(
             "orderflow_consumer_in_flight",

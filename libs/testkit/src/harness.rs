@@ -35,6 +35,8 @@ pub struct Harness {
 /// A running member of the group.
 pub struct Member {
     pub metrics: Metrics,
+    /// Its HTTP address (health endpoints).
+    pub url: String,
     stop: CancellationToken,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -42,7 +44,17 @@ pub struct Member {
 impl Member {
     /// Stops it as SIGTERM would; it must stop cleanly.
     pub async fn stop(self) -> Result<()> {
+        self.begin_stop();
+        self.stopped().await
+    }
+
+    /// Tells it to stop (SIGTERM), without waiting.
+    pub fn begin_stop(&self) {
         self.stop.cancel();
+    }
+
+    /// Waits until it has stopped; it must stop cleanly.
+    pub async fn stopped(self) -> Result<()> {
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .context("member did not stop within 30s")???;
@@ -184,11 +196,13 @@ impl Member {
         let rt = Runtime::connect(spec, config).await?;
         let metrics = rt.metrics().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
         let shutdown = Box::pin(stop.clone().cancelled_owned());
         let task = tokio::spawn(rt.serve(listener, axum::Router::new(), Some(handler), shutdown));
         Ok(Member {
             metrics,
+            url,
             stop,
             task,
         })

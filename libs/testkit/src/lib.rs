@@ -8,6 +8,7 @@
 //! - [`Api`]: the gateway's API as a client, and checks on what it returns.
 
 mod api;
+pub mod cli;
 pub mod harness;
 mod idle;
 mod kafka;

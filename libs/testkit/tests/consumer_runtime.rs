@@ -76,7 +76,7 @@ struct Recorder {
     slow: Option<(String, Duration, Arc<std::sync::atomic::AtomicBool>)>,
     /// This key's handler breaks a unique constraint.
     duplicate_insert: Option<String>,
-    /// This key fails transiently this many times, then for good.
+    /// This key's first event fails transiently this many times, then for good.
     failing: Option<(String, u32, std::sync::atomic::AtomicU32)>,
 }
 
@@ -112,7 +112,7 @@ impl Handler for Recorder {
             return Err(HandlerError::Permanent(format!("{key} is poison")));
         }
         if let Some((failing, transient, tries)) = &self.failing {
-            if failing == &key {
+            if failing == &key && seq == 0 {
                 let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 return Err(if n <= *transient {
                     HandlerError::Transient(format!("{key} failed, try {n}"))
@@ -643,7 +643,11 @@ async fn a_dead_letter_carries_every_header_with_its_exact_value() -> Result<()>
         .member(&SPEC, Arc::new(recorder), harness.config(&config))
         .await?;
     let before = chrono::Utc::now();
-    let landed = harness.produce(&[order("k-bad", 0)]).await?;
+    // The order's second event waits behind the first, and goes on once the
+    // first is dead-lettered.
+    let landed = harness
+        .produce(&[order("k-bad", 0), order("k-bad", 1)])
+        .await?;
     let (partition, offset) = landed[0];
     let kafka = harness.kafka();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -658,13 +662,34 @@ async fn a_dead_letter_carries_every_header_with_its_exact_value() -> Result<()>
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let after = chrono::Utc::now();
+    wait_until(
+        "the event behind it handled",
+        Duration::from_secs(20),
+        || {
+            log.lock()
+                .unwrap()
+                .iter()
+                .any(|h| h.key == "k-bad" && h.seq == 1)
+        },
+    )
+    .await?;
     let dead_letters = counter(&member.metrics, "orderflow_dead_letters_total", "");
     member.stop().await?;
+    assert_eq!(
+        effects(&harness).await?.into_iter().collect::<Vec<_>>(),
+        vec![("k-bad".to_string(), 1)],
+        "the second event applied, the first not"
+    );
 
     assert_eq!(parked.len(), 1);
     let m = &parked[0];
     assert_eq!(m.key(), Some(b"k-bad".as_slice()), "the original key");
-    let original = kafka.read_all("orders").await?;
+    let original: Vec<_> = kafka
+        .read_all("orders")
+        .await?
+        .into_iter()
+        .filter(|m| m.offset() == offset)
+        .collect();
     assert_eq!(m.payload(), original[0].payload(), "the original value");
     let headers: Vec<(String, String)> = m
         .headers()
@@ -852,5 +877,191 @@ async fn offsets_are_committed_only_after_their_transaction() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_letter_the_broker_refuses_is_kept_in_the_database() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    harness.cluster().topic_error(
+        "lanes.dlq",
+        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    )?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    recorder.poison = Some("k-poison".into());
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    let landed = harness
+        .produce(&[order("k-poison", 0), order("k-after", 0)])
+        .await?;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&harness.database_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = sqlx::query(
+            "SELECT consumer, source_topic, source_partition, source_offset, message_key, error, produce_error FROM orderflow_dead_letters_unwritten",
+        )
+        .fetch_optional(&db)
+        .await?;
+        if let Some(row) = row {
+            break row;
+        }
+        if Instant::now() > deadline {
+            bail!("the refused dead letter was not kept after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    wait_until("the next event handled", Duration::from_secs(20), || {
+        !log.lock().unwrap().is_empty()
+    })
+    .await?;
+    let unwritten = counter(
+        &member.metrics,
+        "orderflow_dead_letters_unwritten_total",
+        "",
+    );
+    member.stop().await?;
+    let kept: (String, String, i64, i64, Vec<u8>, String, String) = (
+        row.try_get("consumer")?,
+        row.try_get("source_topic")?,
+        row.try_get("source_partition")?,
+        row.try_get("source_offset")?,
+        row.try_get("message_key")?,
+        row.try_get("error")?,
+        row.try_get("produce_error")?,
+    );
+    assert_eq!(
+        (
+            kept.0.as_str(),
+            kept.1.as_str(),
+            kept.2,
+            kept.3,
+            kept.4.as_slice(),
+            kept.5.as_str()
+        ),
+        (
+            SPEC.group_id().as_str(),
+            "orders",
+            i64::from(landed[0].0),
+            landed[0].1,
+            b"k-poison".as_slice(),
+            "k-poison is poison"
+        )
+    );
+    assert!(kept.6.to_lowercase().contains("authoriz"), "{}", kept.6);
+    assert_eq!(unwritten, 1.0);
+    db.close().await;
+    Ok(())
+}
+
+/// The poll thread never waits for a handler: an external call slower than
+/// `max.poll.interval.ms` (7 s here, the call 9 s) costs the member neither
+/// its partitions nor its group membership, and the event is handled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_slower_than_the_poll_interval_keeps_its_partition() -> Result<()> {
+    let config = RuntimeConfig {
+        kafka_properties: "max.poll.interval.ms=7000".into(),
+        ..base_config()
+    };
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut recorder = Recorder::new("a", &log, &Arc::default());
+    recorder.delay_ms = Some(9_000..9_001);
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    harness.produce(&[order("k-slow", 0)]).await?;
+    wait_until("the slow call handled", Duration::from_secs(30), || {
+        log.lock().unwrap().len() == 1
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rebalances = |event: &str| {
+        counter(
+            &member.metrics,
+            "orderflow_consumer_rebalances_total",
+            &format!("event=\"{event}\""),
+        )
+    };
+    let (assigned, revoked, lost) = (
+        rebalances("assigned"),
+        rebalances("revoked"),
+        rebalances("lost"),
+    );
+    let duplicates = counter(
+        &member.metrics,
+        "orderflow_events_consumed_total",
+        "outcome=\"duplicate\"",
+    );
+    member.stop().await?;
+    assert_eq!(
+        (assigned, revoked, lost),
+        (1.0, 0.0, 0.0),
+        "one assignment at start and no other rebalance"
+    );
+    assert_eq!(duplicates, 0.0);
+    assert_eq!(
+        effects(&harness).await?.into_iter().collect::<Vec<_>>(),
+        vec![("k-slow".to_string(), 1)]
+    );
+    Ok(())
+}
+
+/// A stop (SIGTERM) turns readiness false at once, lets the call under way
+/// finish and record its outcome, and commits its offset before the member
+/// leaves: nothing is left for the next owner to redo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_turns_readiness_false_and_finishes_and_commits_work_in_flight() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let concurrency = Arc::new(Concurrency::default());
+    let mut recorder = Recorder::new("a", &log, &concurrency);
+    recorder.delay_ms = Some(2_000..2_001);
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    let http = reqwest::Client::new();
+    let ready = || {
+        let (http, url) = (http.clone(), format!("{}/readyz", member.url));
+        async move { anyhow::Ok(http.get(url).send().await?.status().as_u16()) }
+    };
+    assert_eq!(ready().await?, 200);
+    harness.produce(&[order("k-stop", 0)]).await?;
+    wait_until("the call began", Duration::from_secs(20), || {
+        !concurrency.max.lock().unwrap().is_empty()
+    })
+    .await?;
+    member.begin_stop();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while ready().await? != 503 {
+        anyhow::ensure!(Instant::now() < deadline, "still ready after a stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "not ready while the call still runs"
+    );
+    member.stopped().await?;
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "the call finished and was recorded"
+    );
+    assert_eq!(
+        harness
+            .kafka()
+            .lag(&SPEC.group_id(), &["orders".to_string()])
+            .await?,
+        0,
+        "its offset was committed before the member left"
+    );
+    assert_eq!(
+        effects(&harness).await?.into_iter().collect::<Vec<_>>(),
+        vec![("k-stop".to_string(), 1)]
+    );
     Ok(())
 }

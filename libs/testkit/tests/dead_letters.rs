@@ -30,7 +30,7 @@ fn check_dead_letter(
     m: &OwnedMessage,
     original: &[(&str, &str)],
     service: &str,
-    (partition, offset): (i32, i64),
+    (topic, partition, offset): (&str, i32, i64),
     error_contains: &str,
     test_began: chrono::DateTime<chrono::Utc>,
 ) {
@@ -66,7 +66,7 @@ fn check_dead_letter(
         "{}",
         added["error"]
     );
-    assert_eq!(added["source-topic"], "orders");
+    assert_eq!(added["source-topic"], topic);
     assert_eq!(added["source-partition"], partition.to_string());
     assert_eq!(added["source-offset"], offset.to_string());
     assert_eq!(added["attempts"], "1", "permanent on the first attempt");
@@ -85,9 +85,10 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
     let began = chrono::Utc::now();
     let kafka = stack.kafka();
     // No CloudEvents headers at all.
-    let headerless = kafka
+    let (p, o) = kafka
         .produce_raw("orders", "o-garbage", &[], b"\x00\x01not avro at all")
         .await?;
+    let headerless = ("orders", p, o);
     // Proper headers, but a value that is not in the Confluent wire format.
     let ce_headers = [
         ("ce_specversion", "1.0"),
@@ -97,7 +98,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
         ("ce_time", "2026-01-01T00:00:00Z"),
         ("ce_subject", "o-garbage-2"),
     ];
-    let unframed = kafka
+    let (p, o) = kafka
         .produce_raw(
             "orders",
             "o-garbage-2",
@@ -105,6 +106,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
             b"{\"order_id\": \"o-garbage-2\"}",
         )
         .await?;
+    let unframed = ("orders", p, o);
 
     let order_id = stack
         .place(&order_body("c-after", "SKU-007", 1, "tok_visa", "DE"))
@@ -155,8 +157,13 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
         began,
     );
 
+    // The order service consumes `orders` too (for its customers' order
+    // lists): it parks both, like inventory.
+    let parked = kafka.read_all("order.dlq").await?;
+    assert_eq!(parked.len(), 2, "order dead letters");
+
     // What the dead-letter alert counts.
-    for (service, expected) in [("inventory", 2.0), ("notification", 1.0)] {
+    for (service, expected) in [("inventory", 2.0), ("notification", 1.0), ("order", 2.0)] {
         let metrics = scrape(&stack.http, &stack.urls[service]).await?;
         assert_eq!(
             metrics.sum_where("orderflow_dead_letters_total", &[("topic", "orders")]),
@@ -173,7 +180,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
             "{service}"
         );
     }
-    for service in ["order", "payment", "shipping"] {
+    for service in ["payment", "shipping"] {
         let metrics = scrape(&stack.http, &stack.urls[service]).await?;
         assert_eq!(
             metrics.sum("orderflow_dead_letters_total", ""),
@@ -181,5 +188,121 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
             "{service}"
         );
     }
+    stack.stop().await
+}
+
+/// The other permanent failures: a value framed with a schema id the
+/// registry does not know, and an event that breaks an invariant (a
+/// reservation for an order the order service never created). Each is
+/// dead-lettered at once (attempts 1), never retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_schema_and_a_broken_invariant_are_dead_lettered_at_once() -> anyhow::Result<()>
+{
+    use orderflow_envelope::{
+        Address, CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, InventoryReserved,
+        Money, ReservedLine,
+    };
+    let stack = Stack::start().await?;
+    let began = chrono::Utc::now();
+    let kafka = stack.kafka();
+
+    // Schema id 99999 (0x0001869F), which no registry here has.
+    let unknown = CloudEventHeaders::new(
+        "inventory",
+        EventType::InventoryReserved.ce_type(),
+        "o-unknown-schema",
+    )
+    .to_pairs();
+    let unknown_refs: Vec<(&str, &str)> = unknown.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (p, o) = kafka
+        .produce_raw(
+            "inventory",
+            "o-unknown-schema",
+            &unknown_refs,
+            &[0, 0, 1, 134, 159, 2, 4, 6],
+        )
+        .await?;
+    let at_unknown = ("inventory", p, o);
+
+    // A declined card, so nothing but payment and order acts on it.
+    let codec = Codec::new(std::sync::Arc::new(HttpSchemaRegistry::new(
+        &stack.registry,
+    )));
+    let stray = Event::InventoryReserved(InventoryReserved {
+        order_id: "o-never-created".into(),
+        customer_id: "c-stray".into(),
+        lines: vec![ReservedLine {
+            sku: "SKU-001".into(),
+            quantity: 1,
+            unit_price: Money::new(999, "EUR"),
+        }],
+        total: Money::new(999, "EUR"),
+        payment_token: "tok_chargeDeclined".into(),
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+        },
+    });
+    let ce = CloudEventHeaders::new("inventory", stray.event_type().ce_type(), "o-never-created");
+    let envelope = codec.envelope(&stray, ce).await?;
+    let stray_pairs = envelope.headers.to_pairs();
+    let stray_refs: Vec<(&str, &str)> = stray_pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (p, o) = kafka
+        .produce_raw("inventory", &envelope.key, &stray_refs, &envelope.payload)
+        .await?;
+    let at_stray = ("inventory", p, o);
+    stack.wait_idle().await?;
+
+    // Order and payment both consume `inventory`: both park the unknown schema.
+    for service in ["order", "payment"] {
+        let parked = kafka.read_all(&format!("{service}.dlq")).await?;
+        let m = parked
+            .iter()
+            .find(|m| m.key() == Some(b"o-unknown-schema".as_slice()))
+            .unwrap_or_else(|| panic!("{service} did not park the unknown schema"));
+        check_dead_letter(
+            m,
+            &unknown_refs,
+            service,
+            at_unknown,
+            "schema id 99999 is unknown",
+            began,
+        );
+    }
+    // The stray reservation breaks the order service's invariant, and so
+    // does the decline payment answered it with; payment itself had no
+    // reason to refuse a charge (and the card declined it).
+    let parked = kafka.read_all("order.dlq").await?;
+    let stray_parked: Vec<_> = parked
+        .iter()
+        .filter(|m| m.key() == Some(b"o-never-created".as_slice()))
+        .collect();
+    assert_eq!(stray_parked.len(), 2, "the reservation and the decline");
+    let reservation = stray_parked
+        .iter()
+        .find(|m| {
+            headers(m)
+                .iter()
+                .any(|(k, v)| k == "ce_type" && v == "io.orderflow.events.InventoryReserved")
+        })
+        .expect("the reservation");
+    check_dead_letter(
+        reservation,
+        &stray_refs,
+        "order",
+        at_stray,
+        "refers to order o-never-created, which this order service never created",
+        began,
+    );
+    let order = scrape(&stack.http, &stack.urls["order"]).await?;
+    assert_eq!(order.sum("orderflow_dead_letters_total", ""), 3.0);
+    assert_eq!(
+        order.sum("orderflow_handler_retries_total", ""),
+        0.0,
+        "never retried"
+    );
     stack.stop().await
 }

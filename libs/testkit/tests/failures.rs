@@ -254,6 +254,64 @@ async fn a_refund_the_provider_refuses_leaves_the_order_for_an_operator() -> Res
     stack.stop().await
 }
 
+/// A refund the provider never answers fails at the step's deadline the
+/// same way as a refused one: REFUND_PENDING for an operator, the stock
+/// back, one charge and no refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_unreachable_until_the_deadline_leaves_the_order_for_an_operator() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        retry_backoff_ms: vec![100, 200],
+        retry_slow_tiers_ms: vec![400],
+        step_deadline_ms: 2_000,
+        provider_timeout_ms: 200,
+        ..Default::default()
+    })
+    .await?;
+    let id = stack
+        .place(&order_body(
+            "c-refund-down",
+            "SKU-006",
+            1,
+            "tok_refundUnavailable",
+            "AQ",
+        ))
+        .await?;
+    let order = stack.wait_terminal(&id).await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("REFUND_PENDING", None),
+        "{:?}",
+        order.history
+    );
+    stack.wait_idle().await?;
+    let p = stack.payment(&id).await?.context("payment")?;
+    assert_eq!(
+        (p.status.as_str(), p.provider_charges, p.provider_refunds),
+        ("REFUND_FAILED", 1, 0)
+    );
+    assert!(
+        p.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("could not be reached")),
+        "{:?}",
+        p.reason
+    );
+    let stock = stack.stock("SKU-006").await?;
+    assert_eq!((stock.available, stock.reserved), (100, 0));
+    assert_eq!(
+        metric(
+            &stack,
+            "payment",
+            "orderflow_step_deadlines_passed_total",
+            ""
+        )
+        .await?,
+        1.0
+    );
+    nothing_dead_lettered(&stack).await?;
+    stack.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_outbox_rows_are_parked_and_the_rows_behind_them_are_published() -> Result<()> {
     let stack = Stack::start_with(Options {

@@ -2,7 +2,7 @@
 //! written (shape, unknown fields, values, SKUs), then hands the request to
 //! the service that owns it.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,7 @@ pub fn routes(upstreams: Upstreams) -> Router {
             "/v1/customers/{customer_id}/notifications",
             get(list_notifications),
         )
+        .route("/v1/customers/{customer_id}/orders", get(list_orders))
         .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
         .route(
             "/openapi.json",
@@ -101,6 +102,24 @@ async fn get_order(
     u.order
         .relay(u.order.request(Method::GET, &["v1", "orders", &order_id]))
         .await
+}
+
+/// The customer's orders, a page at a time (`limit`, `cursor`), from the
+/// order service's projection.
+async fn list_orders(
+    State(u): State<Upstreams>,
+    Path(customer_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let o = &u.order;
+    let mut request = o.request(Method::GET, &["v1", "customers", &customer_id, "orders"]);
+    if let Some(query) = query {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        request = request.query(&pairs);
+    }
+    o.relay(request).await
 }
 
 async fn list_notifications(

@@ -76,7 +76,19 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
     for line in &lines {
         match store::take(ctx.tx, &line.sku, i64::from(line.quantity)).await? {
             Some(unit_price) => taken.push((line, unit_price)),
-            None => missing.push(line.sku.clone()),
+            None if store::in_catalogue(ctx.tx, &line.sku).await? => {
+                missing.push(line.sku.clone())
+            }
+            // The gateway lets no order in with an unknown SKU: one here is a
+            // broken invariant (a catalogue entry gone, an order from another
+            // channel), not an out-of-stock. Dead-lettered, the order waits
+            // until the SKU is added and the dead letter replayed.
+            None => {
+                return Err(HandlerError::Permanent(format!(
+                    "SKU {} of order {} is not in the catalogue: add it (PUT /v1/inventory/{}) and replay this dead letter",
+                    line.sku, order.order_id, line.sku
+                )))
+            }
         }
     }
     if !missing.is_empty() {

@@ -33,6 +33,15 @@ pub async fn take(
     .transpose()
 }
 
+/// Whether the catalogue has this SKU at all.
+pub async fn in_catalogue(conn: &mut AnyConnection, sku: &str) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("SELECT 1 AS one FROM stock WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
 /// The SKUs these orders hold reservations of.
 pub async fn skus_held(
     conn: &mut AnyConnection,

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderflow_api::{OrderAccepted, PlaceOrder};
+use orderflow_api::{CustomerOrdersPage, OrderAccepted, PlaceOrder};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use orderflow_runtime::group_commit::GroupCommit;
 use orderflow_runtime::telemetry::SagaMetrics;
@@ -30,6 +30,7 @@ pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/v1/orders", post(place_order))
         .route("/v1/orders/{order_id}", get(get_order))
+        .route("/v1/customers/{customer_id}/orders", get(customer_orders))
         .with_state(state)
 }
 
@@ -106,4 +107,51 @@ async fn get_order(
             "order {order_id} does not exist"
         ))),
     }
+}
+
+/// A page of the customer's orders.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// Orders per page: 1 to 100, 20 by default.
+    limit: Option<i64>,
+    /// From a previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// The customer's orders, newest first, a page at a time.
+async fn customer_orders(
+    State(AppState { rt, .. }): State<AppState>,
+    Path(customer_id): Path<String>,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| Problem::validation(format!("query: {}", e.body_text())))?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::validation(format!(
+            "limit must be between 1 and 100, got {limit}"
+        )));
+    }
+    let after = match &query.cursor {
+        Some(c) => Some(store::Cursor::decode(c).ok_or_else(|| {
+            Problem::validation("cursor is not one this API gave out: use a page's next_cursor")
+        })?),
+        None => None,
+    };
+    let mut rows =
+        store::customer_orders(rt.db().reader(), &customer_id, after.as_ref(), limit + 1)
+            .await
+            .map_err(Problem::internal)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(cursor, _)| cursor.encode())
+    } else {
+        None
+    };
+    Ok(Json(CustomerOrdersPage {
+        orders: rows.into_iter().map(|(_, order)| order).collect(),
+        next_cursor,
+    })
+    .into_response())
 }

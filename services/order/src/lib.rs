@@ -7,6 +7,7 @@ pub mod domain;
 mod handlers;
 mod http;
 mod placement;
+pub mod rebuild;
 mod store;
 
 use std::sync::Arc;
@@ -27,7 +28,14 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         EventType::OrderCompleted,
         EventType::OrderCancelled,
     ],
-    consumes: &[Topic::Inventory, Topic::Payments, Topic::Shipments],
+    // `orders` for its own OrderCreated: the customer's order list is a
+    // projection kept from the events, that one included.
+    consumes: &[
+        Topic::Orders,
+        Topic::Inventory,
+        Topic::Payments,
+        Topic::Shipments,
+    ],
 };
 
 /// Binds the configured address and runs until `shutdown`.

@@ -1,6 +1,6 @@
 //! The order service's SQL.
 
-use orderflow_api::{HistoryEntry, MoneyView, OrderLine, OrderView};
+use orderflow_api::{CustomerOrderView, HistoryEntry, MoneyView, OrderLine, OrderView};
 
 use crate::domain::{CancelReason, Status};
 use orderflow_envelope::{EventType, Money};
@@ -17,6 +17,7 @@ pub struct OrderRow {
     pub payment_failure: Option<String>,
 }
 
+/// A new order, PENDING; an order with this id already there is kept.
 pub async fn insert_order(
     conn: &mut AnyConnection,
     order_id: &str,
@@ -27,7 +28,7 @@ pub async fn insert_order(
     let items = serde_json::to_string(items).expect("order lines serialize");
     sqlx::query(
         "INSERT INTO orders (order_id, customer_id, status, items, placed_at, updated_at)
-         VALUES ($1, $2, 'PENDING', $3, $4, $5)",
+         VALUES ($1, $2, 'PENDING', $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id)
     .bind(customer_id)
@@ -180,6 +181,104 @@ pub async fn update(
     Ok(())
 }
 
+/// Copies the order's row into its customer's list (the projection behind
+/// `GET /v1/customers/{id}/orders`), after every event that changes it.
+pub async fn project(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO customer_orders (customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at)
+         SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at
+         FROM orders WHERE order_id = $1
+         ON CONFLICT (customer_id, order_id) DO UPDATE SET status = excluded.status,
+             reason = excluded.reason, total_minor = excluded.total_minor,
+             currency = excluded.currency, updated_at = excluded.updated_at",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Where a page of a customer's list begins: just below this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub placed_at: i64,
+    pub order_id: String,
+}
+
+impl Cursor {
+    /// Opaque to clients: hex of `placed_at:order_id`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}:{}", self.placed_at, self.order_id))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (placed_at, order_id) = text.split_once(':')?;
+        Some(Self {
+            placed_at: placed_at.parse().ok()?,
+            order_id: order_id.to_string(),
+        })
+    }
+}
+
+/// Up to `limit` of the customer's orders, newest first, below `after`.
+pub async fn customer_orders(
+    pool: &AnyPool,
+    customer_id: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<(Cursor, CustomerOrderView)>, sqlx::Error> {
+    let (placed_at, order_id) = match after {
+        Some(c) => (c.placed_at, c.order_id.clone()),
+        None => (i64::MAX, String::new()),
+    };
+    let rows = sqlx::query(
+        "SELECT order_id, placed_at, status, reason, total_minor, currency FROM customer_orders
+         WHERE customer_id = $1 AND (placed_at < $2 OR (placed_at = $3 AND order_id < $4) OR $5 = 0)
+         ORDER BY placed_at DESC, order_id DESC LIMIT $6",
+    )
+    .bind(customer_id)
+    .bind(placed_at)
+    .bind(placed_at)
+    .bind(order_id)
+    .bind(i64::from(after.is_some()))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let placed_at: i64 = r.try_get("placed_at")?;
+            let order_id: String = r.try_get("order_id")?;
+            let total_minor: Option<i64> = r.try_get("total_minor")?;
+            let currency: Option<String> = r.try_get("currency")?;
+            Ok((
+                Cursor {
+                    placed_at,
+                    order_id: order_id.clone(),
+                },
+                CustomerOrderView {
+                    order_id,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    total: total_minor
+                        .zip(currency)
+                        .map(|(amount_minor, currency)| MoneyView {
+                            amount_minor,
+                            currency,
+                        }),
+                    placed_at: millis_to_rfc3339(placed_at),
+                },
+            ))
+        })
+        .collect()
+}
+
+fn millis_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339()
+}
+
 /// Orders not yet terminal, when the oldest of them was placed, and orders
 /// waiting for an operator because their refund failed.
 pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
@@ -260,20 +359,19 @@ pub async fn prune_idempotency_keys(
     Ok(result.rows_affected())
 }
 
+const ORDER_COLUMNS: &str =
+    "order_id, customer_id, status, reason, items, total_minor, currency, tracking_id";
+
 pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
-    let Some(r) = sqlx::query(
-        "SELECT order_id, customer_id, status, reason, items, total_minor, currency, tracking_id
-         FROM orders WHERE order_id = $1",
-    )
+    let Some(r) = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
+    ))
     .bind(order_id)
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let items: String = r.try_get("items")?;
-    let total_minor: Option<i64> = r.try_get("total_minor")?;
-    let currency: Option<String> = r.try_get("currency")?;
     let history = sqlx::query(
         "SELECT event_type, source, at FROM order_history WHERE order_id = $1 ORDER BY at, event_id",
     )
@@ -281,16 +379,81 @@ pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderVi
     .fetch_all(pool)
     .await?
     .iter()
-    .map(|h| {
-        let at: i64 = h.try_get("at")?;
-        Ok(HistoryEntry {
-            event_type: h.try_get("event_type")?,
-            at: chrono::DateTime::from_timestamp_millis(at).unwrap_or_default().to_rfc3339(),
-            source: h.try_get("source")?,
-        })
-    })
+    .map(history_entry)
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(Some(OrderView {
+    Ok(Some(view_of(&r, history)?))
+}
+
+/// Every order as `GET /v1/orders/{id}` shows it, by id (to compare read models).
+pub async fn all_order_views(
+    pool: &AnyPool,
+) -> Result<std::collections::BTreeMap<String, OrderView>, sqlx::Error> {
+    let mut histories: std::collections::HashMap<String, Vec<HistoryEntry>> =
+        std::collections::HashMap::new();
+    for h in sqlx::query(
+        "SELECT order_id, event_type, source, at FROM order_history ORDER BY order_id, at, event_id",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        histories
+            .entry(h.try_get("order_id")?)
+            .or_default()
+            .push(history_entry(&h)?);
+    }
+    sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders"))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let order_id: String = r.try_get("order_id")?;
+            let history = histories.remove(&order_id).unwrap_or_default();
+            Ok((order_id, view_of(r, history)?))
+        })
+        .collect()
+}
+
+/// Every customer's list (order, placed at, status, reason, total), newest
+/// first (to compare read models: what a customer sees, not when it was written).
+pub async fn all_customer_lists(
+    pool: &AnyPool,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
+    let mut lists: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in sqlx::query(
+        "SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency FROM customer_orders
+         ORDER BY customer_id, placed_at DESC, order_id DESC",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let entry = format!(
+            "{} {} {} {:?} {:?} {:?}",
+            r.try_get::<String, _>("order_id")?,
+            r.try_get::<i64, _>("placed_at")?,
+            r.try_get::<String, _>("status")?,
+            r.try_get::<Option<String>, _>("reason")?,
+            r.try_get::<Option<i64>, _>("total_minor")?,
+            r.try_get::<Option<String>, _>("currency")?,
+        );
+        lists.entry(r.try_get("customer_id")?).or_default().push(entry);
+    }
+    Ok(lists)
+}
+
+fn history_entry(h: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
+    let at: i64 = h.try_get("at")?;
+    Ok(HistoryEntry {
+        event_type: h.try_get("event_type")?,
+        at: millis_to_rfc3339(at),
+        source: h.try_get("source")?,
+    })
+}
+
+fn view_of(r: &sqlx::any::AnyRow, history: Vec<HistoryEntry>) -> Result<OrderView, sqlx::Error> {
+    let items: String = r.try_get("items")?;
+    let total_minor: Option<i64> = r.try_get("total_minor")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    Ok(OrderView {
         order_id: r.try_get("order_id")?,
         customer_id: r.try_get("customer_id")?,
         status: r.try_get("status")?,
@@ -304,5 +467,62 @@ pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderVi
             }),
         tracking_id: r.try_get("tracking_id")?,
         history,
-    }))
+    })
+}
+
+/// What an event adds to its order, written on its own (a rebuild applies
+/// events one by one; the live handler writes all of it with the status).
+pub async fn record_detail(
+    conn: &mut AnyConnection,
+    event: &orderflow_envelope::Event,
+) -> Result<(), sqlx::Error> {
+    use orderflow_envelope::Event;
+    let query = match event {
+        Event::InventoryReserved(e) => {
+            sqlx::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
+                .bind(e.total.amount_minor)
+                .bind(e.total.currency.clone())
+                .bind(e.order_id.clone())
+        }
+        Event::ShipmentCreated(e) => {
+            sqlx::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
+                .bind(e.tracking_id.clone())
+                .bind(e.order_id.clone())
+        }
+        Event::PaymentFailed(e) => {
+            sqlx::query("UPDATE orders SET payment_failure = $1 WHERE order_id = $2")
+                .bind(e.reason.clone())
+                .bind(e.order_id.clone())
+        }
+        _ => return Ok(()),
+    };
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Sets a derived status; the order's last event's time is when it changed.
+pub async fn set_derived_status(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: Status,
+    reason: Option<CancelReason>,
+) -> Result<(), sqlx::Error> {
+    let last: Option<i64> =
+        sqlx::query("SELECT MAX(at) AS at FROM order_history WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("at")?;
+    sqlx::query(
+        "UPDATE orders SET status = $1, reason = $2, updated_at = COALESCE($3, placed_at),
+                terminal_at = $4 WHERE order_id = $5",
+    )
+    .bind(status.as_str())
+    .bind(reason.map(|r| r.as_str()))
+    .bind(last)
+    .bind(if status.is_terminal() { last } else { None })
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

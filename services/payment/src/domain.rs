@@ -89,6 +89,8 @@ pub const FLAKY_TOKEN: &str = "tok_flaky";
 pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
 /// Charges, but the refund is refused.
 pub const REFUND_DECLINED_TOKEN: &str = "tok_refundDeclined";
+/// Charges, but a refund is never answered.
+pub const REFUND_UNAVAILABLE_TOKEN: &str = "tok_refundUnavailable";
 /// Calls of a `tok_flaky` order that time out before one succeeds.
 pub const FLAKY_TIMEOUTS: u32 = 3;
 
@@ -100,6 +102,11 @@ pub fn sandbox_times_out(token: &str, call: u32) -> bool {
         FLAKY_TOKEN => call <= FLAKY_TIMEOUTS,
         _ => false,
     }
+}
+
+/// Whether the sandbox leaves a refund of a charge made to `token` unanswered.
+pub fn sandbox_refund_times_out(token: &str) -> bool {
+    token == REFUND_UNAVAILABLE_TOKEN
 }
 
 /// Whether the sandbox declines a charge to `token`.
@@ -165,6 +172,12 @@ mod tests {
         assert!(!sandbox_times_out("tok_visa", 1));
         assert!(sandbox_declines("tok_chargeDeclined"));
         assert!(!sandbox_declines("tok_visa"));
+        assert!(sandbox_refund_times_out("tok_refundUnavailable"));
+        assert!(!sandbox_refund_times_out("tok_refundDeclined"));
+        assert!(
+            !sandbox_times_out("tok_refundUnavailable", 1),
+            "its charge is answered"
+        );
         assert!(sandbox_refuses_refund("tok_refundDeclined"));
         assert!(!sandbox_refuses_refund("tok_visa"));
     }

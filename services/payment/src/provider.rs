@@ -116,22 +116,13 @@ impl SandboxProvider {
         }
     }
 
-    async fn weather(&self, idempotency_key: &str, token: &str) -> Result<(), ProviderError> {
+    /// The sandbox's weather for one call: its latency, no answer at all
+    /// when `times_out`, or an injected transient failure.
+    async fn weather(&self, times_out: bool) -> Result<(), ProviderError> {
         let latency = self.weather.latency();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        // Only the flaky token's answer depends on the call's number: only
-        // its calls are counted (a map entry per charge would only grow).
-        let call = if token == domain::FLAKY_TOKEN {
-            let mut calls = self.flaky_calls.lock().expect("sandbox lock");
-            let n = calls.entry(idempotency_key.to_string()).or_default();
-            *n += 1;
-            *n
-        } else {
-            1
-        };
-        let times_out = domain::sandbox_times_out(token, call);
         if times_out {
             // No answer: the caller's timeout ends the call.
             std::future::pending::<()>().await;
@@ -143,6 +134,19 @@ impl SandboxProvider {
             ));
         }
         Ok(())
+    }
+
+    /// Which call under `idempotency_key` this is (from 1). Only the flaky
+    /// token's answer depends on it: only its calls are counted (a map
+    /// entry per charge would only grow).
+    fn call_number(&self, idempotency_key: &str, token: &str) -> u32 {
+        if token != domain::FLAKY_TOKEN {
+            return 1;
+        }
+        let mut calls = self.flaky_calls.lock().expect("sandbox lock");
+        let n = calls.entry(idempotency_key.to_string()).or_default();
+        *n += 1;
+        *n
     }
 
     async fn write(&self, entry: LedgerEntry) -> Result<LedgerEntry, ProviderError> {
@@ -162,7 +166,8 @@ impl PaymentProvider for SandboxProvider {
         token: &str,
         amount: &Money,
     ) -> Result<ChargeOutcome, ProviderError> {
-        self.weather(idempotency_key, token).await?;
+        let call = self.call_number(idempotency_key, token);
+        self.weather(domain::sandbox_times_out(token, call)).await?;
         if amount.amount_minor <= 0 {
             return Err(ProviderError::Invalid(format!(
                 "amount must be positive, got {}",
@@ -190,7 +195,6 @@ impl PaymentProvider for SandboxProvider {
         payment_id: &str,
         amount: &Money,
     ) -> Result<(), ProviderError> {
-        self.weather(idempotency_key, "").await?;
         let token: Option<String> =
             sqlx::query("SELECT token FROM sandbox_charges WHERE payment_id = $1")
                 .bind(payment_id)
@@ -198,6 +202,12 @@ impl PaymentProvider for SandboxProvider {
                 .await
                 .and_then(|r| r.map(|r| r.try_get("token")).transpose())
                 .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))?;
+        self.weather(
+            token
+                .as_deref()
+                .is_some_and(domain::sandbox_refund_times_out),
+        )
+        .await?;
         if token.as_deref().is_some_and(domain::sandbox_refuses_refund) {
             return Err(ProviderError::Invalid(format!(
                 "refund of {payment_id} declined"

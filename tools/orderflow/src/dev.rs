@@ -218,6 +218,14 @@ pub async fn run(args: Args) -> Result<()> {
         Some(server) => format!("PostgreSQL {}", orderflow_runtime::redact(server)),
         None => data_dir.display().to_string(),
     };
+    // Where the operator tools (`orderflow dlq`, `orderflow rebuild`) find
+    // this stack when they are given no other address.
+    crate::connect::DevConnect {
+        bootstrap_servers: bootstrap.clone(),
+        registry_url: registry.clone(),
+        gateway_url: gateway.clone(),
+    }
+    .write(&data_dir)?;
     banner(&gateway, &bootstrap, &registry, &data);
 
     let result = tokio::select! {
@@ -299,6 +307,8 @@ Place an order:
     -d '{{"customer_id":"c-42","items":[{{"sku":"SKU-001","quantity":2}}],"payment":{{"token":"tok_visa"}},"shipping_address":{{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}}}}'
 Then follow it (use the order_id from the answer):
   curl -s {gateway}/v1/orders/<order_id>
+Dead letters (this stack is found through .data/dev/connect.json):
+  cargo run -q --bin orderflow -- dlq list
 
 Ctrl-C stops everything.
 "#

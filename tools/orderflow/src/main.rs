@@ -1,10 +1,15 @@
 //! `orderflow`: the operator CLI. `dev` runs the whole platform on one
-//! machine; `topics` shows and provisions the topic layout; `load` places
-//! orders and measures them.
+//! machine; `topics` shows and provisions the topic layout; `dlq` finds,
+//! inspects and replays dead letters; `load` places orders and measures them.
 
 mod bench;
+mod connect;
 mod dev;
+mod dlq;
 mod load;
+mod rebuild;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -12,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "orderflow",
     version,
-    about = "Operate orderflow: dev stack, topics, load"
+    about = "Operate orderflow: dev stack, topics, dead letters, load"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +32,12 @@ enum Command {
     /// The topic layout.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Dead letters: list, show, replay, mark reviewed.
+    #[command(subcommand)]
+    Dlq(dlq::Command),
+    /// Rebuild a read model from the log into a fresh database.
+    #[command(subcommand)]
+    Rebuild(rebuild::Command),
     /// Place orders through the gateway and report throughput and latency.
     Load(load::Args),
     /// Measure a raw relay chain on a broker: the yardstick of `make bench`.
@@ -116,11 +127,31 @@ impl RetryTiers {
     }
 }
 
+/// A command used wrongly or not told what it needs: exit code 64.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Dlq(command) => dlq::run(command).await,
+        Command::Rebuild(command) => rebuild::run(command).await,
         Command::Load(args) => load::run(args).await,
         Command::BenchChain(args) => bench::run(args).await,
         Command::Schemas(SchemasCommand::Register { registry_url }) => {
@@ -166,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
                 kafka_properties,
                 ..tiers.config()
             };
-            config.validate().map_err(anyhow::Error::msg)?;
+            config.validate().map_err(UsageError)?;
             let report =
                 orderflow_runtime::topics::apply(&config, replication_factor, min_insync_replicas)
                     .await?;

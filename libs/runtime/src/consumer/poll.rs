@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderflow_envelope::EventType;
-use orderflow_telemetry::metrics_types::{CeTypeLabels, ConsumedLabels, PartitionLabels};
+use orderflow_telemetry::metrics_types::{
+    CeTypeLabels, ConsumedLabels, PartitionLabels, RebalanceLabels,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -76,6 +78,7 @@ impl ConsumerContext for Rebalancer {
             Rebalance::Revoke(tpl) => {
                 let tps = tps_of(tpl);
                 let lost = consumer.assignment_lost();
+                count_rebalance(shared, if lost { "lost" } else { "revoked" });
                 tracing::info!(group = %shared.group, partitions = tps.len(), lost, "rebalance: partitions revoked");
                 let timeout = Duration::from_millis(shared.rt.config().consumer_revoke_timeout_ms);
                 let commits = revoke(shared, &tps, if lost { Duration::ZERO } else { timeout });
@@ -94,6 +97,7 @@ impl ConsumerContext for Rebalancer {
                 }
             }
             Rebalance::Assign(tpl) => {
+                count_rebalance(shared, "assigned");
                 // What the last owner committed, and what it finished above that.
                 let committed = consumer
                     .committed_offsets((*tpl).clone(), Duration::from_secs(10))
@@ -141,6 +145,15 @@ impl ConsumerContext for Rebalancer {
             tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
         }
     }
+}
+
+fn count_rebalance(shared: &Shared, event: &'static str) {
+    shared
+        .rt
+        .metrics()
+        .rebalances
+        .get_or_create(&RebalanceLabels { event })
+        .inc();
 }
 
 /// Stops the partitions, waits up to `timeout` for their in-flight work and

@@ -1,0 +1,47 @@
+//! The operator CLI (`orderflow`) as a test runs it: the binary from the same
+//! target folder as the test (`cargo build --bins` first), pointed at a
+//! stack's broker and registry through the variables the services read.
+
+use std::process::Output;
+
+use anyhow::{bail, Context, Result};
+
+/// Runs `orderflow args…` against `bootstrap` and `registry`.
+pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result<Output> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .context("target folder")?
+        .join("orderflow");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run `cargo build --bins` first",
+            bin.display()
+        );
+    }
+    let output = tokio::process::Command::new(&bin)
+        .args(args)
+        .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("ORDERFLOW_SCHEMA_REGISTRY_URL", registry)
+        .env_remove("ORDERFLOW_DATABASE_URL")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {}", bin.display()))?;
+    Ok(output)
+}
+
+/// Runs `orderflow args…`, which must succeed; returns what it printed.
+pub async fn orderflow_ok(bootstrap: &str, registry: &str, args: &[&str]) -> Result<String> {
+    let output = orderflow(bootstrap, registry, args).await?;
+    if !output.status.success() {
+        bail!(
+            "orderflow {} exited {}:\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
