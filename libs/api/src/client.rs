@@ -99,6 +99,18 @@ impl GatewayClient {
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<OrderView>, ClientError> {
+        self.wait_all_terminal_reporting(ids, timeout, &|_| {})
+            .await
+    }
+
+    /// [`Self::wait_all_terminal`], telling `report` how many are terminal
+    /// after each round.
+    pub async fn wait_all_terminal_reporting(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+        report: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<OrderView>, ClientError> {
         const CHUNK: usize = 32;
         let deadline = Instant::now() + timeout;
         let mut pending: std::collections::VecDeque<String> = ids.iter().cloned().collect();
@@ -131,6 +143,7 @@ impl GatewayClient {
             for id in still_running.into_iter().rev() {
                 pending.push_front(id);
             }
+            report(done.len());
             if !pending.is_empty() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

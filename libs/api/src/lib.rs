@@ -3,6 +3,7 @@
 //! body the same way.
 
 mod client;
+pub mod progress;
 mod validate;
 
 pub use client::{ClientError, GatewayClient};

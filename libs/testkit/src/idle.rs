@@ -93,3 +93,17 @@ async fn lags(kafka: &KafkaProbe, retry_tiers: &[Duration]) -> Result<Vec<String
     }
     Ok(busy)
 }
+
+/// The lag of every consuming service's group, summed (retry tiers included).
+pub(crate) async fn total_lag(kafka: &KafkaProbe, retry_tiers: &[Duration]) -> Result<i64> {
+    let mut total = 0;
+    for spec in SPECS {
+        let mut topics: Vec<String> = spec.consumes.iter().map(|t| t.name().to_string()).collect();
+        topics.extend(orderflow_runtime::topics::retry_topics(
+            spec.name,
+            retry_tiers,
+        ));
+        total += kafka.lag(&spec.group_id(), &topics).await?;
+    }
+    Ok(total)
+}

@@ -167,13 +167,26 @@ pub struct Duplicator {
 pub const DUPLICATE_MARKER: &str = "x-test-duplicate";
 
 impl Duplicator {
+    /// Copies every event, from the beginning of each topic.
     pub fn start(bootstrap: &str) -> Result<Self> {
+        Self::start_sampled(bootstrap, 1.0, false)
+    }
+
+    /// Copies each event with probability `ratio`; with `from_now`, only
+    /// events written after it started (a broker other tests used before).
+    pub fn start_sampled(bootstrap: &str, ratio: f64, from_now: bool) -> Result<Self> {
         let mut client = ClientConfig::new();
         client.set("bootstrap.servers", bootstrap);
         let consumer: StreamConsumer = client
             .clone()
-            .set("group.id", "test-duplicator")
-            .set("auto.offset.reset", "earliest")
+            .set(
+                "group.id",
+                format!("test-duplicator-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set(
+                "auto.offset.reset",
+                if from_now { "latest" } else { "earliest" },
+            )
             .set("fetch.wait.max.ms", "10")
             .create()?;
         let topics: Vec<&str> = Topic::ALL.iter().map(|t| t.name()).collect();
@@ -187,10 +200,26 @@ impl Duplicator {
                 loop {
                     let message = tokio::select! {
                         _ = stop.cancelled() => return Ok(()),
-                        m = consumer.recv() => m?,
+                        m = consumer.recv() => m,
+                    };
+                    // The broker away for a moment (a restart under test):
+                    // the client reconnects by itself.
+                    let message = match message {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "duplicator: consumer error");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
                     };
                     let headers = message.headers().map(|h| h.detach()).unwrap_or_default();
-                    if headers.iter().any(|h| h.key == DUPLICATE_MARKER) {
+                    // Events only: a redelivery is of an event (its id lets the
+                    // inbox know it); a second copy of garbage is more garbage.
+                    let is_event = headers.iter().any(|h| h.key == "ce_id");
+                    if !is_event
+                        || headers.iter().any(|h| h.key == DUPLICATE_MARKER)
+                        || (ratio < 1.0 && !rand::random_bool(ratio))
+                    {
                         continue;
                     }
                     let headers = headers.insert(Header {
@@ -203,7 +232,11 @@ impl Duplicator {
                     if let Some(key) = message.key() {
                         record = record.key(key);
                     }
-                    producer.send(record, TIMEOUT).await.map_err(|(e, _)| e)?;
+                    // Delivered within a minute, broker restarts included.
+                    producer
+                        .send(record, Duration::from_secs(60))
+                        .await
+                        .map_err(|(e, _)| e)?;
                     copied.fetch_add(1, Ordering::SeqCst);
                 }
             })

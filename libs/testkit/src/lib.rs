@@ -8,6 +8,8 @@
 //! - [`Api`]: the gateway's API as a client, and checks on what it returns.
 
 mod api;
+pub mod chaos;
+pub mod checks;
 pub mod cli;
 pub mod harness;
 mod idle;

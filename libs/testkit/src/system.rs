@@ -55,6 +55,8 @@ pub struct ProcessStack {
     pub bootstrap: String,
     /// Each consuming service's database URL (its replicas share it).
     pub databases: BTreeMap<&'static str, String>,
+    /// The schema registry every process uses.
+    pub registry: String,
     bin_dir: PathBuf,
     processes: Vec<Process>,
     logs: tempfile::TempDir,
@@ -107,6 +109,11 @@ fn required_env(name: &str) -> Result<String> {
 /// `ORDERFLOW_RETRY_BACKOFF_MS` and `ORDERFLOW_RETRY_SLOW_TIERS_MS`.
 const FAST_TIERS_MS: [u64; 3] = [200, 400, 800];
 const SLOW_TIERS_MS: [u64; 1] = [1_600];
+
+/// The retry tiers the processes run with.
+pub(crate) fn retry_tiers() -> Vec<Duration> {
+    test_tiers().retry_tiers()
+}
 
 fn test_tiers() -> orderflow_runtime::RuntimeConfig {
     orderflow_runtime::RuntimeConfig {
@@ -258,6 +265,7 @@ impl ProcessStack {
             api,
             bootstrap,
             databases,
+            registry,
             bin_dir,
             processes,
             logs,
@@ -387,6 +395,24 @@ impl ProcessStack {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every consuming service's replicas, as (service, replica).
+    pub fn consumers(&self) -> Vec<(&'static str, usize)> {
+        self.processes
+            .iter()
+            .filter(|p| p.service != "gateway")
+            .map(|p| (p.service, p.replica))
+            .collect()
+    }
+
+    /// Sends `signal` to one process (SIGSTOP and SIGCONT, say).
+    pub fn signal(&self, service: &str, replica: usize, signal: Signal) -> Result<()> {
+        let i = self.index(service, replica)?;
+        if let Some(child) = self.processes[i].child.lock().expect("child lock").as_ref() {
+            kill(Pid::from_raw(child.id() as i32), signal)?;
+        }
+        Ok(())
     }
 
     /// `kill -9`: no shutdown, no commit, no flush.

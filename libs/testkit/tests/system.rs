@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use orderflow_api::{OrderView, SagaStats};
 use orderflow_testkit::system::{ProcessStack, Prometheus, Replicas};
+use orderflow_testkit::{chaos, checks};
 use orderflow_testkit::{check_four_outcomes, order_body};
 use serde_json::Value;
 
@@ -28,50 +29,18 @@ fn orders(tag: &str, n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// Stock never negative, nothing left reserved, and every shipped unit
-/// accounted for by a SHIPPED order.
-async fn check_stock(stack: &ProcessStack, initial: i64, done: &[OrderView]) -> Result<()> {
-    let mut shipped: BTreeMap<String, i64> = BTreeMap::new();
-    for order in done.iter().filter(|o| o.status == "SHIPPED") {
-        for line in &order.items {
-            *shipped.entry(line.sku.clone()).or_default() += line.quantity;
-        }
-    }
-    for i in 1..=10 {
-        let sku = format!("SKU-{i:03}");
-        let s = stack.stock(&sku).await?;
-        assert!(s.available >= 0, "{sku} oversold: {s:?}");
-        assert_eq!(s.reserved, 0, "{sku} still has reservations");
-        assert_eq!(
-            initial - s.available,
-            shipped.get(&sku).copied().unwrap_or(0),
-            "{sku}: stock and shipped orders disagree"
-        );
-    }
+/// The demo catalogue's SKUs, each with `units` in stock at the start.
+fn initial(units: i64) -> BTreeMap<String, i64> {
+    (1..=10).map(|i| (format!("SKU-{i:03}"), units)).collect()
+}
+
+async fn check_stock(stack: &ProcessStack, units: i64, done: &[OrderView]) -> Result<()> {
+    checks::check_stock(stack, &initial(units), done).await?;
     Ok(())
 }
 
-/// Every order charged at most once, shipped orders exactly once.
 async fn check_charges(stack: &ProcessStack, done: &[OrderView]) -> Result<()> {
-    for order in done {
-        let charges = stack
-            .payment(&order.order_id)
-            .await?
-            .map(|p| p.provider_charges)
-            .unwrap_or(0);
-        assert!(
-            charges <= 1,
-            "order {} charged {charges} times",
-            order.order_id
-        );
-        if order.status == "SHIPPED" {
-            assert_eq!(
-                charges, 1,
-                "order {} shipped without a charge",
-                order.order_id
-            );
-        }
-    }
+    checks::check_payments(stack, done).await?;
     Ok(())
 }
 
@@ -335,5 +304,29 @@ async fn two_replicas_publish_each_outbox_row_once() -> Result<()> {
         println!("order#{replica} published {n} of the {ROWS} rows");
         assert!(n > 0.0, "order#{replica} published none of the rows");
     }
+    stack.stop().await
+}
+
+/// The chaos soak (see `orderflow_testkit::chaos`), two replicas of every
+/// consumer: a short one here (about 1,000 orders, each fault once);
+/// `make chaos` runs a long one (`ORDERS`, default 20,000, at `RATE`,
+/// default 100/s) with this test alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_faults_nothing_is_lost_or_done_twice() -> Result<()> {
+    let config = match std::env::var("CHAOS_ORDERS") {
+        Ok(orders) => chaos::ChaosConfig::long(
+            orders.parse()?,
+            std::env::var("CHAOS_RATE").map_or(Ok(100.0), |r| r.parse())?,
+        ),
+        Err(_) => chaos::ChaosConfig::short(),
+    };
+    let mut replicas = Replicas::one_each();
+    for service in orderflow_runtime::topics::CONSUMING_SERVICES {
+        replicas = replicas.with(service, 2);
+    }
+    let stack = ProcessStack::start(replicas).await?;
+    println!("chaos soak: {config:?}");
+    let report = chaos::soak(&stack, &config).await?;
+    println!("{}", report.table());
     stack.stop().await
 }

@@ -2,8 +2,6 @@
 //! reviewed. Talks to Kafka and the schema registry directly, as the
 //! services do (see `connect.rs`); the work is done by `libs/dlq`.
 
-use std::io::IsTerminal;
-
 use anyhow::{bail, Result};
 use orderflow_dlq::{parse_since, DeadLetter, DeadLetters, Decoded, DlqId, Filter, ReplayOutcome};
 
@@ -199,7 +197,10 @@ pub async fn run(command: Command) -> Result<()> {
                 }
                 letters
             };
-            let bar = progress_bar(letters.len() as u64);
+            let bar = orderflow_api::progress::bar(
+                letters.len() as u64,
+                "replaying {bar:40} {pos}/{len} {per_sec} {eta}",
+            );
             let summary = dlq
                 .replay(&letters, dry_run, again, &|done| {
                     bar.set_position(done as u64)
@@ -292,19 +293,6 @@ fn services(service: Option<&str>) -> Result<Vec<String>> {
         .into()),
         None => Ok(all.iter().map(|s| s.to_string()).collect()),
     }
-}
-
-/// A progress bar on a terminal; nothing when the output goes elsewhere.
-fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() || len < 2 {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} {per_sec} {eta}")
-            .expect("a valid template"),
-    );
-    bar
 }
 
 fn print_table(letters: &[DeadLetter]) {

@@ -49,9 +49,14 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     let started = Instant::now();
+    let placing_bar = orderflow_api::progress::bar(
+        args.orders as u64,
+        "placing  {bar:40} {pos}/{len} {per_sec} {elapsed}",
+    );
     let placed: Vec<Result<String>> = stream::iter(0..args.orders)
         .map(|i| {
             let (http, gateway, sku) = (&http, &args.gateway, &skus[i % skus.len()]);
+            let placing_bar = &placing_bar;
             let due = if args.rate > 0.0 {
                 Some(started + Duration::from_secs_f64(i as f64 / args.rate))
             } else {
@@ -81,6 +86,7 @@ pub async fn run(args: Args) -> Result<()> {
                     );
                 }
                 let accepted: serde_json::Value = response.json().await?;
+                placing_bar.inc(1);
                 Ok(accepted["order_id"]
                     .as_str()
                     .context("order_id")?
@@ -91,6 +97,7 @@ pub async fn run(args: Args) -> Result<()> {
         .collect()
         .await;
     let placing = started.elapsed();
+    placing_bar.finish_and_clear();
     let pending: Vec<String> = placed.into_iter().collect::<Result<_>>()?;
     println!(
         "placed {} orders in {:.2}s",
@@ -98,9 +105,16 @@ pub async fn run(args: Args) -> Result<()> {
         placing.as_secs_f64()
     );
 
+    let terminal_bar = orderflow_api::progress::bar(
+        pending.len() as u64,
+        "terminal {bar:40} {pos}/{len} {elapsed}",
+    );
     let done = client
-        .wait_all_terminal(&pending, Duration::from_secs(args.timeout_secs))
+        .wait_all_terminal_reporting(&pending, Duration::from_secs(args.timeout_secs), &|n| {
+            terminal_bar.set_position(n as u64)
+        })
         .await?;
+    terminal_bar.finish_and_clear();
     let stats = orderflow_api::SagaStats::of(&done);
     println!("{stats}");
     // One line for scripts (make bench).

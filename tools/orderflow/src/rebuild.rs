@@ -3,8 +3,6 @@
 //! beside the live service; swapping the rebuilt database in is a separate,
 //! explicit step (README: "Rebuilding a read model").
 
-use std::io::IsTerminal;
-
 use anyhow::{Context, Result};
 use orderflow_order::rebuild::{compare, rebuild, Source};
 use orderflow_runtime::Database;
@@ -59,16 +57,7 @@ pub async fn run(command: Command) -> Result<()> {
         kafka_properties: conn.kafka_properties,
         registry_url: conn.registry_url,
     };
-    let spinner = if std::io::stderr().is_terminal() {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.set_style(
-            indicatif::ProgressStyle::with_template("rebuilding {spinner} {pos} events {per_sec}")
-                .expect("a valid template"),
-        );
-        s
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let spinner = orderflow_api::progress::status("rebuilding {spinner} {pos} events {per_sec}");
     let rebuilt = rebuild(&source, &target, &|n| spinner.set_position(n)).await?;
     spinner.finish_and_clear();
     println!(
