@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-chart test-system build lint fmt bench bench-system mutants deps clean
+.PHONY: dev test test-unit test-observability test-chart test-system chaos build lint fmt bench bench-system mutants deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -43,6 +43,12 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## The long chaos soak on real Kafka and PostgreSQL: ORDERS (20000) at
+## RATE (100) per second under kill -9, a broker restart, a stopped consumer,
+## a provider outage, duplicates and poison; every invariant checked.
+chaos: deps
+	tools/scripts/system-tests.sh chaos
 
 ## Mutation testing of the code where decisions live (cargo-mutants; the
 ## scope is .cargo/mutants.toml): every mutant must make a unit test fail.

@@ -5,6 +5,8 @@
 #   (c) open loop at half the burst rate, p50/p99 placed→terminal;
 #   (d) the same burst with 200 ms of sandbox provider latency;
 #   (e) peak RSS of the whole stack;
+#   (f) the order read model rebuilt from the log, seconds per 10,000 orders;
+#   (g) dead letters replayed per second;
 # and the ratio of (b) to (a). Prints the figures; asserts nothing.
 #
 #   tools/scripts/bench.sh           the dev stack: embedded broker, SQLite (make bench)
@@ -114,6 +116,23 @@ kill "$sampler" 2>/dev/null || true
 sampler=""
 peak_kb=$(sort -n "$rss_log" | tail -1)
 
+connect=(--bootstrap-servers "$bootstrap" --registry-url "http://127.0.0.1:$((PORT + 1))")
+if [ "$MODE" = system ]; then
+  live="postgres://orderflow:orderflow@127.0.0.1:$PG_PORT/order"
+else
+  live="sqlite://$data/order.db"
+fi
+echo "== (f) the order read model rebuilt from the log"
+rebuild_out=$("$bin/orderflow" rebuild order --into "sqlite://$data/rebuilt/order.db" --live "$live" "${connect[@]}")
+echo "$rebuild_out"
+per_10k=$(echo "$rebuild_out" | sed -n 's/^rebuilt \([0-9]*\) orders from \([0-9]*\) events in \([0-9.]*\) s.*/\1 \3/p' \
+  | awk '{ printf "%.1f", $2 * 10000 / $1 }')
+
+echo "== (g) replaying 2,000 dead letters"
+replay_out=$("$bin/orderflow" bench-replay --messages 2000 "${connect[@]}")
+echo "$replay_out" | grep -v '^RESULT'
+replays=$(echo "$replay_out" | result replays_per_s)
+
 echo
 echo "== summary ($MODE stack; $(nproc) cores)"
 printf '%-58s %s\n' "(a) raw relay chain, 5 hops" "$chain msg/s"
@@ -121,4 +140,6 @@ printf '%-58s %s\n' "(b) saga burst, $BURST orders" "$burst orders/s"
 printf '%-58s %s\n' "(c) open loop at $rate/s, placed→terminal p50 / p99" "$open_p50 ms / $open_p99 ms"
 printf '%-58s %s\n' "(d) burst with ${LATENCY_MS} ms provider latency" "$slow orders/s"
 printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
+printf '%-58s %s\n' "(f) order read model rebuilt from the log" "$per_10k s per 10,000 orders"
+printf '%-58s %s\n' "(g) dead letters replayed" "$replays per second"
 printf '%-58s %s\n' "saga / raw chain" "$(awk -v s="$burst" -v c="$chain" 'BEGIN { printf "%.4f", s / c }')"

@@ -3,6 +3,10 @@
 # Central) and PostgreSQL on loopback, runs the component suite again on
 # PostgreSQL and then the system tests (services as separate processes), and
 # stops both servers whatever happened.
+#
+#   tools/scripts/system-tests.sh          the component and system tiers (make test)
+#   tools/scripts/system-tests.sh chaos    the long chaos soak alone (make chaos):
+#                                          ORDERS (20000) at RATE (100) per second
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts=tools/scripts
@@ -39,6 +43,14 @@ export ORDERFLOW_SYSTEM_KAFKA="127.0.0.1:$KAFKA_PORT"
 export ORDERFLOW_TEST_DATABASE="postgres://orderflow:orderflow@127.0.0.1:$PG_PORT"
 
 cargo build --bins
+if [ "${1:-}" = "chaos" ]; then
+  echo "== chaos soak: ${ORDERS:-20000} orders at ${RATE:-100}/s"
+  CHAOS_ORDERS=${ORDERS:-20000} CHAOS_RATE=${RATE:-100} \
+    cargo test -p orderflow-testkit --features system --test system -- \
+    under_faults_nothing_is_lost_or_done_twice --exact --nocapture
+  echo "chaos soak took $(( $(date +%s) - started ))s"
+  exit 0
+fi
 echo "== component tests on PostgreSQL"
 cargo test -p orderflow-testkit --no-fail-fast
 echo "== system tests on Kafka and PostgreSQL"

@@ -3,6 +3,7 @@
 //! inspects and replays dead letters; `load` places orders and measures them.
 
 mod bench;
+mod bench_replay;
 mod connect;
 mod dev;
 mod dlq;
@@ -42,6 +43,8 @@ enum Command {
     Load(load::Args),
     /// Measure a raw relay chain on a broker: the yardstick of `make bench`.
     BenchChain(bench::Args),
+    /// Measure how fast dead letters are replayed, on a running stack.
+    BenchReplay(bench_replay::Args),
     /// The event schemas in a Confluent-compatible registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
@@ -154,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild(command) => rebuild::run(command).await,
         Command::Load(args) => load::run(args).await,
         Command::BenchChain(args) => bench::run(args).await,
+        Command::BenchReplay(args) => bench_replay::run(args).await,
         Command::Schemas(SchemasCommand::Register { registry_url }) => {
             let registry = orderflow_envelope::HttpSchemaRegistry::new(&registry_url);
             for &t in orderflow_envelope::EventType::ALL {
