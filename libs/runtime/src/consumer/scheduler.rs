@@ -636,6 +636,43 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_last_message_moves_the_committed_offset_past_it() {
+        let mut s = Scheduler::new(limits(10));
+        let p0 = Tp::new("orders", 0);
+        s.assign(p0.clone(), None, BTreeSet::new());
+        s.push(&p0, 0, key("a"), 0, None, 0);
+        let running = s.take(0);
+        s.complete(&running[0].ticket, true);
+        s.skip(&p0, 1);
+        assert_eq!(s.commits()[0].offset, 2, "nothing left to read below 2");
+    }
+
+    #[test]
+    fn revoking_keeps_the_other_partitions_waiting_and_running_keys() {
+        let mut s = Scheduler::new(limits(2));
+        let (orders, payments) = (Tp::new("orders", 0), Tp::new("payments", 0));
+        s.assign(orders.clone(), None, BTreeSet::new());
+        s.assign(payments.clone(), None, BTreeSet::new());
+        s.push(&orders, 0, key("k1"), 0, None, 0);
+        s.push(&payments, 0, key("k2"), 10, None, 0);
+        s.push(&payments, 1, key("k3"), 11, None, 0);
+        let running = s.take(0);
+        assert_eq!(
+            running.iter().map(|d| d.message).collect::<Vec<_>>(),
+            vec![0, 10]
+        );
+        s.begin_revoke(std::slice::from_ref(&orders));
+        // k2 still runs, with nothing behind it: its next event waits for it.
+        s.push(&payments, 2, key("k2"), 12, None, 0);
+        s.complete(&running[0].ticket, true);
+        let next: Vec<i64> = s.take(0).into_iter().map(|d| d.message).collect();
+        assert_eq!(next, vec![11], "k3 waited and runs; k2's next waits for k2");
+        s.complete(&running[1].ticket, true);
+        let last: Vec<i64> = s.take(0).into_iter().map(|d| d.message).collect();
+        assert_eq!(last, vec![12]);
+    }
+
+    #[test]
     fn a_skipped_message_is_finished_at_once() {
         let mut s = Scheduler::new(limits(10));
         let p0 = Tp::new("orders", 0);
