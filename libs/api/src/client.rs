@@ -1,5 +1,6 @@
 //! A client of the gateway's API, for the operator CLI and the tests: set
-//! stock, read orders, and wait until a set of orders is terminal.
+//! stock, read orders, and wait until a set of orders is terminal. It sends
+//! the bearer token it was built with on every request.
 
 use std::time::{Duration, Instant};
 
@@ -51,9 +52,18 @@ pub struct GatewayClient {
 }
 
 impl GatewayClient {
+    /// A client with no token (the gateway refuses it all but health).
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
+            base: base.into(),
+        }
+    }
+
+    /// A client that sends `token` (`Authorization: Bearer …`) with every request.
+    pub fn with_token(base: impl Into<String>, token: &str) -> Self {
+        Self {
+            http: bearer_client(token),
             base: base.into(),
         }
     }
@@ -150,4 +160,17 @@ impl GatewayClient {
         }
         Ok(done)
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .expect("a token is ASCII");
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("reqwest client builds")
 }

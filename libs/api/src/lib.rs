@@ -6,8 +6,11 @@ mod client;
 pub mod progress;
 mod validate;
 
-pub use client::{ClientError, GatewayClient};
-pub use validate::{MAX_LINES, MAX_QUANTITY};
+pub use client::{bearer_client, ClientError, GatewayClient};
+pub use validate::{
+    MAX_ID_LEN, MAX_LINES, MAX_POSTAL_CODE_LEN, MAX_QUANTITY, MAX_TEXT_LEN, MAX_UNITS_PER_ORDER,
+    MAX_UNIT_PRICE_MINOR,
+};
 
 use orderflow_http::{Problem, ProblemType};
 use serde::{Deserialize, Serialize};
@@ -15,7 +18,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
-    pub customer_id: String,
+    /// Whose order: the token's subject. A customer leaves it out (or sends
+    /// their own id); an operator placing an order for a customer names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
     pub items: Vec<OrderLine>,
     pub payment: Payment,
     pub shipping_address: ShippingAddress,

@@ -9,15 +9,40 @@ use crate::{PlaceOrder, SetStock};
 
 /// Most units of one SKU a single order line may ask for.
 pub const MAX_QUANTITY: i64 = 1_000;
+/// Most units an order may ask for, over all its lines.
+pub const MAX_UNITS_PER_ORDER: i64 = 1_000;
 /// Most lines an order may have.
 pub const MAX_LINES: usize = 100;
+/// The longest id (customer, SKU, payment token, order): 64 characters.
+pub const MAX_ID_LEN: usize = 64;
+/// The longest name, address line or city: 200 characters.
+pub const MAX_TEXT_LEN: usize = 200;
+/// The longest postal code.
+pub const MAX_POSTAL_CODE_LEN: usize = 16;
+/// The highest unit price, in minor units (1,000,000.00 in a two-decimal
+/// currency). With [`MAX_UNITS_PER_ORDER`] it bounds every order's total far
+/// below `i64::MAX`: a total can never overflow.
+pub const MAX_UNIT_PRICE_MINOR: i64 = 100_000_000;
+
+/// Pushes an error when `value` is empty or longer than `max` characters.
+fn bounded(errors: &mut Vec<String>, field: &str, value: &str, max: usize) {
+    let len = value.chars().count();
+    if value.trim().is_empty() {
+        errors.push(format!("{field} must not be empty"));
+    } else if len > max {
+        errors.push(format!(
+            "{field} may have at most {max} characters, got {len}"
+        ));
+    }
+}
 
 impl PlaceOrder {
     /// Checks what the JSON shape cannot: non-empty fields, sane quantities.
     pub fn validate(&self) -> Result<(), Problem> {
         let mut errors = Vec::new();
-        if self.customer_id.trim().is_empty() {
-            errors.push("customer_id must not be empty".to_string());
+        match &self.customer_id {
+            Some(customer_id) => bounded(&mut errors, "customer_id", customer_id, MAX_ID_LEN),
+            None => errors.push("customer_id is missing".to_string()),
         }
         if self.items.is_empty() {
             errors.push("items must name at least one SKU".to_string());
@@ -26,9 +51,12 @@ impl PlaceOrder {
             errors.push(format!("items may have at most {MAX_LINES} lines"));
         }
         for (i, line) in self.items.iter().enumerate() {
-            if line.sku.trim().is_empty() {
-                errors.push(format!("items[{i}].sku must not be empty"));
-            }
+            bounded(
+                &mut errors,
+                &format!("items[{i}].sku"),
+                &line.sku,
+                MAX_ID_LEN,
+            );
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 errors.push(format!(
                     "items[{i}].quantity must be between 1 and {MAX_QUANTITY}, got {}",
@@ -36,24 +64,40 @@ impl PlaceOrder {
                 ));
             }
         }
-        if self.payment.token.trim().is_empty() {
-            errors.push("payment.token must not be empty".to_string());
+        let units: i64 = self
+            .items
+            .iter()
+            .map(|l| l.quantity.clamp(0, MAX_QUANTITY))
+            .sum();
+        if units > MAX_UNITS_PER_ORDER {
+            errors.push(format!(
+                "an order may ask for at most {MAX_UNITS_PER_ORDER} units in all, got {units}"
+            ));
         }
+        bounded(
+            &mut errors,
+            "payment.token",
+            &self.payment.token,
+            MAX_ID_LEN,
+        );
         let a = &self.shipping_address;
-        for (field, value) in [
-            ("name", &a.name),
-            ("line1", &a.line1),
-            ("city", &a.city),
-            ("postal_code", &a.postal_code),
+        for (field, value, max) in [
+            ("name", &a.name, MAX_TEXT_LEN),
+            ("line1", &a.line1, MAX_TEXT_LEN),
+            ("city", &a.city, MAX_TEXT_LEN),
+            ("postal_code", &a.postal_code, MAX_POSTAL_CODE_LEN),
         ] {
-            if value.trim().is_empty() {
-                errors.push(format!("shipping_address.{field} must not be empty"));
-            }
+            bounded(
+                &mut errors,
+                &format!("shipping_address.{field}"),
+                value,
+                max,
+            );
         }
         if a.country.len() != 2 || !a.country.chars().all(|c| c.is_ascii_uppercase()) {
             errors.push(format!(
                 "shipping_address.country must be an ISO 3166-1 alpha-2 code like DE, got {:?}",
-                a.country
+                a.country.chars().take(8).collect::<String>()
             ));
         }
         if errors.is_empty() {
@@ -61,6 +105,11 @@ impl PlaceOrder {
         } else {
             Err(Problem::validation(errors.join("; ")))
         }
+    }
+
+    /// Whose order it is (validated present before it is placed).
+    pub fn customer(&self) -> &str {
+        self.customer_id.as_deref().unwrap_or_default()
     }
 
     /// A fingerprint of the request, to tell an `Idempotency-Key` replay from a
@@ -83,6 +132,12 @@ impl SetStock {
         if self.unit_price.amount_minor < 1 {
             // Payment providers refuse zero charges; orderflow sells nothing for free.
             errors.push("unit_price.amount_minor must be at least 1".to_string());
+        }
+        if self.unit_price.amount_minor > MAX_UNIT_PRICE_MINOR {
+            errors.push(format!(
+                "unit_price.amount_minor may be at most {MAX_UNIT_PRICE_MINOR}, got {}",
+                self.unit_price.amount_minor
+            ));
         }
         let c = &self.unit_price.currency;
         if c.len() != 3 || !c.chars().all(|c| c.is_ascii_uppercase()) {
@@ -111,6 +166,66 @@ mod tests {
                                      "postal_code": "10115", "country": "DE"}}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn no_order_total_can_overflow() {
+        assert!(
+            MAX_UNIT_PRICE_MINOR
+                .checked_mul(MAX_UNITS_PER_ORDER)
+                .is_some_and(|t| t < i64::MAX / 1_000),
+            "the bounds keep every total far from overflowing"
+        );
+    }
+
+    #[test]
+    fn every_text_has_a_most_length() {
+        let mut o = order();
+        o.customer_id = Some("c".repeat(64));
+        o.items[0].sku = "S".repeat(64);
+        o.payment.token = "t".repeat(64);
+        o.shipping_address.line1 = "l".repeat(200);
+        o.shipping_address.postal_code = "1".repeat(16);
+        assert_eq!(o.validate(), Ok(()));
+        o.customer_id = Some("c".repeat(65));
+        o.items[0].sku = "S".repeat(65);
+        o.payment.token = "t".repeat(65);
+        o.shipping_address.name = "n".repeat(201);
+        o.shipping_address.line1 = "l".repeat(201);
+        o.shipping_address.city = "c".repeat(201);
+        o.shipping_address.postal_code = "1".repeat(17);
+        let detail = o.validate().unwrap_err().detail.unwrap();
+        assert_eq!(detail.matches("at most").count(), 7, "{detail}");
+        o.customer_id = None;
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("customer_id is missing"));
+    }
+
+    #[test]
+    fn an_order_asks_for_a_thousand_units_at_most() {
+        let mut o = order();
+        o.items = vec![
+            OrderLine {
+                sku: "A".into(),
+                quantity: 600,
+            },
+            OrderLine {
+                sku: "B".into(),
+                quantity: 400,
+            },
+        ];
+        assert_eq!(o.validate(), Ok(()));
+        o.items[1].quantity = 401;
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .detail
+            .unwrap()
+            .contains("at most 1000 units in all, got 1001"));
     }
 
     #[test]
@@ -199,6 +314,11 @@ mod tests {
     fn stock_is_never_negative_and_nothing_is_free() {
         assert_eq!(stock(0, 1, "EUR").validate(), Ok(()));
         assert_eq!(stock(25, 1250, "EUR").validate(), Ok(()));
+        assert_eq!(stock(1, MAX_UNIT_PRICE_MINOR, "EUR").validate(), Ok(()));
+        assert!(stock(1, MAX_UNIT_PRICE_MINOR + 1, "EUR")
+            .validate()
+            .is_err());
+        assert!(stock(1, i64::MAX, "EUR").validate().is_err());
         let detail = |s: SetStock| s.validate().unwrap_err().detail.unwrap();
         assert_eq!(
             detail(stock(-1, 1, "EUR")),

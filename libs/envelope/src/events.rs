@@ -182,6 +182,26 @@ impl Topic {
         Topic::Notifications,
     ];
 
+    /// The service that writes this topic, and no other.
+    pub fn owner(self) -> &'static str {
+        match self {
+            Topic::Orders => "order",
+            Topic::Inventory => "inventory",
+            Topic::Payments => "payment",
+            Topic::Shipments => "shipping",
+            Topic::Notifications => "notification",
+        }
+    }
+
+    /// The `ce_source` of every event on this topic.
+    pub fn source(self) -> String {
+        format!("/orderflow/{}", self.owner())
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Topic::Orders => "orders",

@@ -172,13 +172,13 @@ impl RuntimeConfig {
         {
             return Err(format!(
                 "database_url `{}` is neither sqlite://… nor postgres://…: set ORDERFLOW_DATABASE_URL",
-                self.database_url
+                crate::secrets::redact(&self.database_url)
             ));
         }
         if !self.schema_registry_url.starts_with("http") {
             return Err(format!(
                 "schema_registry_url `{}` is not an http(s) URL: set ORDERFLOW_SCHEMA_REGISTRY_URL",
-                self.schema_registry_url
+                crate::secrets::redact(&self.schema_registry_url)
             ));
         }
         if self.kafka_partitions < 1 {
@@ -298,9 +298,11 @@ pub fn load_or_exit<T: ServiceConfig>(binary: &str) -> T {
         }
     };
     if std::env::args().any(|a| a == "--print-config") {
+        let mut printed = serde_json::to_value(&config).expect("config serializes");
+        crate::secrets::redact_config(&mut printed);
         println!(
             "{}",
-            serde_json::to_string_pretty(&config).expect("config serializes")
+            serde_json::to_string_pretty(&printed).expect("config serializes")
         );
         std::process::exit(0);
     }

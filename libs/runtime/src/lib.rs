@@ -20,6 +20,7 @@ mod main_support;
 mod outbox;
 mod producer;
 pub mod resilience;
+pub mod secrets;
 mod service;
 pub mod shutdown;
 pub mod topics;
@@ -27,13 +28,14 @@ pub mod topics;
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
 pub use consumer::retry::{tier_topic, RETRY_HEADER_PREFIX};
 pub use consumer::PREFETCH;
-pub use db::{in_list, redact, values_list, Backend, Database};
+pub use db::{in_list, values_list, Backend, Database};
 pub use dead_letter::DEAD_LETTER_HEADER_PREFIX;
 pub use error::RuntimeError;
 pub use handler::{EventSource, ExternalCall, Handler, HandlerCtx, HandlerError};
 pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
 pub use producer::{client_config, Producer};
+pub use secrets::redact;
 pub use service::{Runtime, ServiceSpec};
 
 /// Every binary that links the runtime (the services, the gateway, the CLI)

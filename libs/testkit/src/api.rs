@@ -1,32 +1,51 @@
 //! The platform seen from outside: the gateway's API, plus the payment
-//! service's operator view. Both test tiers drive the platform through it.
+//! service's operator view. Both test tiers drive the platform through it,
+//! with tokens from a local issuer: an operator's by default, a customer's
+//! for placing a customer's order.
 
 use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use orderflow_api::{
     GatewayClient, MoneyView, NotificationView, OrderView, PaymentView, SetStock, StockView,
 };
+use orderflow_auth::Issuer;
 use serde_json::{json, Value};
 
 pub struct Api {
+    /// Sends an operator's token with every request.
     pub http: reqwest::Client,
     pub gateway: String,
-    /// The same client the operator CLI uses.
+    /// The same client the operator CLI uses (an operator's token).
     pub client: GatewayClient,
     /// Every payment replica's base URL.
     pub payments: Vec<String>,
+    /// The issuer the gateway trusts, to mint any token a test needs.
+    pub issuer: Arc<Issuer>,
 }
 
 impl Api {
-    pub fn new(gateway: String, payments: Vec<String>) -> Self {
-        let client = GatewayClient::new(gateway.clone());
+    pub fn new(gateway: String, payments: Vec<String>, issuer: Arc<Issuer>) -> Self {
+        let operator = issuer.mint("operator", true, Duration::from_secs(24 * 3_600));
+        let client = GatewayClient::with_token(gateway.clone(), &operator);
         Self {
             http: client.http.clone(),
             gateway,
             client,
             payments,
+            issuer,
         }
+    }
+
+    /// A client that acts as `customer_id` (a customer's token).
+    pub fn as_customer(&self, customer_id: &str) -> reqwest::Client {
+        orderflow_api::bearer_client(&self.issuer.mint(
+            customer_id,
+            false,
+            Duration::from_secs(24 * 3_600),
+        ))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -50,12 +69,18 @@ impl Api {
             .await?)
     }
 
+    /// Places `body` as the customer it names (or as an operator when it
+    /// names none).
     pub async fn post_order(
         &self,
         body: &Value,
         idempotency_key: Option<&str>,
     ) -> Result<reqwest::Response> {
-        let mut request = self.http.post(self.url("/v1/orders")).json(body);
+        let http = match body["customer_id"].as_str() {
+            Some(customer) => self.as_customer(customer),
+            None => self.http.clone(),
+        };
+        let mut request = http.post(self.url("/v1/orders")).json(body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }

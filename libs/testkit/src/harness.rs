@@ -141,8 +141,11 @@ impl Harness {
     pub async fn produce(&self, events: &[Event]) -> Result<Vec<(i32, i64)>> {
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
-            let headers =
-                CloudEventHeaders::new("test", event.event_type().ce_type(), event.order_id());
+            let headers = CloudEventHeaders::new(
+                event.event_type().topic().owner(),
+                event.event_type().ce_type(),
+                event.order_id(),
+            );
             let envelope = self.codec.envelope(event, headers).await?;
             let mut owned = OwnedHeaders::new();
             for (k, v) in envelope.headers.to_pairs() {

@@ -25,6 +25,38 @@ pub use stack::{Options, Stack};
 
 use anyhow::Context as _;
 
+/// A token issuer on a loopback port of its own thread (each test's Tokio
+/// runtime ends with the test; the issuer lives as long as the process),
+/// one per test binary: every stack's gateway trusts it.
+pub fn shared_issuer() -> std::sync::Arc<orderflow_auth::Issuer> {
+    use std::sync::{Arc, OnceLock};
+    static ISSUER: OnceLock<Arc<orderflow_auth::Issuer>> = OnceLock::new();
+    ISSUER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind the issuer");
+                    let url = format!("http://{}", listener.local_addr().expect("address"));
+                    let issuer = Arc::new(
+                        orderflow_auth::Issuer::new(&url, orderflow_auth::DEFAULT_AUDIENCE)
+                            .expect("the issuer's keys"),
+                    );
+                    tx.send(issuer.clone()).expect("the test waits");
+                    let _ = axum::serve(listener, issuer.router()).await;
+                });
+            });
+            rx.recv().expect("the issuer thread reports")
+        })
+        .clone()
+}
+
 /// Logs go to the test output when `RUST_LOG` is set.
 pub(crate) fn init_test_logging() {
     if std::env::var_os("RUST_LOG").is_some() {

@@ -39,6 +39,9 @@ pub struct Options {
     pub breaker_minimum_calls: u32,
     /// How long an open breaker fails calls before it lets a trial through.
     pub breaker_open_ms: u64,
+    /// Orders a caller may place per second, and at once.
+    pub orders_per_second: f64,
+    pub orders_burst: u32,
 }
 
 impl Default for Options {
@@ -55,6 +58,10 @@ impl Default for Options {
             inbox_retention_ms: 7 * 24 * 3_600_000,
             breaker_minimum_calls: 20,
             breaker_open_ms: 10_000,
+            // Generous: the tests that are not about rate limits place many
+            // orders for a few customers at once.
+            orders_per_second: 10_000.0,
+            orders_burst: 10_000,
         }
     }
 }
@@ -193,12 +200,19 @@ impl Stack {
         ));
 
         let (l, gateway) = bind().await?;
+        let issuer = crate::shared_issuer();
         let config = orderflow_gateway::Config {
             http_addr: l.local_addr()?,
             order_url: order_url.clone(),
             inventory_url: inventory_url.clone(),
             notification_url: notification_url.clone(),
+            payment_url: payment.clone(),
             upstream_timeout_ms: 10_000,
+            auth_jwks_url: issuer.jwks_url(),
+            auth_issuer: issuer.url.clone(),
+            orders_per_second: options.orders_per_second,
+            orders_burst: options.orders_burst,
+            ..Default::default()
         };
         services.push((
             "gateway",
@@ -220,7 +234,7 @@ impl Stack {
             urls,
             databases,
             retry_tiers: tiers,
-            api: Api::new(gateway, vec![payment]),
+            api: Api::new(gateway, vec![payment], issuer),
             bootstrap,
             registry,
             shutdown,

@@ -236,6 +236,7 @@ impl ProcessStack {
             }
         }
         let gateway_port = free_port()?;
+        let issuer = crate::shared_issuer();
         let first = |s: &str| urls[s][0].clone();
         processes.push(Process {
             service: "gateway",
@@ -248,6 +249,11 @@ impl ProcessStack {
                 ("ORDERFLOW_ORDER_URL".into(), first("order")),
                 ("ORDERFLOW_INVENTORY_URL".into(), first("inventory")),
                 ("ORDERFLOW_NOTIFICATION_URL".into(), first("notification")),
+                ("ORDERFLOW_PAYMENT_URL".into(), first("payment")),
+                ("ORDERFLOW_AUTH_JWKS_URL".into(), issuer.jwks_url()),
+                ("ORDERFLOW_AUTH_ISSUER".into(), issuer.url.clone()),
+                ("ORDERFLOW_ORDERS_PER_SECOND".into(), "10000".into()),
+                ("ORDERFLOW_ORDERS_BURST".into(), "10000".into()),
             ],
             log: logs.path().join("gateway-0.log"),
             child: Mutex::new(None),
@@ -256,6 +262,7 @@ impl ProcessStack {
         let api = Api::new(
             format!("http://127.0.0.1:{gateway_port}"),
             urls["payment"].clone(),
+            issuer.clone(),
         );
         let extra_env = extra_env
             .iter()

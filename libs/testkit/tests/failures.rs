@@ -355,7 +355,7 @@ async fn poison_outbox_rows_are_parked_and_the_rows_behind_them_are_published() 
     let envelope = codec
         .envelope(
             &event,
-            CloudEventHeaders::new("order", event.event_type().ce_type(), "o-behind"),
+            CloudEventHeaders::new("notification", event.event_type().ce_type(), "o-behind"),
         )
         .await?;
     let pairs: Vec<(&str, String)> = envelope.headers.to_pairs();

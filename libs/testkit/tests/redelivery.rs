@@ -74,7 +74,11 @@ const HANDLED: [(&str, &str, &[&str]); 11] = [
         &["ShipmentCreated", "ShipmentFailed"],
     ),
     ("payment", "inventory", &["InventoryReserved"]),
-    ("payment", "shipments", &["ShipmentFailed"]),
+    (
+        "payment",
+        "shipments",
+        &["ShipmentCreated", "ShipmentFailed"],
+    ),
     ("shipping", "payments", &["PaymentProcessed"]),
     ("notification", "payments", &["PaymentProcessed"]),
     (

@@ -10,8 +10,29 @@ pub struct Config {
     pub order_url: String,
     pub inventory_url: String,
     pub notification_url: String,
+    /// The payment service: its operator view of a payment.
+    pub payment_url: String,
     /// Timeout of one call to a service behind the gateway, in milliseconds.
     pub upstream_timeout_ms: u64,
+    /// The token issuer's JWKS (OIDC `jwks_uri`): required.
+    pub auth_jwks_url: String,
+    /// The `iss` every token must carry: required.
+    pub auth_issuer: String,
+    /// The `aud` every token must include.
+    pub auth_audience: String,
+    /// The role or scope (in `scope`, `scp`, `roles` or Keycloak's
+    /// `realm_access.roles`) that makes a caller an operator.
+    pub auth_operator_role: String,
+    /// Orders one caller may place per second, on average…
+    pub orders_per_second: f64,
+    /// …and at once, in a burst.
+    pub orders_burst: u32,
+    /// Requests in progress at once, at most; past it, 503.
+    pub max_requests_in_flight: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// How long a whole request may take.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -21,7 +42,28 @@ impl Default for Config {
             order_url: "http://127.0.0.1:8082".into(),
             inventory_url: "http://127.0.0.1:8083".into(),
             notification_url: "http://127.0.0.1:8086".into(),
+            payment_url: "http://127.0.0.1:8084".into(),
             upstream_timeout_ms: 5_000,
+            auth_jwks_url: String::new(),
+            auth_issuer: String::new(),
+            auth_audience: orderflow_auth::DEFAULT_AUDIENCE.into(),
+            auth_operator_role: orderflow_auth::DEFAULT_OPERATOR_ROLE.into(),
+            orders_per_second: 50.0,
+            orders_burst: 100,
+            max_requests_in_flight: 1_024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn auth(&self) -> orderflow_auth::AuthConfig {
+        orderflow_auth::AuthConfig {
+            jwks_url: self.auth_jwks_url.clone(),
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+            operator_role: self.auth_operator_role.clone(),
         }
     }
 }
@@ -32,6 +74,8 @@ impl ServiceConfig for Config {
             ("order_url", &self.order_url),
             ("inventory_url", &self.inventory_url),
             ("notification_url", &self.notification_url),
+            ("payment_url", &self.payment_url),
+            ("auth_jwks_url", &self.auth_jwks_url),
         ] {
             if reqwest::Url::parse(url)
                 .map(|u| u.scheme().starts_with("http"))
@@ -39,10 +83,34 @@ impl ServiceConfig for Config {
             {
                 continue;
             }
+            let hint = if name == "auth_jwks_url" {
+                " (the token issuer's JWKS, e.g. https://idp.example.com/.well-known/jwks.json: the gateway serves no one without it)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "{name} `{url}` is not an http(s) URL: set ORDERFLOW_{}",
+                "{name} `{}` is not an http(s) URL: set ORDERFLOW_{}{hint}",
+                orderflow_runtime::redact(url),
                 name.to_uppercase()
             ));
+        }
+        if self.auth_issuer.trim().is_empty() {
+            return Err("auth_issuer is empty: set ORDERFLOW_AUTH_ISSUER to the `iss` of the tokens to accept".into());
+        }
+        if self.auth_audience.trim().is_empty() {
+            return Err("auth_audience is empty: set ORDERFLOW_AUTH_AUDIENCE".into());
+        }
+        if self.orders_per_second.is_nan()
+            || self.orders_per_second <= 0.0
+            || self.orders_burst == 0
+        {
+            return Err("orders_per_second and orders_burst must be above 0: set ORDERFLOW_ORDERS_PER_SECOND and ORDERFLOW_ORDERS_BURST".into());
+        }
+        if self.max_requests_in_flight == 0 {
+            return Err(
+                "max_requests_in_flight must be above 0: set ORDERFLOW_MAX_REQUESTS_IN_FLIGHT"
+                    .into(),
+            );
         }
         Ok(())
     }

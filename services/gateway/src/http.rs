@@ -1,20 +1,26 @@
-//! The public API (v1). The gateway checks what it can before anything is
-//! written (shape, unknown fields, values, SKUs), then hands the request to
-//! the service that owns it.
+//! The public API (v1). The gateway checks who is calling and what they may
+//! do, and what it can of the request before anything is written (shape,
+//! unknown fields, values, SKUs), then hands it to the service that owns it.
+//! A customer acts as themselves and sees only their own orders and
+//! notifications (someone else's are "not found", so ids tell nothing);
+//! stock, prices and payments are operators' business.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Json, Router};
 use futures::future::try_join_all;
-use orderflow_api::{unknown_sku, PlaceOrder, SetStock};
+use orderflow_api::{unknown_sku, OrderView, PlaceOrder, SetStock};
+use orderflow_auth::Principal;
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use reqwest::Method;
 
 use std::sync::Arc;
 
+use crate::auth::require_operator;
 use crate::catalogue::KnownSkus;
+use crate::limits::RateLimiter;
 use crate::upstream::Upstream;
 
 #[derive(Clone)]
@@ -22,7 +28,9 @@ pub struct Upstreams {
     pub order: Upstream,
     pub inventory: Upstream,
     pub notification: Upstream,
+    pub payment: Upstream,
     pub known_skus: Arc<KnownSkus>,
+    pub orders_limit: Arc<RateLimiter>,
 }
 
 const OPENAPI: &str = include_str!("../openapi.json");
@@ -37,6 +45,7 @@ pub fn routes(upstreams: Upstreams) -> Router {
         )
         .route("/v1/customers/{customer_id}/orders", get(list_orders))
         .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
+        .route("/v1/payments/{order_id}", get(get_payment))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
@@ -46,9 +55,25 @@ pub fn routes(upstreams: Upstreams) -> Router {
 
 async fn place_order(
     State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
-    StrictJson(order): StrictJson<PlaceOrder>,
+    StrictJson(mut order): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
+    let limit_headers = u.orders_limit.check(&caller.subject)?;
+    match (&order.customer_id, caller.is_operator()) {
+        (Some(named), false) if *named != caller.subject => {
+            return Err(Problem::forbidden(
+                "a customer places orders as themselves: leave customer_id out (it comes from the token)",
+            ))
+        }
+        (None, false) => order.customer_id = Some(caller.subject.clone()),
+        (None, true) => {
+            return Err(Problem::validation(
+                "an operator placing an order names the customer in customer_id",
+            ))
+        }
+        _ => {}
+    }
     order.validate()?;
     check_skus(&u.inventory, &u.known_skus, &order).await?;
     let mut request = u
@@ -58,7 +83,13 @@ async fn place_order(
     if let Some(key) = headers.get("idempotency-key") {
         request = request.header("idempotency-key", key.as_bytes());
     }
-    u.order.relay(request).await
+    let mut response = u.order.relay(request).await?;
+    for (name, value) in limit_headers {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Every SKU of the order must be in the catalogue (unknown → 422).
@@ -95,22 +126,51 @@ async fn check_skus(
     try_join_all(lookups).await.map(|_| ())
 }
 
+/// Someone else's order is "not found", as an unknown one is.
+fn not_found(order_id: &str) -> Problem {
+    Problem::not_found(format!("order {order_id} does not exist"))
+}
+
 async fn get_order(
     State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
-    u.order
-        .relay(u.order.request(Method::GET, &["v1", "orders", &order_id]))
+    let o = &u.order;
+    let response = o
+        .send(o.request(Method::GET, &["v1", "orders", &order_id]))
         .await
+        .map_err(|e| o.unavailable(e))?;
+    match response.status().as_u16() {
+        200 => {}
+        404 => return Err(not_found(&order_id)),
+        status => return Err(o.answered(status)),
+    }
+    let order: OrderView = response.json().await.map_err(|e| o.unavailable(e))?;
+    if !caller.may_see(&order.customer_id) {
+        return Err(not_found(&order_id));
+    }
+    Ok(Json(order).into_response())
+}
+
+/// A customer's own lists: another customer's are "not found".
+fn own(caller: &Principal, customer_id: &str) -> Result<(), Problem> {
+    if caller.may_see(customer_id) {
+        Ok(())
+    } else {
+        Err(Problem::not_found(format!("no customer {customer_id}")))
+    }
 }
 
 /// The customer's orders, a page at a time (`limit`, `cursor`), from the
 /// order service's projection.
 async fn list_orders(
     State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
     Path(customer_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
+    own(&caller, &customer_id)?;
     let o = &u.order;
     let mut request = o.request(Method::GET, &["v1", "customers", &customer_id, "orders"]);
     if let Some(query) = query {
@@ -124,8 +184,10 @@ async fn list_orders(
 
 async fn list_notifications(
     State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
     Path(customer_id): Path<String>,
 ) -> Result<Response, Problem> {
+    own(&caller, &customer_id)?;
     let n = &u.notification;
     n.relay(n.request(
         Method::GET,
@@ -143,15 +205,37 @@ async fn get_stock(
         .await
 }
 
+/// Stock and price: an operator call.
 async fn put_stock(
     State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
     Path(sku): Path<String>,
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Response, Problem> {
+    require_operator(&caller)?;
+    if sku.is_empty() || sku.chars().count() > orderflow_api::MAX_ID_LEN {
+        return Err(Problem::validation(format!(
+            "a SKU has 1 to {} characters",
+            orderflow_api::MAX_ID_LEN
+        )));
+    }
     body.validate()?;
     let request = u
         .inventory
         .request(Method::PUT, &["v1", "inventory", &sku])
         .json(&body);
     Ok(u.inventory.relay(request).await?.into_response())
+}
+
+/// A payment as the payment service records it, with the provider's
+/// ledger: an operator call.
+async fn get_payment(
+    State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
+    Path(order_id): Path<String>,
+) -> Result<Response, Problem> {
+    require_operator(&caller)?;
+    let p = &u.payment;
+    p.relay(p.request(Method::GET, &["v1", "payments", &order_id]))
+        .await
 }

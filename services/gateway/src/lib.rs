@@ -1,11 +1,14 @@
 //! The REST gateway: the public API (SPEC §8) in front of the order, inventory
 //! and notification services.
 
+mod auth;
 mod catalogue;
 mod config;
 mod http;
+mod limits;
 mod upstream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_http::{health_routes, Readiness};
@@ -32,13 +35,28 @@ pub async fn serve(
         order: upstream::Upstream::new("order", &config.order_url, timeout),
         inventory: upstream::Upstream::new("inventory", &config.inventory_url, timeout),
         notification: upstream::Upstream::new("notification", &config.notification_url, timeout),
+        payment: upstream::Upstream::new("payment", &config.payment_url, timeout),
         known_skus: Default::default(),
+        orders_limit: Arc::new(limits::RateLimiter::new(limits::Rate {
+            per_second: config.orders_per_second,
+            burst: config.orders_burst,
+        })),
     };
+    let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight));
     let readiness = Readiness::default();
     let metrics = Metrics::new();
     let app = health_routes(readiness.clone())
         .merge(http::routes(upstreams))
         .merge(metrics_route(metrics.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            verifier,
+            auth::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            slots,
+            limits::concurrency,
+        ))
         .layer(axum::middleware::from_fn_with_state(metrics, observe_http));
     readiness.set(true);
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
@@ -46,6 +64,10 @@ pub async fn serve(
         shutdown.await;
         readiness.set(false);
     };
-    orderflow_http::serve(listener, app, stop).await?;
+    let timeouts = orderflow_http::Timeouts {
+        header_read: Duration::from_millis(config.header_read_timeout_ms),
+        request: Duration::from_millis(config.request_timeout_ms),
+    };
+    orderflow_http::serve_with(listener, app, timeouts, stop).await?;
     Ok(())
 }

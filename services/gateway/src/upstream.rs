@@ -71,12 +71,20 @@ impl Upstream {
         Ok(response)
     }
 
-    /// The service could not be reached: 503 problem, naming which.
+    /// The service could not be reached: a 503 problem (whose details go to
+    /// the log, not to the caller).
     pub fn unavailable(&self, e: reqwest::Error) -> Problem {
-        tracing::warn!(upstream = self.name, error = %e, "upstream call failed");
         Problem::new(
             ProblemType::Unavailable,
             format!("the {} service did not answer: {e}", self.name),
+        )
+    }
+
+    /// The service answered an unexpected status.
+    pub fn answered(&self, status: u16) -> Problem {
+        Problem::new(
+            ProblemType::Unavailable,
+            format!("the {} service answered {status}", self.name),
         )
     }
 

@@ -49,12 +49,19 @@ pub struct WebhookChannel {
 }
 
 impl WebhookChannel {
-    pub fn new(url: String, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
+    /// Redirects are never followed (a webhook answers, it does not send
+    /// us elsewhere); internal addresses are refused unless `allow_private`.
+    pub fn new(url: String, timeout: Duration, allow_private: bool) -> Self {
+        let mut http = reqwest::Client::builder()
             .timeout(timeout)
-            .build()
-            .expect("reqwest client builds");
-        Self { url, http }
+            .redirect(reqwest::redirect::Policy::none());
+        if !allow_private {
+            http = http.dns_resolver(std::sync::Arc::new(crate::destination::PublicOnly));
+        }
+        Self {
+            url,
+            http: http.build().expect("reqwest client builds"),
+        }
     }
 }
 
@@ -72,7 +79,14 @@ impl Channel for WebhookChannel {
             .json(n)
             .send()
             .await
-            .map_err(|e| ChannelError::Unavailable(e.to_string()))?;
+            .map_err(|e| {
+                // Its URL may carry a token: the error names no URL.
+                let e = e.without_url();
+                match crate::destination::NotPublic::in_chain(&e) {
+                    Some(refused) => ChannelError::Refused(refused.to_string()),
+                    None => ChannelError::Unavailable(e.to_string()),
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())

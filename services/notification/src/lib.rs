@@ -4,6 +4,7 @@
 
 pub mod channel;
 mod config;
+mod destination;
 pub mod domain;
 mod handlers;
 mod http;
@@ -41,7 +42,11 @@ pub async fn serve(
 ) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.channel_timeout_ms);
     let channel: Arc<dyn Channel> = match (config.channel.as_str(), config.webhook_url.clone()) {
-        ("webhook", Some(url)) => Arc::new(WebhookChannel::new(url, timeout)),
+        ("webhook", Some(url)) => Arc::new(WebhookChannel::new(
+            url,
+            timeout,
+            config.webhook_allow_private,
+        )),
         _ => Arc::new(LogChannel),
     };
     let breaker = config.runtime.breaker();

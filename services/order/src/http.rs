@@ -59,7 +59,7 @@ async fn place_order(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .filter(|k| !k.is_empty() && k.len() <= 255 && !k.contains('\u{1f}'))
                 .ok_or_else(|| {
                     Problem::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
                 })?
@@ -83,10 +83,10 @@ async fn place_order(
             Ok(accepted(&placement.order_id, "PENDING"))
         }
         Placed::Replay { order_id, status } => Ok(accepted(&order_id, &status)),
-        Placed::KeyReused { order_id } => Err(Problem::new(
+        Placed::KeyReused => Err(Problem::new(
             ProblemType::IdempotencyKeyReused,
             format!(
-                "Idempotency-Key {} was used for order {order_id} with a different body",
+                "Idempotency-Key {} was used before with a different body: use a new key for a new order",
                 key.unwrap_or_default()
             ),
         )),

@@ -31,10 +31,9 @@ pub enum Placed {
         order_id: String,
         status: String,
     },
-    /// The key was used for a different request.
-    KeyReused {
-        order_id: String,
-    },
+    /// The key was used for a different request (which order is not said:
+    /// the answer must not name an order the request did not place).
+    KeyReused,
 }
 
 pub struct Placement {
@@ -63,9 +62,12 @@ impl Placement {
         self.placed = Placed::Pending;
         if let Some(key) = &self.key {
             let fingerprint = self.request.fingerprint();
+            // Keys are the customer's own: another customer's same key is
+            // another key (and never tells one customer of another's order).
+            let scoped = format!("{}\u{1f}{key}", self.request.customer());
             if let Some(earlier) = store::claim_idempotency_key(
                 tx.conn,
-                key,
+                &scoped,
                 &fingerprint,
                 &self.order_id,
                 self.placed_at,
@@ -74,9 +76,7 @@ impl Placement {
             .await?
             {
                 self.placed = if earlier.fingerprint != fingerprint {
-                    Placed::KeyReused {
-                        order_id: earlier.order_id,
-                    }
+                    Placed::KeyReused
                 } else {
                     let status = store::status(tx.conn, &earlier.order_id)
                         .await?
@@ -92,7 +92,7 @@ impl Placement {
         store::insert_order(
             tx.conn,
             &self.order_id,
-            &self.request.customer_id,
+            self.request.customer(),
             &self.request.items,
             self.placed_at,
         )
@@ -138,7 +138,7 @@ impl Work for Placement {
 
     fn committed(&mut self) {
         if self.placed == Placed::New {
-            tracing::info!(parent: &self.span, order_id = %self.order_id, customer_id = %self.request.customer_id, "order placed");
+            tracing::info!(parent: &self.span, order_id = %self.order_id, customer_id = %self.request.customer(), "order placed");
         }
     }
 }
@@ -147,7 +147,7 @@ fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderC
     let a = &request.shipping_address;
     OrderCreated {
         order_id: order_id.to_string(),
-        customer_id: request.customer_id.clone(),
+        customer_id: request.customer().to_string(),
         // Validation bounds quantities far below i32::MAX.
         items: request
             .items

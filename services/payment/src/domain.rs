@@ -71,10 +71,17 @@ pub enum RefundStep {
     Resume,
     /// Never charged, or refunded (or refused) already: nothing to do.
     Nothing,
+    /// Its shipment was created: the goods left, and a failed shipment for
+    /// it is a contradiction (forged, or a carrier's error) an operator must
+    /// look at. No refund.
+    Shipped,
 }
 
-pub fn refund_step(status: Status) -> RefundStep {
+/// What a failed shipment asks, given the payment's status and whether the
+/// order's shipment was created.
+pub fn refund_step(status: Status, shipped: bool) -> RefundStep {
     match status {
+        _ if shipped => RefundStep::Shipped,
         Status::Charged => RefundStep::Begin,
         Status::Refunding => RefundStep::Resume,
         _ => RefundStep::Nothing,
@@ -138,8 +145,15 @@ mod tests {
 
     #[test]
     fn only_a_charge_is_refunded_and_a_refund_under_way_is_asked_again() {
-        assert_eq!(refund_step(Status::Charged), RefundStep::Begin);
-        assert_eq!(refund_step(Status::Refunding), RefundStep::Resume);
+        assert_eq!(refund_step(Status::Charged, false), RefundStep::Begin);
+        assert_eq!(refund_step(Status::Refunding, false), RefundStep::Resume);
+        for s in Status::ALL {
+            assert_eq!(
+                refund_step(s, true),
+                RefundStep::Shipped,
+                "{s:?}: its goods left"
+            );
+        }
         for other in [
             Status::Pending,
             Status::Declined,
@@ -147,7 +161,7 @@ mod tests {
             Status::Refunded,
             Status::RefundFailed,
         ] {
-            assert_eq!(refund_step(other), RefundStep::Nothing, "{other:?}");
+            assert_eq!(refund_step(other, false), RefundStep::Nothing, "{other:?}");
         }
     }
 

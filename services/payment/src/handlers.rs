@@ -40,7 +40,7 @@ impl Handler for PaymentHandler {
     fn handles(&self, event_type: EventType) -> bool {
         matches!(
             event_type,
-            EventType::InventoryReserved | EventType::ShipmentFailed
+            EventType::InventoryReserved | EventType::ShipmentFailed | EventType::ShipmentCreated
         )
     }
 
@@ -48,6 +48,10 @@ impl Handler for PaymentHandler {
         match event {
             Event::InventoryReserved(reserved) => self.charge(reserved, ctx).await,
             Event::ShipmentFailed(failed) => self.refund(failed, ctx).await,
+            Event::ShipmentCreated(created) => {
+                store::mark_shipped(ctx.tx, &created.order_id).await?;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -165,7 +169,7 @@ impl PaymentHandler {
                 failed.order_id
             )));
         };
-        match refund_step(payment.status) {
+        match refund_step(payment.status, payment.shipped) {
             RefundStep::Begin => {
                 store::finish(
                     ctx.tx,
@@ -179,6 +183,11 @@ impl PaymentHandler {
             }
             RefundStep::Resume => {}
             RefundStep::Nothing => return Ok(()),
+            RefundStep::Shipped => {
+                tracing::error!(order_id = %failed.order_id, reason = %failed.reason,
+                    "a failed shipment for an order whose shipment was created: not refunded; an operator must look");
+                return Ok(());
+            }
         }
         ctx.call(RefundCall {
             provider: self.provider.clone(),

@@ -15,6 +15,8 @@ pub struct PaymentRow {
     pub status: Status,
     pub payment_id: Option<String>,
     pub amount: Money,
+    /// The order's shipment was created.
+    pub shipped: bool,
 }
 
 pub async fn find(
@@ -22,7 +24,7 @@ pub async fn find(
     order_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT status, payment_id, amount_minor, currency FROM payments WHERE order_id = $1",
+        "SELECT status, payment_id, amount_minor, currency, shipped_at FROM payments WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(conn)
@@ -35,6 +37,7 @@ pub async fn find(
                 r.try_get("amount_minor")?,
                 r.try_get::<String, _>("currency")?,
             ),
+            shipped: r.try_get::<Option<i64>, _>("shipped_at")?.is_some(),
         })
     })
     .transpose()
@@ -91,6 +94,18 @@ pub async fn finish(
         query = query.bind(status.as_str());
     }
     let result = query.bind(order_id).execute(conn).await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The order's shipment was created; false when there is no payment.
+pub async fn mark_shipped(conn: &mut AnyConnection, order_id: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE payments SET shipped_at = $1 WHERE order_id = $2 AND shipped_at IS NULL",
+    )
+    .bind(orderflow_runtime::now_millis())
+    .bind(order_id)
+    .execute(conn)
+    .await?;
     Ok(result.rows_affected() == 1)
 }
 

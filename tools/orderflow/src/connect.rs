@@ -30,6 +30,7 @@ pub struct DevConnect {
     pub bootstrap_servers: String,
     pub registry_url: String,
     pub gateway_url: String,
+    pub issuer_url: String,
 }
 
 impl DevConnect {
@@ -39,7 +40,7 @@ impl DevConnect {
             .with_context(|| format!("writing {}", path.display()))
     }
 
-    fn read() -> Option<Self> {
+    pub fn read() -> Option<Self> {
         let text = std::fs::read_to_string(DEV_CONNECT_FILE).ok()?;
         serde_json::from_str(&text).ok()
     }

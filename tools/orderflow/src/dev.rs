@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     database_server: Option<String>,
     /// The gateway's port; the embedded registry takes the next one, then
-    /// order, inventory, payment, shipping and notification (8080 to 8086).
+    /// order, inventory, payment, shipping and notification (8080 to 8086),
+    /// then the token issuer (8087).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     #[arg(long, default_value_t = 12)]
@@ -132,6 +133,22 @@ pub async fn run(args: Args) -> Result<()> {
         }
     };
 
+    // The token issuer: keys made now, tokens for anyone who asks (this
+    // machine only). The gateway trusts it; `orderflow token` asks it.
+    let issuer_addr = format!("127.0.0.1:{}", port(7));
+    let issuer_listener = TcpListener::bind(&issuer_addr)
+        .await
+        .with_context(|| format!("binding the token issuer to {issuer_addr}"))?;
+    let issuer = std::sync::Arc::new(
+        orderflow_auth::Issuer::new(
+            &format!("http://{issuer_addr}"),
+            orderflow_auth::DEFAULT_AUDIENCE,
+        )
+        .context("making the token issuer's keys")?,
+    );
+    let issuer_app = issuer.clone().router();
+    tokio::spawn(async move { axum::serve(issuer_listener, issuer_app).await });
+
     let url = |name: &str| {
         let i = SERVICES
             .iter()
@@ -165,7 +182,10 @@ pub async fn run(args: Args) -> Result<()> {
             command
                 .env("ORDERFLOW_ORDER_URL", url("order").1)
                 .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
-                .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1);
+                .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
+                .env("ORDERFLOW_PAYMENT_URL", url("payment").1)
+                .env("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url())
+                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url);
         } else {
             let database = match &args.database_server {
                 Some(server) => format!("{}/{name}", server.trim_end_matches('/')),
@@ -206,8 +226,9 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     let gateway = url("gateway").1;
+    let operator = issuer.operator();
     let outcome = tokio::select! {
-        r = start_up(&gateway) => r,
+        r = start_up(&gateway, &operator) => r,
         exited = first_exit(&mut services) => Err(exited),
     };
     if let Err(e) = outcome {
@@ -224,9 +245,10 @@ pub async fn run(args: Args) -> Result<()> {
         bootstrap_servers: bootstrap.clone(),
         registry_url: registry.clone(),
         gateway_url: gateway.clone(),
+        issuer_url: issuer.url.clone(),
     }
     .write(&data_dir)?;
-    banner(&gateway, &bootstrap, &registry, &data);
+    banner(&gateway, &bootstrap, &registry, &issuer.url, &data);
 
     let result = tokio::select! {
         _ = orderflow_runtime::shutdown::signal() => Ok(()),
@@ -239,8 +261,9 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 /// Waits for the gateway and the catalogue, then seeds the demo catalogue.
-async fn start_up(gateway: &str) -> Result<()> {
-    let http = reqwest::Client::new();
+async fn start_up(gateway: &str, operator_token: &str) -> Result<()> {
+    let client = orderflow_api::GatewayClient::with_token(gateway, operator_token);
+    let http = client.http.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let probe = http
@@ -255,9 +278,7 @@ async fn start_up(gateway: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    orderflow_api::GatewayClient::new(gateway)
-        .seed_demo_catalogue()
-        .await?;
+    client.seed_demo_catalogue().await?;
     Ok(())
 }
 
@@ -293,20 +314,23 @@ async fn stop(services: &mut [Service]) {
     }
 }
 
-fn banner(gateway: &str, bootstrap: &str, registry: &str, data: &str) {
+fn banner(gateway: &str, bootstrap: &str, registry: &str, issuer: &str, data: &str) {
     println!(
         r#"
 orderflow is running.
   gateway         {gateway}
   kafka           {bootstrap}
   schema registry {registry}
+  token issuer    {issuer}  (dev only: it signs a token for anyone on this machine)
   data            {data}
 
-Place an order:
-  curl -si -X POST {gateway}/v1/orders -H 'content-type: application/json' -H 'Idempotency-Key: first-order' \
-    -d '{{"customer_id":"c-42","items":[{{"sku":"SKU-001","quantity":2}}],"payment":{{"token":"tok_visa"}},"shipping_address":{{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}}}}'
+Every API call needs a bearer token. Get one for customer c-42 (an operator's: --operator):
+  TOKEN=$(cargo run -q --bin orderflow -- token --customer c-42)
+Place an order as c-42:
+  curl -si -X POST {gateway}/v1/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'Idempotency-Key: first-order' \
+    -d '{{"items":[{{"sku":"SKU-001","quantity":2}}],"payment":{{"token":"tok_visa"}},"shipping_address":{{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}}}}'
 Then follow it (use the order_id from the answer):
-  curl -s {gateway}/v1/orders/<order_id>
+  curl -s {gateway}/v1/orders/<order_id> -H "authorization: Bearer $TOKEN"
 Dead letters (this stack is found through .data/dev/connect.json):
   cargo run -q --bin orderflow -- dlq list
 

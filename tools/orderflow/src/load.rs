@@ -24,17 +24,37 @@ pub struct Args {
     /// Give up on orders not terminal after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Where customer and operator tokens come from.
+    #[command(flatten)]
+    issuer: crate::token::IssuerArg,
 }
 
+/// Customers the load spreads its orders over.
+const CUSTOMERS: usize = 100;
+
 pub async fn run(args: Args) -> Result<()> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let skus: Vec<String> = (1..=10).map(|i| format!("SKU-{i:03}")).collect();
-    let client = orderflow_api::GatewayClient {
-        http: http.clone(),
-        base: args.gateway.clone(),
+    let issuer = args.issuer.url()?;
+    let token = |customer: Option<String>| {
+        let issuer = issuer.clone();
+        async move {
+            let request = orderflow_auth::TokenRequest {
+                operator: customer.is_none(),
+                customer,
+                ttl_s: Some(86_400),
+                ..Default::default()
+            };
+            crate::token::fetch(&issuer, &request).await
+        }
     };
+    let client = orderflow_api::GatewayClient::with_token(&args.gateway, &token(None).await?);
+    // One client (and token) per customer, each keeping its connections.
+    let mut customers = Vec::with_capacity(CUSTOMERS);
+    for i in 0..CUSTOMERS {
+        customers.push(orderflow_api::bearer_client(
+            &token(Some(format!("load-{i}"))).await?,
+        ));
+    }
+    let skus: Vec<String> = (1..=10).map(|i| format!("SKU-{i:03}")).collect();
     // Enough stock that every order can ship: the run measures the saga, not stock-outs.
     for sku in &skus {
         let unit_price = orderflow_api::MoneyView {
@@ -55,7 +75,11 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let placed: Vec<Result<String>> = stream::iter(0..args.orders)
         .map(|i| {
-            let (http, gateway, sku) = (&http, &args.gateway, &skus[i % skus.len()]);
+            let (http, gateway, sku) = (
+                &customers[i % CUSTOMERS],
+                &args.gateway,
+                &skus[i % skus.len()],
+            );
             let placing_bar = &placing_bar;
             let due = if args.rate > 0.0 {
                 Some(started + Duration::from_secs_f64(i as f64 / args.rate))
@@ -67,7 +91,6 @@ pub async fn run(args: Args) -> Result<()> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let body = json!({
-                    "customer_id": format!("load-{}", i % 100),
                     "items": [{"sku": sku, "quantity": 1}],
                     "payment": {"token": "tok_visa"},
                     "shipping_address": {"name": "Load", "line1": "1 Main St", "city": "Berlin",

@@ -9,6 +9,7 @@ mod dev;
 mod dlq;
 mod load;
 mod rebuild;
+mod token;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     /// Dead letters: list, show, replay, mark reviewed.
     #[command(subcommand)]
     Dlq(dlq::Command),
+    /// A bearer token from the dev stack's issuer (customer or operator).
+    Token(token::Args),
     /// Rebuild a read model from the log into a fresh database.
     #[command(subcommand)]
     Rebuild(rebuild::Command),
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Rebuild(command) => rebuild::run(command).await,
+        Command::Token(args) => token::run(args).await,
         Command::Load(args) => load::run(args).await,
         Command::BenchChain(args) => bench::run(args).await,
         Command::BenchReplay(args) => bench_replay::run(args).await,

@@ -175,6 +175,9 @@ async fn attempt_event(
         count(shared, &attempt.topic, "unknown", "skipped");
         return release_after(shared, &attempt, &meta).await;
     };
+    if let Err(forged) = check_provenance(event_type, &meta, &attempt.source.topic) {
+        return dead_letter(shared, &attempt, Some(&meta), event_type.name(), &forged).await;
+    }
     let started = Instant::now();
     let event = match shared
         .rt
@@ -369,6 +372,33 @@ async fn failed(
             }
         }
     }
+}
+
+/// Only the service that owns a topic writes it (the cluster's ACLs say so
+/// too): an event on a topic that is not its type's, or whose `ce_source` is
+/// not the topic's owner, is forged or misrouted, and never handled.
+fn check_provenance(
+    event_type: EventType,
+    meta: &CloudEventHeaders,
+    topic: &str,
+) -> Result<(), String> {
+    let home = event_type.topic();
+    if home.name() != topic {
+        return Err(format!(
+            "{} arrived on {topic}, but it belongs on {}: forged or misrouted, not handled",
+            event_type.name(),
+            home.name()
+        ));
+    }
+    if meta.source != home.source() {
+        return Err(format!(
+            "{} claims to come from {}, but only {} writes {topic}: forged, not handled",
+            event_type.name(),
+            meta.source,
+            home.source()
+        ));
+    }
+    Ok(())
 }
 
 /// Parks the key with this event at its head and copies the event to its

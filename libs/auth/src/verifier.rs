@@ -1,0 +1,240 @@
+//! Validating bearer tokens against the issuer's JWKS.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::principal::{Claims, Principal, Role};
+
+/// Where tokens come from and what they must say.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The issuer's JWKS (`https://idp/.well-known/jwks.json`, say).
+    pub jwks_url: String,
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must include.
+    pub audience: String,
+    /// The role or scope that makes a caller an operator.
+    pub operator_role: String,
+}
+
+/// Why a request's token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("a bearer token is required (Authorization: Bearer <token>)")]
+    Missing,
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token has expired")]
+    Expired,
+    /// The issuer's keys could not be fetched: not the caller's fault.
+    #[error("the token issuer's keys cannot be fetched just now")]
+    KeysUnavailable(String),
+}
+
+impl AuthError {
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3): no error code when no
+    /// token was sent, `invalid_token` when one was and it did not do.
+    pub fn challenge(&self) -> String {
+        match self {
+            AuthError::Missing => r#"Bearer realm="orderflow""#.to_string(),
+            other => format!(
+                r#"Bearer realm="orderflow", error="invalid_token", error_description="{}""#,
+                other.to_string().replace('"', "'")
+            ),
+        }
+    }
+}
+
+/// The longest token accepted: real ones are a few hundred bytes to a few KiB.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// An unknown `kid` fetches the JWKS again, but not more often than this
+/// (random kids must not make us hammer the issuer).
+const MIN_REFETCH: Duration = Duration::from_secs(10);
+/// Keys are fetched again this often anyway (the issuer rotates them).
+const MAX_AGE: Duration = Duration::from_secs(600);
+/// Leeway for clocks a little apart.
+const LEEWAY_S: u64 = 30;
+
+struct Keys {
+    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched: Option<Instant>,
+}
+
+pub struct Verifier {
+    config: AuthConfig,
+    http: reqwest::Client,
+    keys: RwLock<Keys>,
+    /// One fetch at a time.
+    fetching: Mutex<()>,
+}
+
+impl Verifier {
+    pub fn new(config: AuthConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("reqwest client builds");
+        Self {
+            config,
+            http,
+            keys: RwLock::new(Keys {
+                by_kid: HashMap::new(),
+                fetched: None,
+            }),
+            fetching: Mutex::new(()),
+        }
+    }
+
+    /// The caller a token names, if it is valid.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Malformed(format!(
+                "longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        // A header naming "none" (or any algorithm jsonwebtoken does not
+        // know) does not parse: such a token never gets further.
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+        let (key, alg) = self.key(&kid).await?;
+        if header.alg != alg {
+            return Err(AuthError::Invalid(format!(
+                "key {kid} signs with {alg:?}, the token says {:?}",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_S;
+        let data = decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind::*;
+            match e.kind() {
+                ExpiredSignature => AuthError::Expired,
+                InvalidSignature => AuthError::Invalid("bad signature".into()),
+                InvalidIssuer => AuthError::Invalid("wrong issuer".into()),
+                InvalidAudience => AuthError::Invalid("wrong audience".into()),
+                ImmatureSignature => AuthError::Invalid("not valid yet (nbf)".into()),
+                MissingRequiredClaim(c) => AuthError::Invalid(format!("no {c} claim")),
+                _ => AuthError::Invalid(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.sub.len() > 64 {
+            return Err(AuthError::Invalid(
+                "the subject must be 1 to 64 characters".into(),
+            ));
+        }
+        let role = if claims.grants(&self.config.operator_role) {
+            Role::Operator
+        } else {
+            Role::Customer
+        };
+        Ok(Principal {
+            subject: claims.sub,
+            role,
+            email: claims.email,
+        })
+    }
+
+    /// The key a token names: from the cache, or from the issuer fetched
+    /// again (when the key is unknown, or the cache is old).
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+        {
+            let keys = self.keys.read().await;
+            let fresh = keys.fetched.is_some_and(|t| t.elapsed() < MAX_AGE);
+            if let (true, Some(found)) = (fresh, keys.by_kid.get(kid)) {
+                return Ok(found.clone());
+            }
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        {
+            let keys = self.keys.read().await;
+            let recently = keys.fetched.is_some_and(|t| t.elapsed() < MIN_REFETCH);
+            match keys.by_kid.get(kid) {
+                Some(found) if keys.fetched.is_some_and(|t| t.elapsed() < MAX_AGE) => {
+                    return Ok(found.clone())
+                }
+                None if recently => {
+                    return Err(AuthError::Invalid(format!("unknown key {kid}")));
+                }
+                _ => {}
+            }
+        }
+        match self.fetch().await {
+            Ok(by_kid) => {
+                let mut keys = self.keys.write().await;
+                keys.by_kid = by_kid;
+                keys.fetched = Some(Instant::now());
+                keys.by_kid
+                    .get(kid)
+                    .cloned()
+                    .ok_or_else(|| AuthError::Invalid(format!("unknown key {kid}")))
+            }
+            Err(e) => {
+                // Keep serving with the keys we have while the issuer is away.
+                let keys = self.keys.read().await;
+                match keys.by_kid.get(kid) {
+                    Some(found) => Ok(found.clone()),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// The issuer's signing keys: RSA (RS256) and P-256 (ES256) keys only;
+    /// encryption keys and symmetric keys are ignored.
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+        let unavailable = |e: String| {
+            tracing::warn!(jwks_url = %self.config.jwks_url, error = %e, "could not fetch the token issuer's keys");
+            AuthError::KeysUnavailable(e)
+        };
+        let set: JwkSet = self
+            .http
+            .get(&self.config.jwks_url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| unavailable(e.without_url().to_string()))?
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("not a JWKS: {}", e.without_url())))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+                continue;
+            }
+            let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), signing_algorithm(jwk)) else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (key, alg));
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// RS256 for RSA keys, ES256 for P-256 keys; nothing else is accepted.
+fn signing_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            Some(Algorithm::ES256)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,180 @@
+//! Resource limits at the door: a token bucket per principal for placing
+//! orders (429 with `Retry-After` and the IETF `RateLimit` headers), and a
+//! cap on requests in progress at once (503 past it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use orderflow_http::{Problem, ProblemType};
+use tokio::sync::Semaphore;
+
+/// A bucket of `burst` tokens refilled at `per_second`; a request takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// What a bucket said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Allowed, with this many requests left now.
+    Allowed { remaining: u32 },
+    /// Refused: the next token comes after this long.
+    Refused { retry_after: Duration },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// Takes a token from `bucket` at `now` (a new bucket starts full).
+    pub fn take(&self, bucket: &mut Option<Bucket>, now: Instant) -> Verdict {
+        let b = bucket.get_or_insert(Bucket {
+            tokens: f64::from(self.burst),
+            at: now,
+        });
+        let refill = now.saturating_duration_since(b.at).as_secs_f64() * self.per_second;
+        b.tokens = (b.tokens + refill).min(f64::from(self.burst));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Verdict::Allowed {
+                remaining: b.tokens.floor() as u32,
+            }
+        } else {
+            Verdict::Refused {
+                retry_after: Duration::from_secs_f64((1.0 - b.tokens) / self.per_second),
+            }
+        }
+    }
+}
+
+/// One bucket per principal.
+pub struct RateLimiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<String, Option<Bucket>>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `principal`: the headers to send either way, or a 429.
+    pub fn check(&self, principal: &str) -> Result<Vec<(&'static str, String)>, Problem> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate lock");
+        if buckets.len() > 100_000 {
+            // Principals gone quiet for a while hold full buckets: forget them.
+            let horizon =
+                Duration::from_secs_f64(f64::from(self.rate.burst) / self.rate.per_second);
+            buckets.retain(|_, b| b.is_some_and(|b| now.saturating_duration_since(b.at) < horizon));
+        }
+        let verdict = self
+            .rate
+            .take(buckets.entry(principal.to_string()).or_default(), now);
+        let policy = format!(
+            "\"orders\";q={};w={}",
+            self.rate.burst,
+            (f64::from(self.rate.burst) / self.rate.per_second).ceil() as u64
+        );
+        match verdict {
+            Verdict::Allowed { remaining } => Ok(vec![
+                ("ratelimit-policy", policy),
+                ("ratelimit", format!("\"orders\";r={remaining};t=0")),
+            ]),
+            Verdict::Refused { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                Err(Problem::new(
+                    ProblemType::TooManyRequests,
+                    format!(
+                        "at most {} orders a second per caller ({} at once): try again in {seconds} s",
+                        self.rate.per_second, self.rate.burst
+                    ),
+                )
+                .with_header("retry-after", seconds.to_string())
+                .with_header("ratelimit-policy", policy)
+                .with_header("ratelimit", format!("\"orders\";r=0;t={seconds}")))
+            }
+        }
+    }
+}
+
+/// Requests in progress at once, at most: past it, 503 at once rather than
+/// a queue that grows until everything times out.
+pub async fn concurrency(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match slots.try_acquire() {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => Problem::new(
+            ProblemType::Unavailable,
+            "the gateway has as many requests in progress as it takes",
+        )
+        .with_header("retry-after", "1")
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let rate = Rate {
+            per_second: 2.0,
+            burst: 3,
+        };
+        let t0 = Instant::now();
+        let mut b = None;
+        let verdicts: Vec<Verdict> = (0..4).map(|_| rate.take(&mut b, t0)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                Verdict::Allowed { remaining: 2 },
+                Verdict::Allowed { remaining: 1 },
+                Verdict::Allowed { remaining: 0 },
+                Verdict::Refused {
+                    retry_after: Duration::from_millis(500)
+                },
+            ]
+        );
+        // Half a second later one token is back, and only one.
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(rate.take(&mut b, t1), Verdict::Allowed { remaining: 0 });
+        assert!(matches!(rate.take(&mut b, t1), Verdict::Refused { .. }));
+        // A long pause refills up to the burst, no more.
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!(rate.take(&mut b, t2), Verdict::Allowed { remaining: 2 });
+    }
+
+    #[test]
+    fn each_principal_has_a_bucket_of_its_own() {
+        let limiter = RateLimiter::new(Rate {
+            per_second: 1.0,
+            burst: 1,
+        });
+        assert!(limiter.check("c-1").is_ok());
+        let refused = limiter.check("c-1").unwrap_err();
+        assert_eq!(refused.status, 429);
+        assert!(refused
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "retry-after" && v == "1"));
+        assert!(limiter.check("c-2").is_ok(), "another caller is not slowed");
+    }
+}
