@@ -25,7 +25,10 @@ if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
   echo "installing cargo-mutants $version into $tools"
   cargo install --quiet --locked --version "$version" --root "$tools" cargo-mutants
 fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/orderflow/target}"
+# A target folder of its own: every mutant leaves incremental build state
+# behind, which is dropped after the run (it would fill the disk otherwise).
+export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$HOME/.cache/orderflow/target-mutants}"
+trap 'rm -rf "$CARGO_TARGET_DIR/debug/incremental"' EXIT
 # A property test failing on a mutant must not leave a regression file in the tree.
 export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 
@@ -38,7 +41,7 @@ if [ "${1:-}" = "--in-diff" ]; then
     exit 1
   fi
   diff=$(mktemp)
-  trap 'rm -f "$diff"' EXIT
+  trap 'rm -f "$diff"; rm -rf "$CARGO_TARGET_DIR/debug/incremental"' EXIT
   git diff "$base" HEAD -- '*.rs' > "$diff"
   n=$("$bin" mutants --list "${args[@]}" --in-diff "$diff" | wc -l)
   echo "mutants: $n mutant(s) in functions changed since $base"

@@ -42,6 +42,8 @@ pub struct Options {
     /// Orders a caller may place per second, and at once.
     pub orders_per_second: f64,
     pub orders_burst: u32,
+    /// How long the gateway waits for a request's headers.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             // orders for a few customers at once.
             orders_per_second: 10_000.0,
             orders_burst: 10_000,
+            header_read_timeout_ms: 10_000,
         }
     }
 }
@@ -212,6 +215,7 @@ impl Stack {
             auth_issuer: issuer.url.clone(),
             orders_per_second: options.orders_per_second,
             orders_burst: options.orders_burst,
+            header_read_timeout_ms: options.header_read_timeout_ms,
             ..Default::default()
         };
         services.push((
