@@ -169,6 +169,18 @@ mod tests {
     }
 
     #[test]
+    fn the_customer_is_the_one_named_in_the_request() {
+        let mut request = order();
+        assert_eq!(request.customer(), "c-42");
+        request.customer_id = None;
+        assert_eq!(
+            request.customer(),
+            "",
+            "no customer yet: the gateway fills it from the token"
+        );
+    }
+
+    #[test]
     fn no_order_total_can_overflow() {
         assert!(
             MAX_UNIT_PRICE_MINOR

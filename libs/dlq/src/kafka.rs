@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderflow_envelope::{Codec, HttpSchemaRegistry};
+use orderflow_envelope::Codec;
 use orderflow_runtime::log_reader::{partition_count, read_to_end, LogError};
 use orderflow_runtime::topics::CONSUMING_SERVICES;
-use orderflow_runtime::RuntimeConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -26,24 +25,7 @@ use crate::DlqError;
 pub(crate) const TIMEOUT: Duration = orderflow_runtime::log_reader::SILENCE;
 
 /// Where the broker and the registry are: the services' own settings.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub bootstrap: String,
-    /// Extra librdkafka properties, `key=value,key=value`.
-    pub kafka_properties: String,
-    pub registry_url: String,
-}
-
-impl Connection {
-    pub(crate) fn runtime_config(&self) -> RuntimeConfig {
-        RuntimeConfig {
-            kafka_bootstrap_servers: self.bootstrap.clone(),
-            kafka_properties: self.kafka_properties.clone(),
-            schema_registry_url: self.registry_url.clone(),
-            ..RuntimeConfig::default()
-        }
-    }
-}
+pub type Connection = orderflow_runtime::LogSource;
 
 /// The dead letters of every service, read from Kafka.
 pub struct DeadLetters {
@@ -71,9 +53,9 @@ impl DeadLetters {
                 seconds: 0,
                 reason: e,
             })?;
-        let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(
-            &conn.registry_url,
-        ))));
+        let codec = conn
+            .codec()
+            .map_err(|e| DlqError::Registry(e.to_string()))?;
         Ok(Self { conn, codec })
     }
 

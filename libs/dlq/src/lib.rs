@@ -41,4 +41,6 @@ pub enum DlqError {
     NoSource(String),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("schema registry: {0}")]
+    Registry(String),
 }

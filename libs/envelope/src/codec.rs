@@ -144,11 +144,7 @@ impl Codec {
             .build()
             .map_err(avro)?;
         let datum = writer.write_value_to_vec(value).map_err(avro)?;
-        let mut framed = Vec::with_capacity(HEADER_LEN + datum.len());
-        framed.push(MAGIC_BYTE);
-        framed.extend_from_slice(&id.to_be_bytes());
-        framed.extend_from_slice(&datum);
-        Ok(framed)
+        Ok(schema_registry_converter::schema_registry_common::get_payload(id, datum))
     }
 
     /// A complete envelope for `event`, with the given metadata.

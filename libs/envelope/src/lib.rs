@@ -13,4 +13,4 @@ mod registry;
 pub use codec::{Codec, DecodeError, EncodeError, Envelope};
 pub use events::*;
 pub use headers::{CloudEventHeaders, HeaderError, CONTENT_TYPE_AVRO};
-pub use registry::{HttpSchemaRegistry, RegistryError, SchemaRegistry};
+pub use registry::{HttpSchemaRegistry, RegistryConnection, RegistryError, SchemaRegistry};

@@ -1,16 +1,25 @@
 //! The schema registry seen from a producer or consumer: register a schema under
 //! a subject and get its id; fetch a schema by id. [`HttpSchemaRegistry`] speaks
-//! the Confluent Schema Registry REST API, which the dev stack also serves.
+//! the Confluent Schema Registry REST API, which the dev stack also serves,
+//! through `schema_registry_converter`'s client: basic auth (a managed
+//! registry's API key and secret) or a bearer token, a CA of one's own for
+//! TLS, a timeout, and errors that say whether trying again can help.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use schema_registry_converter::async_impl::schema_registry::{
+    get_schema_by_id, post_schema, SrSettings,
+};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("schema registry at {url} is unreachable: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    #[error("schema registry at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("schema registry at {url} refused the credentials (HTTP {status}): set ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH (key:secret) or ORDERFLOW_SCHEMA_REGISTRY_BEARER_TOKEN")]
+    Unauthorized { url: String, status: u16 },
     #[error("schema registry rejected {what} (HTTP {status}, error code {code}): {message}")]
     Rejected {
         what: String,
@@ -22,6 +31,8 @@ pub enum RegistryError {
     UnknownId(u32),
     #[error("schema registry sent a response that is not understood: {0}")]
     BadResponse(String),
+    #[error("schema registry settings: {0}")]
+    Settings(String),
 }
 
 impl RegistryError {
@@ -29,9 +40,14 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Unreachable { .. } => true,
-            RegistryError::Rejected { status, .. } => *status >= 500,
+            RegistryError::Rejected { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
+    }
+
+    /// Whether the registry refused who we are (a configuration to fix).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, RegistryError::Unauthorized { .. })
     }
 }
 
@@ -44,110 +60,134 @@ pub trait SchemaRegistry: Send + Sync + 'static {
     async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError>;
 }
 
+/// How to reach a registry: where, who we are, whom to trust.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConnection {
+    pub url: String,
+    /// `key:secret` (a managed registry's API key), or `user:password`.
+    pub basic_auth: Option<String>,
+    pub bearer_token: Option<String>,
+    /// PEM of a CA to trust besides the system's (a private registry's).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
 /// A client of the Confluent Schema Registry HTTP API.
 #[derive(Clone)]
 pub struct HttpSchemaRegistry {
-    base: String,
-    http: reqwest::Client,
-}
-
-const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
-
-#[derive(Deserialize)]
-struct IdResponse {
-    id: u32,
-}
-
-#[derive(Deserialize)]
-struct SchemaResponse {
-    schema: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error_code: i64,
-    message: String,
+    url: String,
+    settings: SrSettings,
 }
 
 impl HttpSchemaRegistry {
-    pub fn new(base_url: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a reqwest client with a timeout always builds");
-        Self {
-            base: base_url.trim_end_matches('/').to_string(),
-            http,
-        }
+    /// A registry that needs no credentials (the dev stack's, a test's).
+    pub fn new(url: &str) -> Self {
+        Self::connect(&RegistryConnection {
+            url: url.to_string(),
+            ..Default::default()
+        })
+        .expect("settings without credentials build")
     }
 
-    async fn read<T: for<'de> Deserialize<'de>>(
-        &self,
-        what: String,
-        response: reqwest::Response,
-    ) -> Result<T, RegistryError> {
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
-        if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| RegistryError::BadResponse(e.to_string()));
+    pub fn connect(c: &RegistryConnection) -> Result<Self, RegistryError> {
+        let url = c.url.trim_end_matches('/').to_string();
+        let mut builder = SrSettings::new_builder(url.clone());
+        builder.set_timeout(Duration::from_secs(10));
+        match (&c.basic_auth, &c.bearer_token) {
+            (Some(_), Some(_)) => {
+                return Err(RegistryError::Settings(
+                    "both basic auth and a bearer token are set: set one of ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH and ORDERFLOW_SCHEMA_REGISTRY_BEARER_TOKEN".into(),
+                ))
+            }
+            (Some(basic), None) => {
+                let (user, password) = match basic.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (basic.as_str(), None),
+                };
+                builder.set_basic_authorization(user, password);
+            }
+            (None, Some(token)) => {
+                builder.set_token_authorization(token);
+            }
+            (None, None) => {}
         }
-        let (code, message) = match serde_json::from_slice::<ErrorResponse>(&body) {
-            Ok(e) => (e.error_code, e.message),
-            Err(_) => (
-                i64::from(status.as_u16()),
-                String::from_utf8_lossy(&body).into_owned(),
-            ),
-        };
-        Err(RegistryError::Rejected {
-            what,
-            status: status.as_u16(),
-            code,
-            message,
-        })
+        let mut client = reqwest013::Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = &c.ca_pem {
+            let ca = reqwest013::Certificate::from_pem(pem).map_err(|e| {
+                RegistryError::Settings(format!(
+                    "the CA in ORDERFLOW_SCHEMA_REGISTRY_CA_FILE is not PEM: {e}"
+                ))
+            })?;
+            client = client.add_root_certificate(ca);
+        }
+        let settings = builder
+            .build_with(client)
+            .map_err(|e| RegistryError::Settings(e.to_string()))?;
+        Ok(Self { url, settings })
+    }
+
+    /// Puts a `schema_registry_converter` error in this crate's words.
+    fn error(&self, what: String, e: SRCError) -> RegistryError {
+        // "HTTP request to schema registry failed with status 401 Unauthorized"
+        let status = e
+            .error
+            .split("status ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<u16>().ok());
+        let code = e
+            .cause
+            .as_deref()
+            .and_then(|c| c.strip_prefix("error_code: "))
+            .and_then(|c| c.split(',').next())
+            .and_then(|c| c.trim().parse().ok());
+        match status {
+            Some(status @ (401 | 403)) => RegistryError::Unauthorized {
+                url: self.url.clone(),
+                status,
+            },
+            Some(status) => RegistryError::Rejected {
+                what,
+                status,
+                code: code.unwrap_or(i64::from(status)),
+                message: e.cause.clone().unwrap_or_else(|| e.error.clone()),
+            },
+            None if e.retriable => RegistryError::Unreachable {
+                url: self.url.clone(),
+                reason: e.cause.clone().unwrap_or_else(|| e.error.clone()),
+            },
+            None => {
+                RegistryError::BadResponse(format!("{}: {}", e.error, e.cause.unwrap_or_default()))
+            }
+        }
     }
 }
 
 #[async_trait]
 impl SchemaRegistry for HttpSchemaRegistry {
     async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let response = self
-            .http
-            .post(format!("{}/subjects/{subject}/versions", self.base))
-            .header("content-type", CONTENT_TYPE)
-            .json(&serde_json::json!({ "schema": schema }))
-            .send()
+        let name = serde_json::from_str::<serde_json::Value>(schema)
+            .ok()
+            .and_then(|v| {
+                let name = v["name"].as_str()?.to_string();
+                Some(match v["namespace"].as_str() {
+                    Some(ns) if !name.contains('.') => format!("{ns}.{name}"),
+                    _ => name,
+                })
+            });
+        let supplied = SuppliedSchema::new(name, SchemaType::Avro, schema.to_string());
+        post_schema(&self.settings, subject.to_string(), supplied)
             .await
-            .map_err(|source| RegistryError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
-        let id: IdResponse = self
-            .read(format!("the schema for subject {subject}"), response)
-            .await?;
-        Ok(id.id)
+            .map(|registered| registered.id)
+            .map_err(|e| self.error(format!("the schema for subject {subject}"), e))
     }
 
     async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
-        let response = self
-            .http
-            .get(format!("{}/schemas/ids/{id}", self.base))
-            .send()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(RegistryError::UnknownId(id));
+        match get_schema_by_id(id, &self.settings).await {
+            Ok(registered) => Ok(registered.schema),
+            Err(e) => match self.error(format!("schema id {id}"), e) {
+                RegistryError::Rejected { status: 404, .. } => Err(RegistryError::UnknownId(id)),
+                other => Err(other),
+            },
         }
-        let schema: SchemaResponse = self.read(format!("schema id {id}"), response).await?;
-        Ok(schema.schema)
     }
 }

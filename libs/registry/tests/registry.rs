@@ -204,3 +204,123 @@ async fn an_incompatible_edit_of_a_released_schema_fails_the_check() {
         .await
         .expect("a field with a default is compatible");
 }
+
+async fn start_requiring(credential: orderflow_registry::Credential) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Registry::new().router_requiring(credential);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn connection(
+    url: &str,
+    basic: Option<&str>,
+    bearer: Option<&str>,
+) -> orderflow_envelope::RegistryConnection {
+    orderflow_envelope::RegistryConnection {
+        url: url.to_string(),
+        basic_auth: basic.map(str::to_string),
+        bearer_token: bearer.map(str::to_string),
+        ca_pem: None,
+    }
+}
+
+#[tokio::test]
+async fn a_registry_with_basic_auth_takes_its_key_and_refuses_anything_else() {
+    let url = start_requiring(orderflow_registry::Credential::Basic {
+        user: "KEY1".into(),
+        password: "s3cret".into(),
+    })
+    .await;
+    let schema = EventType::OrderCreated.schema_json();
+    let subject = Codec::subject(EventType::OrderCreated);
+    for (basic, bearer) in [
+        (None, None),
+        (Some("KEY1:wrong"), None),
+        (Some("KEY1"), None),
+        (None, Some("s3cret")),
+    ] {
+        let client = HttpSchemaRegistry::connect(&connection(&url, basic, bearer)).unwrap();
+        let refused = client.register(&subject, schema).await.unwrap_err();
+        assert!(refused.is_unauthorized(), "{basic:?}/{bearer:?}: {refused}");
+        assert!(
+            !refused.is_transient(),
+            "wrong credentials are not worth retrying"
+        );
+        let text = refused.to_string();
+        assert!(
+            text.contains("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("s3cret") && !text.contains("wrong"),
+            "{text}"
+        );
+    }
+    // Nothing was registered by the refused calls.
+    let subjects: Value = reqwest::Client::new()
+        .get(format!("{url}/subjects"))
+        .basic_auth("KEY1", Some("s3cret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subjects, json!([]));
+
+    let client = HttpSchemaRegistry::connect(&connection(&url, Some("KEY1:s3cret"), None)).unwrap();
+    let id = client.register(&subject, schema).await.unwrap();
+    let back = client.schema_by_id(id).await.unwrap();
+    assert!(back.contains("OrderCreated"));
+}
+
+#[tokio::test]
+async fn a_registry_with_a_bearer_token_takes_it() {
+    let url = start_requiring(orderflow_registry::Credential::Bearer("tok-1".into())).await;
+    let subject = Codec::subject(EventType::OrderCreated);
+    let schema = EventType::OrderCreated.schema_json();
+    let anonymous = HttpSchemaRegistry::new(&url);
+    assert!(anonymous
+        .register(&subject, schema)
+        .await
+        .unwrap_err()
+        .is_unauthorized());
+    let client = HttpSchemaRegistry::connect(&connection(&url, None, Some("tok-1"))).unwrap();
+    assert_eq!(client.register(&subject, schema).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn both_kinds_of_credential_at_once_is_a_settings_error() {
+    let err =
+        HttpSchemaRegistry::connect(&connection("http://127.0.0.1:1", Some("k:s"), Some("t")))
+            .err()
+            .expect("two credentials are refused");
+    assert!(matches!(err, RegistryError::Settings(_)), "{err}");
+    let bad_ca = orderflow_envelope::RegistryConnection {
+        ca_pem: Some(b"not a certificate".to_vec()),
+        ..connection("https://127.0.0.1:1", None, None)
+    };
+    let err = HttpSchemaRegistry::connect(&bad_ca)
+        .err()
+        .expect("a CA that is not PEM is refused");
+    assert!(
+        err.to_string()
+            .contains("ORDERFLOW_SCHEMA_REGISTRY_CA_FILE"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_worth_retrying() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = HttpSchemaRegistry::new(&url)
+        .register("s", EventType::OrderCreated.schema_json())
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+}

@@ -28,6 +28,13 @@ pub struct RuntimeConfig {
     pub database_max_connections: u32,
     /// Base URL of a Confluent-compatible schema registry.
     pub schema_registry_url: String,
+    /// `key:secret` for a registry with basic auth (a managed registry's
+    /// API key and secret).
+    pub schema_registry_basic_auth: String,
+    /// A bearer token for a registry that takes one.
+    pub schema_registry_bearer_token: String,
+    /// A PEM file of a CA to trust for the registry's TLS, besides the system's.
+    pub schema_registry_ca_file: String,
     pub kafka_bootstrap_servers: String,
     /// Partitions of each topic `orderflow topics apply` creates.
     pub kafka_partitions: i32,
@@ -91,6 +98,9 @@ impl Default for RuntimeConfig {
             sqlite_durable: true,
             database_max_connections: 20,
             schema_registry_url: "http://127.0.0.1:8081".into(),
+            schema_registry_basic_auth: String::new(),
+            schema_registry_bearer_token: String::new(),
+            schema_registry_ca_file: String::new(),
             kafka_bootstrap_servers: "127.0.0.1:9092".into(),
             kafka_partitions: 12,
             kafka_linger_ms: 1,
@@ -125,6 +135,23 @@ impl RuntimeConfig {
             minimum_calls: self.breaker_minimum_calls,
             open_for: std::time::Duration::from_millis(self.breaker_open_ms),
         }
+    }
+
+    /// How to reach the schema registry, credentials included.
+    pub fn registry_connection(&self) -> Result<orderflow_envelope::RegistryConnection, String> {
+        let set = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let ca_pem = match set(&self.schema_registry_ca_file) {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                format!("schema_registry_ca_file {path}: {e}: set ORDERFLOW_SCHEMA_REGISTRY_CA_FILE to a PEM file")
+            })?),
+            None => None,
+        };
+        Ok(orderflow_envelope::RegistryConnection {
+            url: self.schema_registry_url.clone(),
+            basic_auth: set(&self.schema_registry_basic_auth),
+            bearer_token: set(&self.schema_registry_bearer_token),
+            ca_pem,
+        })
     }
 
     /// The defaults for one service: its own port and SQLite file.

@@ -24,4 +24,7 @@ pub enum RuntimeError {
     FatalProducer(String),
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
+    /// A setting that cannot work (the service exits 64, EX_USAGE).
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }

@@ -30,6 +30,10 @@ where
     };
     match runtime.block_on(run(config, Box::pin(crate::shutdown::signal()))) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ RuntimeError::Config(_)) => {
+            eprintln!("{binary}: {e}");
+            ExitCode::from(64)
+        }
         Err(e) => {
             eprintln!("{binary}: {e}");
             ExitCode::FAILURE

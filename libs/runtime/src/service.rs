@@ -71,9 +71,11 @@ impl Runtime {
         )
         .await?;
         db.migrate(&spec.migrations).await?;
-        let codec = Arc::new(Codec::new(Arc::new(HttpSchemaRegistry::new(
-            &config.schema_registry_url,
-        ))));
+        let registry = config
+            .registry_connection()
+            .and_then(|c| HttpSchemaRegistry::connect(&c).map_err(|e| e.to_string()))
+            .map_err(RuntimeError::Config)?;
+        let codec = Arc::new(Codec::new(Arc::new(registry)));
         register_with_retry(&codec, spec.produces).await?;
         let fatal = Fatal::default();
         let producer = Producer::new(&config, service, fatal.clone())?;
@@ -296,6 +298,12 @@ async fn register_with_retry(codec: &Codec, produces: &[EventType]) -> Result<()
                 tracing::warn!(error = %e, "schema registry not reachable yet; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            // Wrong or missing credentials: a configuration to fix (exit 64).
+            Err(orderflow_envelope::EncodeError::Registry { source, .. })
+                if source.is_unauthorized() =>
+            {
+                return Err(RuntimeError::Config(source.to_string()))
             }
             Err(e) => return Err(e.into()),
         }

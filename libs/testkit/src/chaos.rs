@@ -137,11 +137,10 @@ pub async fn soak(stack: &ProcessStack, config: &ChaosConfig) -> Result<Report> 
     set_sandbox(stack, config.transient_failures).await?;
     // Dead letters from before the soak (a broker other tests used) are not
     // the soak's: marked reviewed, the listings below leave them out.
-    let dlq = orderflow_dlq::DeadLetters::new(orderflow_dlq::Connection {
-        bootstrap: stack.bootstrap.clone(),
-        kafka_properties: String::new(),
-        registry_url: stack.registry.clone(),
-    })?;
+    let dlq = orderflow_dlq::DeadLetters::new(orderflow_runtime::LogSource::plain(
+        &stack.bootstrap,
+        &stack.registry,
+    ))?;
     let services: Vec<String> = orderflow_runtime::topics::CONSUMING_SERVICES
         .iter()
         .map(|s| s.to_string())

@@ -6,19 +6,26 @@ use std::process::Output;
 
 use anyhow::{bail, Context, Result};
 
-/// Runs `orderflow args…` against `bootstrap` and `registry`.
-pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result<Output> {
+/// A binary of the workspace (`orderflow`, `orderflow-inventory`, …) from
+/// the test's own target folder.
+pub fn binary(name: &str) -> Result<std::path::PathBuf> {
     let bin = std::env::current_exe()?
         .parent()
         .and_then(|p| p.parent())
         .context("target folder")?
-        .join("orderflow");
+        .join(name);
     if !bin.exists() {
         bail!(
             "{} is missing: run `cargo build --bins` first",
             bin.display()
         );
     }
+    Ok(bin)
+}
+
+/// Runs `orderflow args…` against `bootstrap` and `registry`.
+pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result<Output> {
+    let bin = binary("orderflow")?;
     let output = tokio::process::Command::new(&bin)
         .args(args)
         .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", bootstrap)

@@ -44,6 +44,9 @@ pub struct Options {
     pub orders_burst: u32,
     /// How long the gateway waits for a request's headers.
     pub header_read_timeout_ms: u64,
+    /// `key:secret` the registry demands of every caller (as a managed
+    /// registry's API key), given to the services; none by default.
+    pub registry_basic_auth: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             orders_per_second: 10_000.0,
             orders_burst: 10_000,
             header_read_timeout_ms: 10_000,
+            registry_basic_auth: None,
         }
     }
 }
@@ -105,7 +109,15 @@ impl Stack {
         let dir = tempfile::tempdir()?;
 
         let (registry_listener, registry) = bind().await?;
-        let registry_app = orderflow_registry::Registry::new().router();
+        let registry_app = match &options.registry_basic_auth {
+            Some((user, password)) => orderflow_registry::Registry::new().router_requiring(
+                orderflow_registry::Credential::Basic {
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+            ),
+            None => orderflow_registry::Registry::new().router(),
+        };
         let registry_task = tokio::spawn(async move {
             let _ = axum::serve(registry_listener, registry_app).await;
         });
@@ -119,6 +131,11 @@ impl Stack {
                 http_addr: listener.local_addr()?,
                 database_url: configs[service].clone(),
                 schema_registry_url: registry.clone(),
+                schema_registry_basic_auth: options
+                    .registry_basic_auth
+                    .as_ref()
+                    .map(|(user, password)| format!("{user}:{password}"))
+                    .unwrap_or_default(),
                 kafka_bootstrap_servers: bootstrap.clone(),
                 kafka_partitions: options.partitions,
                 kafka_auto_commit_interval_ms: 100,

@@ -593,11 +593,7 @@ async fn a_server_error_names_nothing_internal() -> Result<()> {
 /// `--print-config` and a failed database connection never show a password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secrets_stay_out_of_what_a_service_prints() -> Result<()> {
-    let bin = std::env::current_exe()?
-        .parent()
-        .and_then(|p| p.parent())
-        .context("target folder")?
-        .join("orderflow-inventory");
+    let bin = orderflow_testkit::cli::binary("orderflow-inventory")?;
     let run = |args: &[&str]| {
         tokio::process::Command::new(&bin)
             .args(args)
@@ -629,4 +625,70 @@ async fn secrets_stay_out_of_what_a_service_prints() -> Result<()> {
     assert!(all.contains("postgres://u:***@127.0.0.1:9/db"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
     Ok(())
+}
+
+/// A registry that wants credentials (as a managed one does): the services
+/// given them run the saga; a service without them, or with wrong ones, stops
+/// at once with exit 64 naming the setting, and never prints the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_that_wants_credentials_gets_them() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        registry_basic_auth: Some(("svc-key".into(), "s3cret-registry".into())),
+        ..Options::default()
+    })
+    .await?;
+    orderflow_testkit::check_four_outcomes(&stack, stack.wait_idle()).await?;
+
+    let bin = orderflow_testkit::cli::binary("orderflow-inventory")?;
+    let dir = tempfile::tempdir()?;
+    for basic_auth in [None, Some("svc-key:wrong-s3cret")] {
+        let mut command = tokio::process::Command::new(&bin);
+        command
+            .env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0")
+            .env(
+                "ORDERFLOW_DATABASE_URL",
+                format!("sqlite://{}/inventory.db", dir.path().display()),
+            )
+            .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &stack.bootstrap)
+            .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &stack.registry)
+            .env_remove("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH")
+            .kill_on_drop(true);
+        if let Some(basic_auth) = basic_auth {
+            command.env("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH", basic_auth);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), command.output()).await??;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{basic_auth:?}: {err}");
+        assert!(err.contains("refused the credentials"), "{err}");
+        assert!(
+            err.contains("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    // The operator CLI takes the same setting.
+    let register = |basic_auth: Option<&'static str>| {
+        let mut command = tokio::process::Command::new(
+            orderflow_testkit::cli::binary("orderflow").expect("the CLI is built"),
+        );
+        command
+            .args(["schemas", "register", "--registry-url", &stack.registry])
+            .env_remove("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH")
+            .kill_on_drop(true);
+        if let Some(basic_auth) = basic_auth {
+            command.env("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH", basic_auth);
+        }
+        command.output()
+    };
+    let refused = register(None).await?;
+    assert_eq!(refused.status.code(), Some(64), "{refused:?}");
+    let registered = register(Some("svc-key:s3cret-registry")).await?;
+    assert!(registered.status.success(), "{registered:?}");
+    let out = String::from_utf8_lossy(&registered.stdout);
+    assert!(
+        out.contains("orders-io.orderflow.events.OrderCreated: id"),
+        "{out}"
+    );
+    stack.stop().await
 }

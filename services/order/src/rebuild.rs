@@ -15,13 +15,12 @@
 //! `terminal_at` take the events' own times instead); and the runtime's
 //! inbox, outbox and parked keys, which a swapped-in database starts empty.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, Topic};
+use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, Topic};
 use orderflow_runtime::log_reader::{read_to_end, LogError};
 use orderflow_runtime::sqlx::{self, AnyPool, Row};
-use orderflow_runtime::{Database, RuntimeConfig};
+use orderflow_runtime::Database;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use tokio::sync::mpsc;
@@ -30,13 +29,7 @@ use crate::domain::{derive_status, FOLLOWED};
 use crate::store;
 
 /// Where the log is: the services' own Kafka and registry settings.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub bootstrap: String,
-    /// Extra librdkafka properties, `key=value,key=value`.
-    pub kafka_properties: String,
-    pub registry_url: String,
-}
+pub type Source = orderflow_runtime::LogSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -48,6 +41,8 @@ pub enum RebuildError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("writing the read model: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("schema registry: {0}")]
+    Registry(String),
     #[error("{0}")]
     Runtime(#[from] orderflow_runtime::RuntimeError),
     #[error("the event {id} does not decode: {error}")]
@@ -93,7 +88,9 @@ pub async fn rebuild(
             "the database ({existing} orders)"
         )));
     }
-    let codec = Codec::new(Arc::new(HttpSchemaRegistry::new(&source.registry_url)));
+    let codec = source
+        .codec()
+        .map_err(|e| RebuildError::Registry(e.to_string()))?;
     let mut rebuilt = Rebuilt::default();
     // Every order first, so that each later event finds its order.
     for topics in [
@@ -135,11 +132,7 @@ fn spawn_reader(
     topics: Vec<Topic>,
     tx: mpsc::Sender<Logged>,
 ) -> Result<tokio::task::JoinHandle<Result<(), LogError>>, RebuildError> {
-    let config = RuntimeConfig {
-        kafka_bootstrap_servers: source.bootstrap.clone(),
-        kafka_properties: source.kafka_properties.clone(),
-        ..RuntimeConfig::default()
-    };
+    let config = source.runtime_config();
     let mut client = orderflow_runtime::client_config(&config);
     client
         .set(

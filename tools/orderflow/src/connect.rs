@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use orderflow_envelope::RegistryConnection;
 use serde::{Deserialize, Serialize};
 
 /// The file `orderflow dev` writes, relative to the folder it runs in.
@@ -22,6 +23,50 @@ pub struct ConnectArgs {
     /// The schema registry (default: the running dev stack's).
     #[arg(long, env = "ORDERFLOW_SCHEMA_REGISTRY_URL")]
     registry_url: Option<String>,
+    #[command(flatten)]
+    registry_auth: RegistryAuthArgs,
+}
+
+/// Credentials for a schema registry that wants them, as the services take them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryAuthArgs {
+    /// `key:secret` for a registry with basic auth.
+    #[arg(
+        long,
+        env = "ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH",
+        hide_env_values = true
+    )]
+    registry_basic_auth: Option<String>,
+    /// A bearer token for the registry.
+    #[arg(
+        long,
+        env = "ORDERFLOW_SCHEMA_REGISTRY_BEARER_TOKEN",
+        hide_env_values = true
+    )]
+    registry_bearer_token: Option<String>,
+    /// A PEM file of a CA to trust for the registry's TLS.
+    #[arg(long, env = "ORDERFLOW_SCHEMA_REGISTRY_CA_FILE")]
+    registry_ca_file: Option<std::path::PathBuf>,
+}
+
+impl RegistryAuthArgs {
+    pub fn connection(&self, url: &str) -> Result<RegistryConnection, Unconfigured> {
+        let ca_pem = match &self.registry_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Unconfigured(format!(
+                    "--registry-ca-file {}: {e}: give a PEM file",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        Ok(RegistryConnection {
+            url: url.to_string(),
+            basic_auth: self.registry_basic_auth.clone(),
+            bearer_token: self.registry_bearer_token.clone(),
+            ca_pem,
+        })
+    }
 }
 
 /// What `orderflow dev` records of where it listens.
@@ -52,7 +97,7 @@ impl DevConnect {
 pub struct Unconfigured(pub String);
 
 impl ConnectArgs {
-    pub fn resolve(&self) -> Result<orderflow_dlq::Connection, Unconfigured> {
+    pub fn resolve(&self) -> Result<orderflow_runtime::LogSource, Unconfigured> {
         let dev = DevConnect::read();
         let bootstrap = self
             .bootstrap_servers
@@ -72,10 +117,10 @@ impl ConnectArgs {
                     "where is the schema registry? Set --registry-url or ORDERFLOW_SCHEMA_REGISTRY_URL".into(),
                 )
             })?;
-        Ok(orderflow_dlq::Connection {
+        Ok(orderflow_runtime::LogSource {
             bootstrap,
             kafka_properties: self.kafka_properties.clone(),
-            registry_url,
+            registry: self.registry_auth.connection(&registry_url)?,
         })
     }
 }

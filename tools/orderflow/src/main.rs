@@ -60,6 +60,8 @@ enum SchemasCommand {
     Register {
         #[arg(long, env = "ORDERFLOW_SCHEMA_REGISTRY_URL")]
         registry_url: String,
+        #[command(flatten)]
+        auth: connect::RegistryAuthArgs,
     },
 }
 
@@ -162,8 +164,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(args) => load::run(args).await,
         Command::BenchChain(args) => bench::run(args).await,
         Command::BenchReplay(args) => bench_replay::run(args).await,
-        Command::Schemas(SchemasCommand::Register { registry_url }) => {
-            let registry = orderflow_envelope::HttpSchemaRegistry::new(&registry_url);
+        Command::Schemas(SchemasCommand::Register { registry_url, auth }) => {
+            let connection = auth
+                .connection(&registry_url)
+                .map_err(|e| UsageError(e.0))?;
+            let registry = orderflow_envelope::HttpSchemaRegistry::connect(&connection)
+                .map_err(|e| UsageError(e.to_string()))?;
             for &t in orderflow_envelope::EventType::ALL {
                 let subject = orderflow_envelope::Codec::subject(t);
                 let id = orderflow_envelope::SchemaRegistry::register(
@@ -172,7 +178,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     t.schema_json(),
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("{subject}: {e}"))?;
+                .map_err(|e| match e.is_unauthorized() {
+                    true => anyhow::Error::new(UsageError(format!("{subject}: {e}"))),
+                    false => anyhow::anyhow!("{subject}: {e}"),
+                })?;
                 println!("{subject}: id {id}");
             }
             Ok(())

@@ -52,11 +52,7 @@ pub async fn run(command: Command) -> Result<()> {
     let target = Database::connect(&into, 4, false)
         .await
         .with_context(|| format!("opening {}", orderflow_runtime::redact(&into)))?;
-    let source = Source {
-        bootstrap: conn.bootstrap,
-        kafka_properties: conn.kafka_properties,
-        registry_url: conn.registry_url,
-    };
+    let source: Source = conn;
     let spinner = orderflow_api::progress::status("rebuilding {spinner} {pos} events {per_sec}");
     let rebuilt = rebuild(&source, &target, &|n| spinner.set_position(n)).await?;
     spinner.finish_and_clear();
