@@ -379,6 +379,67 @@ expect_reject "the templates refuse the same values when schema validation is sk
   "inventory.keda.maxReplicas (13) exceeds kafka.partitions (12)" \
   --skip-schema-validation --set inventory.keda.maxReplicas=13
 
+# --- Security values -------------------------------------------------------------
+expect_reject "the gateway needs an OIDC issuer" "auth: set auth.issuer and auth.jwksUrl" \
+  --skip-schema-validation --set auth.issuer=
+expect_reject "the JWKS is an http(s) URL" "/auth/jwksUrl'" --set auth.jwksUrl=keys.json
+expect_reject "an Ingress that would route /metrics is refused" "would serve /metrics publicly" \
+  --set gateway.ingress.enabled=true --set 'gateway.ingress.hosts[0].paths[0].path=/' \
+  --set 'gateway.ingress.hosts[0].paths[0].pathType=Prefix'
+expect_reject "an Ingress path /metrics is refused" "would serve /metrics publicly" \
+  --set gateway.ingress.enabled=true --set 'gateway.ingress.hosts[0].paths[0].path=/metrics' \
+  --set 'gateway.ingress.hosts[0].paths[0].pathType=Exact'
+ingress=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" --set gateway.ingress.enabled=true --show-only templates/ingress.yaml)
+if grep -q 'path: /v1$' <<<"$ingress" && grep -q 'path: /openapi.json$' <<<"$ingress" && ! grep -Eq 'path: /$|/metrics|/healthz|/readyz' <<<"$ingress"; then
+  ok "the default Ingress routes /v1 and /openapi.json only"
+else
+  not_ok "the default Ingress routes more than the public API"; echo "$ingress" | sed 's/^/        /'
+fi
+gateway_config=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" --show-only templates/configmaps.yaml)
+for var in ORDERFLOW_AUTH_JWKS_URL ORDERFLOW_AUTH_ISSUER ORDERFLOW_AUTH_AUDIENCE ORDERFLOW_AUTH_OPERATOR_ROLE ORDERFLOW_PAYMENT_URL ORDERFLOW_ORDERS_PER_SECOND ORDERFLOW_HEADER_READ_TIMEOUT_MS; do
+  if grep -q "  $var:" <<<"$gateway_config"; then ok "the gateway's ConfigMap sets $var"; else not_ok "the gateway's ConfigMap lacks $var"; fi
+done
+# One Kafka principal per component: each Deployment's SASL user is its own,
+# its password from the Secret Strimzi writes for it; the hook is `ops`.
+principals=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" \
+  --set kafka.sasl.enabled=true --set kafka.sasl.perComponent.enabled=true \
+  --set inventory.keda.enabled=true --set schemaRegistry.auth.existingSecret=registry-key)
+export principals
+if "$PY" - <<'PYEOF'
+import os, sys, yaml
+docs = [d for d in yaml.safe_load_all(os.environ["principals"]) if d]
+problems = []
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
+for d in docs:
+    if d["kind"] == "Deployment" and d["metadata"]["name"] != "orderflow-gateway":
+        component = d["metadata"]["name"].removeprefix("orderflow-")
+        env = env_of(d["spec"]["template"]["spec"]["containers"][0])
+        if env["KAFKA_SASL_USERNAME"].get("value") != f"orderflow-{component}":
+            problems.append(f"{component}: username {env['KAFKA_SASL_USERNAME']}")
+        ref = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        if ref != {"name": f"orderflow-{component}", "key": "password"}:
+            problems.append(f"{component}: password from {ref}")
+        reg = env.get("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH", {}).get("valueFrom", {}).get("secretKeyRef")
+        if reg != {"name": "registry-key", "key": "credentials"}:
+            problems.append(f"{component}: registry credentials from {reg}")
+    if d["kind"] == "Job" and d["metadata"]["name"] == "orderflow-topics":
+        env = env_of(d["spec"]["template"]["spec"]["containers"][0])
+        if env["KAFKA_SASL_USERNAME"].get("value") != "orderflow-ops":
+            problems.append(f"topics hook: username {env['KAFKA_SASL_USERNAME']}")
+    if d["kind"] == "TriggerAuthentication":
+        refs = {r["parameter"]: r for r in d["spec"]["secretTargetRef"]}
+        if d["metadata"]["name"] != "orderflow-kafka-inventory" or refs["password"]["name"] != "orderflow-inventory":
+            problems.append(f"KEDA authentication {d['metadata']['name']}: {refs}")
+    if d["kind"] == "Secret" and d["metadata"]["name"] in ("orderflow-kafka", "orderflow-kafka-hook"):
+        problems.append(f"a shared SASL Secret {d['metadata']['name']} was rendered")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PYEOF
+then ok "one Kafka principal per component (and ops for the hook), registry credentials from their Secret"
+else not_ok "per-component Kafka principals"
+fi
+
 # --- PrometheusRule: only when files/prometheus-rules.yaml has groups ----------
 
 echo
@@ -448,7 +509,8 @@ notes_check() { # NAME WANT... -- HELM-ARGS...
   ok "$name"
 }
 FIRST_ORDER=(
-  'curl -si -X POST $GATEWAY/v1/orders'
+  'curl -si -X POST $GATEWAY/v1/orders -H "authorization: Bearer $CUSTOMER"'
+  'Every /v1 call needs a bearer JWT from '
   "kubectl -n orderflow scale deploy/orderflow-inventory --replicas=4"
   "At most 12 replicas"
 )
@@ -456,7 +518,8 @@ notes_check "NOTES (defaults): port-forward, first order, Jaeger, kubectl scale"
   "kubectl -n orderflow port-forward svc/orderflow-gateway 8080:8080" \
   "kubectl -n observability port-forward svc/jaeger 16686:16686" --
 notes_check "NOTES (local): the Ingress URL, first order, Jaeger URL, kubectl scale" "${FIRST_ORDER[@]}" \
-  "GATEWAY=http://orderflow.localhost:8080" "Open Jaeger at http://jaeger.localhost:8080" -- -f deploy/values/local.yaml
+  "GATEWAY=http://orderflow.localhost:8080" "Open Jaeger at http://jaeger.localhost:8080" \
+  "OPERATOR=\$(token ops); CUSTOMER=\$(token c-42)" -- -f deploy/values/local.yaml
 notes_check "NOTES (managed): HTTPS Ingress, autoscaler notes" "${FIRST_ORDER[@]}" \
   "GATEWAY=https://api.orderflow.example.com" "inventory is autoscaled by KEDA" -- -f deploy/values/managed.yaml
 

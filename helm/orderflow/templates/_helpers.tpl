@@ -15,9 +15,9 @@ order inventory payment shipping notification
 {{- splitList " " (include "orderflow.consumerNames" .) | toJson -}}
 {{- end }}
 
-{{/* The services the gateway calls. */}}
+{{/* The services the gateway calls (payment: the operator's payment view). */}}
 {{- define "orderflow.gatewayUpstreams" -}}
-{{- list "order" "inventory" "notification" | toJson -}}
+{{- list "order" "inventory" "payment" "notification" | toJson -}}
 {{- end }}
 
 {{- define "orderflow.chart" -}}
@@ -114,20 +114,42 @@ defined just before it, so no secret is ever written into a manifest.
 {{- join "," $props -}}
 {{- end }}
 
-{{/* Kafka env entries (a YAML list). args: dict "root" $ "hook" bool */}}
+{{/*
+Who a component is to Kafka. With kafka.sasl.perComponent, component X is
+"<usernamePrefix>X" (the topics hook Job is "<usernamePrefix>ops"), its password
+in the Secret of that name, as Strimzi's User Operator writes it for a
+KafkaUser; otherwise every component shares the credentials of kafka.sasl.
+args: dict "root" $ "hook" bool "component" name
+*/}}
+{{- define "orderflow.kafkaPrincipal" -}}
+{{- $k := .root.Values.kafka.sasl -}}
+{{- if $k.perComponent.enabled -}}
+{{- $name := printf "%s%s" $k.perComponent.usernamePrefix (ternary "ops" .component .hook) -}}
+{{- dict "secret" $name "username" $name "passwordKey" $k.passwordKey | toJson -}}
+{{- else -}}
+{{- dict "secret" (include "orderflow.kafkaSecretName" .) "usernameKey" $k.usernameKey "passwordKey" $k.passwordKey | toJson -}}
+{{- end -}}
+{{- end }}
+
+{{/* Kafka env entries (a YAML list). args: dict "root" $ "hook" bool "component" name */}}
 {{- define "orderflow.kafkaEnv" -}}
 {{- $k := .root.Values.kafka -}}
 {{- if $k.sasl.enabled }}
+{{- $p := include "orderflow.kafkaPrincipal" . | fromJson }}
 - name: KAFKA_SASL_USERNAME
+  {{- if $p.username }}
+  value: {{ $p.username | quote }}
+  {{- else }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "orderflow.kafkaSecretName" . }}
-      key: {{ $k.sasl.usernameKey }}
+      name: {{ $p.secret }}
+      key: {{ $p.usernameKey }}
+  {{- end }}
 - name: KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "orderflow.kafkaSecretName" . }}
-      key: {{ $k.sasl.passwordKey }}
+      name: {{ $p.secret }}
+      key: {{ $p.passwordKey }}
 {{- end }}
 - name: ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS
   value: {{ $k.bootstrapServers | quote }}
@@ -135,6 +157,23 @@ defined just before it, so no secret is ever written into a manifest.
   value: {{ $k.partitions | int64 | toString | quote }}
 - name: ORDERFLOW_KAFKA_PROPERTIES
   value: {{ include "orderflow.kafkaProperties" .root | quote }}
+{{- end }}
+
+{{/*
+The schema registry's URL and credentials (a YAML list): basic auth
+(`key:secret`) or a bearer token from a Secret, never from the values.
+*/}}
+{{- define "orderflow.registryEnv" -}}
+{{- $r := .Values.schemaRegistry -}}
+- name: ORDERFLOW_SCHEMA_REGISTRY_URL
+  value: {{ $r.url | quote }}
+{{- with $r.auth.existingSecret }}
+- name: {{ ternary "ORDERFLOW_SCHEMA_REGISTRY_BEARER_TOKEN" "ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH" (eq $r.auth.type "bearer") }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $r.auth.key }}
+{{- end }}
 {{- end }}
 
 {{/* Pod identity for logs and trace resources (a YAML list). args: dict "root" $ "component" name */}}
@@ -252,11 +291,25 @@ by NOTES.txt and every Deployment so `helm template` fails too.
 {{- if and (not $v.database.existingSecret) (not (and $v.database.urls.order $v.database.urls.inventory $v.database.urls.payment $v.database.urls.shipping $v.database.urls.notification)) -}}
 {{- fail "database: set database.existingSecret, or all five database.urls (order, inventory, payment, shipping, notification)" -}}
 {{- end -}}
-{{- if and $v.kafka.sasl.enabled (not $v.kafka.sasl.existingSecret) (not (and $v.kafka.sasl.username $v.kafka.sasl.password)) -}}
+{{- if and $v.kafka.sasl.enabled (not $v.kafka.sasl.perComponent.enabled) (not $v.kafka.sasl.existingSecret) (not (and $v.kafka.sasl.username $v.kafka.sasl.password)) -}}
 {{- fail "kafka.sasl: set kafka.sasl.existingSecret, or kafka.sasl.username and kafka.sasl.password" -}}
 {{- end -}}
 {{- if and (eq $v.notification.channel "webhook") (not $v.notification.webhookUrl) -}}
 {{- fail "notification.channel is webhook: set notification.webhookUrl" -}}
+{{- end -}}
+{{- if or (not $v.auth.issuer) (not $v.auth.jwksUrl) -}}
+{{- fail "auth: set auth.issuer and auth.jwksUrl to your OIDC provider's issuer and jwks_uri (README \"Security\")" -}}
+{{- end -}}
+{{- if $v.gateway.ingress.enabled -}}
+{{- range $host := $v.gateway.ingress.hosts -}}
+{{- range $path := $host.paths -}}
+{{- $p := trimSuffix "/" $path.path -}}
+{{- $routesMetrics := or (eq $p "/metrics") (and (ne $path.pathType "Exact") (or (eq $p "") (hasPrefix "/metrics" $p))) -}}
+{{- if $routesMetrics -}}
+{{- fail (printf "gateway.ingress: path %s (%s) would serve /metrics publicly: route /v1 and /openapi.json instead" $path.path $path.pathType) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
 

@@ -239,3 +239,65 @@ async fn get_payment(
     p.relay(p.request(Method::GET, &["v1", "payments", &order_id]))
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use orderflow_api::*;
+    use serde_json::Value;
+
+    /// The published document states the limits the gateway enforces, and
+    /// that every /v1 call needs a bearer token.
+    #[test]
+    fn the_openapi_document_states_the_real_limits_and_the_security() {
+        let doc: Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+            "bearer"
+        );
+        assert_eq!(doc["security"][0]["bearerAuth"], serde_json::json!([]));
+        let order = &doc["components"]["schemas"]["PlaceOrder"]["properties"];
+        assert_eq!(order["customer_id"]["maxLength"], MAX_ID_LEN);
+        assert_eq!(order["items"]["maxItems"], MAX_LINES);
+        assert_eq!(
+            order["items"]["items"]["properties"]["sku"]["maxLength"],
+            MAX_ID_LEN
+        );
+        assert_eq!(
+            order["items"]["items"]["properties"]["quantity"]["maximum"],
+            MAX_QUANTITY
+        );
+        assert_eq!(
+            order["payment"]["properties"]["token"]["maxLength"],
+            MAX_ID_LEN
+        );
+        let address = &order["shipping_address"]["properties"];
+        assert_eq!(address["line1"]["maxLength"], MAX_TEXT_LEN);
+        assert_eq!(address["postal_code"]["maxLength"], MAX_POSTAL_CODE_LEN);
+        let required = doc["components"]["schemas"]["PlaceOrder"]["required"].to_string();
+        assert!(
+            !required.contains("customer_id"),
+            "the token says who the customer is"
+        );
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let public = op.get("security") == Some(&serde_json::json!([]));
+                assert_eq!(public, !path.starts_with("/v1/"), "{method} {path}");
+                if !public {
+                    assert!(
+                        op["responses"]["401"].is_object(),
+                        "{method} {path} lists 401"
+                    );
+                }
+            }
+        }
+        for (path, method) in [
+            ("/v1/inventory/{sku}", "put"),
+            ("/v1/payments/{order_id}", "get"),
+        ] {
+            assert!(
+                doc["paths"][path][method]["responses"]["403"].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
+}
