@@ -71,6 +71,26 @@ pub struct RegistryConnection {
     pub ca_pem: Option<Vec<u8>>,
 }
 
+impl RegistryConnection {
+    /// From settings as they are given: a credential is set when it is not
+    /// empty; `ca_file`, when given, is read (its error is the caller's to
+    /// word, naming the setting).
+    pub fn new(
+        url: &str,
+        basic_auth: Option<&str>,
+        bearer_token: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> std::io::Result<Self> {
+        let set = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(Self {
+            url: url.to_string(),
+            basic_auth: set(basic_auth),
+            bearer_token: set(bearer_token),
+            ca_pem: ca_file.map(std::fs::read).transpose()?,
+        })
+    }
+}
+
 /// A client of the Confluent Schema Registry HTTP API.
 #[derive(Clone)]
 pub struct HttpSchemaRegistry {

@@ -104,7 +104,6 @@ struct Store {
     level: Option<Compatibility>,
 }
 
-/// The registry's state; clones share it.
 /// What a caller must present to a registry that wants credentials.
 #[derive(Debug, Clone)]
 pub enum Credential {
@@ -129,6 +128,7 @@ impl Credential {
     }
 }
 
+/// The registry's state; clones share it.
 #[derive(Clone, Default)]
 pub struct Registry(Arc<Mutex<Store>>);
 

@@ -139,18 +139,15 @@ impl RuntimeConfig {
 
     /// How to reach the schema registry, credentials included.
     pub fn registry_connection(&self) -> Result<orderflow_envelope::RegistryConnection, String> {
-        let set = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let ca_pem = match set(&self.schema_registry_ca_file) {
-            Some(path) => Some(std::fs::read(&path).map_err(|e| {
-                format!("schema_registry_ca_file {path}: {e}: set ORDERFLOW_SCHEMA_REGISTRY_CA_FILE to a PEM file")
-            })?),
-            None => None,
-        };
-        Ok(orderflow_envelope::RegistryConnection {
-            url: self.schema_registry_url.clone(),
-            basic_auth: set(&self.schema_registry_basic_auth),
-            bearer_token: set(&self.schema_registry_bearer_token),
-            ca_pem,
+        let ca_file = &self.schema_registry_ca_file;
+        orderflow_envelope::RegistryConnection::new(
+            &self.schema_registry_url,
+            Some(&self.schema_registry_basic_auth),
+            Some(&self.schema_registry_bearer_token),
+            (!ca_file.is_empty()).then(|| std::path::Path::new(ca_file)),
+        )
+        .map_err(|e| {
+            format!("schema_registry_ca_file {ca_file}: {e}: set ORDERFLOW_SCHEMA_REGISTRY_CA_FILE to a PEM file")
         })
     }
 

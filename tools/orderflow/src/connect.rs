@@ -51,20 +51,19 @@ pub struct RegistryAuthArgs {
 
 impl RegistryAuthArgs {
     pub fn connection(&self, url: &str) -> Result<RegistryConnection, Unconfigured> {
-        let ca_pem = match &self.registry_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                Unconfigured(format!(
-                    "--registry-ca-file {}: {e}: give a PEM file",
-                    path.display()
-                ))
-            })?),
-            None => None,
-        };
-        Ok(RegistryConnection {
-            url: url.to_string(),
-            basic_auth: self.registry_basic_auth.clone(),
-            bearer_token: self.registry_bearer_token.clone(),
-            ca_pem,
+        let ca_file = self.registry_ca_file.as_deref();
+        RegistryConnection::new(
+            url,
+            self.registry_basic_auth.as_deref(),
+            self.registry_bearer_token.as_deref(),
+            ca_file,
+        )
+        .map_err(|e| {
+            let path = ca_file.unwrap_or(Path::new(""));
+            Unconfigured(format!(
+                "--registry-ca-file {}: {e}: give a PEM file",
+                path.display()
+            ))
         })
     }
 }

@@ -34,7 +34,7 @@ pub async fn run(command: Command) -> Result<()> {
         live,
         connect,
     } = command;
-    let conn = connect
+    let source: Source = connect
         .resolve()
         .map_err(|e| crate::UsageError(e.to_string()))?;
     let into = into.unwrap_or_else(|| {
@@ -52,7 +52,6 @@ pub async fn run(command: Command) -> Result<()> {
     let target = Database::connect(&into, 4, false)
         .await
         .with_context(|| format!("opening {}", orderflow_runtime::redact(&into)))?;
-    let source: Source = conn;
     let spinner = orderflow_api::progress::status("rebuilding {spinner} {pos} events {per_sec}");
     let rebuilt = rebuild(&source, &target, &|n| spinner.set_position(n)).await?;
     spinner.finish_and_clear();
