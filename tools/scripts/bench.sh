@@ -61,6 +61,8 @@ done
 grep -q "orderflow is running" "$log" || { echo "the stack did not start"; tail -50 "$log"; exit 1; }
 gateway="http://127.0.0.1:$PORT"
 payment="http://127.0.0.1:$((PORT + 4))"
+# `orderflow load` takes its customers' tokens from the stack's dev issuer.
+export ORDERFLOW_DEV_ISSUER="http://127.0.0.1:$((PORT + 7))"
 bootstrap=$(sed -n 's/^  kafka *//p' "$log" | head -1)
 
 # Peak resident memory of the stack: the dev process (which hosts the
