@@ -101,7 +101,7 @@ impl DeadLetters {
                 .collect()
         };
         let unreachable = |e: String| self.unreachable(e);
-        let (mut letters, hidden) = tokio::task::spawn_blocking(move || {
+        let (letters, hidden) = tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = client.create()?;
             let mut letters = Vec::new();
             let mut hidden = 0u64;
@@ -115,6 +115,7 @@ impl DeadLetters {
         .await
         .expect("the read does not panic")
         .map_err(|e| e.into_dlq(unreachable))?;
+        let mut letters = crate::letter::collapse_copies(letters);
         letters.retain(|l| filter.matches(l));
         letters.sort_by(|a, b| b.failed_at.cmp(&a.failed_at).then(b.id.cmp(&a.id)));
         if let Some(limit) = filter.limit {

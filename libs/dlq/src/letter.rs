@@ -25,6 +25,11 @@ pub struct DeadLetter {
     /// The dead letter it is a replay of, and how many replays led to it.
     pub replayed_from: Option<String>,
     pub replay_count: u32,
+    /// How many records on the dead-letter topic this one stands for: more
+    /// than 1 when the service dead-lettered the same source message again
+    /// (it was redelivered after a crash or rebalance before its offset was
+    /// committed; dead-lettering is at least once). See [`collapse_copies`].
+    pub copies: u32,
     #[serde(skip)]
     pub key: Option<Vec<u8>>,
     /// Every header, in order, as text (lossy for binary values).
@@ -49,6 +54,41 @@ pub enum Decoded {
         why: String,
     },
     Empty,
+}
+
+/// One dead letter per failure: records of one service with the same source
+/// (topic, partition, offset) and the same replay lineage are copies of one
+/// dead letter, written again because the message was redelivered before its
+/// offset was committed. The first (lowest offset) stands for all of them and
+/// counts them in `copies`; replaying it replays the message once. Records
+/// without a source header are never merged.
+pub fn collapse_copies(letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
+    use std::collections::HashMap;
+    type Key = (String, (String, i32, i64), Option<String>, u32);
+    let mut first: HashMap<Key, usize> = HashMap::new();
+    let mut kept: Vec<DeadLetter> = Vec::with_capacity(letters.len());
+    let mut letters = letters;
+    letters.sort_by(|a, b| a.id.cmp(&b.id));
+    for letter in letters {
+        let Some(source) = letter.source.clone() else {
+            kept.push(letter);
+            continue;
+        };
+        let key = (
+            letter.id.service.clone(),
+            source,
+            letter.replayed_from.clone(),
+            letter.replay_count,
+        );
+        match first.get(&key) {
+            Some(&i) => kept[i].copies += 1,
+            None => {
+                first.insert(key, kept.len());
+                kept.push(letter);
+            }
+        }
+    }
+    kept
 }
 
 impl DeadLetter {
@@ -94,6 +134,7 @@ impl DeadLetter {
             replay_count: text(REPLAY_COUNT_HEADER)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0),
+            copies: 1,
             key: key.map(<[u8]>::to_vec),
             headers: headers
                 .iter()
@@ -175,6 +216,56 @@ mod tests {
         );
         let kept: Vec<String> = l.original_headers().into_iter().map(|(k, _)| k).collect();
         assert_eq!(kept, ["ce_type", "ce_subject"]);
+    }
+
+    fn copy(id: &str, source_offset: &str, replayed_from: Option<&str>) -> DeadLetter {
+        let mut headers = vec![
+            ("x-orderflow-dlq-source-topic", "payments"),
+            ("x-orderflow-dlq-source-partition", "3"),
+            ("x-orderflow-dlq-source-offset", source_offset),
+        ];
+        if let Some(from) = replayed_from {
+            headers.push(("x-orderflow-replayed-from", from));
+        }
+        DeadLetter {
+            id: id.parse().unwrap(),
+            ..letter(&headers)
+        }
+    }
+
+    #[test]
+    fn copies_of_one_dead_letter_are_listed_once() {
+        let letters = vec![
+            copy("inventory/0/9", "40", None),
+            copy("inventory/0/4", "40", None),
+            copy("shipping/0/4", "40", None),
+            copy("inventory/1/2", "41", None),
+            copy("inventory/0/12", "40", Some("inventory/0/4")),
+            DeadLetter {
+                id: "inventory/0/20".parse().unwrap(),
+                ..letter(&[])
+            },
+            DeadLetter {
+                id: "inventory/0/21".parse().unwrap(),
+                ..letter(&[])
+            },
+        ];
+        let kept: Vec<(String, u32)> = collapse_copies(letters)
+            .iter()
+            .map(|l| (l.id.to_string(), l.copies))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("inventory/0/4".to_string(), 2),
+                ("inventory/0/12".to_string(), 1),
+                ("inventory/0/20".to_string(), 1),
+                ("inventory/0/21".to_string(), 1),
+                ("inventory/1/2".to_string(), 1),
+                ("shipping/0/4".to_string(), 1),
+            ],
+            "the first copy stands for the second; another service, offset, lineage or no source is another dead letter"
+        );
     }
 
     #[test]

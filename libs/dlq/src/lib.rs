@@ -18,7 +18,7 @@ mod review;
 pub use filter::{parse_since, Filter};
 pub use id::DlqId;
 pub use kafka::{Connection, DeadLetters, Listing};
-pub use letter::{DeadLetter, Decoded};
+pub use letter::{collapse_copies, DeadLetter, Decoded};
 pub use replay::{ReplayOutcome, ReplaySummary, REPLAYED_FROM_HEADER, REPLAY_COUNT_HEADER};
 pub use review::Marker;
 

@@ -105,6 +105,10 @@ pub struct Report {
     pub refunds: u64,
     pub notifications: u64,
     pub dead_letters: usize,
+    /// Records on the dead-letter topics beyond one per dead letter: a
+    /// poison message redelivered (its offset not yet committed when a
+    /// fault landed) is dead-lettered again; `dlq list` shows it once.
+    pub dead_letter_copies: u32,
     pub replayed_dead_letters: usize,
 }
 
@@ -261,6 +265,7 @@ pub async fn soak(stack: &ProcessStack, config: &ChaosConfig) -> Result<Report> 
         "dead letters per service {found:?}, poison called for {expected:?}"
     );
     report.dead_letters = letters.len();
+    report.dead_letter_copies = letters.iter().map(|l| l.copies - 1).sum();
     // Each is replayable, and comes back: it is poison.
     let summary = dlq.replay(&letters, false, false, &|_| {}).await?;
     ensure!(
@@ -527,8 +532,8 @@ impl Report {
         let poison: u64 = self.poison.values().sum();
         let _ = writeln!(
             s,
-            "| dead letters | {} = the {poison} poison messages once per consumer of their topic ({:?}); all {} replayed and dead-lettered again |",
-            self.dead_letters, self.poison, self.replayed_dead_letters
+            "| dead letters | {} = the {poison} poison messages once per consumer of their topic ({:?}; {} extra copies of redelivered ones); all {} replayed and dead-lettered again |",
+            self.dead_letters, self.poison, self.dead_letter_copies, self.replayed_dead_letters
         );
         let _ = writeln!(s, "| duplicated events | {} |", self.duplicated);
         for f in &self.faults {

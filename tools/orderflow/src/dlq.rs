@@ -313,7 +313,10 @@ fn print_table(letters: &[DeadLetter]) {
             l.event_type.as_deref().unwrap_or("-"),
             l.order_id.as_deref().unwrap_or("-"),
             l.attempts,
-            l.short_error(60)
+            match l.copies {
+                1 => l.short_error(60),
+                n => format!("({n} copies) {}", l.short_error(48)),
+            }
         );
     }
 }

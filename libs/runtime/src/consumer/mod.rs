@@ -9,6 +9,7 @@
 //! committed with the finished offsets above it, periodically, on revocation
 //! and at shutdown.
 
+mod health;
 pub(crate) mod offsets;
 pub(crate) mod parking;
 mod poll;
@@ -17,8 +18,9 @@ pub(crate) mod scheduler;
 mod work;
 mod worker;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -60,6 +62,11 @@ pub(crate) struct Shared {
     pub schedule: RetrySchedule,
     pub tokio: tokio::runtime::Handle,
     pub shutdown: CancellationToken,
+    /// Whether the consumer is a working member of its group.
+    pub health: health::GroupHealth,
+    /// Which consumer is the current one (a stuck one is replaced, and the
+    /// callbacks of the old one are ignored while it closes).
+    pub generation: AtomicU64,
 }
 
 impl Shared {
@@ -148,6 +155,8 @@ pub(crate) async fn run(
         ),
         tokio: tokio::runtime::Handle::current(),
         shutdown: shutdown.clone(),
+        health: health::GroupHealth::new(Instant::now()),
+        generation: AtomicU64::new(0),
     });
 
     let mut client = client_config(&config);
@@ -172,19 +181,7 @@ pub(crate) async fn run(
     for (key, value) in PREFETCH {
         client.set(key, value);
     }
-    let consumer: BaseConsumer<poll::Rebalancer> = client
-        .create_with_context(poll::Rebalancer::new(shared.clone()))
-        .map_err(|source| RuntimeError::Kafka {
-            what: "consumer",
-            source,
-        })?;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&names)
-        .map_err(|source| RuntimeError::Kafka {
-            what: "subscription",
-            source,
-        })?;
+    let consumer = subscribe(&client, &shared, &topics, 0)?;
     tracing::info!(group = %group, topics = ?topics, "consuming");
 
     let housekeeping = tokio::spawn(worker::resume_stalled(shared.clone()));
@@ -194,7 +191,21 @@ pub(crate) async fn run(
         .name(format!("{}-poll", rt.service()))
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                poll::run(&poller, consumer)
+                let mut consumer = consumer;
+                let mut generation = 0;
+                while let poll::Ended::Stuck = poll::run(&poller, consumer) {
+                    generation += 1;
+                    consumer = loop {
+                        match subscribe(&client, &poller, &topics, generation) {
+                            Ok(c) => break c,
+                            Err(e) => {
+                                tracing::error!(error = %e, "could not create a new consumer; trying again in 5 s");
+                                std::thread::sleep(Duration::from_secs(5));
+                            }
+                        }
+                    };
+                    tracing::info!(group = %poller.group, generation, "a new consumer joins the group");
+                }
             }));
             let _ = done.send(result.is_ok());
         })
@@ -207,4 +218,32 @@ pub(crate) async fn run(
     } else {
         Err(RuntimeError::ConsumerStopped)
     }
+}
+
+/// A consumer of `topics` in the service's group, as consumer `generation`
+/// (see [`Shared::generation`]).
+fn subscribe(
+    client: &rdkafka::ClientConfig,
+    shared: &Arc<Shared>,
+    topics: &[String],
+    generation: u64,
+) -> Result<BaseConsumer<poll::Rebalancer>, RuntimeError> {
+    shared
+        .generation
+        .store(generation, std::sync::atomic::Ordering::SeqCst);
+    shared.health.reset(Instant::now());
+    let consumer: BaseConsumer<poll::Rebalancer> = client
+        .create_with_context(poll::Rebalancer::new(shared.clone(), generation))
+        .map_err(|source| RuntimeError::Kafka {
+            what: "consumer",
+            source,
+        })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| RuntimeError::Kafka {
+            what: "subscription",
+            source,
+        })?;
+    Ok(consumer)
 }

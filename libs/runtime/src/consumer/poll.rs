@@ -9,6 +9,7 @@
 //! the partitions leave.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,17 +35,40 @@ const METADATA_LIMIT: usize = 3_000;
 
 pub(crate) struct Rebalancer {
     shared: Arc<Shared>,
+    generation: u64,
 }
 
 impl Rebalancer {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub fn new(shared: Arc<Shared>, generation: u64) -> Self {
+        Self { shared, generation }
     }
+
+    /// False for a replaced consumer that is still closing: what it reports
+    /// no longer concerns the partitions (a new consumer may own them).
+    fn current(&self) -> bool {
+        self.shared.generation.load(Ordering::SeqCst) == self.generation
+    }
+}
+
+/// Why [`run`] returned.
+pub(crate) enum Ended {
+    /// Shutdown: the consumer committed and left its group.
+    Stopped,
+    /// The consumer was out of its group too long; a new one must take over.
+    Stuck,
 }
 
 impl ClientContext for Rebalancer {
     /// librdkafka's statistics become the consumer-lag gauge.
     fn stats(&self, statistics: Statistics) {
+        if !self.current() {
+            return;
+        }
+        if let Some(group) = &statistics.cgrp {
+            self.shared
+                .health
+                .observe(&group.state, &group.join_state, Instant::now());
+        }
         let metrics = self.shared.rt.metrics();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
@@ -73,6 +97,9 @@ fn tps_of(tpl: &TopicPartitionList) -> Vec<Tp> {
 
 impl ConsumerContext for Rebalancer {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !self.current() {
+            return;
+        }
         let shared = &self.shared;
         match rebalance {
             Rebalance::Revoke(tpl) => {
@@ -124,6 +151,9 @@ impl ConsumerContext for Rebalancer {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !self.current() {
+            return;
+        }
         match rebalance {
             Rebalance::Assign(tpl) => {
                 // A pause survives a revocation followed by a new assignment:
@@ -140,9 +170,25 @@ impl ConsumerContext for Rebalancer {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if !self.current() {
+            return;
+        }
         if let Err(e) = result {
-            tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+            tracing::debug!(error = %e, "offset commit failed; the next round sends it again");
+            let refused: Vec<(Tp, i64)> = offsets
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((Tp::new(e.topic(), e.partition()), o)),
+                    _ => None,
+                })
+                .collect();
+            self.shared
+                .scheduler
+                .lock()
+                .expect("scheduler lock")
+                .commit_failed(&refused);
         }
     }
 }
@@ -211,14 +257,15 @@ fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitM
     match consumer.commit(&tpl, mode) {
         Ok(()) => true,
         Err(e) => {
-            tracing::debug!(error = %e, "offset commit failed; the next one carries the same offsets");
+            tracing::debug!(error = %e, "offset commit failed; the next round sends it again");
             false
         }
     }
 }
 
-/// The poll loop, until shutdown; then the last commit.
-pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
+/// The poll loop, until shutdown (then the last commit) or until the
+/// consumer is stuck out of its group (see `consumer::health`).
+pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> Ended {
     let config = shared.rt.config();
     let commit_every = Duration::from_millis(u64::from(config.kafka_auto_commit_interval_ms));
     let mut last_commit = Instant::now();
@@ -259,8 +306,27 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
         pause_or_resume(&consumer, &actions.resume, false);
         if last_commit.elapsed() >= commit_every {
             last_commit = Instant::now();
+            if let Some(why) = shared.health.stuck(last_commit) {
+                replace(shared, consumer, &why);
+                return Ended::Stuck;
+            }
+            // Only a member commits: a commit sent without a coordinator can
+            // hold a lost assignment's unassign for good (consumer::health).
+            if !shared.health.is_member() {
+                continue;
+            }
             let commits = shared.scheduler.lock().expect("scheduler lock").commits();
-            commit(&consumer, &commits, CommitMode::Async);
+            if !commit(&consumer, &commits, CommitMode::Async) {
+                // Refused before it was sent; a refusal from the broker comes
+                // to commit_callback.
+                let refused: Vec<(Tp, i64)> =
+                    commits.iter().map(|c| (c.tp.clone(), c.offset)).collect();
+                shared
+                    .scheduler
+                    .lock()
+                    .expect("scheduler lock")
+                    .commit_failed(&refused);
+            }
         }
     }
     // Shutdown: nothing new starts and in-flight work finishes (for a
@@ -268,12 +334,15 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
     // while the group rebalances (another member joining, say): then the
     // consumer keeps serving the rebalance, for a few seconds, and commits
     // again, rather than leave the next owner to redo what was done. Then it
-    // leaves its group; the revocation that follows commits once more.
+    // leaves its group; the revocation that follows commits once more. A
+    // consumer that is not a member of its group (no coordinator) can do
+    // neither, and is not waited for.
+    let member = shared.health.is_member();
     let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
     let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
     drain(shared, &assigned, timeout);
     let settling = Instant::now();
-    loop {
+    while member {
         let commits = shared
             .scheduler
             .lock()
@@ -288,10 +357,11 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
     }
     consumer.unsubscribe();
     let leaving = Instant::now();
-    while !consumer
-        .assignment()
-        .map(|a| a.count() == 0)
-        .unwrap_or(true)
+    while member
+        && !consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
         && leaving.elapsed() < Duration::from_secs(10)
     {
         let _ = consumer.poll(Duration::from_millis(100));
@@ -301,7 +371,42 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) {
         .lock()
         .expect("scheduler lock")
         .finish_revoke(&assigned);
-    drop(consumer); // closes it
+    close_within(consumer, Duration::from_secs(5));
+    Ended::Stopped
+}
+
+/// Closes the consumer (it leaves its group), waiting at most `limit`:
+/// librdkafka may never finish closing a consumer whose group handler is
+/// stuck, and a service must still stop.
+fn close_within(consumer: BaseConsumer<Rebalancer>, limit: Duration) {
+    let (closed, wait) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    if wait.recv_timeout(limit).is_err() {
+        tracing::warn!("the consumer did not close within {limit:?}; its group drops it after the session timeout");
+    }
+}
+
+/// Gives up a consumer that is out of its group: its partitions are dropped
+/// as lost (another member may own them; nothing is committed for them), and
+/// it closes on a thread of its own (librdkafka may never finish that).
+fn replace(shared: &Shared, consumer: BaseConsumer<Rebalancer>, why: &str) {
+    tracing::error!(group = %shared.group, "the consumer is stuck ({why}); a new one replaces it");
+    count_rebalance(shared, "replaced");
+    let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
+    drain(shared, &assigned, Duration::ZERO);
+    shared
+        .scheduler
+        .lock()
+        .expect("scheduler lock")
+        .finish_revoke(&assigned);
+    // The old consumer's callbacks are ignored from here (Rebalancer::current).
+    shared.generation.fetch_add(1, Ordering::SeqCst);
+    close_within(consumer, Duration::from_secs(1));
 }
 
 fn pause_or_resume(consumer: &BaseConsumer<Rebalancer>, tps: &[Tp], pause: bool) {

@@ -92,6 +92,10 @@ struct Partition {
     paused: bool,
     committed: Option<i64>,
     committed_runs: Vec<u64>,
+    /// The broker refused the last commit: the next round sends it again even
+    /// if nothing new finished (else an idle partition would keep its lag, and
+    /// a later owner would redo what was done).
+    recommit: bool,
 }
 
 /// Pause and resume calls the consumer must make.
@@ -156,6 +160,7 @@ impl<M> Scheduler<M> {
                 paused: false,
                 committed,
                 committed_runs: Vec::new(),
+                recommit: false,
             },
         );
     }
@@ -376,15 +381,29 @@ impl<M> Scheduler<M> {
         commits
     }
 
+    /// The broker refused a commit of these offsets (the coordinator moved,
+    /// the broker restarted, a rebalance was under way): each partition whose
+    /// latest commit it was is committed again by the next [`Self::commits`].
+    pub fn commit_failed(&mut self, refused: &[(Tp, i64)]) {
+        for (tp, offset) in refused {
+            if let Some(p) = self.partitions.get_mut(tp) {
+                if p.committed == Some(*offset) {
+                    p.recommit = true;
+                }
+            }
+        }
+    }
+
     fn commit_of(tp: &Tp, p: &mut Partition) -> Option<Commit> {
         let watermark = p.offsets.watermark()?;
         if p.committed.is_some_and(|c| c > watermark) {
             return None; // never backwards
         }
         let runs = p.offsets.finished_runs();
-        if p.committed == Some(watermark) && runs == p.committed_runs {
+        if p.committed == Some(watermark) && runs == p.committed_runs && !p.recommit {
             return None; // nothing new
         }
+        p.recommit = false;
         p.committed = Some(watermark);
         p.committed_runs.clone_from(&runs);
         Some(Commit {
@@ -732,6 +751,33 @@ mod tests {
         s.complete(&running[2].ticket, true);
         assert_eq!(s.commits()[0].finished_runs, vec![1, 2]);
         assert!(s.commits().is_empty());
+    }
+
+    #[test]
+    fn a_refused_commit_is_sent_again_though_nothing_new_finished() {
+        let mut s = Scheduler::new(limits(10));
+        let p0 = Tp::new("orders", 0);
+        s.assign(p0.clone(), None, BTreeSet::new());
+        for offset in 0..2 {
+            s.push(&p0, offset, key(&format!("k{offset}")), offset, None, 0);
+        }
+        for running in s.take(0) {
+            s.complete(&running.ticket, true);
+        }
+        assert_eq!(s.commits()[0].offset, 2);
+        assert!(s.commits().is_empty(), "nothing new");
+        s.commit_failed(&[(p0.clone(), 2)]);
+        let again = s.commits();
+        assert_eq!((again.len(), again[0].offset), (1, 2), "sent again");
+        assert!(s.commits().is_empty(), "once");
+        // A refusal of an older commit, reported late, changes nothing.
+        s.push(&p0, 2, key("k2"), 2, None, 0);
+        for running in s.take(0) {
+            s.complete(&running.ticket, true);
+        }
+        assert_eq!(s.commits()[0].offset, 3);
+        s.commit_failed(&[(p0.clone(), 2)]);
+        assert!(s.commits().is_empty(), "3 stands");
     }
 
     #[test]

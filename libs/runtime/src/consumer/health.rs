@@ -1,0 +1,167 @@
+//! Whether the consumer is a working member of its group, from librdkafka's
+//! statistics (every few seconds): its group handler `up` and its join state
+//! `steady`. Offsets are committed only then (a commit sent while the
+//! coordinator is away can sit in librdkafka's queue and, if the assignment
+//! is lost meanwhile, hold the group handler waiting for it for good). A
+//! consumer without a coordinator for [`NO_COORDINATOR_LIMIT`], or in its
+//! group but not a working member for [`REJOIN_LIMIT`], is replaced by a new
+//! one, which joins afresh.
+//!
+//! Observed with librdkafka 2.12.1 and Kafka 4.3 on a broker restart: the
+//! session timed out, the assignment was lost, and the group handler stayed in
+//! `query-coord` / `wait-incr-unassign-to-complete` with one commit
+//! outstanding (`rk_consumer.wait_commit_cnt` 1) and the coordinator never
+//! queried again — the group empty, the service up, its orders stranded.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a consumer may be without a group coordinator (finding one takes
+/// milliseconds once a broker answers) before it is replaced. A broker that
+/// is down longer than this gets a fresh consumer each time it passes; that
+/// costs nothing.
+pub const NO_COORDINATOR_LIMIT: Duration = Duration::from_secs(30);
+/// How long a consumer may be rejoining its group before it is replaced: the
+/// broker's rebalance waits up to max.poll.interval.ms (5 minutes) for slow
+/// members, so not less.
+pub const REJOIN_LIMIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+pub(crate) struct GroupHealth {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The group handler is `up`: it has a coordinator.
+    coordinator: bool,
+    /// When `coordinator` last changed (or the consumer was created).
+    coordinator_since: Instant,
+    /// Up and `steady`: a working member.
+    member: bool,
+    /// When `member` last changed (or the consumer was created).
+    since: Instant,
+    /// The last states seen, for the log.
+    seen: (String, String),
+}
+
+impl GroupHealth {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            state: Mutex::new(State {
+                coordinator: false,
+                coordinator_since: now,
+                member: false,
+                since: now,
+                seen: (String::new(), String::new()),
+            }),
+        }
+    }
+
+    /// A new consumer: not a member yet, counted from `now`.
+    pub fn reset(&self, now: Instant) {
+        let mut s = self.state.lock().expect("health lock");
+        (s.coordinator, s.coordinator_since) = (false, now);
+        (s.member, s.since) = (false, now);
+    }
+
+    /// What the statistics say: the group handler's state and join state.
+    pub fn observe(&self, state: &str, join_state: &str, now: Instant) {
+        let coordinator = state == "up";
+        let member = coordinator && join_state == "steady";
+        let mut s = self.state.lock().expect("health lock");
+        if coordinator != s.coordinator {
+            s.coordinator = coordinator;
+            s.coordinator_since = now;
+        }
+        if member != s.member {
+            s.member = member;
+            s.since = now;
+        }
+        s.seen = (state.to_string(), join_state.to_string());
+    }
+
+    /// A working member of the group (as of the last statistics).
+    pub fn is_member(&self) -> bool {
+        self.state.lock().expect("health lock").member
+    }
+
+    /// `Some(why)` when the consumer should be replaced: without a
+    /// coordinator for [`NO_COORDINATOR_LIMIT`], or not a working member for
+    /// [`REJOIN_LIMIT`].
+    pub fn stuck(&self, now: Instant) -> Option<String> {
+        let s = self.state.lock().expect("health lock");
+        let (out, since) =
+            if !s.coordinator && now.duration_since(s.coordinator_since) >= NO_COORDINATOR_LIMIT {
+                ("no group coordinator", s.coordinator_since)
+            } else if !s.member && now.duration_since(s.since) >= REJOIN_LIMIT {
+                ("not a member of its group", s.since)
+            } else {
+                return None;
+            };
+        Some(format!(
+            "{out} for {} s: group state {:?}, join state {:?}",
+            now.duration_since(since).as_secs(),
+            s.seen.0,
+            s.seen.1
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t0: Instant, secs: u64) -> Instant {
+        t0 + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_consumer_without_a_coordinator_for_30_s_is_stuck() {
+        let t0 = Instant::now();
+        let h = GroupHealth::new(t0);
+        assert!(!h.is_member(), "not a member before it joined");
+        assert_eq!(h.stuck(at(t0, 29)), None);
+        h.observe("up", "steady", at(t0, 5));
+        assert!(h.is_member());
+        assert_eq!(h.stuck(at(t0, 600)), None, "a member");
+        h.observe("query-coord", "wait-incr-unassign-to-complete", at(t0, 100));
+        assert!(!h.is_member());
+        h.observe("query-coord", "init", at(t0, 120));
+        assert_eq!(h.stuck(at(t0, 129)), None, "29 s without");
+        assert_eq!(
+            h.stuck(at(t0, 130)).as_deref(),
+            Some("no group coordinator for 30 s: group state \"query-coord\", join state \"init\""),
+            "counted from when it lost the coordinator, not from the last statistics"
+        );
+        h.observe("up", "wait-assign-call", at(t0, 131));
+        assert!(!h.is_member(), "joining is not yet working");
+        h.observe("up", "steady", at(t0, 132));
+        assert_eq!(h.stuck(at(t0, 900)), None);
+    }
+
+    #[test]
+    fn a_rebalance_may_take_five_minutes_before_the_consumer_is_stuck() {
+        let t0 = Instant::now();
+        let h = GroupHealth::new(t0);
+        h.observe("up", "steady", at(t0, 1));
+        h.observe("up", "wait-join", at(t0, 10));
+        assert_eq!(
+            h.stuck(at(t0, 309)),
+            None,
+            "the broker waits for slow members"
+        );
+        assert_eq!(
+            h.stuck(at(t0, 310)).as_deref(),
+            Some(
+                "not a member of its group for 300 s: group state \"up\", join state \"wait-join\""
+            )
+        );
+        h.reset(at(t0, 311));
+        assert_eq!(h.stuck(at(t0, 340)), None, "a new consumer starts afresh");
+        assert!(
+            h.stuck(at(t0, 341)).is_some(),
+            "and needs a coordinator within 30 s"
+        );
+    }
+}
