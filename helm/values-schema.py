@@ -82,6 +82,12 @@ REPLICA_BOUND = integer(
     maximum=MAX_REPLICAS,
     description=f"At most kafka.partitions (and at most {MAX_REPLICAS}) for a consumer.",
 )
+# null: the chart does not own the count (README "Replicas: who owns the count").
+REPLICA_COUNT = {
+    **REPLICA_BOUND,
+    "type": ["integer", "null"],
+    "description": "Set: the chart owns the count. null: kubectl does (replicaCountOnInstall first, then the live count is kept).",
+}
 
 
 def hpa(replica_bound):
@@ -137,7 +143,7 @@ NOT_BOTH_AUTOSCALERS = {
 
 def consumer(name, extra_properties=None):
     properties = {
-        "replicaCount": REPLICA_BOUND,
+        "replicaCount": REPLICA_COUNT,
         "resources": RESOURCES,
         "autoscaling": hpa(REPLICA_BOUND),
         "keda": KEDA,
@@ -147,7 +153,7 @@ def consumer(name, extra_properties=None):
     properties.update(extra_properties or {})
     return obj(
         properties,
-        required=["replicaCount", "resources", "autoscaling", "keda", "pdb"],
+        required=["resources", "autoscaling", "keda", "pdb"],
         description=f"The {name} service (consumer group orderflow-{name}).",
         **NOT_BOTH_AUTOSCALERS,
     )
@@ -173,6 +179,7 @@ def partition_cap(k):
             },
         },
         "then": {
+            "properties": {"replicaCountOnInstall": cap},
             "patternProperties": {
                 "^(" + "|".join(CONSUMERS) + ")$": {
                     "properties": {
@@ -333,7 +340,7 @@ def schema():
         ),
         "gateway": obj(
             {
-                "replicaCount": integer(minimum=1),
+                "replicaCount": {"type": ["integer", "null"], "minimum": 1},
                 "upstreamTimeoutMs": integer(minimum=1),
                 "limits": obj(
                     {
@@ -389,7 +396,7 @@ def schema():
                 "pdb": PDB,
                 "env": ENV,
             },
-            required=["replicaCount", "limits", "service", "ingress", "resources", "autoscaling", "pdb"],
+            required=["limits", "service", "ingress", "resources", "autoscaling", "pdb"],
         ),
         "order": consumer("order"),
         "inventory": consumer("inventory"),
@@ -425,12 +432,20 @@ def schema():
                 "channelTimeoutMs": integer(minimum=1),
             },
         ),
+        "replicaCountOnInstall": {
+            **REPLICA_BOUND,
+            "description": "Replicas of a component whose replicaCount is null, at install; upgrades keep the live count.",
+        },
         "hooks": obj(
             {
                 "topics": obj({"enabled": BOOLEAN}, required=["enabled"]),
                 "schemas": obj({"enabled": BOOLEAN}, required=["enabled"]),
                 "backoffLimit": integer(minimum=0),
                 "activeDeadlineSeconds": integer(minimum=30),
+                "ttlSecondsAfterFinished": integer(
+                    minimum=0,
+                    description="A finished hook Job (a failed one: the successful are deleted) is removed this long after it ended.",
+                ),
                 "resources": RESOURCES,
             },
             required=["topics", "schemas"],

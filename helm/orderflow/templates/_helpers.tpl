@@ -281,8 +281,9 @@ by NOTES.txt and every Deployment so `helm template` fails too.
 {{- fail (printf "%s.%s.minReplicas (%d) is above maxReplicas (%d)" $name $kind (int $a.minReplicas) (int $a.maxReplicas)) -}}
 {{- end -}}
 {{- end -}}
-{{- if gt (int $svc.replicaCount) $partitions -}}
-{{- fail (printf "%s.replicaCount (%d) exceeds kafka.partitions (%d): replicas beyond the partition count sit idle" $name (int $svc.replicaCount) $partitions) -}}
+{{- $count := int (default $v.replicaCountOnInstall $svc.replicaCount) -}}
+{{- if gt $count $partitions -}}
+{{- fail (printf "%s.replicaCount (%d) exceeds kafka.partitions (%d): replicas beyond the partition count sit idle" $name $count $partitions) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.gateway.autoscaling.enabled (gt (int $v.gateway.autoscaling.minReplicas) (int $v.gateway.autoscaling.maxReplicas)) -}}
@@ -371,3 +372,26 @@ by NOTES.txt and every Deployment so `helm template` fails too.
     {{- toYaml . | nindent 4 }}
 {{- end }}
 {{- end }}
+
+{{- /*
+A Deployment's replica count, when no autoscaler owns it: <component>.replicaCount
+when set (the chart owns the count: every upgrade applies it); otherwise the live
+Deployment's spec.replicas (kubectl owns it: a `kubectl scale` lasts across
+upgrades), or replicaCountOnInstall when there is none yet. `helm template` and
+client-side dry runs cannot look objects up and render replicaCountOnInstall.
+*/}}
+{{- define "orderflow.replicas" -}}
+{{- $root := .root -}}
+{{- $svc := index $root.Values .component -}}
+{{- if not (kindIs "invalid" $svc.replicaCount) -}}
+{{- $svc.replicaCount | int -}}
+{{- else -}}
+{{- $name := printf "%s-%s" (include "orderflow.fullname" $root) .component -}}
+{{- $live := lookup "apps/v1" "Deployment" $root.Release.Namespace $name -}}
+{{- if and $live $live.spec (hasKey $live.spec "replicas") -}}
+{{- $live.spec.replicas | int -}}
+{{- else -}}
+{{- $root.Values.replicaCountOnInstall | int -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Sourced by the chart and cluster tiers: the pinned tool versions, where they
+# are cached, how they are installed (helm and kube-score with `go install`
+# from the Go module proxy, kubernetes-validate from PyPI in a venv), and the
+# ok / not_ok / check helpers that count results.
+
+HELM_VERSION=v3.21.4
+# The Kubernetes minor of client-go in that Helm release (what Helm's own build
+# sets as the default capabilities and the API-deprecation lint baseline).
+HELM_KUBE_MINOR=36
+KUBE_SCORE_VERSION=v1.20.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+
+CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
+TOOLS="$CACHE/tools"
+HELM="$TOOLS/helm-$HELM_VERSION"
+KUBE_SCORE="$TOOLS/kube-score-$KUBE_SCORE_VERSION"
+VENV="$TOOLS/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
+PY="$VENV/bin/python"
+
+started=$SECONDS
+passed=0
+failed=0
+failures=()
+ok() { passed=$((passed + 1)); echo "  ok    $1"; }
+not_ok() { failed=$((failed + 1)); failures+=("$1"); echo "  FAIL  $1"; }
+# check NAME COMMAND...: runs COMMAND, shows its output only when it fails.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; echo "$out" | sed 's/^/        /'; fi
+}
+
+# --- Tools -------------------------------------------------------------------
+
+go_install() { # OUT PACKAGE@VERSION LDFLAGS
+  local out=$1 pkg=$2 ldflags=$3 gobin
+  [ -x "$out" ] && return 0
+  if ! command -v go >/dev/null 2>&1; then
+    echo "chart-tools: building $(basename "$out") needs Go (https://go.dev/dl); 'go' is not on PATH" >&2
+    exit 1
+  fi
+  echo "installing $(basename "$out") into $TOOLS (once; go install $pkg)"
+  mkdir -p "$TOOLS"
+  gobin=$(mktemp -d "$TOOLS/.gobin.XXXXXX")
+  if ! CGO_ENABLED=0 GOBIN="$gobin" go install -ldflags "$ldflags" "$pkg"; then
+    rm -rf "$gobin"
+    echo "chart-tools: go install $pkg failed" >&2
+    exit 1
+  fi
+  mv "$gobin"/* "$out"
+  rm -rf "$gobin"
+}
+
+install_tools() {
+  mkdir -p "$TOOLS"
+  local kv_major=1
+  go_install "$HELM" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
+    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_KUBE_MINOR \
+     -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
+  go_install "$KUBE_SCORE" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
+    "-s -w -X main.version=$KUBE_SCORE_VERSION"
+  # A venv is tied to its path, so it is built in place; the stamp marks it complete.
+  if [ ! -f "$VENV/.complete" ]; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV (once)"
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV"; then
+      echo "chart-tools: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+      exit 1
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    touch "$VENV/.complete"
+  fi
+}
+
