@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-chart test-system chaos build lint fmt bench bench-system mutants deps clean
+.PHONY: dev test test-unit test-observability test-chart test-cluster test-containers test-system images chaos build lint fmt bench bench-system mutants deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -15,9 +15,10 @@ build: deps
 dev: build
 	$(CARGO) run -q --bin orderflow -- dev $(DEV_ARGS)
 
-## Every tier: unit and component tests on the embedded broker, then the
-## system tier on real Kafka and PostgreSQL (started and stopped here).
-test: test-unit test-observability test-chart test-system
+## Every tier: unit and component tests on the embedded broker, the chart
+## offline and in a real Kubernetes API server, then the system tier on real
+## Kafka and PostgreSQL (all started and stopped here).
+test: test-unit test-observability test-chart test-cluster test-containers test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite).
 test-unit: deps
@@ -32,6 +33,22 @@ test-observability:
 ## schemas, kube-score, and the values schema's replica cap.
 test-chart:
 	tools/scripts/chart-tests.sh
+
+## The chart installed into a real Kubernetes API server (etcd, kube-apiserver,
+## kube-controller-manager built once from their Go modules; no kubelet):
+## hooks, Pod Security both ways, kubectl scale across upgrades, uninstall.
+test-cluster:
+	tools/scripts/cluster-tests.sh
+
+## The seven container images without Docker: podman, a Debian base made by
+## mmdebstrap, the release binaries (docker/Dockerfile's runtime stage).
+images: deps
+	tools/scripts/images.sh
+
+## Every service from its image in podman (non-root, read-only, no
+## capabilities) on the embedded broker: /readyz and the four outcomes.
+test-containers: deps
+	tools/scripts/container-tests.sh
 
 ## Real Apache Kafka and PostgreSQL, services as separate processes.
 test-system: deps

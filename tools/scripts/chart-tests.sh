@@ -453,9 +453,13 @@ FIRST_ORDER=(
 notes_check "NOTES (defaults): port-forward, first order, Jaeger, kubectl scale" "${FIRST_ORDER[@]}" \
   "kubectl -n orderflow port-forward svc/orderflow-gateway 8080:8080" \
   "kubectl -n observability port-forward svc/jaeger 16686:16686" --
-notes_check "NOTES (local): the Ingress URL, first order, Jaeger URL, kubectl scale" "${FIRST_ORDER[@]}" \
+notes_check "NOTES (local): the Ingress URL, first order, Jaeger URL, kubectl scale, who owns the count" "${FIRST_ORDER[@]}" \
   "GATEWAY=http://orderflow.localhost:8080" "Open Jaeger at http://jaeger.localhost:8080" \
-  "OPERATOR=\$(token ops); CUSTOMER=\$(token c-42)" -- -f deploy/values/local.yaml
+  "OPERATOR=\$(token ops); CUSTOMER=\$(token c-42)" \
+  "inventory: kubectl; upgrades keep the live count (now 1)." -- -f deploy/values/local.yaml
+notes_check "NOTES (replicaCount set): the chart owns that count" \
+  "inventory: the chart (inventory.replicaCount=3); every upgrade sets it again." \
+  "order: kubectl; upgrades keep the live count (now 2)." -- --set inventory.replicaCount=3
 notes_check "NOTES (managed): HTTPS Ingress, autoscaler notes" "${FIRST_ORDER[@]}" \
   "GATEWAY=https://api.orderflow.example.com" "inventory is autoscaled by KEDA" -- -f deploy/values/managed.yaml
 

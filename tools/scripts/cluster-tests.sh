@@ -259,6 +259,8 @@ debug_logs() { k -n "$NS" get configmap -l "app.kubernetes.io/instance=$RELEASE"
 check "the changed value reached the ConfigMap" debug_logs
 check "inventory still has 3 replicas (replicaCount unset: kubectl owns the count)" spec_replicas_are inventory 3
 check "the others kept theirs (order: 1)" spec_replicas_are order 1
+notes_say_kubectl() { helm get notes "$RELEASE" -n "$NS" | grep -qF "inventory: kubectl; upgrades keep the live count (now 3)."; }
+check "the release's NOTES say kubectl owns inventory's count, now 3" notes_say_kubectl
 check "helm upgrade --set inventory.replicaCount=2" \
   helm upgrade "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --set inventory.replicaCount=2
 check "inventory has 2 replicas (replicaCount set: the chart owns the count)" spec_replicas_are inventory 2

@@ -145,12 +145,20 @@ pub async fn apply(
         .map_err(|e| RuntimeError::Topics(e.to_string()))?;
     let mut report = ApplyReport::default();
     let mut existing = Vec::new();
+    let mut refused = Vec::new();
     for result in results {
         match result {
             Ok(name) => report.created.push(name),
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(name),
-            Err((name, code)) => return Err(RuntimeError::Topics(format!("{name}: {code}"))),
+            Err((name, code)) => refused.push((name, code)),
         }
+    }
+    if !refused.is_empty() {
+        return Err(RuntimeError::Topics(creation_failure(
+            &refused,
+            &report.created,
+            replication,
+        )));
     }
     if existing.is_empty() {
         return Ok(report);
@@ -173,6 +181,57 @@ pub async fn apply(
         report.weaker.extend(weaker_settings(name, spec, actual));
     }
     Ok(report)
+}
+
+/// Why the broker refused to create topics, in words that say what to do:
+/// the permission the principal lacks, the replication factor the cluster
+/// cannot hold, or the cluster's policy. Every refused topic is named; what
+/// was created meanwhile stays (a rerun creates only the rest).
+fn creation_failure(
+    refused: &[(String, RDKafkaErrorCode)],
+    created: &[String],
+    replication: i32,
+) -> String {
+    let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
+    let (_, code) = &refused[0];
+    let why = match code {
+        RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+            "the Kafka principal may not create topics: grant it the CREATE permission on the \
+             cluster or on these topic names (for example `kafka-acls.sh --add --allow-principal \
+             User:<principal> --operation Create --operation DescribeConfigs --topic <name>`, or \
+             a Strimzi KafkaUser ACL), or have an administrator create them \
+             (`orderflow topics list` prints them) and set hooks.topics.enabled=false"
+                .to_string()
+        }
+        RDKafkaErrorCode::InvalidReplicationFactor => format!(
+            "the cluster has fewer brokers than the replication factor {replication}: \
+             lower kafka.replicationFactor (--replication-factor) or add brokers"
+        ),
+        RDKafkaErrorCode::PolicyViolation => {
+            "the cluster's create-topic policy refused them: check its rules against \
+             `orderflow topics list` (partitions, retention, cleanup policy)"
+                .to_string()
+        }
+        other => format!("the broker answered {other}"),
+    };
+    let others: Vec<String> = refused
+        .iter()
+        .filter(|(_, c)| c != code)
+        .map(|(n, c)| format!("{n}: {c}"))
+        .collect();
+    let mut message = format!(
+        "{} topics refused ({}): {why}",
+        refused.len(),
+        names.join(", ")
+    );
+    if !others.is_empty() {
+        message.push_str(&format!("; also {}", others.join(", ")));
+    }
+    if !created.is_empty() {
+        message.push_str(&format!(" ({} created meanwhile)", created.len()));
+    }
+    message
 }
 
 /// The settings of an existing topic that are weaker than `spec`'s:
@@ -203,6 +262,40 @@ fn weaker_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_topic_names_the_permission_it_needs() {
+        let refused = [
+            (
+                "orders".to_string(),
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+            ),
+            (
+                "payments".to_string(),
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+            ),
+            ("shipments".to_string(), RDKafkaErrorCode::PolicyViolation),
+        ];
+        let message = creation_failure(&refused, &["inventory".to_string()], 3);
+        assert!(
+            message.starts_with("3 topics refused (orders, payments, shipments): the Kafka principal may not create topics: grant it the CREATE permission"),
+            "{message}"
+        );
+        assert!(message.contains("--operation Create"), "{message}");
+        assert!(message.contains("hooks.topics.enabled=false"), "{message}");
+        assert!(message.contains("; also shipments: "), "{message}");
+        assert!(message.ends_with("(1 created meanwhile)"), "{message}");
+
+        let replication = [(
+            "orders".to_string(),
+            RDKafkaErrorCode::InvalidReplicationFactor,
+        )];
+        let message = creation_failure(&replication, &[], 3);
+        assert_eq!(
+            message,
+            "1 topics refused (orders): the cluster has fewer brokers than the replication factor 3: lower kafka.replicationFactor (--replication-factor) or add brokers"
+        );
+    }
 
     #[test]
     fn every_service_has_a_topic_per_retry_tier_and_a_dead_letter_topic() {

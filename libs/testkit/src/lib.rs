@@ -14,6 +14,7 @@ pub mod cli;
 pub mod harness;
 mod idle;
 mod kafka;
+pub mod launch;
 pub mod metrics;
 pub mod otlp;
 mod stack;

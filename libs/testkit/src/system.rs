@@ -20,6 +20,7 @@ use rdkafka::producer::DefaultProducerContext;
 
 use crate::api::Api;
 use crate::kafka::KafkaProbe;
+pub use crate::launch::Launch;
 
 /// How many processes of each consuming service to run.
 #[derive(Debug, Clone)]
@@ -62,6 +63,11 @@ pub struct ProcessStack {
     logs: tempfile::TempDir,
     /// Added to every process's environment.
     extra_env: Vec<(String, String)>,
+    /// Binaries or containers.
+    launch: Launch,
+    /// `stop` ran and every process exited cleanly; otherwise the logs are
+    /// kept for whoever reads the failure.
+    stopped_cleanly: bool,
     /// The embedded broker, when there is one; dropped after the processes.
     _cluster: Option<MockCluster<'static, DefaultProducerContext>>,
 }
@@ -143,19 +149,24 @@ impl ProcessStack {
         orderflow_runtime::topics::apply(&topics, 1, None)
             .await
             .context("creating topics")?;
-        Self::launch(replicas, bootstrap, None, &[]).await
+        Self::launch(replicas, bootstrap, None, &[], Launch::Binaries).await
     }
 
     /// On an embedded broker (librdkafka's mock cluster, hosted by the test
     /// process) and SQLite, as `orderflow dev` runs: the processes are as in a
     /// cluster, with nothing to install. `env` is added to every process's.
     pub async fn start_embedded(env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_embedded_as(env, Launch::Binaries).await
+    }
+
+    /// The same, each process run as `launch` says (in its container, say).
+    pub async fn start_embedded_as(env: &[(&str, &str)], launch: Launch) -> Result<Self> {
         let cluster = MockCluster::new(1).context("mock cluster")?;
         for topic in orderflow_runtime::topics::layout(12, &test_tiers().retry_tiers()) {
             cluster.create_topic(&topic.name, topic.partitions, 1)?;
         }
         let bootstrap = cluster.bootstrap_servers();
-        Self::launch(Replicas::one_each(), bootstrap, Some(cluster), env).await
+        Self::launch(Replicas::one_each(), bootstrap, Some(cluster), env, launch).await
     }
 
     async fn launch(
@@ -163,6 +174,7 @@ impl ProcessStack {
         bootstrap: String,
         cluster: Option<MockCluster<'static, DefaultProducerContext>>,
         extra_env: &[(&str, &str)],
+        launch: Launch,
     ) -> Result<Self> {
         crate::init_test_logging();
         // target/<profile>/deps/<test binary> → target/<profile>
@@ -180,7 +192,7 @@ impl ProcessStack {
             "notification",
         ] {
             let path = bin_dir.join(format!("orderflow-{name}"));
-            if !path.exists() {
+            if matches!(launch, Launch::Binaries) && !path.exists() {
                 bail!(
                     "{} is missing: run `cargo build --bins` first",
                     path.display()
@@ -188,6 +200,11 @@ impl ProcessStack {
             }
         }
         let logs = tempfile::tempdir()?;
+        // A container's user (65532) writes its SQLite database here.
+        std::fs::set_permissions(
+            logs.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
 
         let registry = shared_registry().to_string();
 
@@ -277,6 +294,8 @@ impl ProcessStack {
             processes,
             logs,
             extra_env,
+            launch,
+            stopped_cleanly: false,
             _cluster: cluster,
         };
         for i in 0..stack.processes.len() {
@@ -290,13 +309,20 @@ impl ProcessStack {
     fn spawn(&self, i: usize) -> Result<()> {
         let p = &self.processes[i];
         let log = OpenOptions::new().create(true).append(true).open(&p.log)?;
-        let child = Command::new(self.bin_dir.join(format!("orderflow-{}", p.service)))
-            .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        let mut env = p.env.clone();
+        env.extend(self.extra_env.iter().cloned());
+        env.push((
+            "RUST_LOG".into(),
+            "info,librdkafka=warn,rdkafka=warn".into(),
+        ));
+        // A container left from a killed run of this process.
+        self.launch.remove(p.service, p.replica);
+        let child = self
+            .launch
+            .command(&self.bin_dir, p.service, p.replica, &env, self.logs.path())
             // The test's own settings are not the services'.
             .env_remove("ORDERFLOW_SYSTEM_KAFKA")
             .env_remove("ORDERFLOW_TEST_DATABASE")
-            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -501,20 +527,33 @@ impl ProcessStack {
             }
         }
         if !failures.is_empty() {
-            bail!("unclean shutdown: {failures:?}");
+            bail!(
+                "unclean shutdown: {failures:?} (the processes' logs are kept in {})",
+                self.logs.path().display()
+            );
         }
+        self.stopped_cleanly = true;
         Ok(())
     }
 }
 
 impl Drop for ProcessStack {
-    /// A failing test must not leave processes behind.
+    /// A failing test must not leave processes behind; it leaves their logs.
     fn drop(&mut self) {
+        if !self.stopped_cleanly {
+            self.logs.disable_cleanup(true);
+            eprintln!(
+                "the stack did not stop cleanly: its processes' logs are kept in {}",
+                self.logs.path().display()
+            );
+        }
         for p in &mut self.processes {
             if let Some(child) = p.child.get_mut().ok().and_then(|c| c.as_mut()) {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+            // Killing `podman run` does not stop its container.
+            self.launch.remove(p.service, p.replica);
         }
     }
 }

@@ -118,3 +118,51 @@ async fn a_v1_consumer_keeps_processing_v2_events() -> anyhow::Result<()> {
     }
     stack.stop().await
 }
+
+/// The schemas hook (`orderflow schemas register`, the chart's pre-upgrade Job)
+/// run by hand against a registry whose PaymentProcessed history the build's
+/// schema cannot read: it fails, and its output names the subject and the
+/// registry's reason (what an operator reads in `kubectl logs job/…-schemas`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schemas_hook_names_an_incompatible_schema() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, orderflow_registry::Registry::new().router()).await;
+    });
+    // An earlier PaymentProcessed without payment_id: the build's schema (where
+    // it has no default) cannot read events written with it.
+    let subject = Codec::subject(EventType::PaymentProcessed);
+    let mut earlier: Value = serde_json::from_str(EventType::PaymentProcessed.schema_json())?;
+    earlier["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "payment_id");
+    HttpSchemaRegistry::new(&url)
+        .register(&subject, &earlier.to_string())
+        .await?;
+
+    let out = tokio::process::Command::new(orderflow_testkit::cli::binary("orderflow")?)
+        .args(["schemas", "register", "--registry-url", &url])
+        .env_remove("ORDERFLOW_SCHEMA_REGISTRY_BASIC_AUTH")
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{subject}: schema registry rejected"))
+            && err.contains("HTTP 409")
+            && err.contains("incompatible"),
+        "{err}"
+    );
+    // The subjects before it in the build's order were registered; the
+    // refused one still holds only the earlier version.
+    let versions: Vec<i64> = reqwest::get(format!("{url}/subjects/{subject}/versions"))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(versions, [1], "nothing registered over the refusal");
+    server.abort();
+    Ok(())
+}
