@@ -342,18 +342,20 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
     let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
     drain(shared, &assigned, timeout);
     let settling = Instant::now();
-    while member {
-        let commits = shared
-            .scheduler
-            .lock()
-            .expect("scheduler lock")
-            .final_commits(&assigned);
-        if commit(&consumer, &commits, CommitMode::Sync)
-            || settling.elapsed() > Duration::from_secs(10)
-        {
-            break;
+    if member {
+        loop {
+            let commits = shared
+                .scheduler
+                .lock()
+                .expect("scheduler lock")
+                .final_commits(&assigned);
+            if commit(&consumer, &commits, CommitMode::Sync)
+                || settling.elapsed() > Duration::from_secs(10)
+            {
+                break;
+            }
+            let _ = consumer.poll(Duration::from_millis(100));
         }
-        let _ = consumer.poll(Duration::from_millis(100));
     }
     consumer.unsubscribe();
     let leaving = Instant::now();
