@@ -7,7 +7,10 @@
 #   (e) peak RSS of the whole stack;
 #   (f) the order read model rebuilt from the log, seconds per 10,000 orders;
 #   (g) dead letters replayed per second;
-# and the ratio of (b) to (a). Prints the figures; asserts nothing.
+# and the ratio of (b) to (a); on the system stack also what one order of (b)
+# costs: records and bytes written to and read from Kafka, PostgreSQL commits
+# and WAL syncs (tools/scripts/saga-volume.py; the chart's sizing guide uses
+# them). Prints the figures; asserts nothing.
 #
 #   tools/scripts/bench.sh           the dev stack: embedded broker, SQLite (make bench)
 #   tools/scripts/bench.sh system    Kafka and PostgreSQL, started and stopped here (make bench-system)
@@ -35,13 +38,17 @@ cleanup() {
     tools/scripts/kafka.sh stop || true
     tools/scripts/postgres.sh stop || true
   fi
-  rm -rf "$data" "$log" "$rss_log"
+  rm -rf "$data" "$data-kafka" "$log" "$rss_log"
 }
 trap cleanup EXIT
 
 dev_args=(--port "$PORT" --data-dir "$data")
 if [ "$MODE" = system ]; then
   export KAFKA_PORT=${KAFKA_PORT:-19092} PG_PORT=${PG_PORT:-15432}
+  # Its own data folder, so the per-order volume reads this run's logs only
+  # (not under $data: `orderflow dev` empties that at start).
+  export KAFKA_DATA="$data-kafka"
+  pg_url="postgres://orderflow:orderflow@127.0.0.1:$PG_PORT"
   KAFKA_CLEAN=1 tools/scripts/kafka.sh start
   # Durable PostgreSQL, as a production server runs it (the test tier turns fsync off).
   PG_CLEAN=1 PG_DURABLE=1 tools/scripts/postgres.sh start
@@ -94,10 +101,35 @@ chain_out=$("$bin/orderflow" bench-chain --bootstrap-servers "$bootstrap" --hops
 echo "$chain_out" | grep -v '^RESULT'
 chain=$(echo "$chain_out" | result chain_msgs_per_s)
 
+volume() { sleep 2; tools/scripts/saga-volume.py snapshot "$KAFKA_DATA/logs" "$pg_url"; }
+# CPU seconds (user + system) each component's processes have used so far.
+SERVICES="gateway order inventory payment shipping notification"
+cpu() {
+  local s pid ticks hz
+  hz=$(getconf CLK_TCK)
+  for s in $SERVICES; do
+    ticks=0
+    for pid in $(pgrep -f "$bin/orderflow-$s\$" || true); do
+      ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$s $ticks $hz"
+  done
+}
 echo "== (b) burst: $BURST orders, 128 in flight"
+[ "$MODE" = system ] && volume >"$data/before.json"
+cpu >"$data/cpu-before"
 burst_out=$("$bin/orderflow" load --gateway "$gateway" --orders "$BURST" --concurrency 128)
+cpu >"$data/cpu-after"
+cpu_per_order=$(paste "$data/cpu-before" "$data/cpu-after" |
+  awk -v n="$BURST" '{ ms = ($5 - $2) * 1000 / $3 / n; total += ms; printf "%s %.2f, ", $1, ms } END { printf "total %.2f", total }')
 echo "$burst_out" | grep -v '^RESULT'
 burst=$(echo "$burst_out" | result orders_per_s)
+volume_out=""
+if [ "$MODE" = system ]; then
+  volume >"$data/after.json"
+  volume_out=$(tools/scripts/saga-volume.py per-order "$data/before.json" "$data/after.json" "$BURST")
+  echo "$volume_out" | grep -v '^RESULT'
+fi
 
 rate=$(awk -v b="$burst" 'BEGIN { printf "%d", b / 2 }')
 open_orders=$((rate * 20))
@@ -144,4 +176,11 @@ printf '%-58s %s\n' "(d) burst with ${LATENCY_MS} ms provider latency" "$slow or
 printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
 printf '%-58s %s\n' "(f) order read model rebuilt from the log" "$per_10k s per 10,000 orders"
 printf '%-58s %s\n' "(g) dead letters replayed" "$replays per second"
+printf '%-58s %s\n' "CPU per order of (b), ms" "$cpu_per_order"
+if [ -n "$volume_out" ]; then
+  printf '%-58s %s\n' "per order: Kafka records, bytes in / out" \
+    "$(echo "$volume_out" | result records_per_order), $(echo "$volume_out" | result bytes_in_per_order) B / $(echo "$volume_out" | result bytes_out_per_order) B"
+  printf '%-58s %s\n' "per order: PostgreSQL commits, WAL syncs" \
+    "$(echo "$volume_out" | result commits_per_order), $(echo "$volume_out" | result wal_syncs_per_order)"
+fi
 printf '%-58s %s\n' "saga / raw chain" "$(awk -v s="$burst" -v c="$chain" 'BEGIN { printf "%.4f", s / c }')"

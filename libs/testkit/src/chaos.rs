@@ -343,8 +343,16 @@ async fn place_orders(
                         "DE",
                     ),
                 };
-                let body =
-                    crate::order_body(&format!("c-chaos-{}", i % 100), sku, 1, token, country);
+                // A hundred orders per customer at most: the notification API
+                // lists a customer's newest 500, and the check reads them there.
+                let customers = (config.orders / 100).max(100);
+                let body = crate::order_body(
+                    &format!("c-chaos-{}", i % customers),
+                    sku,
+                    1,
+                    token,
+                    country,
+                );
                 let key = format!("chaos-{run}-{i}");
                 let deadline = Instant::now() + Duration::from_secs(120);
                 loop {

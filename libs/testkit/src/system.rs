@@ -22,6 +22,16 @@ use crate::api::Api;
 use crate::kafka::KafkaProbe;
 pub use crate::launch::Launch;
 
+/// Every process a stack runs: the gateway and the five services.
+pub const COMPONENTS: [&str; 6] = [
+    "gateway",
+    "order",
+    "inventory",
+    "payment",
+    "shipping",
+    "notification",
+];
+
 /// How many processes of each consuming service to run.
 #[derive(Debug, Clone)]
 pub struct Replicas(pub BTreeMap<&'static str, usize>);
@@ -183,14 +193,7 @@ impl ProcessStack {
             .and_then(|p| p.parent())
             .context("target folder")?
             .to_path_buf();
-        for name in [
-            "gateway",
-            "order",
-            "inventory",
-            "payment",
-            "shipping",
-            "notification",
-        ] {
+        for name in COMPONENTS {
             let path = bin_dir.join(format!("orderflow-{name}"));
             if matches!(launch, Launch::Binaries) && !path.exists() {
                 bail!(

@@ -7,7 +7,7 @@
 
 use anyhow::{ensure, Context, Result};
 use orderflow_testkit::check_four_outcomes;
-use orderflow_testkit::system::{Launch, ProcessStack};
+use orderflow_testkit::system::{Launch, ProcessStack, COMPONENTS};
 
 /// What the kernel says about a container's main process.
 fn process_of(launch: &Launch, service: &str) -> Result<(String, String)> {
@@ -38,14 +38,7 @@ async fn every_service_runs_in_its_container_and_the_saga_ends_four_ways() -> Re
     let launch = Launch::containers_from_env()?;
     // start_embedded_as waits for every container's /readyz.
     let stack = ProcessStack::start_embedded_as(&[], launch.clone()).await?;
-    for service in [
-        "gateway",
-        "order",
-        "inventory",
-        "payment",
-        "shipping",
-        "notification",
-    ] {
+    for service in COMPONENTS {
         let (status, mounts) = process_of(&launch, service)?;
         let uids: Vec<&str> = field(&status, "Uid").split_whitespace().collect();
         ensure!(
