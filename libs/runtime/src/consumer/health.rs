@@ -46,23 +46,26 @@ struct State {
 }
 
 impl GroupHealth {
+    /// A new consumer is taken for a working member until the statistics
+    /// (every few seconds) say otherwise: what it commits before then is what
+    /// it finished, as without this check.
     pub fn new(now: Instant) -> Self {
         Self {
             state: Mutex::new(State {
-                coordinator: false,
+                coordinator: true,
                 coordinator_since: now,
-                member: false,
+                member: true,
                 since: now,
                 seen: (String::new(), String::new()),
             }),
         }
     }
 
-    /// A new consumer: not a member yet, counted from `now`.
+    /// A new consumer, as [`Self::new`].
     pub fn reset(&self, now: Instant) {
         let mut s = self.state.lock().expect("health lock");
-        (s.coordinator, s.coordinator_since) = (false, now);
-        (s.member, s.since) = (false, now);
+        (s.coordinator, s.coordinator_since) = (true, now);
+        (s.member, s.since) = (true, now);
     }
 
     /// What the statistics say: the group handler's state and join state.
@@ -120,8 +123,8 @@ mod tests {
     fn a_consumer_without_a_coordinator_for_30_s_is_stuck() {
         let t0 = Instant::now();
         let h = GroupHealth::new(t0);
-        assert!(!h.is_member(), "not a member before it joined");
-        assert_eq!(h.stuck(at(t0, 29)), None);
+        assert!(h.is_member(), "taken for a member until the statistics say");
+        assert_eq!(h.stuck(at(t0, 600)), None);
         h.observe("up", "steady", at(t0, 5));
         assert!(h.is_member());
         assert_eq!(h.stuck(at(t0, 600)), None, "a member");
@@ -158,9 +161,11 @@ mod tests {
             )
         );
         h.reset(at(t0, 311));
-        assert_eq!(h.stuck(at(t0, 340)), None, "a new consumer starts afresh");
+        assert!(h.is_member(), "a new consumer starts afresh");
+        h.observe("wait-coord", "init", at(t0, 316));
+        assert_eq!(h.stuck(at(t0, 345)), None);
         assert!(
-            h.stuck(at(t0, 341)).is_some(),
+            h.stuck(at(t0, 346)).is_some(),
             "and needs a coordinator within 30 s"
         );
     }
