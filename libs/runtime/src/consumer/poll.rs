@@ -236,7 +236,9 @@ fn drain(shared: &Shared, tps: &[Tp], timeout: Duration) {
     }
 }
 
-/// Commits; false when the broker refused (a rebalance in progress, say).
+/// Commits; false when it was refused at once (a rebalance in progress, say),
+/// and then the next round sends it again; a refusal that comes later from
+/// the broker reaches `commit_callback`.
 fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitMode) -> bool {
     if commits.is_empty() {
         return true;
@@ -258,6 +260,15 @@ fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitM
         Ok(()) => true,
         Err(e) => {
             tracing::debug!(error = %e, "offset commit failed; the next round sends it again");
+            let refused: Vec<(Tp, i64)> =
+                commits.iter().map(|c| (c.tp.clone(), c.offset)).collect();
+            consumer
+                .context()
+                .shared
+                .scheduler
+                .lock()
+                .expect("scheduler lock")
+                .commit_failed(&refused);
             false
         }
     }
@@ -316,17 +327,7 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
                 continue;
             }
             let commits = shared.scheduler.lock().expect("scheduler lock").commits();
-            if !commit(&consumer, &commits, CommitMode::Async) {
-                // Refused before it was sent; a refusal from the broker comes
-                // to commit_callback.
-                let refused: Vec<(Tp, i64)> =
-                    commits.iter().map(|c| (c.tp.clone(), c.offset)).collect();
-                shared
-                    .scheduler
-                    .lock()
-                    .expect("scheduler lock")
-                    .commit_failed(&refused);
-            }
+            commit(&consumer, &commits, CommitMode::Async);
         }
     }
     // Shutdown: nothing new starts and in-flight work finishes (for a
@@ -400,12 +401,8 @@ fn replace(shared: &Shared, consumer: BaseConsumer<Rebalancer>, why: &str) {
     tracing::error!(group = %shared.group, "the consumer is stuck ({why}); a new one replaces it");
     count_rebalance(shared, "replaced");
     let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
-    drain(shared, &assigned, Duration::ZERO);
-    shared
-        .scheduler
-        .lock()
-        .expect("scheduler lock")
-        .finish_revoke(&assigned);
+    // As lost: nothing is committed for them.
+    let _ = revoke(shared, &assigned, Duration::ZERO);
     // The old consumer's callbacks are ignored from here (Rebalancer::current).
     shared.generation.fetch_add(1, Ordering::SeqCst);
     close_within(consumer, Duration::from_secs(1));
