@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building orderflow needs beyond Rust: librdkafka is compiled
-# from source (cmake, a C/C++ compiler) and links OpenSSL and zlib. Does
-# nothing when everything is there; installs from Debian's packages otherwise.
+# Installs what building and testing orderflow needs beyond Rust and Go:
+# librdkafka is compiled from source (cmake, a C/C++ compiler) and links
+# OpenSSL and zlib; the tests parse OpenMetrics with Python's
+# prometheus_client and make a certificate with openssl. Does nothing when
+# everything is there; installs from Debian's packages otherwise.
 set -euo pipefail
 
 missing=()
@@ -12,6 +14,10 @@ command -v make >/dev/null || missing+=(make)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
+# The tests: the OpenMetrics parser the metrics test reads /metrics with, and
+# openssl's CLI for the SMTP test's certificate.
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null || missing+=(python3-prometheus-client)
+command -v openssl >/dev/null || missing+=(openssl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

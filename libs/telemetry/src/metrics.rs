@@ -362,19 +362,18 @@ impl SagaMetrics {
     }
 }
 
-/// `GET /metrics`.
+/// What prometheus-client writes: OpenMetrics 1.0 text (families named
+/// without `_total`, `# EOF` at the end), served as such so scrapers parse
+/// it with the OpenMetrics parser and keep every family's TYPE and HELP.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics`, in OpenMetrics ([`CONTENT_TYPE`]).
 pub fn metrics_route(metrics: Metrics) -> Router {
     Router::new()
         .route(
             "/metrics",
             get(|State(m): State<Metrics>| async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
+                ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.encode())
             }),
         )
         .with_state(metrics)

@@ -641,6 +641,31 @@ impl Prometheus {
         Ok(value)
     }
 
+    /// What the scrape of `job` told Prometheus about the family `metric`
+    /// (its metadata API): `(type, help)`, if anything.
+    pub async fn metadata(&self, job: &str, metric: &str) -> Result<Option<(String, String)>> {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/targets/metadata", self.url))
+            .query(&[
+                ("match_target", format!("{{job=\"{job}\"}}")),
+                ("metric", metric.to_string()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["data"][0].as_object().map(|m| {
+            let text = |k: &str| {
+                m.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (text("type"), text("help"))
+        }))
+    }
+
     /// Waits until `promql` yields `expected` (scrapes lag by a second or two).
     pub async fn wait_for(&self, promql: &str, expected: f64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use orderflow_testkit::metrics::{scrape, Scrape};
 use orderflow_testkit::{check_four_outcomes, Stack};
 
@@ -137,5 +137,137 @@ async fn the_metrics_count_what_happened() -> Result<()> {
         gateway.sum_where("orderflow_http_request_duration_seconds_count", &reads),
         read_count
     );
+    stack.stop().await
+}
+
+/// The families `/metrics` of `base` declares, as the OpenMetrics parser of
+/// Prometheus' Python client reads them (tools/scripts/openmetrics-check.py,
+/// Debian's python3-prometheus-client): name → (type, help). Fails unless
+/// the endpoint says it serves OpenMetrics and the body parses as such.
+async fn openmetrics_families(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<std::collections::BTreeMap<String, (String, String)>> {
+    use std::io::Write;
+    let response = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?;
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "{base}: the Content-Type names the format the body is in"
+    );
+    let body = response.bytes().await?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tools/scripts/openmetrics-check.py"
+    );
+    let mut parser = std::process::Command::new(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!("running {script} (needs Debian's python3-prometheus-client: make deps)")
+        })?;
+    parser.stdin.take().context("stdin")?.write_all(&body)?;
+    let out = parser.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{base}/metrics is not valid OpenMetrics: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let families: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(families
+        .as_object()
+        .context("families")?
+        .iter()
+        .map(|(name, f)| {
+            let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (name.clone(), (text("type"), text("help")))
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_metrics_endpoint_is_valid_openmetrics_with_types_and_help() -> Result<()> {
+    let stack = Stack::start().await?;
+    check_four_outcomes(&stack, stack.wait_idle()).await?;
+    let runtime = [
+        ("orderflow_events_consumed", "counter"),
+        ("orderflow_events_produced", "counter"),
+        ("orderflow_handler_duration_seconds", "histogram"),
+        ("orderflow_outbox_backlog", "gauge"),
+        ("orderflow_consumer_in_flight", "gauge"),
+    ];
+    let http = [
+        ("orderflow_http_requests", "counter"),
+        ("orderflow_http_request_duration_seconds", "histogram"),
+    ];
+    let expected: [(&str, Vec<(&str, &str)>); 6] = [
+        ("gateway", http.to_vec()),
+        (
+            "order",
+            [
+                runtime.as_slice(),
+                &http,
+                &[
+                    ("orderflow_orders_placed", "counter"),
+                    ("orderflow_saga_outcomes", "counter"),
+                    ("orderflow_saga_duration_seconds", "histogram"),
+                    ("orderflow_sagas_in_flight", "gauge"),
+                ],
+            ]
+            .concat(),
+        ),
+        ("inventory", [runtime.as_slice(), &http].concat()),
+        (
+            "payment",
+            [
+                runtime.as_slice(),
+                &[("orderflow_circuit_breaker_state", "gauge")],
+            ]
+            .concat(),
+        ),
+        ("shipping", runtime.to_vec()),
+        (
+            "notification",
+            [
+                runtime.as_slice(),
+                &[("orderflow_circuit_breaker_state", "gauge")],
+            ]
+            .concat(),
+        ),
+    ];
+    for (service, wanted) in expected {
+        let families = openmetrics_families(&stack.http, &stack.urls[service]).await?;
+        for (name, (kind, help)) in &families {
+            assert!(
+                !help.trim().is_empty(),
+                "{service}: {name} ({kind}) has no HELP"
+            );
+            assert!(
+                ["counter", "gauge", "histogram", "info"].contains(&kind.as_str()),
+                "{service}: {name} has type {kind}"
+            );
+        }
+        for (name, kind) in wanted {
+            assert_eq!(
+                families.get(name).map(|(k, _)| k.as_str()),
+                Some(kind),
+                "{service}: {name} should be a {kind}; it declares {families:#?}"
+            );
+        }
+        println!("{service}: {} families, valid OpenMetrics", families.len());
+    }
     stack.stop().await
 }

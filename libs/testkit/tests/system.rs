@@ -75,6 +75,36 @@ async fn the_four_outcomes_on_kafka_and_postgres() -> Result<()> {
     prometheus
         .wait_for("sum(orderflow_dead_letters_total) or vector(0)", 0.0)
         .await?;
+    // It parsed each endpoint as the OpenMetrics it is: every family kept
+    // its TYPE and HELP (counters under their family name, without _total).
+    for (job, metric, kind) in [
+        ("orderflow-order", "orderflow_orders_placed", "counter"),
+        ("orderflow-order", "orderflow_saga_outcomes", "counter"),
+        (
+            "orderflow-order",
+            "orderflow_saga_duration_seconds",
+            "histogram",
+        ),
+        (
+            "orderflow-inventory",
+            "orderflow_events_consumed",
+            "counter",
+        ),
+        ("orderflow-payment", "orderflow_events_produced", "counter"),
+        (
+            "orderflow-shipping",
+            "orderflow_handler_duration_seconds",
+            "histogram",
+        ),
+        ("orderflow-notification", "orderflow_consumer_lag", "gauge"),
+        ("orderflow-gateway", "orderflow_http_requests", "counter"),
+    ] {
+        let metadata = prometheus.metadata(job, metric).await?;
+        assert!(
+            metadata.as_ref().is_some_and(|(t, help)| t == kind && !help.is_empty()),
+            "Prometheus' metadata of {metric} from {job}: {metadata:?}, expected a {kind} with its HELP"
+        );
+    }
     stack.stop().await
 }
 
