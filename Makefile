@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev test test-unit test-observability test-chart test-cluster test-containers test-system images chaos build lint fmt bench bench-system mutants deps clean
+.PHONY: dev companions test test-unit test-observability test-chart test-cluster test-containers test-system images chaos build lint fmt bench bench-system mutants deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -12,18 +12,26 @@ build: deps
 	$(CARGO) build --bins
 
 ## Everything on this machine: embedded broker, schema registry, six services.
+## JAEGER=1 adds Jaeger (traces), MAIL=1 Mailpit (notifications by email).
+DEV_FLAGS = $(if $(filter 1,$(JAEGER)),--jaeger) $(if $(filter 1,$(MAIL)),--mail) $(DEV_ARGS)
 dev: build
-	$(CARGO) run -q --bin orderflow -- dev $(DEV_ARGS)
+	$(CARGO) run -q --bin orderflow -- dev $(DEV_FLAGS)
 
 ## Every tier: unit and component tests on the embedded broker, the chart
 ## offline and in a real Kubernetes API server, then the system tier on real
 ## Kafka and PostgreSQL (all started and stopped here).
 test: test-unit test-observability test-chart test-cluster test-containers test-system
 
-## Unit and component tests (the whole saga on the embedded broker and SQLite).
-test-unit: deps
+## Unit and component tests (the whole saga on the embedded broker and SQLite),
+## with a real Jaeger and Mailpit (built once from their Go modules).
+test-unit: deps companions
 	$(CARGO) build --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## Jaeger and Mailpit, built once into ~/.cache/orderflow/tools.
+companions:
+	tools/scripts/observability-tools.sh jaeger >/dev/null
+	tools/scripts/observability-tools.sh mailpit >/dev/null
 
 ## Alert rules (promtool unit tests) and the Grafana dashboard.
 test-observability:

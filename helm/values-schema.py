@@ -427,9 +427,23 @@ def schema():
         "notification": consumer(
             "notification",
             {
-                "channel": {"enum": ["log", "webhook"]},
+                "channel": {"enum": ["log", "webhook", "smtp"]},
                 "webhookUrl": {"type": "string", "pattern": "^(https?://.+)?$"},
                 "channelTimeoutMs": integer(minimum=1),
+                "smtp": obj(
+                    {
+                        "host": {"type": "string"},
+                        "port": integer(minimum=1, maximum=65535),
+                        "tls": {"enum": ["starttls", "tls", "none"]},
+                        "from": {"type": "string"},
+                        "username": {"type": "string"},
+                        "passwordSecret": obj(
+                            {"name": {"type": "string"}, "key": {"type": "string", "minLength": 1}},
+                            required=["name", "key"],
+                        ),
+                    },
+                    required=["host", "port", "tls", "from"],
+                ),
             },
         ),
         "replicaCountOnInstall": {
@@ -471,8 +485,8 @@ def schema():
                 "metricsFrom": OBJECT_LIST,
                 "extraIngressFrom": OBJECT_LIST,
                 "egress": obj(
-                    {name: EGRESS for name in ["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "oidc"]},
-                    required=["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "oidc"],
+                    {name: EGRESS for name in ["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "smtp", "oidc"]},
+                    required=["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "smtp", "oidc"],
                 ),
             },
             required=["enabled"],

@@ -376,6 +376,40 @@ then ok "one Kafka principal per component (and ops for the hook), registry cred
 else not_ok "per-component Kafka principals"
 fi
 
+# --- Email: the smtp channel's settings, its password from a Secret --------------
+expect_reject "channel smtp without a server is refused" \
+  "set notification.smtp.host and notification.smtp.from" --set notification.channel=smtp
+smtp=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" --set networkPolicy.enabled=true \
+  --set notification.channel=smtp --set notification.smtp.host=smtp.example.com \
+  --set 'notification.smtp.from=orderflow <orders@example.com>' --set notification.smtp.username=orderflow \
+  --set notification.smtp.passwordSecret.name=smtp-login)
+printf '%s\n' "$smtp" >"$WORK/smtp.yaml"
+if "$PY" - "$WORK/smtp.yaml" <<'PYEOF'
+import sys
+import yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+def one(kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+data = one("ConfigMap", "orderflow-notification")["data"]
+want = {"ORDERFLOW_CHANNEL": "smtp", "ORDERFLOW_SMTP_HOST": "smtp.example.com", "ORDERFLOW_SMTP_PORT": "587",
+        "ORDERFLOW_SMTP_TLS": "starttls", "ORDERFLOW_SMTP_FROM": "orderflow <orders@example.com>",
+        "ORDERFLOW_SMTP_USERNAME": "orderflow"}
+problems = [f"{k}={data.get(k)!r}" for k, v in want.items() if data.get(k) != v]
+problems += ["the password is in the ConfigMap"] if any("PASSWORD" in k for k in data) else []
+env = one("Deployment", "orderflow-notification")["spec"]["template"]["spec"]["containers"][0]["env"]
+password = [e for e in env if e["name"] == "ORDERFLOW_SMTP_PASSWORD"]
+if password != [{"name": "ORDERFLOW_SMTP_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "smtp-login", "key": "password"}}}]:
+    problems.append(f"password env {password}")
+egress = one("NetworkPolicy", "orderflow-notification")["spec"]["egress"]
+if not any({p["port"] for p in rule.get("ports", [])} == {587, 465, 25} for rule in egress):
+    problems.append("no egress to SMTP ports")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PYEOF
+then ok "channel smtp: server, TLS mode and sender in the ConfigMap, the password from its Secret, egress to SMTP"
+else not_ok "channel smtp settings"
+fi
+
 # --- PrometheusRule: only when files/prometheus-rules.yaml has groups ----------
 
 echo

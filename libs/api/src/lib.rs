@@ -8,8 +8,8 @@ mod validate;
 
 pub use client::{bearer_client, ClientError, GatewayClient};
 pub use validate::{
-    MAX_ID_LEN, MAX_LINES, MAX_POSTAL_CODE_LEN, MAX_QUANTITY, MAX_TEXT_LEN, MAX_UNITS_PER_ORDER,
-    MAX_UNIT_PRICE_MINOR,
+    email_error, MAX_EMAIL_LEN, MAX_ID_LEN, MAX_LINES, MAX_POSTAL_CODE_LEN, MAX_QUANTITY,
+    MAX_TEXT_LEN, MAX_UNITS_PER_ORDER, MAX_UNIT_PRICE_MINOR,
 };
 
 use orderflow_http::{Problem, ProblemType};
@@ -25,6 +25,11 @@ pub struct PlaceOrder {
     pub items: Vec<OrderLine>,
     pub payment: Payment,
     pub shipping_address: ShippingAddress,
+    /// Where the order's notifications go by email. A customer leaves it
+    /// out: it is the `email` claim of their token. An operator placing an
+    /// order for a customer may name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,36 @@ pub const MAX_POSTAL_CODE_LEN: usize = 16;
 /// below `i64::MAX`: a total can never overflow.
 pub const MAX_UNIT_PRICE_MINOR: i64 = 100_000_000;
 
+/// The longest email address (RFC 5321's path limit less its brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// What is wrong with `email` as the address notifications are mailed to, if
+/// anything: one `@` between a local part and a dotted domain, printable
+/// ASCII without spaces, brackets, quotes or separators (so it can be put in
+/// a mail header as it is), at most [`MAX_EMAIL_LEN`] characters.
+pub fn email_error(email: &str) -> Option<String> {
+    let shape = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    });
+    let plain = email
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !"<>()[],;:\"\\".contains(c));
+    let len = email.chars().count();
+    if len > MAX_EMAIL_LEN {
+        Some(format!(
+            "may have at most {MAX_EMAIL_LEN} characters, got {len}"
+        ))
+    } else if !(shape && plain) {
+        Some("must be an address like ada@example.com".to_string())
+    } else {
+        None
+    }
+}
+
 /// Pushes an error when `value` is empty or longer than `max` characters.
 fn bounded(errors: &mut Vec<String>, field: &str, value: &str, max: usize) {
     let len = value.chars().count();
@@ -99,6 +129,9 @@ impl PlaceOrder {
                 "shipping_address.country must be an ISO 3166-1 alpha-2 code like DE, got {:?}",
                 a.country.chars().take(8).collect::<String>()
             ));
+        }
+        if let Some(why) = self.customer_email.as_deref().and_then(email_error) {
+            errors.push(format!("customer_email {why}"));
         }
         if errors.is_empty() {
             Ok(())
@@ -367,5 +400,65 @@ mod tests {
         other.items[0].quantity = 3;
         assert_eq!(order().fingerprint(), order().fingerprint());
         assert_ne!(order().fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn an_email_address_is_one_at_between_a_local_part_and_a_dotted_domain() {
+        for good in ["ada@example.com", "a.b+orders@mail.example.co.uk", "x@y.z"] {
+            assert_eq!(email_error(good), None, "{good}");
+        }
+        let max = format!("{}@example.com", "a".repeat(MAX_EMAIL_LEN - 12));
+        assert_eq!(max.len(), MAX_EMAIL_LEN);
+        assert_eq!(email_error(&max), None, "exactly the longest");
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@.example.com",
+            "ada@example.com.",
+            "ada@b@example.com",
+            "ada lovelace@example.com",
+            "ada@example.com\r\nBcc: eve@example.com",
+            "Ada <ada@example.com>",
+            "ada,eve@example.com",
+            "ada;eve@example.com",
+            "\"ada\"@example.com",
+            "ada(x)@example.com",
+            "ada[x]@example.com",
+            "ada:x@example.com",
+            "ada\\x@example.com",
+            "adä@example.com",
+        ] {
+            assert_eq!(
+                email_error(bad).as_deref(),
+                Some("must be an address like ada@example.com"),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@example.com", "a".repeat(MAX_EMAIL_LEN - 11));
+        assert_eq!(
+            email_error(&long),
+            Some(format!(
+                "may have at most {MAX_EMAIL_LEN} characters, got {}",
+                MAX_EMAIL_LEN + 1
+            ))
+        );
+    }
+
+    #[test]
+    fn an_order_with_a_bad_email_is_refused_and_one_without_is_not() {
+        let mut o = order();
+        o.customer_email = None;
+        assert!(o.validate().is_ok());
+        o.customer_email = Some("ada@example.com".into());
+        assert!(o.validate().is_ok());
+        o.customer_email = Some("ada".into());
+        let detail = o.validate().unwrap_err().detail.unwrap();
+        assert!(
+            detail.contains("customer_email must be an address like ada@example.com"),
+            "{detail}"
+        );
     }
 }

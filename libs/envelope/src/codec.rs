@@ -308,6 +308,7 @@ mod tests {
                 payment_token: "tok_visa".into(),
                 shipping_address: address(),
                 placed_at: 1_700_000_000_123,
+                customer_email: Some("ada@example.com".into()),
             }
             .into(),
             EventType::OrderCompleted => OrderCompleted {

@@ -51,6 +51,10 @@ pub struct OrderCreated {
     pub shipping_address: Address,
     /// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
     pub placed_at: i64,
+    /// Where the customer's notifications go by email (schema v2; absent
+    /// from events written before it).
+    #[serde(default)]
+    pub customer_email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

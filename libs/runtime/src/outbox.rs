@@ -297,19 +297,20 @@ impl OutboxRelay {
 
     /// Sends every row, all in flight together, then deletes the ones the
     /// broker acknowledged and backs off (or parks) the others. Each message
-    /// gets a producer span, child of the span that wrote the event; its
-    /// context replaces the stored `traceparent`, so the consumer's span
-    /// becomes its child.
+    /// gets a `send` span (send to acknowledgement), child of the event's
+    /// creation span, whose context the message keeps: consumers hang off
+    /// the creation span too (orderflow_telemetry::trace).
     async fn publish(&self, rows: Vec<OutboxRow>) -> Result<(), sqlx::Error> {
         let mut deliveries = Vec::with_capacity(rows.len());
         let mut spans = Vec::with_capacity(rows.len());
         for row in &rows {
             let span = tracing::info_span!(
-                "publish",
-                otel.name = %format!("{} publish", row.topic),
-                otel.kind = "producer",
+                "send",
+                otel.name = %format!("{} send", row.topic),
+                otel.kind = "client",
                 messaging.system = "kafka",
-                messaging.operation.type = "publish",
+                messaging.operation.type = "send",
+                messaging.operation.name = "send",
                 messaging.destination.name = %row.topic,
                 messaging.kafka.message.key = %row.key,
                 messaging.message.id = %row.id,
@@ -322,10 +323,9 @@ impl OutboxRelay {
                 row.header("traceparent"),
                 row.header("tracestate"),
             );
-            let headers = row.headers_with_context(orderflow_telemetry::trace::context_of(&span));
             match self
                 .producer
-                .send(&row.topic, row.key.as_bytes(), &headers, &row.payload)
+                .send(&row.topic, row.key.as_bytes(), &row.headers, &row.payload)
                 .await
             {
                 Ok(delivery) => deliveries.push(Ok(delivery)),
@@ -437,28 +437,6 @@ impl OutboxRow {
             .iter()
             .find(|(k, _)| k == name)
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
-    }
-
-    /// The stored headers with the publish span's trace context in place of
-    /// the writer's (kept when tracing is off).
-    fn headers_with_context(
-        &self,
-        context: Option<(String, Option<String>)>,
-    ) -> Vec<(String, Vec<u8>)> {
-        let Some((traceparent, tracestate)) = context else {
-            return self.headers.clone();
-        };
-        let mut headers: Vec<(String, Vec<u8>)> = self
-            .headers
-            .iter()
-            .filter(|(k, _)| k != "traceparent" && k != "tracestate")
-            .cloned()
-            .collect();
-        headers.push(("traceparent".into(), traceparent.into_bytes()));
-        if let Some(state) = tracestate {
-            headers.push(("tracestate".into(), state.into_bytes()));
-        }
-        headers
     }
 
     /// The event's short name, from its `ce_type` header.

@@ -185,9 +185,13 @@ impl Runtime {
             Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
             None => CloudEventHeaders::new(self.service, ce_type, event.order_id()),
         };
-        // The span that wrote the event (the handler's consume span, or an HTTP
-        // request's) is the parent of the relay's publish span.
-        if let Some((traceparent, tracestate)) = orderflow_telemetry::trace::current_context() {
+        // The event's creation context (a `create` span under the span that
+        // writes it: the handler's process span, or an HTTP request's) is
+        // the parent of the relay's send span and of every consumer's.
+        let topic = event.event_type().topic().name();
+        if let Some((traceparent, tracestate)) =
+            orderflow_telemetry::trace::message_created(topic, &headers.id, event.order_id())
+        {
             headers.traceparent = Some(traceparent);
             headers.tracestate = tracestate;
         }

@@ -5,11 +5,27 @@
 //!
 //! Context travels as W3C `traceparent`/`tracestate`: in HTTP headers, and in
 //! the Kafka headers of every event, so one order's saga is one trace.
+//!
+//! A hop over Kafka reads as the messaging conventions of OpenTelemetry
+//! draw it: the span that writes an event gets a `{topic} create` producer
+//! span of a microsecond at that instant — the event's creation context, the
+//! one its headers carry — and both the relay's `{topic} send` span and every
+//! consumer's `{topic} process` span are its children. Those children start
+//! later and outlast it, as asynchronous work does; a parent that short
+//! is what lets Jaeger's clock-skew adjuster accept them (it only checks
+//! that a child longer than its parent does not start before it), where a
+//! child that merely ends after its parent is taken for clock skew and
+//! flagged on every hop.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, TraceContextExt, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
@@ -91,6 +107,7 @@ pub fn init(binary: &str) -> Telemetry {
         }
     };
     let tracer = provider.tracer("orderflow");
+    let _ = TRACER.set(tracer.clone());
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(filter());
@@ -98,6 +115,45 @@ pub fn init(binary: &str) -> Telemetry {
     Telemetry {
         provider: Some(provider),
     }
+}
+
+/// The tracer of the first [`init`] that exported, for spans made without
+/// `tracing` (a creation span's timestamps are set, not measured).
+static TRACER: OnceLock<opentelemetry_sdk::trace::Tracer> = OnceLock::new();
+
+/// The creation context of an event written now by the current span, for its
+/// headers: a `{topic} create` producer span of one microsecond (Jaeger
+/// takes a span of zero length for a broken one), child of the current span.
+/// `None` when the current span is not traced.
+pub fn message_created(
+    topic: &str,
+    message_id: &str,
+    order_id: &str,
+) -> Option<(String, Option<String>)> {
+    let parent = tracing::Span::current().context();
+    if !parent.span().span_context().is_valid() {
+        return None;
+    }
+    let Some(tracer) = TRACER.get() else {
+        return current_context();
+    };
+    let now = SystemTime::now();
+    let mut span = tracer
+        .span_builder(format!("{topic} create"))
+        .with_kind(SpanKind::Producer)
+        .with_start_time(now)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.type", "create"),
+            KeyValue::new("messaging.operation.name", "create"),
+            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.message.id", message_id.to_string()),
+            KeyValue::new("order.id", order_id.to_string()),
+        ])
+        .start_with_context(tracer, &parent);
+    let created = span.span_context().clone();
+    span.end_with_timestamp(now + Duration::from_micros(1));
+    inject(&Context::new().with_remote_span_context(created))
 }
 
 /// The W3C trace context of the current span, if it has one:
@@ -112,8 +168,13 @@ pub fn context_of(span: &tracing::Span) -> Option<(String, Option<String>)> {
     if !cx.span().span_context().is_valid() {
         return None;
     }
+    inject(&cx)
+}
+
+/// `(traceparent, tracestate)` of `cx`.
+fn inject(cx: &Context) -> Option<(String, Option<String>)> {
     let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    TraceContextPropagator::new().inject_context(cx, &mut carrier);
     let traceparent = carrier.remove("traceparent")?;
     Some((
         traceparent,

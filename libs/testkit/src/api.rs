@@ -61,6 +61,18 @@ impl Api {
             .clone()
     }
 
+    /// From now on, `customer_id`'s token carries `email` in its `email`
+    /// claim (where their notifications go by email).
+    pub fn give_email(&self, customer_id: &str, email: &str) {
+        let token =
+            self.issuer
+                .mint_with_email(customer_id, email, Duration::from_secs(24 * 3_600));
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(customer_id.to_string(), token);
+    }
+
     /// A client that acts as `customer_id` (a customer's token).
     pub fn as_customer(&self, customer_id: &str) -> reqwest::Client {
         orderflow_api::bearer_client(&self.customer_token(customer_id))

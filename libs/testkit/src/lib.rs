@@ -16,9 +16,9 @@ mod idle;
 mod kafka;
 pub mod launch;
 pub mod metrics;
-pub mod otlp;
 mod stack;
 pub mod system;
+pub mod traces;
 
 pub use api::{check_four_outcomes, order_body, Api};
 pub use kafka::{Duplicator, KafkaProbe, DUPLICATE_MARKER};

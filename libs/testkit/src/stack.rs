@@ -47,6 +47,9 @@ pub struct Options {
     /// `key:secret` the registry demands of every caller (as a managed
     /// registry's API key), given to the services; none by default.
     pub registry_basic_auth: Option<(String, String)>,
+    /// The notification service's settings (its runtime part is the
+    /// stack's): the log channel by default.
+    pub notification: orderflow_notification::Config,
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             orders_burst: 10_000,
             header_read_timeout_ms: 10_000,
             registry_basic_auth: None,
+            notification: Default::default(),
         }
     }
 }
@@ -212,7 +216,7 @@ impl Stack {
         let (l, notification_url) = bind().await?;
         let config = orderflow_notification::Config {
             runtime: runtime("notification", &l)?,
-            ..Default::default()
+            ..options.notification.clone()
         };
         services.push((
             "notification",

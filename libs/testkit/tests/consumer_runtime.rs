@@ -229,6 +229,7 @@ fn order(key: &str, seq: i64) -> Event {
             country: "DE".into(),
         },
         placed_at: seq,
+        customer_email: None,
     })
 }
 

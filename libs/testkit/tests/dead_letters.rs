@@ -144,16 +144,32 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
         began,
     );
 
-    // Notification also consumes `orders`: it parks the header-less message and
-    // skips the OrderCreated it has no business with.
+    // Notification also consumes `orders` (an OrderCreated tells it where the
+    // order's emails go): it parks both, like inventory.
     let parked = kafka.read_all("notification.dlq").await?;
-    assert_eq!(parked.len(), 1, "notification dead letters");
+    assert_eq!(parked.len(), 2, "notification dead letters");
+    let first = parked
+        .iter()
+        .find(|m| m.key() == Some(b"o-garbage".as_slice()))
+        .expect("the header-less message");
     check_dead_letter(
-        &parked[0],
+        first,
         &[],
         "notification",
         headerless,
         "ce_specversion",
+        began,
+    );
+    let second = parked
+        .iter()
+        .find(|m| m.key() == Some(b"o-garbage-2".as_slice()))
+        .expect("the unframed value");
+    check_dead_letter(
+        second,
+        &ce_headers,
+        "notification",
+        unframed,
+        "Confluent wire format",
         began,
     );
 
@@ -163,7 +179,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
     assert_eq!(parked.len(), 2, "order dead letters");
 
     // What the dead-letter alert counts.
-    for (service, expected) in [("inventory", 2.0), ("notification", 1.0), ("order", 2.0)] {
+    for (service, expected) in [("inventory", 2.0), ("notification", 2.0), ("order", 2.0)] {
         let metrics = scrape(&stack.http, &stack.urls[service]).await?;
         assert_eq!(
             metrics.sum_where("orderflow_dead_letters_total", &[("topic", "orders")]),

@@ -84,7 +84,7 @@ const HANDLED: [(&str, &str, &[&str]); 11] = [
     (
         "notification",
         "orders",
-        &["OrderCompleted", "OrderCancelled"],
+        &["OrderCreated", "OrderCompleted", "OrderCancelled"],
     ),
 ];
 

@@ -1,134 +1,179 @@
-//! One order, one trace: the services run as their own processes (each with
-//! its own `service.name`) on the embedded broker, export OTLP to a receiver in
-//! the test, and every span of an order's saga — the gateway's request, each
-//! hop over Kafka, compensations and notifications — must be one tree rooted
-//! at the gateway's request span.
+//! One order, one trace, read in a real Jaeger: the services run as their own
+//! processes (each with its own `service.name`) on the embedded broker and
+//! export OTLP to Jaeger (v2 all-in-one, memory storage, built from its Go
+//! module); the test reads what Jaeger's query API — the one its UI reads —
+//! makes of each order's saga: one tree rooted at the gateway's request span,
+//! every hop over Kafka an edge of it, every service that handled the order
+//! in it, and not one span Jaeger has a warning about.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use orderflow_companions::Jaeger;
 use orderflow_testkit::order_body;
-use orderflow_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use orderflow_testkit::system::ProcessStack;
+use orderflow_testkit::traces::{TraceQuery, TraceSpan};
 
-/// The spans of the trace the order belongs to, once the expected services have reported.
+/// The trace of `order_id` once every one of `services` has a span in it and
+/// no more spans arrive. Fails if the order's spans are in several traces.
 async fn trace_of(
-    receiver: &OtlpReceiver,
+    jaeger: &TraceQuery,
     order_id: &str,
     services: &[&str],
-) -> Result<Vec<ReceivedSpan>> {
+) -> Result<Vec<TraceSpan>> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_count = None;
     loop {
-        let spans = receiver.spans();
-        // The spans that act on the order: every hop over Kafka (producer 4,
-        // consumer 5) and the request that created it. Reading the order
+        // The spans that act on the order — every hop over Kafka and the
+        // request that created it — are in one trace. Reading the order
         // (`GET /v1/orders/{id}`) is a request of its own, with its own trace.
-        let trace_ids: BTreeSet<&str> = spans
-            .iter()
-            .filter(|s| s.attributes.get("order.id").map(String::as_str) == Some(order_id))
-            .filter(|s| s.kind == 4 || s.kind == 5 || s.name == "POST /v1/orders")
-            .map(|s| s.trace_id.as_str())
-            .collect();
+        let mut trace_ids = BTreeSet::new();
+        for service in services {
+            for trace in jaeger.traces_of_order(service, order_id).await? {
+                let acts = trace.iter().any(|s| {
+                    s.attributes.get("order.id").map(String::as_str) == Some(order_id)
+                        && (s.kind == "producer"
+                            || s.kind == "consumer"
+                            || s.name == "POST /v1/orders")
+                });
+                if acts {
+                    trace_ids.insert(trace[0].trace_id.clone());
+                }
+            }
+        }
         if trace_ids.len() > 1 {
             bail!(
                 "order {order_id} is spread over {} traces: {trace_ids:?}",
                 trace_ids.len()
             );
         }
-        if let Some(trace_id) = trace_ids.into_iter().next() {
-            let trace: Vec<ReceivedSpan> = spans
-                .iter()
-                .filter(|s| s.trace_id == trace_id)
-                .cloned()
-                .collect();
+        if let Some(trace_id) = trace_ids.first() {
+            let trace = jaeger.trace(trace_id).await?;
             let present: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
-            if services.iter().all(|s| present.contains(s)) {
-                // Let the last batches arrive.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                return Ok(receiver
-                    .spans()
-                    .into_iter()
-                    .filter(|s| s.trace_id == trace_id)
-                    .collect());
+            let complete = services.iter().all(|s| present.contains(s));
+            if complete && last_count == Some(trace.len()) {
+                return Ok(trace);
             }
+            last_count = complete.then_some(trace.len());
             if Instant::now() > deadline {
                 bail!("trace of {order_id} has services {present:?}, expected {services:?}");
             }
         } else if Instant::now() > deadline {
-            bail!("no span names order {order_id}");
+            bail!("Jaeger has no span naming order {order_id}");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// Checks the spans form one tree under the gateway's request span; returns its depth.
-fn check_tree(order_id: &str, trace: &[ReceivedSpan]) -> usize {
-    let ids: BTreeSet<&str> = trace.iter().map(|s| s.span_id.as_str()).collect();
-    let roots: Vec<&ReceivedSpan> = trace
+/// Checks the spans form one tree under the gateway's request span, each hop
+/// over Kafka hanging off its event's creation span, with no warning from
+/// Jaeger on any span; returns the tree's depth.
+fn check_tree(order_id: &str, trace: &[TraceSpan]) -> usize {
+    let warned: Vec<String> = trace
         .iter()
-        .filter(|s| s.parent_span_id.is_empty())
+        .filter(|s| !s.warnings.is_empty())
+        .map(|s| format!("{} {} ({}): {:?}", s.service, s.name, s.kind, s.warnings))
         .collect();
+    assert!(
+        warned.is_empty(),
+        "order {order_id}: Jaeger warns about {} spans:\n{}",
+        warned.len(),
+        warned.join("\n")
+    );
+    let roots: Vec<&TraceSpan> = trace.iter().filter(|s| s.references.is_empty()).collect();
     assert_eq!(roots.len(), 1, "order {order_id}: roots {roots:#?}");
     let root = roots[0];
     assert_eq!(
-        (root.service.as_str(), root.name.as_str(), root.kind),
-        ("orderflow-gateway", "POST /v1/orders", 2),
+        (
+            root.service.as_str(),
+            root.name.as_str(),
+            root.kind.as_str()
+        ),
+        ("orderflow-gateway", "POST /v1/orders", "server"),
         "order {order_id}: the root must be the gateway's request span"
     );
-    for span in trace.iter().filter(|s| !s.parent_span_id.is_empty()) {
+    let by_id: BTreeMap<&str, &TraceSpan> = trace.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    for span in trace.iter().filter(|s| !s.references.is_empty()) {
+        assert_eq!(
+            span.references,
+            [("CHILD_OF".to_string(), span.parent_span_id.clone())],
+            "order {order_id}: {span:#?} should have one parent"
+        );
         assert!(
-            ids.contains(span.parent_span_id.as_str()),
+            by_id.contains_key(span.parent_span_id.as_str()),
             "order {order_id}: {span:#?} has a parent outside the trace"
         );
     }
-    // Each consume span hangs off the publish span of the very message it
-    // consumes (the relay's producer span), not merely off something in
-    // the trace: that is what makes a hop over Kafka one edge of the tree.
-    let by_id: BTreeMap<&str, &ReceivedSpan> =
-        trace.iter().map(|s| (s.span_id.as_str(), s)).collect();
-    for consume in trace.iter().filter(|s| s.kind == 5) {
-        let parent = by_id[consume.parent_span_id.as_str()];
+    // A hop over Kafka is one edge: the consumer's process span and the
+    // relay's send span are children of the creation span of the very event
+    // they process or send.
+    let hop = |span: &TraceSpan| {
+        let parent = by_id[span.parent_span_id.as_str()];
         assert_eq!(
             (
-                parent.kind,
+                parent.kind.as_str(),
+                parent.attributes.get("messaging.operation.type").map(String::as_str),
                 parent.attributes.get("messaging.message.id"),
                 parent.attributes.get("messaging.destination.name"),
             ),
             (
-                4,
-                consume.attributes.get("messaging.message.id"),
-                consume.attributes.get("messaging.destination.name"),
+                "producer",
+                Some("create"),
+                span.attributes.get("messaging.message.id"),
+                span.attributes.get("messaging.destination.name"),
             ),
-            "order {order_id}: {consume:#?} is not the child of its message's publish span but of {parent:#?}"
+            "order {order_id}: {span:#?} is not the child of its event's creation span but of {parent:#?}"
+        );
+    };
+    let consumed: Vec<&TraceSpan> = trace.iter().filter(|s| s.kind == "consumer").collect();
+    let sent: Vec<&TraceSpan> = trace
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .get("messaging.operation.type")
+                .map(String::as_str)
+                == Some("send")
+        })
+        .collect();
+    consumed.iter().chain(&sent).for_each(|s| hop(s));
+    // Every event created was sent, once (a relay sends each outbox row once
+    // when nothing fails).
+    let created: Vec<&TraceSpan> = trace.iter().filter(|s| s.kind == "producer").collect();
+    for create in &created {
+        let sends = sent
+            .iter()
+            .filter(|s| s.parent_span_id == create.span_id)
+            .count();
+        assert_eq!(
+            sends, 1,
+            "order {order_id}: {create:#?} was sent {sends} times"
         );
     }
-    let parents: BTreeMap<&str, &str> = trace
-        .iter()
-        .map(|s| (s.span_id.as_str(), s.parent_span_id.as_str()))
-        .collect();
-    trace
-        .iter()
-        .map(|s| {
-            let (mut depth, mut id) = (1, s.span_id.as_str());
-            while let Some(parent) = parents.get(id).filter(|p| !p.is_empty()) {
-                depth += 1;
-                id = parent;
-            }
-            depth
-        })
-        .max()
-        .unwrap_or(0)
+    let depth_of = |s: &TraceSpan| {
+        let (mut depth, mut id) = (1, s.span_id.as_str());
+        while let Some(parent) = by_id
+            .get(id)
+            .map(|s| s.parent_span_id.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            depth += 1;
+            id = parent;
+        }
+        depth
+    };
+    trace.iter().map(depth_of).max().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_order_is_one_connected_trace() -> Result<()> {
-    let (receiver, endpoint) = OtlpReceiver::start().await?;
+async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
+    let jaeger = Jaeger::start_anywhere().await?;
     let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
     let stack = ProcessStack::start_embedded(&env).await?;
+    let query = TraceQuery::new(&jaeger.query_url);
     let all = [
         "orderflow-gateway",
         "orderflow-order",
@@ -173,20 +218,25 @@ async fn every_order_is_one_connected_trace() -> Result<()> {
     for (name, body, services) in &cases {
         let order_id = stack.place(body).await?;
         stack.wait_terminal(&order_id).await?;
-        let trace = trace_of(&receiver, &order_id, services).await?;
+        let trace = trace_of(&query, &order_id, services).await?;
         let depth = check_tree(&order_id, &trace);
-        let kinds: BTreeSet<i32> = trace.iter().map(|s| s.kind).collect();
-        assert!(
-            kinds.contains(&4) && kinds.contains(&5),
-            "{name}: producer and consumer spans expected, got {kinds:?}"
+        let present: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(
+            present,
+            services.iter().copied().collect(),
+            "{name}: the services in the trace"
         );
-        let consume = trace.iter().find(|s| s.kind == 5).expect("a consumer span");
+        let consume = trace
+            .iter()
+            .find(|s| s.kind == "consumer")
+            .expect("a consumer span");
         for attribute in [
             "messaging.system",
             "messaging.destination.name",
             "messaging.destination.partition.id",
             "messaging.kafka.offset",
             "messaging.consumer.group.name",
+            "messaging.message.id",
             "order.id",
         ] {
             assert!(
@@ -194,13 +244,22 @@ async fn every_order_is_one_connected_trace() -> Result<()> {
                 "{name}: consumer span lacks {attribute}: {consume:#?}"
             );
         }
+        let send = trace
+            .iter()
+            .find(|s| s.name.ends_with(" send"))
+            .expect("a send span");
+        for attribute in [
+            "messaging.destination.partition.id",
+            "messaging.kafka.offset",
+        ] {
+            assert!(
+                send.attributes.contains_key(attribute),
+                "{name}: send span lacks {attribute}: {send:#?}"
+            );
+        }
         println!(
-            "{name}: {} spans, depth {depth}, services {:?}",
-            trace.len(),
-            trace
-                .iter()
-                .map(|s| s.service.as_str())
-                .collect::<BTreeSet<_>>()
+            "{name}: {} spans, depth {depth}, services {present:?}, no warnings",
+            trace.len()
         );
     }
     stack.stop().await

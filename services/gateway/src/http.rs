@@ -74,6 +74,28 @@ async fn place_order(
         }
         _ => {}
     }
+    // A customer's notifications go to the address their identity provider
+    // vouches for, never to one a request names (orderflow would mail anyone).
+    if !caller.is_operator() {
+        match (&order.customer_email, &caller.email) {
+            (Some(named), token) if Some(named) != token.as_ref() => {
+                return Err(Problem::forbidden(
+                    "a customer's email comes from the token's email claim: leave customer_email out",
+                ))
+            }
+            _ => {
+                // A claim that is no address (the issuer's doing, not the
+                // customer's) costs them their email, not their order.
+                order.customer_email = caller.email.clone().filter(|email| {
+                    let why = orderflow_api::email_error(email);
+                    if let Some(why) = &why {
+                        tracing::warn!(customer_id = %caller.subject, "the token's email claim {why}: no email for this order");
+                    }
+                    why.is_none()
+                });
+            }
+        }
+    }
     order.validate()?;
     check_skus(&u.inventory, &u.known_skus, &order).await?;
     let mut request = u
@@ -257,6 +279,10 @@ mod tests {
         assert_eq!(doc["security"][0]["bearerAuth"], serde_json::json!([]));
         let order = &doc["components"]["schemas"]["PlaceOrder"]["properties"];
         assert_eq!(order["customer_id"]["maxLength"], MAX_ID_LEN);
+        assert_eq!(
+            order["customer_email"]["maxLength"],
+            orderflow_api::MAX_EMAIL_LEN
+        );
         assert_eq!(order["items"]["maxItems"], MAX_LINES);
         assert_eq!(
             order["items"]["items"]["properties"]["sku"]["maxLength"],

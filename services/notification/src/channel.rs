@@ -24,6 +24,10 @@ impl Retryable for ChannelError {
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Whether a notification needs the customer's email address to go.
+    fn needs_address(&self) -> bool {
+        false
+    }
     async fn send(&self, notification: &Notification) -> Result<(), ChannelError>;
 }
 

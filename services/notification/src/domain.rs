@@ -11,7 +11,13 @@ pub struct Notification {
     pub order_id: String,
     pub customer_id: String,
     pub kind: &'static str,
+    /// The subject of its email.
+    pub subject: String,
     pub message: String,
+    /// Where its email goes, for channels that mail (from the order's
+    /// OrderCreated; filled in by the handler, not from the event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 fn amount(m: &Money) -> String {
@@ -21,6 +27,39 @@ fn amount(m: &Money) -> String {
         m.amount_minor % 100,
         m.currency
     )
+}
+
+/// Every kind of notification, with the subject line of its email.
+const KINDS: [(&str, &str); 7] = [
+    ("payment_received", "Payment received"),
+    ("shipped", "Shipped"),
+    ("out_of_stock", "Cancelled: out of stock"),
+    ("payment_declined", "Cancelled: payment declined"),
+    ("payment_unavailable", "Cancelled: payment unavailable"),
+    ("shipping_failed", "Cancelled: we could not ship it"),
+    ("cancelled", "Cancelled"),
+];
+
+impl Notification {
+    /// A notification of `kind` about `order_id`, as it was recorded;
+    /// `None` for a kind this version does not know.
+    pub fn recorded(
+        kind: &str,
+        order_id: &str,
+        customer_id: &str,
+        message: String,
+    ) -> Option<Self> {
+        let (kind, subject) = KINDS.into_iter().find(|(k, _)| *k == kind)?;
+        Some(Notification {
+            notification_id: format!("ntf-{kind}-{order_id}"),
+            order_id: order_id.to_string(),
+            customer_id: customer_id.to_string(),
+            kind,
+            subject: format!("Order {order_id}: {subject}"),
+            message,
+            email: None,
+        })
+    }
 }
 
 /// The notification an event calls for, if any.
@@ -41,13 +80,7 @@ pub fn notification_for(event: &Event) -> Option<Notification> {
         },
         _ => return None,
     };
-    Some(Notification {
-        notification_id: format!("ntf-{kind}-{}", event.order_id()),
-        order_id: event.order_id().to_string(),
-        customer_id: event.customer_id().to_string(),
-        kind,
-        message,
-    })
+    Notification::recorded(kind, event.order_id(), event.customer_id(), message)
 }
 
 #[cfg(test)]
@@ -71,17 +104,34 @@ mod tests {
             "PAYMENT_DECLINED",
             "PAYMENT_UNAVAILABLE",
             "SHIPPING_FAILED",
+            "SOMETHING_NEW",
         ]
         .iter()
-        .map(|r| notification_for(&cancelled(r)).unwrap().kind)
+        .map(|r| {
+            let n = notification_for(&cancelled(r)).unwrap();
+            (n.kind, n.subject)
+        })
         .collect();
         assert_eq!(
             kinds,
             [
-                "out_of_stock",
-                "payment_declined",
-                "payment_unavailable",
-                "shipping_failed"
+                (
+                    "out_of_stock",
+                    "Order o-1: Cancelled: out of stock".to_string()
+                ),
+                (
+                    "payment_declined",
+                    "Order o-1: Cancelled: payment declined".to_string()
+                ),
+                (
+                    "payment_unavailable",
+                    "Order o-1: Cancelled: payment unavailable".to_string()
+                ),
+                (
+                    "shipping_failed",
+                    "Order o-1: Cancelled: we could not ship it".to_string()
+                ),
+                ("cancelled", "Order o-1: Cancelled".to_string()),
             ]
         );
         let failed = Event::PaymentFailed(PaymentFailed {
@@ -119,7 +169,9 @@ mod tests {
                 order_id: "o-7".into(),
                 customer_id: "c-7".into(),
                 kind: "payment_received",
+                subject: "Order o-7: Payment received".into(),
                 message: "We received your payment of 19.98 EUR for order o-7.".into(),
+                email: None,
             })
         );
         let shipped = Event::OrderCompleted(orderflow_envelope::OrderCompleted {
@@ -131,10 +183,16 @@ mod tests {
         });
         let n = notification_for(&shipped).unwrap();
         assert_eq!(
-            (n.notification_id.as_str(), n.kind, n.message.as_str()),
+            (
+                n.notification_id.as_str(),
+                n.kind,
+                n.subject.as_str(),
+                n.message.as_str()
+            ),
             (
                 "ntf-shipped-o-7",
                 "shipped",
+                "Order o-7: Shipped",
                 "Your order o-7 has shipped; tracking id TRK7."
             )
         );
@@ -143,5 +201,22 @@ mod tests {
     #[test]
     fn amounts_read_as_money() {
         assert_eq!(amount(&Money::new(3998, "EUR")), "39.98 EUR");
+    }
+
+    #[test]
+    fn a_recorded_notification_reads_back_as_it_was_made() {
+        let cancelled = notification_for(&Event::OrderCancelled(OrderCancelled {
+            order_id: "o-9".into(),
+            customer_id: "c-9".into(),
+            reason: "OUT_OF_STOCK".into(),
+            cancelled_at: 0,
+        }))
+        .unwrap();
+        let read = Notification::recorded("out_of_stock", "o-9", "c-9", cancelled.message.clone());
+        assert_eq!(read, Some(cancelled));
+        assert_eq!(
+            Notification::recorded("refund_in_bitcoin", "o-9", "c-9", String::new()),
+            None
+        );
     }
 }

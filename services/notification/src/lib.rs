@@ -8,6 +8,7 @@ mod destination;
 pub mod domain;
 mod handlers;
 mod http;
+mod smtp;
 mod store;
 
 use std::sync::Arc;
@@ -47,6 +48,13 @@ pub async fn serve(
             timeout,
             config.webhook_allow_private,
         )),
+        // Validated at start: these settings build.
+        ("smtp", _) => Arc::new(
+            config
+                .smtp()
+                .and_then(|s| smtp::SmtpChannel::new(&s))
+                .map_err(RuntimeError::Config)?,
+        ),
         _ => Arc::new(LogChannel),
     };
     let breaker = config.runtime.breaker();

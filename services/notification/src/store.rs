@@ -5,7 +5,12 @@ use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
 
 use crate::domain::Notification;
 
-pub const SENT: &str = "SENT";
+/// Recorded, the channel not yet called (or called, the answer not recorded).
+pub const PENDING: &str = "PENDING";
+/// Waiting for its order's OrderCreated to say where the email goes.
+pub const WAITING: &str = "WAITING";
+/// Never sent: the order has no email address.
+pub const NO_ADDRESS: &str = "NO_ADDRESS";
 
 /// The notification's status (PENDING or SENT), if it was recorded.
 pub async fn status(
@@ -22,15 +27,17 @@ pub async fn status(
         .transpose()
 }
 
-/// Records the intent to send `n`; false if it was recorded before.
-pub async fn record_pending(
+/// Records `n` as `status` (PENDING: the intent to send it; WAITING: for
+/// its address); false if it was recorded before.
+pub async fn record(
     conn: &mut AnyConnection,
     n: &Notification,
     channel: &str,
+    status: &str,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING') ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(&n.notification_id)
     .bind(&n.order_id)
@@ -39,9 +46,45 @@ pub async fn record_pending(
     .bind(channel)
     .bind(&n.message)
     .bind(orderflow_runtime::now_millis())
+    .bind(status)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// `order_id`'s notifications waiting for its address, now `status`
+/// (PENDING or NO_ADDRESS).
+pub async fn release_waiting(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: &str,
+) -> Result<Vec<Notification>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT kind, customer_id, message FROM notifications WHERE order_id = $1 AND status = 'WAITING' ORDER BY sent_at, kind",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE notifications SET status = $1 WHERE order_id = $2 AND status = 'WAITING'")
+        .bind(status)
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?;
+    let mut released = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        let customer_id: String = row.try_get("customer_id")?;
+        let message: String = row.try_get("message")?;
+        match Notification::recorded(&kind, order_id, &customer_id, message) {
+            Some(n) => released.push(n),
+            None => tracing::warn!(
+                order_id,
+                kind,
+                "a waiting notification of a kind this version does not know: not sent"
+            ),
+        }
+    }
+    Ok(released)
 }
 
 /// The channel took it; false if it was marked sent already.
@@ -57,6 +100,36 @@ pub async fn mark_sent(
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Remembers where `order_id`'s notifications go by email (`None`: nowhere).
+pub async fn record_recipient(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    email: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_recipients (order_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(email)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Where `order_id`'s notifications go by email: `None` if its OrderCreated
+/// was not seen yet, `Some(None)` if it has no address.
+pub async fn recipient(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query("SELECT email FROM order_recipients WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get("email"))
+        .transpose()
 }
 
 /// A customer's notifications, newest first.

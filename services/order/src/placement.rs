@@ -166,5 +166,6 @@ fn created_event(order_id: &str, request: &PlaceOrder, placed_at: i64) -> OrderC
             country: a.country.clone(),
         },
         placed_at,
+        customer_email: request.customer_email.clone(),
     }
 }

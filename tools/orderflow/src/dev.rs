@@ -43,7 +43,22 @@ pub struct Args {
     port: u16,
     #[arg(long, default_value_t = 12)]
     partitions: i32,
+    /// Start Jaeger (built once from its Go module) beside the stack: the
+    /// services send it their spans; query it on 127.0.0.1:16686.
+    #[arg(long)]
+    jaeger: bool,
+    /// Start Mailpit (a real SMTP server, built once from its Go module)
+    /// beside the stack and send notifications there by email; read them on
+    /// 127.0.0.1:8025. Customers need an email in their token (`orderflow
+    /// token --email`).
+    #[arg(long)]
+    mail: bool,
 }
+
+/// Jaeger's usual ports: OTLP/HTTP, query API and UI, gRPC query API.
+const JAEGER_PORTS: (u16, u16, u16) = (4318, 16686, 16685);
+/// Mailpit's usual ports: SMTP, HTTP API and UI.
+const MAILPIT_PORTS: (u16, u16) = (1025, 8025);
 
 /// The services, in start order; the gateway comes last.
 const SERVICES: [&str; 6] = [
@@ -119,6 +134,36 @@ pub async fn run(args: Args) -> Result<()> {
         }
     };
 
+    // The companions, before the services that talk to them.
+    let log_file = |name: &str| std::fs::File::create(data_dir.join(format!("{name}.log")));
+    let jaeger = match args.jaeger {
+        true => {
+            let (otlp, query, grpc) = JAEGER_PORTS;
+            Some(
+                orderflow_companions::Jaeger::start(otlp, query, grpc, Some(log_file("jaeger")?))
+                    .await
+                    .context("starting Jaeger (--jaeger); its log is in the data folder")?,
+            )
+        }
+        false => None,
+    };
+    let mailpit = match args.mail {
+        true => {
+            let (smtp, http) = MAILPIT_PORTS;
+            Some(
+                orderflow_companions::Mailpit::start(
+                    smtp,
+                    http,
+                    &Default::default(),
+                    Some(log_file("mailpit")?),
+                )
+                .await
+                .context("starting Mailpit (--mail); its log is in the data folder")?,
+            )
+        }
+        false => None,
+    };
+
     let port = |i: u16| args.port + i;
     let registry = match &args.registry {
         Some(url) => url.clone(),
@@ -178,6 +223,22 @@ pub async fn run(args: Args) -> Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(jaeger) = &jaeger {
+            command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", &jaeger.otlp_endpoint)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "500");
+        }
+        if let (Some(mailpit), "notification") = (&mailpit, name) {
+            command
+                .env("ORDERFLOW_CHANNEL", "smtp")
+                .env("ORDERFLOW_SMTP_HOST", "127.0.0.1")
+                .env("ORDERFLOW_SMTP_PORT", mailpit.smtp_port.to_string())
+                .env("ORDERFLOW_SMTP_TLS", "none")
+                .env(
+                    "ORDERFLOW_SMTP_FROM",
+                    "orderflow <orders@orderflow.localhost>",
+                );
+        }
         if name == "gateway" {
             command
                 .env("ORDERFLOW_ORDER_URL", url("order").1)
@@ -249,6 +310,18 @@ pub async fn run(args: Args) -> Result<()> {
     }
     .write(&data_dir)?;
     banner(&gateway, &bootstrap, &registry, &issuer.url, &data);
+    if let Some(jaeger) = &jaeger {
+        println!(
+            "Traces: Jaeger's query API at {url} (e.g. {url}/api/traces?service=orderflow-gateway).\n  This Jaeger is built from its Go module, without the UI's assets: {url} shows a placeholder page.\n",
+            url = jaeger.query_url
+        );
+    }
+    if let Some(mailpit) = &mailpit {
+        println!(
+            "Email: notifications go to Mailpit (SMTP 127.0.0.1:{}); read them with\n  curl -s {}/api/v1/messages\n  A customer gets email when their token has an address: token --customer c-42 --email ada@example.com\n",
+            mailpit.smtp_port, mailpit.http_url
+        );
+    }
 
     let result = tokio::select! {
         _ = orderflow_runtime::shutdown::signal() => Ok(()),
@@ -257,6 +330,7 @@ pub async fn run(args: Args) -> Result<()> {
     println!("stopping…");
     stop(&mut services).await;
     drop(cluster);
+    drop((jaeger, mailpit));
     result
 }
 

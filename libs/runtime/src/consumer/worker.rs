@@ -117,7 +117,7 @@ impl From<ParkedEvent> for Attempt {
     }
 }
 
-/// The consume span of an attempt: a child of the producer's span, whose
+/// The consume span of an attempt: a child of the event's creation span, whose
 /// context travels in the message's `traceparent`.
 fn span_of(shared: &Shared, attempt: &Attempt, meta: &CloudEventHeaders) -> tracing::Span {
     let span = tracing::info_span!(
