@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 
 use crate::{demo_catalogue, OrderView, SetStock};
 
@@ -25,6 +25,18 @@ pub enum ClientError {
         timeout: Duration,
         example: String,
     },
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed: the gateway or a service
+    /// behind it could not be reached or did not answer (502, 503, 504).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ClientError::Http(e) => e.is_connect() || e.is_timeout(),
+            ClientError::Rejected { status, .. } => matches!(status, 502..=504),
+            ClientError::NotTerminal { .. } => false,
+        }
+    }
 }
 
 /// The response if it is a success; otherwise an error with its status and body.
@@ -137,16 +149,18 @@ impl GatewayClient {
             let mut still_running = Vec::new();
             while still_running.is_empty() && !pending.is_empty() {
                 let chunk: Vec<String> = pending.drain(..CHUNK.min(pending.len())).collect();
-                let views: Vec<OrderView> = stream::iter(&chunk)
-                    .map(|id| self.order(id))
+                let reads: Vec<(&String, Result<OrderView, ClientError>)> = stream::iter(&chunk)
+                    .map(|id| async move { (id, self.order(id).await) })
                     .buffered(CHUNK)
-                    .try_collect()
-                    .await?;
-                for view in views {
-                    if crate::is_terminal(&view.status) {
-                        done.push(view);
-                    } else {
-                        still_running.push(view.order_id);
+                    .collect()
+                    .await;
+                for (id, read) in reads {
+                    match read {
+                        Ok(view) if crate::is_terminal(&view.status) => done.push(view),
+                        Ok(view) => still_running.push(view.order_id),
+                        // A replica restarting, say: the API says try again.
+                        Err(e) if e.is_unavailable() => still_running.push(id.clone()),
+                        Err(e) => return Err(e),
                     }
                 }
             }

@@ -314,9 +314,12 @@ impl ProcessStack {
         let log = OpenOptions::new().create(true).append(true).open(&p.log)?;
         let mut env = p.env.clone();
         env.extend(self.extra_env.iter().cloned());
+        // ORDERFLOW_TEST_SERVICE_LOG sets the services' levels when a run is
+        // to be looked into (`orderflow_runtime::consumer=debug`, say).
         env.push((
             "RUST_LOG".into(),
-            "info,librdkafka=warn,rdkafka=warn".into(),
+            std::env::var("ORDERFLOW_TEST_SERVICE_LOG")
+                .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
         ));
         // A container left from a killed run of this process.
         self.launch.remove(p.service, p.replica);

@@ -1,8 +1,13 @@
 //! Whether the consumer is a working member of its group, from librdkafka's
-//! statistics (every few seconds): its group handler `up` and its join state
-//! `steady`. Offsets are committed only then (a commit sent while the
-//! coordinator is away can sit in librdkafka's queue and, if the assignment
-//! is lost meanwhile, hold the group handler waiting for it for good). A
+//! statistics (every few seconds): its group handler `up` (it has a
+//! coordinator) and its join state `steady`. Offsets are committed only while
+//! it has a coordinator (a commit sent while the coordinator is away can sit
+//! in librdkafka's queue and, if the assignment is lost meanwhile, hold the
+//! group handler waiting for it for good); not only while `steady`: after a
+//! broker restart the statistics were seen to leave a consumer that owned and
+//! worked its partitions in another join state for minutes, its commits held
+//! and its lag standing (the chaos soak's "not idle after 60 s"), while a
+//! commit the broker refuses in a rebalance is simply sent again. A
 //! consumer without a coordinator for [`NO_COORDINATOR_LIMIT`], or in its
 //! group but not a working member for [`REJOIN_LIMIT`], is replaced by a new
 //! one, which joins afresh.
@@ -21,6 +26,13 @@ use std::time::{Duration, Instant};
 /// is down longer than this gets a fresh consumer each time it passes; that
 /// costs nothing.
 pub const NO_COORDINATOR_LIMIT: Duration = Duration::from_secs(30);
+/// How long partitions of the consumer's assignment may sit with their
+/// fetcher stopped before it is replaced. Seen after a broker restart: an
+/// async commit sent in the seconds before the statistics showed the
+/// coordinator gone stayed outstanding, and librdkafka's assignment waits for
+/// outstanding commits before it starts fetching — the group `up` and
+/// `steady`, every partition assigned, none fetched, lag standing.
+pub const FETCH_STALL_LIMIT: Duration = Duration::from_secs(30);
 /// How long a consumer may be rejoining its group before it is replaced: the
 /// broker's rebalance waits up to max.poll.interval.ms (5 minutes) for slow
 /// members, so not less.
@@ -43,6 +55,8 @@ struct State {
     since: Instant,
     /// The last states seen, for the log.
     seen: (String, String),
+    /// Since when some assigned partitions have not been fetching, and how many.
+    stalled: Option<(Instant, usize)>,
 }
 
 impl GroupHealth {
@@ -57,6 +71,7 @@ impl GroupHealth {
                 member: true,
                 since: now,
                 seen: (String::new(), String::new()),
+                stalled: None,
             }),
         }
     }
@@ -66,10 +81,23 @@ impl GroupHealth {
         let mut s = self.state.lock().expect("health lock");
         (s.coordinator, s.coordinator_since) = (true, now);
         (s.member, s.since) = (true, now);
+        s.stalled = None;
+    }
+
+    /// What the statistics say of the assignment: how many assigned
+    /// partitions have their fetcher stopped.
+    pub fn observe_fetching(&self, stopped: usize, now: Instant) {
+        let mut s = self.state.lock().expect("health lock");
+        s.stalled = match (stopped, s.stalled) {
+            (0, _) => None,
+            (n, Some((since, _))) => Some((since, n)),
+            (n, None) => Some((now, n)),
+        };
     }
 
     /// What the statistics say: the group handler's state and join state.
-    pub fn observe(&self, state: &str, join_state: &str, now: Instant) {
+    /// Returns whether either changed since the last statistics.
+    pub fn observe(&self, state: &str, join_state: &str, now: Instant) -> bool {
         let coordinator = state == "up";
         let member = coordinator && join_state == "steady";
         let mut s = self.state.lock().expect("health lock");
@@ -81,7 +109,9 @@ impl GroupHealth {
             s.member = member;
             s.since = now;
         }
+        let changed = s.seen.0 != state || s.seen.1 != join_state;
         s.seen = (state.to_string(), join_state.to_string());
+        changed
     }
 
     /// A working member of the group (as of the last statistics).
@@ -89,19 +119,27 @@ impl GroupHealth {
         self.state.lock().expect("health lock").member
     }
 
+    /// Whether a commit may be sent: the group handler has a coordinator.
+    pub fn may_commit(&self) -> bool {
+        self.state.lock().expect("health lock").coordinator
+    }
+
     /// `Some(why)` when the consumer should be replaced: without a
-    /// coordinator for [`NO_COORDINATOR_LIMIT`], or not a working member for
-    /// [`REJOIN_LIMIT`].
+    /// coordinator for [`NO_COORDINATOR_LIMIT`], not a working member for
+    /// [`REJOIN_LIMIT`], or with assigned partitions not fetching for
+    /// [`FETCH_STALL_LIMIT`].
     pub fn stuck(&self, now: Instant) -> Option<String> {
         let s = self.state.lock().expect("health lock");
-        let (out, since) =
-            if !s.coordinator && now.duration_since(s.coordinator_since) >= NO_COORDINATOR_LIMIT {
-                ("no group coordinator", s.coordinator_since)
-            } else if !s.member && now.duration_since(s.since) >= REJOIN_LIMIT {
-                ("not a member of its group", s.since)
-            } else {
-                return None;
-            };
+        let lasted = |since: Instant, limit: Duration| now.duration_since(since) >= limit;
+        let (out, since) = if !s.coordinator && lasted(s.coordinator_since, NO_COORDINATOR_LIMIT) {
+            ("no group coordinator".to_string(), s.coordinator_since)
+        } else if !s.member && lasted(s.since, REJOIN_LIMIT) {
+            ("not a member of its group".to_string(), s.since)
+        } else if let Some((since, n)) = s.stalled.filter(|(t, _)| lasted(*t, FETCH_STALL_LIMIT)) {
+            (format!("{n} assigned partitions not fetching"), since)
+        } else {
+            return None;
+        };
         Some(format!(
             "{out} for {} s: group state {:?}, join state {:?}",
             now.duration_since(since).as_secs(),
@@ -124,12 +162,26 @@ mod tests {
         let t0 = Instant::now();
         let h = GroupHealth::new(t0);
         assert!(h.is_member(), "taken for a member until the statistics say");
+        assert!(h.may_commit());
         assert_eq!(h.stuck(at(t0, 600)), None);
-        h.observe("up", "steady", at(t0, 5));
+        assert!(
+            h.observe("up", "steady", at(t0, 5)),
+            "the first statistics are news"
+        );
+        assert!(
+            !h.observe("up", "steady", at(t0, 6)),
+            "the same again are not"
+        );
+        assert!(
+            h.observe("up", "wait-join", at(t0, 7)),
+            "a new join state is"
+        );
+        assert!(h.observe("up", "steady", at(t0, 8)));
         assert!(h.is_member());
         assert_eq!(h.stuck(at(t0, 600)), None, "a member");
         h.observe("query-coord", "wait-incr-unassign-to-complete", at(t0, 100));
         assert!(!h.is_member());
+        assert!(!h.may_commit(), "no commit without a coordinator");
         h.observe("query-coord", "init", at(t0, 120));
         assert_eq!(h.stuck(at(t0, 129)), None, "29 s without");
         assert_eq!(
@@ -139,8 +191,33 @@ mod tests {
         );
         h.observe("up", "wait-assign-call", at(t0, 131));
         assert!(!h.is_member(), "joining is not yet working");
+        assert!(h.may_commit(), "but with a coordinator it commits");
         h.observe("up", "steady", at(t0, 132));
         assert_eq!(h.stuck(at(t0, 900)), None);
+    }
+
+    #[test]
+    fn assigned_partitions_that_do_not_fetch_for_30_s_make_the_consumer_stuck() {
+        let t0 = Instant::now();
+        let h = GroupHealth::new(t0);
+        h.observe("up", "steady", at(t0, 1));
+        h.observe_fetching(3, at(t0, 5));
+        assert_eq!(
+            h.stuck(at(t0, 34)),
+            None,
+            "29 s: a fresh assignment may take a moment"
+        );
+        h.observe_fetching(1, at(t0, 20));
+        assert_eq!(
+            h.stuck(at(t0, 35)).as_deref(),
+            Some("1 assigned partitions not fetching for 30 s: group state \"up\", join state \"steady\""),
+            "counted from the first statistics that showed it"
+        );
+        h.observe_fetching(0, at(t0, 36));
+        assert_eq!(h.stuck(at(t0, 600)), None, "fetching again");
+        h.observe_fetching(2, at(t0, 700));
+        h.reset(at(t0, 701));
+        assert_eq!(h.stuck(at(t0, 900)), None, "a new consumer starts afresh");
     }
 
     #[test]

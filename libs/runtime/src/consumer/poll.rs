@@ -65,14 +65,33 @@ impl ClientContext for Rebalancer {
             return;
         }
         if let Some(group) = &statistics.cgrp {
-            self.shared
-                .health
-                .observe(&group.state, &group.join_state, Instant::now());
+            let changed =
+                self.shared
+                    .health
+                    .observe(&group.state, &group.join_state, Instant::now());
+            if changed {
+                tracing::debug!(group = %self.shared.group, state = %group.state, join_state = %group.join_state,
+                    assigned = group.assignment_size, "consumer group state");
+            }
         }
+        // Assigned partitions whose fetcher is stopped (paused ones keep
+        // theirs `active`): a stalled assignment (consumer::health).
+        let stopped = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired && p.fetch_state == "stopped")
+            .count();
+        self.shared.health.observe_fetching(stopped, Instant::now());
         let metrics = self.shared.rt.metrics();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1: not assigned to this member, or nothing committed yet.
+                if *partition >= 0 && p.consumer_lag > 0 {
+                    tracing::debug!(topic = %topic, partition, fetch_state = %p.fetch_state, desired = p.desired, next = p.next_offset,
+                        app = p.app_offset, committed = p.committed_offset, hi = p.hi_offset, fetchq = p.fetchq_cnt,
+                        lag = p.consumer_lag, "partition behind");
+                }
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     let labels = PartitionLabels {
                         topic: topic.clone(),
@@ -274,12 +293,17 @@ fn commit(consumer: &BaseConsumer<Rebalancer>, commits: &[Commit], mode: CommitM
     }
 }
 
+/// How often every assigned partition's offset is committed again, moved or
+/// not (Scheduler::recommit_all).
+const FULL_COMMIT_EVERY: Duration = Duration::from_secs(10);
+
 /// The poll loop, until shutdown (then the last commit) or until the
 /// consumer is stuck out of its group (see `consumer::health`).
 pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> Ended {
     let config = shared.rt.config();
     let commit_every = Duration::from_millis(u64::from(config.kafka_auto_commit_interval_ms));
     let mut last_commit = Instant::now();
+    let mut last_full_commit = Instant::now();
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let metrics = shared.rt.metrics().clone();
     while !shared.shutdown.is_cancelled() {
@@ -321,12 +345,19 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
                 replace(shared, consumer, &why);
                 return Ended::Stuck;
             }
-            // Only a member commits: a commit sent without a coordinator can
-            // hold a lost assignment's unassign for good (consumer::health).
-            if !shared.health.is_member() {
+            // Only with a coordinator: a commit sent without one can hold a
+            // lost assignment's unassign for good (consumer::health).
+            if !shared.health.may_commit() {
                 continue;
             }
-            let commits = shared.scheduler.lock().expect("scheduler lock").commits();
+            let commits = {
+                let mut scheduler = shared.scheduler.lock().expect("scheduler lock");
+                if last_full_commit.elapsed() >= FULL_COMMIT_EVERY {
+                    last_full_commit = Instant::now();
+                    scheduler.recommit_all();
+                }
+                scheduler.commits()
+            };
             commit(&consumer, &commits, CommitMode::Async);
         }
     }

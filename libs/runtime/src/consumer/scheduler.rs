@@ -394,6 +394,16 @@ impl<M> Scheduler<M> {
         }
     }
 
+    /// Every partition's offset is committed again by the next
+    /// [`Self::commits`], moved or not: a refusal the commit callback never
+    /// reported (commits dropped in a rebalance during a broker restart were
+    /// seen to leave an idle group's lag standing) is made good this way.
+    pub fn recommit_all(&mut self) {
+        for p in self.partitions.values_mut() {
+            p.recommit = true;
+        }
+    }
+
     fn commit_of(tp: &Tp, p: &mut Partition) -> Option<Commit> {
         let watermark = p.offsets.watermark()?;
         if p.committed.is_some_and(|c| c > watermark) {
@@ -778,6 +788,39 @@ mod tests {
         assert_eq!(s.commits()[0].offset, 3);
         s.commit_failed(&[(p0.clone(), 2)]);
         assert!(s.commits().is_empty(), "3 stands");
+    }
+
+    #[test]
+    fn every_partition_is_committed_again_when_asked_though_nothing_moved() {
+        let mut s = Scheduler::new(limits(10));
+        let (p0, p1, p2) = (
+            Tp::new("orders", 0),
+            Tp::new("orders", 1),
+            Tp::new("orders", 2),
+        );
+        s.assign(p0.clone(), None, BTreeSet::new());
+        s.assign(p1.clone(), Some(7), BTreeSet::new());
+        s.assign(p2.clone(), None, BTreeSet::new());
+        s.push(&p0, 0, key("k0"), 0, None, 0);
+        s.push(&p1, 7, key("k7"), 7, None, 0);
+        for running in s.take(0) {
+            s.complete(&running.ticket, true);
+        }
+        let offsets = |commits: Vec<Commit>| {
+            let mut c: Vec<(i32, i64)> =
+                commits.iter().map(|c| (c.tp.partition, c.offset)).collect();
+            c.sort();
+            c
+        };
+        assert_eq!(offsets(s.commits()), [(0, 1), (1, 8)]);
+        assert!(s.commits().is_empty(), "nothing new");
+        s.recommit_all();
+        assert_eq!(
+            offsets(s.commits()),
+            [(0, 1), (1, 8)],
+            "again; p2 has nothing to commit"
+        );
+        assert!(s.commits().is_empty(), "once");
     }
 
     #[test]
