@@ -136,32 +136,26 @@ pub async fn run(args: Args) -> Result<()> {
 
     // The companions, before the services that talk to them.
     let log_file = |name: &str| std::fs::File::create(data_dir.join(format!("{name}.log")));
-    let jaeger = match args.jaeger {
-        true => {
-            let (otlp, query, grpc) = JAEGER_PORTS;
-            Some(
-                orderflow_companions::Jaeger::start(otlp, query, grpc, Some(log_file("jaeger")?))
-                    .await
-                    .context("starting Jaeger (--jaeger); its log is in the data folder")?,
-            )
-        }
-        false => None,
+    let jaeger = if args.jaeger {
+        let (otlp, query, grpc) = JAEGER_PORTS;
+        Some(
+            orderflow_companions::Jaeger::start(otlp, query, grpc, Some(log_file("jaeger")?))
+                .await
+                .context("starting Jaeger (--jaeger); its log is in the data folder")?,
+        )
+    } else {
+        None
     };
-    let mailpit = match args.mail {
-        true => {
-            let (smtp, http) = MAILPIT_PORTS;
-            Some(
-                orderflow_companions::Mailpit::start(
-                    smtp,
-                    http,
-                    &Default::default(),
-                    Some(log_file("mailpit")?),
-                )
+    let mailpit = if args.mail {
+        let (smtp, http) = MAILPIT_PORTS;
+        let log = Some(log_file("mailpit")?);
+        Some(
+            orderflow_companions::Mailpit::start(smtp, http, &Default::default(), log)
                 .await
                 .context("starting Mailpit (--mail); its log is in the data folder")?,
-            )
-        }
-        false => None,
+        )
+    } else {
+        None
     };
 
     let port = |i: u16| args.port + i;
