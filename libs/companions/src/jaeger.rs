@@ -1,12 +1,10 @@
 //! Jaeger v2 all-in-one (assets/jaeger.yaml): OTLP/HTTP in, memory storage,
 //! the query API out.
 
-use std::process::Stdio;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::process::{Child, Command};
 
-use crate::process::{binary, wait_ready};
+use crate::process::{binary, spawn, wait_ready};
 
 /// Its configuration: the ports come from the environment it is given.
 const CONFIG: &str = include_str!("../assets/jaeger.yaml");
@@ -34,22 +32,14 @@ impl Jaeger {
         let bin = binary("jaeger")?;
         let mut config = tempfile::Builder::new().suffix(".yaml").tempfile()?;
         std::io::Write::write_all(&mut config, CONFIG.as_bytes())?;
-        let (out, err) = match log {
-            Some(f) => (Stdio::from(f.try_clone()?), Stdio::from(f)),
-            None => (Stdio::null(), Stdio::null()),
-        };
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .arg("--config")
             .arg(config.path())
             .env("JAEGER_OTLP_HTTP_PORT", otlp_port.to_string())
             .env("JAEGER_QUERY_PORT", query_port.to_string())
-            .env("JAEGER_QUERY_GRPC_PORT", grpc_port.to_string())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            .env("JAEGER_QUERY_GRPC_PORT", grpc_port.to_string());
+        let mut child = spawn(&mut command, &bin, log)?;
         let query_url = format!("http://127.0.0.1:{query_port}");
         wait_ready("jaeger", &format!("{query_url}/api/services"), &mut child).await?;
         Ok(Self {

@@ -1,12 +1,10 @@
 //! Mailpit: a real SMTP server that keeps what it receives and shows it
 //! through an HTTP API (`/api/v1/messages`).
 
-use std::process::Stdio;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::process::{Child, Command};
 
-use crate::process::{binary, wait_ready};
+use crate::process::{binary, spawn, wait_ready};
 
 /// How Mailpit's SMTP side is set up; the default takes plain SMTP from
 /// anyone, as a development mail catcher does.
@@ -64,17 +62,7 @@ impl Mailpit {
             std::fs::write(&file, auth)?;
             command.arg(format!("--smtp-auth-file={}", file.display()));
         }
-        let (out, err) = match log {
-            Some(f) => (Stdio::from(f.try_clone()?), Stdio::from(f)),
-            None => (Stdio::null(), Stdio::null()),
-        };
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut child = spawn(&mut command, &bin, log)?;
         let http_url = format!("http://127.0.0.1:{http_port}");
         wait_ready("mailpit", &format!("{http_url}/readyz"), &mut child).await?;
         // Its HTTP side comes up first: wait for the SMTP port too.

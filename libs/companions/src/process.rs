@@ -1,6 +1,7 @@
 //! Finding a companion's binary and waiting for it to answer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,26 @@ pub(crate) fn binary(tool: &str) -> Result<PathBuf> {
         );
     }
     Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+/// Starts `command` (running `bin`) with its output to `log`, or nowhere;
+/// the child is killed when dropped.
+pub(crate) fn spawn(
+    command: &mut tokio::process::Command,
+    bin: &Path,
+    log: Option<std::fs::File>,
+) -> Result<tokio::process::Child> {
+    let (out, err) = match log {
+        Some(f) => (Stdio::from(f.try_clone()?), Stdio::from(f)),
+        None => (Stdio::null(), Stdio::null()),
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
 
 /// A loopback port nobody listens on now.

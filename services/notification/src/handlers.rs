@@ -45,19 +45,17 @@ impl Handler for NotificationHandler {
         if let Event::OrderCreated(created) = &event {
             let email = created.customer_email.as_deref();
             store::record_recipient(ctx.tx, &created.order_id, email).await?;
-            let status = if email.is_some() {
-                store::PENDING
-            } else {
-                store::NO_ADDRESS
-            };
-            let mut waiting = store::release_waiting(ctx.tx, &created.order_id, status).await?;
-            if email.is_none() || waiting.is_empty() {
+            let Some(email) = email else {
+                store::give_up_waiting(ctx.tx, &created.order_id).await?;
                 return Ok(());
+            };
+            let mut waiting = store::waiting(ctx.tx, &created.order_id).await?;
+            if !waiting.is_empty() {
+                for n in &mut waiting {
+                    n.email = Some(email.to_string());
+                }
+                ctx.call(self.send(waiting));
             }
-            for n in &mut waiting {
-                n.email = email.map(str::to_string);
-            }
-            ctx.call(self.send(waiting));
             return Ok(());
         }
         let Some(mut notification) = notification_for(&event) else {

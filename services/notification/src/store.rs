@@ -9,10 +9,8 @@ use crate::domain::Notification;
 pub const PENDING: &str = "PENDING";
 /// Waiting for its order's OrderCreated to say where the email goes.
 pub const WAITING: &str = "WAITING";
-/// Never sent: the order has no email address.
-pub const NO_ADDRESS: &str = "NO_ADDRESS";
 
-/// The notification's status (PENDING or SENT), if it was recorded.
+/// The notification's status (PENDING, WAITING, NO_ADDRESS or SENT), if it was recorded.
 pub async fn status(
     conn: &mut AnyConnection,
     order_id: &str,
@@ -52,31 +50,26 @@ pub async fn record(
     Ok(result.rows_affected() == 1)
 }
 
-/// `order_id`'s notifications waiting for its address, now `status`
-/// (PENDING or NO_ADDRESS).
-pub async fn release_waiting(
+/// `order_id`'s notifications waiting for its address. They stay WAITING
+/// until the channel took them ([`mark_sent`]): a send that fails is tried
+/// again with its OrderCreated.
+pub async fn waiting(
     conn: &mut AnyConnection,
     order_id: &str,
-    status: &str,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT kind, customer_id, message FROM notifications WHERE order_id = $1 AND status = 'WAITING' ORDER BY sent_at, kind",
     )
     .bind(order_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
-    sqlx::query("UPDATE notifications SET status = $1 WHERE order_id = $2 AND status = 'WAITING'")
-        .bind(status)
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?;
-    let mut released = Vec::with_capacity(rows.len());
+    let mut waiting = Vec::with_capacity(rows.len());
     for row in &rows {
         let kind: String = row.try_get("kind")?;
         let customer_id: String = row.try_get("customer_id")?;
         let message: String = row.try_get("message")?;
         match Notification::recorded(&kind, order_id, &customer_id, message) {
-            Some(n) => released.push(n),
+            Some(n) => waiting.push(n),
             None => tracing::warn!(
                 order_id,
                 kind,
@@ -84,7 +77,18 @@ pub async fn release_waiting(
             ),
         }
     }
-    Ok(released)
+    Ok(waiting)
+}
+
+/// The order has no address: what waited for one never goes.
+pub async fn give_up_waiting(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications SET status = 'NO_ADDRESS' WHERE order_id = $1 AND status = 'WAITING'",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The channel took it; false if it was marked sent already.
@@ -93,7 +97,7 @@ pub async fn mark_sent(
     notification_id: &str,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "UPDATE notifications SET status = 'SENT', sent_at = $1 WHERE notification_id = $2 AND status = 'PENDING'",
+        "UPDATE notifications SET status = 'SENT', sent_at = $1 WHERE notification_id = $2 AND status IN ('PENDING', 'WAITING')",
     )
     .bind(orderflow_runtime::now_millis())
     .bind(notification_id)
