@@ -172,8 +172,10 @@ echo
 echo "== helm upgrade --install --no-hooks (README \"Hooks\": topics and schemas applied by hand)"
 check "helm upgrade --install --no-hooks" \
   helm upgrade --install "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --timeout 60s
+# Read once more if the first read comes back empty (seen once on a busy
+# machine, right after the upgrade returned).
 deployed() { helm status "$RELEASE" -n "$NS" | grep -q 'STATUS: deployed'; }
-check "the release is deployed" deployed
+check "the release is deployed" until_true 30 deployed
 kinds="deployment,service,configmap,serviceaccount,networkpolicy,poddisruptionbudget,ingress,servicemonitor,prometheusrule,scaledobject"
 count_kind() { k -n "$NS" get "$1" -l "app.kubernetes.io/instance=$RELEASE" -o name 2>/dev/null | grep -c . || true; }
 for kind_n in deployment:6 service:6 servicemonitor:1 prometheusrule:1 scaledobject:1 ingress:1; do
