@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use orderflow_companions::free_port;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -106,13 +107,6 @@ fn shared_registry() -> &'static str {
         });
         rx.recv().expect("the registry thread reports its address")
     })
-}
-
-/// A free loopback port (the listener is dropped; a tiny race a test can live with).
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn required_env(name: &str) -> Result<String> {

@@ -150,24 +150,11 @@ async fn one_email_per_outcome_to_the_tokens_address_and_none_twice() -> Result<
 
     // The customers see the same notifications through the API.
     for (customer, _, _, outcomes) in &cases {
-        let listed: Value = stack
-            .as_customer(customer)
-            .get(stack.url(&format!("/v1/customers/{customer}/notifications")))
-            .send()
+        let channels: BTreeMap<String, String> = stack
+            .notifications(customer)
             .await?
-            .json()
-            .await?;
-        let channels: BTreeMap<String, String> = listed
-            .as_array()
-            .or_else(|| listed["notifications"].as_array())
-            .context("a list of notifications")?
-            .iter()
-            .map(|n| {
-                (
-                    n["kind"].as_str().unwrap_or_default().to_string(),
-                    n["channel"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+            .into_iter()
+            .map(|n| (n.kind, n.channel))
             .collect();
         let wanted: BTreeMap<String, String> = outcomes
             .iter()
@@ -261,18 +248,7 @@ async fn email_goes_over_starttls_with_a_login_and_a_wrong_password_sends_nothin
     stack.wait_terminal(&refused).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(mails(&mailpit).await?, got, "nothing more arrived");
-    let listed: Value = stack
-        .as_customer("c-s2")
-        .get(stack.url("/v1/customers/c-s2/notifications"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let listed = listed
-        .as_array()
-        .or_else(|| listed["notifications"].as_array())
-        .cloned()
-        .unwrap_or_default();
+    let listed = stack.notifications("c-s2").await?;
     assert!(listed.is_empty(), "not sent, so not listed: {listed:?}");
     let letters =
         orderflow_testkit::metrics::scrape(&stack.http, &stack.urls["notification"]).await?;

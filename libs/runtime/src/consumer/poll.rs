@@ -76,16 +76,13 @@ impl ClientContext for Rebalancer {
         }
         // Assigned partitions whose fetcher is stopped (paused ones keep
         // theirs `active`): a stalled assignment (consumer::health).
-        let stopped = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.desired && p.fetch_state == "stopped")
-            .count();
-        self.shared.health.observe_fetching(stopped, Instant::now());
+        let mut stopped = 0;
         let metrics = self.shared.rt.metrics();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.desired && p.fetch_state == "stopped" {
+                    stopped += 1;
+                }
                 // -1: not assigned to this member, or nothing committed yet.
                 if *partition >= 0 && p.consumer_lag > 0 {
                     tracing::debug!(topic = %topic, partition, fetch_state = %p.fetch_state, desired = p.desired, next = p.next_offset,
@@ -104,6 +101,7 @@ impl ClientContext for Rebalancer {
                 }
             }
         }
+        self.shared.health.observe_fetching(stopped, Instant::now());
     }
 }
 
