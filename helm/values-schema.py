@@ -342,6 +342,11 @@ def schema():
             {
                 "replicaCount": {"type": ["integer", "null"], "minimum": 1},
                 "upstreamTimeoutMs": integer(minimum=1),
+                "deadLetters": obj({"enabled": BOOLEAN}, required=["enabled"]),
+                "console": obj(
+                    {"jaegerUrl": {"type": "string", "pattern": "^(https?://.+)?$"}},
+                    required=["jaegerUrl"],
+                ),
                 "limits": obj(
                     {
                         "ordersPerSecond": {"type": "number", "exclusiveMinimum": 0},

@@ -410,6 +410,40 @@ then ok "channel smtp: server, TLS mode and sender in the ConfigMap, the passwor
 else not_ok "channel smtp settings"
 fi
 
+# --- The console and dead letters: the gateway reads Kafka only when asked ------
+for dead_letters in true false; do
+  rendered=$("$HELM" template orderflow "$CHART" --kube-version "$KUBERNETES_VERSION" --set networkPolicy.enabled=true \
+    --set gateway.deadLetters.enabled=$dead_letters --set gateway.console.jaegerUrl=https://jaeger.example.com)
+  printf '%s\n' "$rendered" >"$WORK/console-$dead_letters.yaml"
+  if "$PY" - "$WORK/console-$dead_letters.yaml" "$dead_letters" <<'PYEOF'
+import sys
+import yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+enabled = sys.argv[2] == "true"
+def one(kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+problems = []
+data = one("ConfigMap", "orderflow-gateway")["data"]
+if data.get("ORDERFLOW_CONSOLE_JAEGER_URL") != "https://jaeger.example.com":
+    problems.append(f"jaeger url {data.get('ORDERFLOW_CONSOLE_JAEGER_URL')!r}")
+env = {e["name"]: e for e in one("Deployment", "orderflow-gateway")["spec"]["template"]["spec"]["containers"][0]["env"]}
+kafka = {"ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", "ORDERFLOW_SCHEMA_REGISTRY_URL", "KAFKA_SASL_USERNAME"}
+if enabled != kafka.issubset(env):
+    problems.append(f"Kafka settings {sorted(kafka & env.keys())} with deadLetters={enabled}")
+if enabled and env["KAFKA_SASL_USERNAME"].get("value") != "orderflow-gateway":
+    problems.append(f"principal {env['KAFKA_SASL_USERNAME']}")
+egress = one("NetworkPolicy", "orderflow-gateway")["spec"]["egress"]
+ports = {p["port"] for rule in egress for p in rule.get("ports", [])}
+if enabled != (9092 in ports or 9093 in ports):
+    problems.append(f"egress ports {sorted(ports)} with deadLetters={enabled}")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PYEOF
+  then ok "gateway.deadLetters.enabled=$dead_letters: Kafka and registry settings and egress only when on (as orderflow-gateway); the console's Jaeger URL set"
+  else not_ok "gateway dead letters ($dead_letters)"
+  fi
+done
+
 # --- PrometheusRule: only when files/prometheus-rules.yaml has groups ----------
 
 echo
