@@ -2,7 +2,8 @@
 # Installs what building and testing orderflow needs beyond Rust and Go:
 # librdkafka is compiled from source (cmake, a C/C++ compiler) and links
 # OpenSSL and zlib; the tests parse OpenMetrics with Python's
-# prometheus_client and make a certificate with openssl. Does nothing when
+# prometheus_client, make a certificate with openssl and drive the console
+# in a headless Chromium through chromedriver. Does nothing when
 # everything is there; installs from Debian's packages otherwise.
 set -euo pipefail
 
@@ -18,6 +19,9 @@ pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
 # openssl's CLI for the SMTP test's certificate.
 /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null || missing+=(python3-prometheus-client)
 command -v openssl >/dev/null || missing+=(openssl)
+# The console tests: Debian's Chromium and its WebDriver server.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

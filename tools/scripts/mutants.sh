@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing (cargo-mutants) of the code where decisions live: the
 # services' domain rules, the envelope codec and headers, the API's
-# validation and the consumer runtime's pure parts (offsets, lanes, the retry
-# schedule, the circuit breaker). Each mutant is a small change to one
+# validation, the consumer runtime's pure parts (offsets, lanes, the retry
+# schedule, the circuit breaker) and the gateway's stream window. Each mutant is a small change to one
 # function (a return value, an operator, a deleted statement); the unit tests
 # of its crate must fail on it. The scope and test arguments are in
 # .cargo/mutants.toml.
@@ -53,7 +53,7 @@ fi
 # The tests must pass unmutated first (the baseline is skipped below for speed).
 cargo test --quiet --lib -p orderflow-order -p orderflow-inventory -p orderflow-shipping \
   -p orderflow-notification -p orderflow-payment -p orderflow-envelope -p orderflow-api \
-  -p orderflow-runtime > /dev/null
+  -p orderflow-runtime -p orderflow-gateway > /dev/null
 
 status=0
 if [ "$budget" -gt 0 ]; then

@@ -92,7 +92,60 @@ pub struct OrderView {
     pub total: Option<MoneyView>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tracking_id: Option<String>,
+    /// The trace the order was placed in (W3C trace id, 32 hex digits), when
+    /// the services export traces.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub trace_id: Option<String>,
     pub history: Vec<HistoryEntry>,
+}
+
+/// One order in a list across customers (`GET /v1/orders`) and in a
+/// status change (`GET /v1/orders/stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub order_id: String,
+    pub customer_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<MoneyView>,
+    /// RFC 3339.
+    pub placed_at: String,
+    /// RFC 3339, milliseconds: when the order last changed (in a list), or
+    /// when it took this status (in a change).
+    pub changed_at: String,
+}
+
+/// The newest orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrdersList {
+    pub orders: Vec<OrderSummary>,
+}
+
+/// Status changes in the order they were made (the order service's feed
+/// behind `GET /v1/orders/stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderChanges {
+    pub changes: Vec<OrderSummary>,
+}
+
+/// Orders by status, cancellations by reason, and orders placed per second
+/// over the last minute (`GET /v1/orders/summary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrdersOverview {
+    pub counts: std::collections::BTreeMap<String, i64>,
+    pub cancelled: std::collections::BTreeMap<String, i64>,
+    /// 60 counts, oldest first; the last is the current second.
+    pub placed_per_second: Vec<i64>,
+    /// RFC 3339.
+    pub as_of: String,
+}
+
+/// Every SKU's stock (`GET /v1/inventory`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockList {
+    pub items: Vec<StockView>,
 }
 
 /// One order in a customer's list.

@@ -47,6 +47,17 @@ const H_TRACEPARENT: &str = "traceparent";
 const H_TRACESTATE: &str = "tracestate";
 
 impl CloudEventHeaders {
+    /// The trace the event belongs to: the trace id of its `traceparent`
+    /// (`00-<32 hex>-<16 hex>-<2 hex>`), when it has a valid one.
+    pub fn trace_id(&self) -> Option<&str> {
+        let mut parts = self.traceparent.as_deref()?.split('-');
+        let (_version, trace_id) = (parts.next()?, parts.next()?);
+        let valid = trace_id.len() == 32
+            && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
+            && trace_id.bytes().any(|b| b != b'0');
+        valid.then_some(trace_id)
+    }
+
     /// Metadata for a new event emitted by `service` about `subject`.
     pub fn new(service: &str, event_type: String, subject: impl Into<String>) -> Self {
         Self {
@@ -185,5 +196,23 @@ mod tests {
         let err = CloudEventHeaders::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_bytes())))
             .unwrap_err();
         assert_eq!(err, HeaderError::Missing("ce_id"));
+    }
+
+    #[test]
+    fn the_trace_id_is_read_from_a_valid_traceparent_only() {
+        let mut meta = CloudEventHeaders::new("order", "t".into(), "o-1");
+        meta.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        assert_eq!(meta.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            meta.traceparent = Some(bad.into());
+            assert_eq!(meta.trace_id(), None, "{bad}");
+        }
+        meta.traceparent = None;
+        assert_eq!(meta.trace_id(), None);
     }
 }

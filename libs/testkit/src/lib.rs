@@ -8,6 +8,7 @@
 //! - [`Api`]: the gateway's API as a client, and checks on what it returns.
 
 mod api;
+pub mod browser;
 pub mod chaos;
 pub mod checks;
 pub mod cli;

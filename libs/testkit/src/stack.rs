@@ -237,6 +237,14 @@ impl Stack {
             orders_per_second: options.orders_per_second,
             orders_burst: options.orders_burst,
             header_read_timeout_ms: options.header_read_timeout_ms,
+            // Dead letters for the operator API, as `orderflow dev` gives them.
+            kafka_bootstrap_servers: bootstrap.clone(),
+            schema_registry_url: registry.clone(),
+            schema_registry_basic_auth: options
+                .registry_basic_auth
+                .as_ref()
+                .map(|(user, password)| format!("{user}:{password}"))
+                .unwrap_or_default(),
             ..Default::default()
         };
         services.push((

@@ -220,6 +220,12 @@ async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
         stack.wait_terminal(&order_id).await?;
         let trace = trace_of(&query, &order_id, services).await?;
         let depth = check_tree(&order_id, &trace);
+        // The order knows its trace: the console links to it.
+        assert_eq!(
+            stack.order(&order_id).await?.trace_id.as_deref(),
+            Some(trace[0].trace_id.as_str()),
+            "{name}: the order's trace id"
+        );
         let present: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
         assert_eq!(
             present,

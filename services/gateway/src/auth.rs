@@ -1,6 +1,6 @@
 //! Every call to the API carries an OAuth 2.0 bearer token; this checks it
 //! and hands the caller (a [`Principal`]) to the handlers. Health, readiness,
-//! the OpenAPI document and metrics need none (the chart's Ingress does not
+//! the OpenAPI document, metrics and the console's files need none (the chart's Ingress does not
 //! route `/metrics`: Prometheus scrapes pods directly).
 
 use std::sync::Arc;
@@ -20,7 +20,8 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if PUBLIC.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PUBLIC.contains(&path) || crate::console::is_console(path) {
         return next.run(request).await;
     }
     let token = request

@@ -33,6 +33,20 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// How long a whole request may take.
     pub request_timeout_ms: u64,
+    /// Kafka, for the operator API's dead letters (read, decode, replay):
+    /// the services' own settings. Empty: the dead-letter calls answer 503
+    /// saying so.
+    pub kafka_bootstrap_servers: String,
+    /// Extra librdkafka properties, `key=value,key=value` (SASL, TLS).
+    pub kafka_properties: String,
+    /// The schema registry the dead letters are decoded with.
+    pub schema_registry_url: String,
+    pub schema_registry_basic_auth: String,
+    pub schema_registry_bearer_token: String,
+    pub schema_registry_ca_file: String,
+    /// Jaeger's UI (`http://jaeger:16686`): the console links each order to
+    /// its trace there. Empty: no link.
+    pub console_jaeger_url: String,
 }
 
 impl Default for Config {
@@ -53,6 +67,13 @@ impl Default for Config {
             max_requests_in_flight: 1_024,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
+            kafka_bootstrap_servers: String::new(),
+            kafka_properties: String::new(),
+            schema_registry_url: String::new(),
+            schema_registry_basic_auth: String::new(),
+            schema_registry_bearer_token: String::new(),
+            schema_registry_ca_file: String::new(),
+            console_jaeger_url: String::new(),
         }
     }
 }
@@ -68,6 +89,32 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Where dead letters are read from, when Kafka is configured.
+    pub fn dead_letter_source(&self) -> Result<Option<orderflow_runtime::LogSource>, String> {
+        if self.kafka_bootstrap_servers.trim().is_empty() {
+            return Ok(None);
+        }
+        let runtime = orderflow_runtime::RuntimeConfig {
+            kafka_bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+            kafka_properties: self.kafka_properties.clone(),
+            schema_registry_url: self.schema_registry_url.clone(),
+            schema_registry_basic_auth: self.schema_registry_basic_auth.clone(),
+            schema_registry_bearer_token: self.schema_registry_bearer_token.clone(),
+            schema_registry_ca_file: self.schema_registry_ca_file.clone(),
+            ..Default::default()
+        };
+        runtime.kafka_property_pairs().map_err(|e| {
+            format!("kafka_properties: {e}: set ORDERFLOW_KAFKA_PROPERTIES to key=value,key=value")
+        })?;
+        Ok(Some(orderflow_runtime::LogSource {
+            bootstrap: self.kafka_bootstrap_servers.clone(),
+            kafka_properties: self.kafka_properties.clone(),
+            registry: runtime.registry_connection()?,
+        }))
+    }
+}
+
 impl ServiceConfig for Config {
     fn validate(&self) -> Result<(), String> {
         for (name, url) in [
@@ -77,10 +124,7 @@ impl ServiceConfig for Config {
             ("payment_url", &self.payment_url),
             ("auth_jwks_url", &self.auth_jwks_url),
         ] {
-            if reqwest::Url::parse(url)
-                .map(|u| u.scheme().starts_with("http"))
-                .unwrap_or(false)
-            {
+            if is_http(url) {
                 continue;
             }
             let hint = if name == "auth_jwks_url" {
@@ -92,6 +136,19 @@ impl ServiceConfig for Config {
                 "{name} `{}` is not an http(s) URL: set ORDERFLOW_{}{hint}",
                 orderflow_runtime::redact(url),
                 name.to_uppercase()
+            ));
+        }
+        if !self.kafka_bootstrap_servers.trim().is_empty() && !is_http(&self.schema_registry_url) {
+            return Err(format!(
+                "schema_registry_url `{}` is not an http(s) URL: the dead letters Kafka holds are decoded through it; set ORDERFLOW_SCHEMA_REGISTRY_URL (or leave ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS empty to go without dead letters)",
+                orderflow_runtime::redact(&self.schema_registry_url)
+            ));
+        }
+        self.dead_letter_source()?;
+        if !self.console_jaeger_url.is_empty() && !is_http(&self.console_jaeger_url) {
+            return Err(format!(
+                "console_jaeger_url `{}` is not an http(s) URL: set ORDERFLOW_CONSOLE_JAEGER_URL to Jaeger's UI, e.g. http://127.0.0.1:16686, or leave it empty",
+                self.console_jaeger_url
             ));
         }
         if self.auth_issuer.trim().is_empty() {
@@ -114,4 +171,8 @@ impl ServiceConfig for Config {
         }
         Ok(())
     }
+}
+
+fn is_http(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme().starts_with("http"))
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::auth::require_operator;
 use crate::catalogue::KnownSkus;
 use crate::limits::RateLimiter;
+use crate::orders_feed;
 use crate::upstream::Upstream;
 
 #[derive(Clone)]
@@ -31,19 +32,25 @@ pub struct Upstreams {
     pub payment: Upstream,
     pub known_skus: Arc<KnownSkus>,
     pub orders_limit: Arc<RateLimiter>,
+    /// Cancelled when the gateway stops: open order streams end.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 const OPENAPI: &str = include_str!("../openapi.json");
 
 pub fn routes(upstreams: Upstreams) -> Router {
     Router::new()
-        .route("/v1/orders", post(place_order))
+        .route("/v1/me", get(orders_feed::me))
+        .route("/v1/orders", post(place_order).get(orders_feed::newest))
+        .route("/v1/orders/summary", get(orders_feed::summary))
+        .route("/v1/orders/stream", get(orders_feed::stream))
         .route("/v1/orders/{order_id}", get(get_order))
         .route(
             "/v1/customers/{customer_id}/notifications",
             get(list_notifications),
         )
         .route("/v1/customers/{customer_id}/orders", get(list_orders))
+        .route("/v1/inventory", get(list_stock))
         .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
         .route("/v1/payments/{order_id}", get(get_payment))
         .route(
@@ -218,6 +225,17 @@ async fn list_notifications(
     .await
 }
 
+/// Every SKU's stock and price: an operator call.
+async fn list_stock(
+    State(u): State<Upstreams>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Response, Problem> {
+    require_operator(&caller)?;
+    u.inventory
+        .relay(u.inventory.request(Method::GET, &["v1", "inventory"]))
+        .await
+}
+
 async fn get_stock(
     State(u): State<Upstreams>,
     Path(sku): Path<String>,
@@ -318,7 +336,14 @@ mod tests {
         }
         for (path, method) in [
             ("/v1/inventory/{sku}", "put"),
+            ("/v1/inventory", "get"),
             ("/v1/payments/{order_id}", "get"),
+            ("/v1/dead-letters", "get"),
+            ("/v1/dead-letters/{service}/{partition}/{offset}", "get"),
+            (
+                "/v1/dead-letters/{service}/{partition}/{offset}/replay",
+                "post",
+            ),
         ] {
             assert!(
                 doc["paths"][path][method]["responses"]["403"].is_object(),

@@ -4,8 +4,12 @@
 mod auth;
 mod catalogue;
 mod config;
+mod console;
+mod dead_letters;
 mod http;
 mod limits;
+mod orders_feed;
+mod stream;
 mod upstream;
 
 use std::sync::Arc;
@@ -31,6 +35,14 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.upstream_timeout_ms);
+    let dead_letters = match config.dead_letter_source().map_err(RuntimeError::Config)? {
+        Some(source) => Some(
+            orderflow_dlq::DeadLetters::new(source)
+                .map_err(|e| RuntimeError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let streams_stop = tokio_util::sync::CancellationToken::new();
     let upstreams = http::Upstreams {
         order: upstream::Upstream::new("order", &config.order_url, timeout),
         inventory: upstream::Upstream::new("inventory", &config.inventory_url, timeout),
@@ -41,6 +53,7 @@ pub async fn serve(
             per_second: config.orders_per_second,
             burst: config.orders_burst,
         })),
+        stop: streams_stop.clone(),
     };
     let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth()));
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight));
@@ -48,6 +61,10 @@ pub async fn serve(
     let metrics = Metrics::new();
     let app = health_routes(readiness.clone())
         .merge(http::routes(upstreams))
+        .merge(dead_letters::routes(dead_letters::Source::new(
+            dead_letters,
+        )))
+        .merge(console::routes(config.console_jaeger_url.clone()))
         .merge(metrics_route(metrics.clone()))
         .layer(axum::middleware::from_fn_with_state(
             verifier,
@@ -63,6 +80,7 @@ pub async fn serve(
     let stop = async move {
         shutdown.await;
         readiness.set(false);
+        streams_stop.cancel();
     };
     let timeouts = orderflow_http::Timeouts {
         header_read: Duration::from_millis(config.header_read_timeout_ms),

@@ -1,11 +1,12 @@
-//! The catalogue API: read a SKU's stock and price; set them (an operator call).
+//! The catalogue API: read a SKU's stock and price, or every SKU's; set
+//! them (an operator call).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use orderflow_api::{SetStock, StockView};
+use orderflow_api::{SetStock, StockList, StockView};
 use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 
@@ -13,8 +14,18 @@ use crate::store;
 
 pub fn routes(rt: Arc<Runtime>) -> Router {
     Router::new()
+        .route("/v1/inventory", get(list_stock))
         .route("/v1/inventory/{sku}", get(get_stock).put(put_stock))
         .with_state(rt)
+}
+
+/// The whole catalogue, by SKU (the console's stock page): the first
+/// 1,000 SKUs.
+async fn list_stock(State(rt): State<Arc<Runtime>>) -> Result<Json<StockList>, Problem> {
+    store::all_stock(rt.db().reader(), 1_000)
+        .await
+        .map(|items| Json(StockList { items }))
+        .map_err(Problem::internal)
 }
 
 async fn get_stock(

@@ -173,18 +173,32 @@ pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx:
     .bind(sku)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| {
-        Ok(StockView {
-            sku: r.try_get("sku")?,
-            available: r.try_get("available")?,
-            reserved: r.try_get("reserved")?,
-            unit_price: MoneyView {
-                amount_minor: r.try_get("unit_price_minor")?,
-                currency: r.try_get("currency")?,
-            },
-        })
+    row.as_ref().map(stock_view).transpose()
+}
+
+/// Every SKU's stock, by SKU, at most `limit`.
+pub async fn all_stock(pool: &AnyPool, limit: i64) -> Result<Vec<StockView>, sqlx::Error> {
+    sqlx::query(
+        "SELECT sku, available, reserved, unit_price_minor, currency FROM stock ORDER BY sku LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(stock_view)
+    .collect()
+}
+
+fn stock_view(r: &sqlx::any::AnyRow) -> Result<StockView, sqlx::Error> {
+    Ok(StockView {
+        sku: r.try_get("sku")?,
+        available: r.try_get("available")?,
+        reserved: r.try_get("reserved")?,
+        unit_price: MoneyView {
+            amount_minor: r.try_get("unit_price_minor")?,
+            currency: r.try_get("currency")?,
+        },
     })
-    .transpose()
 }
 
 /// A currency other SKUs are priced in, if it differs from `currency`.

@@ -19,6 +19,15 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Reserved,
+        Status::Paid,
+        Status::Shipped,
+        Status::Cancelled,
+        Status::RefundPending,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "PENDING",
@@ -40,16 +49,7 @@ impl Status {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Status::Pending,
-            Status::Reserved,
-            Status::Paid,
-            Status::Shipped,
-            Status::Cancelled,
-            Status::RefundPending,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -63,6 +63,13 @@ pub enum CancelReason {
 }
 
 impl CancelReason {
+    pub const ALL: [CancelReason; 4] = [
+        CancelReason::OutOfStock,
+        CancelReason::PaymentDeclined,
+        CancelReason::PaymentUnavailable,
+        CancelReason::ShippingFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CancelReason::OutOfStock => "OUT_OF_STOCK",

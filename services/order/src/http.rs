@@ -7,13 +7,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderflow_api::{CustomerOrdersPage, OrderAccepted, PlaceOrder};
+use orderflow_api::{CustomerOrdersPage, OrderAccepted, OrderChanges, OrdersList, PlaceOrder};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use orderflow_runtime::group_commit::GroupCommit;
 use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, HandlerError, Runtime};
 use uuid::Uuid;
 
+use crate::feeds::{self, Scope};
 use crate::placement::{Placed, Placement};
 use crate::store;
 
@@ -28,7 +29,9 @@ pub struct AppState {
 
 pub fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/v1/orders", post(place_order))
+        .route("/v1/orders", post(place_order).get(newest_orders))
+        .route("/v1/orders/summary", get(overview))
+        .route("/v1/order-changes", get(changes))
         .route("/v1/orders/{order_id}", get(get_order))
         .route("/v1/customers/{customer_id}/orders", get(customer_orders))
         .with_state(state)
@@ -154,4 +157,83 @@ async fn customer_orders(
         next_cursor,
     })
     .into_response())
+}
+
+/// Which orders a read across customers covers, and how many.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    customer_id: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    /// `GET /v1/order-changes`: changes made at or after this time (ms).
+    since: Option<i64>,
+}
+
+type Query = Result<axum::extract::Query<FeedQuery>, axum::extract::rejection::QueryRejection>;
+
+impl FeedQuery {
+    fn read(query: Query, max: i64) -> Result<(Self, Scope, i64), Problem> {
+        let axum::extract::Query(q) =
+            query.map_err(|e| Problem::validation(format!("query: {}", e.body_text())))?;
+        let limit = q.limit.unwrap_or(max.min(100));
+        if !(1..=max).contains(&limit) {
+            return Err(Problem::validation(format!(
+                "limit must be between 1 and {max}, got {limit}"
+            )));
+        }
+        if let Some(status) = &q.status {
+            if crate::domain::Status::from_name(status).is_none() {
+                return Err(Problem::validation(format!(
+                    "status {status:?} is none of PENDING, RESERVED, PAID, SHIPPED, CANCELLED, REFUND_PENDING"
+                )));
+            }
+        }
+        let scope = Scope {
+            customer_id: q.customer_id.clone(),
+            status: q.status.clone(),
+        };
+        Ok((q, scope, limit))
+    }
+}
+
+/// The newest orders (every customer's, or one's), newest first.
+async fn newest_orders(
+    State(AppState { rt, .. }): State<AppState>,
+    query: Query,
+) -> Result<Json<OrdersList>, Problem> {
+    let (_, scope, limit) = FeedQuery::read(query, 500)?;
+    let orders = feeds::newest(rt.db().reader(), &scope, limit)
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Json(OrdersList { orders }))
+}
+
+/// Status changes since a moment, oldest first.
+async fn changes(
+    State(AppState { rt, .. }): State<AppState>,
+    query: Query,
+) -> Result<Json<OrderChanges>, Problem> {
+    let (q, scope, limit) = FeedQuery::read(query, 5_000)?;
+    let since = q
+        .since
+        .ok_or_else(|| Problem::validation("since (milliseconds since the epoch) is required"))?;
+    let changes = feeds::changes_since(rt.db().reader(), &scope, since, limit)
+        .await
+        .map_err(Problem::internal)?;
+    Ok(Json(OrderChanges {
+        changes: changes.into_iter().map(|(_, c)| c).collect(),
+    }))
+}
+
+/// Orders by status and reason, and placed per second over the last minute.
+async fn overview(
+    State(AppState { rt, .. }): State<AppState>,
+    query: Query,
+) -> Result<Json<orderflow_api::OrdersOverview>, Problem> {
+    let (_, scope, _) = FeedQuery::read(query, 500)?;
+    feeds::overview(rt.db().reader(), &scope, now_millis())
+        .await
+        .map(Json)
+        .map_err(Problem::internal)
 }

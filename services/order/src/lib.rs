@@ -4,6 +4,7 @@
 
 mod config;
 pub mod domain;
+mod feeds;
 mod handlers;
 mod http;
 mod placement;
@@ -81,7 +82,8 @@ pub async fn serve(
 }
 
 /// Keeps the in-flight gauges current (what the stuck-saga and refund
-/// alerts watch), and deletes expired idempotency keys, a batch at a time.
+/// alerts watch), and deletes expired idempotency keys and day-old status
+/// changes, a batch at a time.
 async fn measure_in_flight(
     rt: Arc<Runtime>,
     saga: SagaMetrics,
@@ -102,6 +104,10 @@ async fn measure_in_flight(
         let expired = orderflow_runtime::now_millis() - key_ttl_ms;
         if let Err(e) = store::prune_idempotency_keys(rt.db().pool(), expired, 1_000).await {
             tracing::debug!(error = %e, "could not delete expired idempotency keys");
+        }
+        let old = orderflow_runtime::now_millis() - feeds::CHANGES_KEPT_MS;
+        if let Err(e) = feeds::prune_changes(rt.db().pool(), old, 1_000).await {
+            tracing::debug!(error = %e, "could not delete old status changes");
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}

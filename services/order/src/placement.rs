@@ -12,6 +12,7 @@ use orderflow_runtime::group_commit::{Failed, Tx, Work};
 use orderflow_runtime::Runtime;
 use tracing::Instrument;
 
+use crate::domain::Status;
 use crate::store;
 
 pub struct PlacementContext {
@@ -89,20 +90,29 @@ impl Placement {
                 return Ok(());
             }
         }
-        store::insert_order(
-            tx.conn,
-            &self.order_id,
-            self.request.customer(),
-            &self.request.items,
-            self.placed_at,
-        )
-        .await?;
         let event =
             Event::OrderCreated(created_event(&self.order_id, &self.request, self.placed_at));
         let meta = ctx.rt.emit(tx, &event, None).await.map_err(|e| Failed {
             item: None,
             error: e,
         })?;
+        store::insert_order(
+            tx.conn,
+            &self.order_id,
+            self.request.customer(),
+            &self.request.items,
+            self.placed_at,
+            meta.trace_id(),
+        )
+        .await?;
+        store::record_change(
+            tx.conn,
+            &self.order_id,
+            Status::Pending,
+            None,
+            self.placed_at,
+        )
+        .await?;
         store::record_history(
             tx.conn,
             &self.order_id,

@@ -224,6 +224,7 @@ async fn apply(
                 &created.customer_id,
                 &items,
                 created.placed_at,
+                meta.trace_id(),
             )
             .await?;
             store::record_history(

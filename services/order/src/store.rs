@@ -24,17 +24,41 @@ pub async fn insert_order(
     customer_id: &str,
     items: &[OrderLine],
     placed_at: i64,
+    trace_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let items = serde_json::to_string(items).expect("order lines serialize");
     sqlx::query(
-        "INSERT INTO orders (order_id, customer_id, status, items, placed_at, updated_at)
-         VALUES ($1, $2, 'PENDING', $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
+        "INSERT INTO orders (order_id, customer_id, status, items, placed_at, updated_at, trace_id)
+         VALUES ($1, $2, 'PENDING', $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id)
     .bind(customer_id)
     .bind(items)
     .bind(placed_at)
     .bind(placed_at)
+    .bind(trace_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the order took `status` now (the feed of
+/// `GET /v1/orders/stream`); an order takes each status once.
+pub async fn record_change(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    status: Status,
+    reason: Option<CancelReason>,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_changes (order_id, status, reason, changed_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, status) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(status.as_str())
+    .bind(reason.map(|r| r.as_str()))
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
@@ -148,6 +172,9 @@ pub async fn update(
         Some(m) => (Some(m.amount_minor), Some(m.currency.as_str())),
         None => (None, None),
     };
+    if let Some((status, reason)) = status {
+        record_change(&mut *conn, order_id, status, reason, now).await?;
+    }
     let query = match status {
         Some((status, reason)) => sqlx::query(
             "UPDATE orders SET total_minor = $1, currency = $2, tracking_id = $3, payment_failure = $4,
@@ -273,7 +300,7 @@ pub async fn customer_orders(
         .collect()
 }
 
-fn millis_to_rfc3339(ms: i64) -> String {
+pub(crate) fn millis_to_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339()
@@ -360,7 +387,7 @@ pub async fn prune_idempotency_keys(
 }
 
 const ORDER_COLUMNS: &str =
-    "order_id, customer_id, status, reason, items, total_minor, currency, tracking_id";
+    "order_id, customer_id, status, reason, items, total_minor, currency, tracking_id, trace_id";
 
 pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
     let Some(r) = sqlx::query(&format!(
@@ -466,6 +493,7 @@ fn view_of(r: &sqlx::any::AnyRow, history: Vec<HistoryEntry>) -> Result<OrderVie
                 currency,
             }),
         tracking_id: r.try_get("tracking_id")?,
+        trace_id: r.try_get("trace_id")?,
         history,
     })
 }

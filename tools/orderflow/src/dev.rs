@@ -240,7 +240,13 @@ pub async fn run(args: Args) -> Result<()> {
                 .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
                 .env("ORDERFLOW_PAYMENT_URL", url("payment").1)
                 .env("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url())
-                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url);
+                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url)
+                // The operator API's dead letters (the console's too).
+                .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+                .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
+            if let Some(jaeger) = &jaeger {
+                command.env("ORDERFLOW_CONSOLE_JAEGER_URL", &jaeger.query_url);
+            }
         } else {
             let database = match &args.database_server {
                 Some(server) => format!("{}/{name}", server.trim_end_matches('/')),
@@ -304,6 +310,11 @@ pub async fn run(args: Args) -> Result<()> {
     }
     .write(&data_dir)?;
     banner(&gateway, &bootstrap, &registry, &issuer.url, &data);
+    // A console signed in as an operator, for as long as `make dev` usually runs.
+    let console_token = issuer.mint("operator", true, std::time::Duration::from_secs(12 * 3_600));
+    println!(
+        "Console (signed in as an operator for 12 hours):\n  {gateway}/console/#token={console_token}\n  A customer's console: {gateway}/console/#token=$(cargo run -q --bin orderflow -- token --customer c-42)\n"
+    );
     if let Some(jaeger) = &jaeger {
         println!(
             "Traces: Jaeger's query API at {url} (e.g. {url}/api/traces?service=orderflow-gateway).\n  This Jaeger is built from its Go module, without the UI's assets: {url} shows a placeholder page.\n",

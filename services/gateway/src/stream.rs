@@ -1,0 +1,168 @@
+//! Which status changes a stream has yet to send. The order service records
+//! each change with the time it was made, in the transaction that makes it;
+//! transactions commit in any order, so a change stamped earlier can become
+//! visible after a later one was sent. A stream therefore reads again from
+//! [`GRACE`] before the newest change it sent, and sends what it has not
+//! sent yet (it remembers the changes of that window). A resumed stream
+//! (`Last-Event-ID`) has no such memory: it repeats the window's changes it
+//! may have sent, so a client drops event ids it has already seen.
+
+use std::collections::BTreeSet;
+
+/// How late a change may become visible and still be sent.
+pub const GRACE_MS: i64 = 3_000;
+
+/// One change: when it was made, the order, the status it took. Its text
+/// form (`<ms>.<status>.<order id>`) is the SSE event id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeId {
+    pub at: i64,
+    pub status: String,
+    pub order_id: String,
+}
+
+impl std::fmt::Display for ChangeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.at, self.status, self.order_id)
+    }
+}
+
+impl std::str::FromStr for ChangeId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("Last-Event-ID {s:?} is not an event id this stream sent");
+        let mut parts = s.splitn(3, '.');
+        let (Some(at), Some(status), Some(order_id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Self {
+            at: at.parse().map_err(|_| bad())?,
+            status: status.to_string(),
+            order_id: order_id.to_string(),
+        })
+    }
+}
+
+/// What a stream has sent, and where its next read starts.
+#[derive(Debug)]
+pub struct Window {
+    /// The next read asks for changes made at or after this time (ms).
+    pub since: i64,
+    sent: BTreeSet<ChangeId>,
+}
+
+impl Window {
+    /// A new stream sends changes from `now` on; a resumed one from
+    /// [`GRACE_MS`] before the last change it had.
+    pub fn start(resume_after: Option<&ChangeId>, now: i64) -> Self {
+        let since = match resume_after {
+            Some(last) => last.at - GRACE_MS,
+            None => now,
+        };
+        let sent = resume_after.cloned().into_iter().collect();
+        Self { since, sent }
+    }
+
+    /// The changes of one read (oldest first) that are still to send. A
+    /// read that came back `full` (as many as asked) is a stream behind:
+    /// the next read starts at its newest change, so it moves on.
+    pub fn take(&mut self, read: Vec<ChangeId>, full: bool) -> Vec<ChangeId> {
+        let newest = read.iter().map(|c| c.at).max();
+        let fresh: Vec<ChangeId> = read
+            .into_iter()
+            .filter(|c| self.sent.insert(c.clone()))
+            .collect();
+        if let Some(newest) = newest {
+            let next = if full { newest } else { newest - GRACE_MS };
+            self.since = self.since.max(next);
+        }
+        // Changes older than the window cannot come back in a read.
+        let since = self.since;
+        self.sent.retain(|c| c.at >= since);
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(at: i64, order: &str) -> ChangeId {
+        ChangeId {
+            at,
+            status: "SHIPPED".into(),
+            order_id: order.into(),
+        }
+    }
+
+    #[test]
+    fn an_event_id_reads_back_as_the_change_it_names() {
+        let id = ChangeId {
+            at: 1_700_000_000_123,
+            status: "REFUND_PENDING".into(),
+            order_id: "0193-ab.cd".into(),
+        };
+        assert_eq!(id.to_string().parse::<ChangeId>(), Ok(id));
+        for bad in ["", "12", "x.SHIPPED.o", "12.SHIPPED"] {
+            assert!(bad.parse::<ChangeId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_change_is_sent_once_even_when_read_again() {
+        let mut w = Window::start(None, 1_000);
+        assert_eq!(w.since, 1_000);
+        let first = w.take(vec![change(1_000, "a"), change(5_000, "b")], false);
+        assert_eq!(first.len(), 2);
+        assert_eq!(
+            w.since, 2_000,
+            "reads again from the grace before the newest"
+        );
+        // The next read sees b again, and c.
+        let second = w.take(vec![change(5_000, "b"), change(5_100, "c")], false);
+        assert_eq!(second, vec![change(5_100, "c")]);
+    }
+
+    #[test]
+    fn a_change_that_becomes_visible_late_is_still_sent() {
+        let mut w = Window::start(None, 0);
+        w.take(vec![change(10_000, "later")], false);
+        // Stamped before the one sent, committed after it.
+        let late = w.take(
+            vec![change(9_000, "earlier"), change(10_000, "later")],
+            false,
+        );
+        assert_eq!(late, vec![change(9_000, "earlier")]);
+    }
+
+    #[test]
+    fn a_stream_behind_moves_on_past_a_full_read() {
+        let mut w = Window::start(None, 0);
+        let read: Vec<_> = (0..5).map(|i| change(100 + i, &format!("o{i}"))).collect();
+        assert_eq!(w.take(read, true).len(), 5);
+        assert_eq!(w.since, 104);
+    }
+
+    #[test]
+    fn a_resumed_stream_repeats_the_window_but_not_the_last_event() {
+        let last = change(10_000, "b");
+        let mut w = Window::start(Some(&last), 99_999);
+        assert_eq!(w.since, 10_000 - GRACE_MS);
+        let read = vec![change(9_000, "a"), last.clone(), change(10_500, "c")];
+        assert_eq!(
+            w.take(read, false),
+            vec![change(9_000, "a"), change(10_500, "c")]
+        );
+    }
+
+    #[test]
+    fn the_memory_is_bounded_by_the_window() {
+        let mut w = Window::start(None, 0);
+        for i in 0..1_000 {
+            w.take(vec![change(i * 1_000, &format!("o{i}"))], false);
+        }
+        assert!(w.sent.len() <= 4, "{} remembered", w.sent.len());
+    }
+}

@@ -1,0 +1,212 @@
+//! Reads across customers for operators and the console: the newest orders,
+//! the status changes since a moment (the feed of the gateway's
+//! `GET /v1/orders/stream`), and counts by status. A customer's reads are
+//! the same with their id as a filter.
+
+use std::collections::BTreeMap;
+
+use orderflow_api::{MoneyView, OrderSummary, OrdersOverview};
+use orderflow_runtime::sqlx::{self, any::AnyRow, AnyPool, Row};
+
+use crate::domain::{CancelReason, Status};
+use crate::store::millis_to_rfc3339;
+
+/// How long status changes are kept: a stream resumes within a day.
+pub const CHANGES_KEPT_MS: i64 = 24 * 3_600_000;
+
+/// Which orders a read covers.
+#[derive(Debug, Default, Clone)]
+pub struct Scope {
+    /// Only this customer's.
+    pub customer_id: Option<String>,
+    /// Only orders in this status.
+    pub status: Option<String>,
+}
+
+/// `$n` conditions for a scope, and their values in order.
+fn conditions(scope: &Scope, first: usize, table: &str) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (column, value) in [
+        ("customer_id", &scope.customer_id),
+        ("status", &scope.status),
+    ] {
+        if let Some(value) = value {
+            sql.push_str(&format!(
+                " AND {table}.{column} = ${}",
+                first + values.len()
+            ));
+            values.push(value.clone());
+        }
+    }
+    (sql, values)
+}
+
+fn summary(r: &AnyRow, changed_at: i64) -> Result<OrderSummary, sqlx::Error> {
+    let total_minor: Option<i64> = r.try_get("total_minor")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    Ok(OrderSummary {
+        order_id: r.try_get("order_id")?,
+        customer_id: r.try_get("customer_id")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        total: total_minor
+            .zip(currency)
+            .map(|(amount_minor, currency)| MoneyView {
+                amount_minor,
+                currency,
+            }),
+        placed_at: millis_to_rfc3339(r.try_get("placed_at")?),
+        changed_at: millis_rfc3339(changed_at),
+    })
+}
+
+/// RFC 3339 with milliseconds: changes a few ms apart stay apart.
+pub fn millis_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The newest `limit` orders in the scope, newest first.
+pub async fn newest(
+    pool: &AnyPool,
+    scope: &Scope,
+    limit: i64,
+) -> Result<Vec<OrderSummary>, sqlx::Error> {
+    let (filter, values) = conditions(scope, 1, "o");
+    let sql = format!(
+        "SELECT o.order_id, o.customer_id, o.status, o.reason, o.total_minor, o.currency,
+                o.placed_at, o.updated_at
+         FROM orders o WHERE 1 = 1{filter}
+         ORDER BY o.placed_at DESC, o.order_id DESC LIMIT ${}",
+        values.len() + 1
+    );
+    let mut query = sqlx::query(&sql);
+    for v in values {
+        query = query.bind(v);
+    }
+    query
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| summary(r, r.try_get("updated_at")?))
+        .collect()
+}
+
+/// Status changes made at or after `since` (ms), oldest first, at most
+/// `limit`: each with the order as it is now (its total, say), and the
+/// status and reason it took then.
+pub async fn changes_since(
+    pool: &AnyPool,
+    scope: &Scope,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<(i64, OrderSummary)>, sqlx::Error> {
+    let (filter, values) = conditions(
+        &Scope {
+            status: None,
+            ..scope.clone()
+        },
+        2,
+        "o",
+    );
+    let sql = format!(
+        "SELECT c.order_id, o.customer_id, c.status, c.reason, o.total_minor, o.currency,
+                o.placed_at, c.changed_at
+         FROM order_changes c JOIN orders o ON o.order_id = c.order_id
+         WHERE c.changed_at >= $1{filter}
+         ORDER BY c.changed_at, c.order_id, c.status LIMIT ${}",
+        values.len() + 2
+    );
+    let mut query = sqlx::query(&sql).bind(since);
+    for v in values {
+        query = query.bind(v);
+    }
+    query
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let at: i64 = r.try_get("changed_at")?;
+            Ok((at, summary(r, at)?))
+        })
+        .collect()
+}
+
+/// Orders by status and cancellations by reason (every status and reason
+/// listed, zeros included), and orders placed in each of the last 60
+/// seconds up to `now`.
+pub async fn overview(
+    pool: &AnyPool,
+    scope: &Scope,
+    now: i64,
+) -> Result<OrdersOverview, sqlx::Error> {
+    let (filter, values) = conditions(scope, 1, "o");
+    let sql = format!(
+        "SELECT o.status, o.reason, COUNT(*) AS n FROM orders o WHERE 1 = 1{filter}
+         GROUP BY o.status, o.reason"
+    );
+    let mut query = sqlx::query(&sql);
+    for v in &values {
+        query = query.bind(v.clone());
+    }
+    let mut counts: BTreeMap<String, i64> =
+        Status::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
+    let mut cancelled: BTreeMap<String, i64> = CancelReason::ALL
+        .iter()
+        .map(|r| (r.as_str().into(), 0))
+        .collect();
+    for r in query.fetch_all(pool).await? {
+        let status: String = r.try_get("status")?;
+        let n: i64 = r.try_get("n")?;
+        *counts.entry(status.clone()).or_default() += n;
+        if let (true, Some(reason)) = (
+            status == Status::Cancelled.as_str(),
+            r.try_get::<Option<String>, _>("reason")?,
+        ) {
+            *cancelled.entry(reason).or_default() += n;
+        }
+    }
+    let first_second = now / 1000 - 59;
+    let sql = format!(
+        "SELECT o.placed_at FROM orders o WHERE 1 = 1{filter} AND o.placed_at >= ${}",
+        values.len() + 1
+    );
+    let mut query = sqlx::query(&sql);
+    for v in values {
+        query = query.bind(v);
+    }
+    let mut placed_per_second = vec![0; 60];
+    for r in query.bind(first_second * 1000).fetch_all(pool).await? {
+        let second = r.try_get::<i64, _>("placed_at")? / 1000 - first_second;
+        if let Some(slot) = usize::try_from(second)
+            .ok()
+            .and_then(|i| placed_per_second.get_mut(i))
+        {
+            *slot += 1;
+        }
+    }
+    Ok(OrdersOverview {
+        counts,
+        cancelled,
+        placed_per_second,
+        as_of: millis_rfc3339(now),
+    })
+}
+
+/// Deletes up to `limit` status changes made before `before`; returns how many.
+pub async fn prune_changes(pool: &AnyPool, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM order_changes WHERE changed_at < $1 AND (order_id, status) IN (
+             SELECT order_id, status FROM order_changes WHERE changed_at < $2 LIMIT $3)",
+    )
+    .bind(before)
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
