@@ -18,6 +18,7 @@ mod kafka;
 pub mod launch;
 pub mod metrics;
 mod stack;
+mod stray;
 pub mod system;
 pub mod traces;
 

@@ -126,6 +126,11 @@ impl Stack {
             let _ = axum::serve(registry_listener, registry_app).await;
         });
 
+        let registry_basic_auth = options
+            .registry_basic_auth
+            .as_ref()
+            .map(|(user, password)| format!("{user}:{password}"))
+            .unwrap_or_default();
         let mut configs = std::collections::HashMap::new();
         for service in orderflow_runtime::topics::CONSUMING_SERVICES {
             configs.insert(service, crate::database_url(dir.path(), service).await?);
@@ -135,11 +140,7 @@ impl Stack {
                 http_addr: listener.local_addr()?,
                 database_url: configs[service].clone(),
                 schema_registry_url: registry.clone(),
-                schema_registry_basic_auth: options
-                    .registry_basic_auth
-                    .as_ref()
-                    .map(|(user, password)| format!("{user}:{password}"))
-                    .unwrap_or_default(),
+                schema_registry_basic_auth: registry_basic_auth.clone(),
                 kafka_bootstrap_servers: bootstrap.clone(),
                 kafka_partitions: options.partitions,
                 kafka_auto_commit_interval_ms: 100,
@@ -240,11 +241,7 @@ impl Stack {
             // Dead letters for the operator API, as `orderflow dev` gives them.
             kafka_bootstrap_servers: bootstrap.clone(),
             schema_registry_url: registry.clone(),
-            schema_registry_basic_auth: options
-                .registry_basic_auth
-                .as_ref()
-                .map(|(user, password)| format!("{user}:{password}"))
-                .unwrap_or_default(),
+            schema_registry_basic_auth: registry_basic_auth.clone(),
             ..Default::default()
         };
         services.push((

@@ -7,10 +7,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use orderflow_envelope::{
-    Address, CloudEventHeaders, Codec, Event, HttpSchemaRegistry, InventoryReserved, Money,
-    ReservedLine,
-};
 use orderflow_testkit::browser::Browser;
 use orderflow_testkit::{order_body, Stack};
 use serde_json::Value;
@@ -261,35 +257,7 @@ async fn an_operator_replays_a_dead_letter_and_edits_stock_from_the_console() ->
     // A reservation for an order the order service never created: it
     // dead-letters it at once (and the payment service declines its card:
     // the order service dead-letters that PaymentFailed too).
-    let codec = Codec::new(std::sync::Arc::new(HttpSchemaRegistry::new(
-        &stack.registry,
-    )));
-    let stray = Event::InventoryReserved(InventoryReserved {
-        order_id: "o-console-stray".into(),
-        customer_id: "c-stray".into(),
-        lines: vec![ReservedLine {
-            sku: "SKU-001".into(),
-            quantity: 1,
-            unit_price: Money::new(999, "EUR"),
-        }],
-        total: Money::new(999, "EUR"),
-        payment_token: "tok_chargeDeclined".into(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
-    });
-    let ce = CloudEventHeaders::new("inventory", stray.event_type().ce_type(), "o-console-stray");
-    let envelope = codec.envelope(&stray, ce).await?;
-    let pairs = envelope.headers.to_pairs();
-    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    stack
-        .kafka()
-        .produce_raw("inventory", &envelope.key, &refs, &envelope.payload)
-        .await?;
+    stack.publish_stray_reservation("o-console-stray").await?;
     stack.wait_idle().await?;
     let letters = orderflow_dlq::DeadLetters::new(orderflow_runtime::LogSource::plain(
         &stack.bootstrap,

@@ -214,10 +214,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_schema_and_a_broken_invariant_are_dead_lettered_at_once() -> anyhow::Result<()>
 {
-    use orderflow_envelope::{
-        Address, CloudEventHeaders, Codec, Event, EventType, HttpSchemaRegistry, InventoryReserved,
-        Money, ReservedLine,
-    };
+    use orderflow_envelope::{CloudEventHeaders, EventType};
     let stack = Stack::start().await?;
     let began = chrono::Utc::now();
     let kafka = stack.kafka();
@@ -240,35 +237,8 @@ async fn an_unknown_schema_and_a_broken_invariant_are_dead_lettered_at_once() ->
         .await?;
     let at_unknown = ("inventory", p, o);
 
-    // A declined card, so nothing but payment and order acts on it.
-    let codec = Codec::new(std::sync::Arc::new(HttpSchemaRegistry::new(
-        &stack.registry,
-    )));
-    let stray = Event::InventoryReserved(InventoryReserved {
-        order_id: "o-never-created".into(),
-        customer_id: "c-stray".into(),
-        lines: vec![ReservedLine {
-            sku: "SKU-001".into(),
-            quantity: 1,
-            unit_price: Money::new(999, "EUR"),
-        }],
-        total: Money::new(999, "EUR"),
-        payment_token: "tok_chargeDeclined".into(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Main St".into(),
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        },
-    });
-    let ce = CloudEventHeaders::new("inventory", stray.event_type().ce_type(), "o-never-created");
-    let envelope = codec.envelope(&stray, ce).await?;
-    let stray_pairs = envelope.headers.to_pairs();
+    let (p, o, stray_pairs) = stack.publish_stray_reservation("o-never-created").await?;
     let stray_refs: Vec<(&str, &str)> = stray_pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (p, o) = kafka
-        .produce_raw("inventory", &envelope.key, &stray_refs, &envelope.payload)
-        .await?;
     let at_stray = ("inventory", p, o);
     stack.wait_idle().await?;
 

@@ -64,6 +64,21 @@ async fn read_stream(
     Ok(events)
 }
 
+/// A GET's JSON body.
+async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Result<Value> {
+    Ok(client.get(url).send().await?.json().await?)
+}
+
+/// The order ids of a list, in its order.
+fn order_ids(list: &Value) -> Vec<&str> {
+    list["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect()
+}
+
 /// `statuses` are in `path`'s order, each once, from its first to its last.
 fn assert_path(statuses: &[String], path: &[&str]) {
     let positions: Vec<Option<usize>> = statuses
@@ -211,36 +226,13 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
     stack.wait_terminal(&b).await?;
 
     // The operator: every order, newest first; counts of all; the catalogue.
-    let all: Value = stack
-        .http
-        .get(stack.url("/v1/orders"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let ids: Vec<&str> = all["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap())
-        .collect();
+    let all: Value = get_json(&stack.http, stack.url("/v1/orders")).await?;
+    let ids: Vec<&str> = order_ids(&all);
     assert_eq!(ids, [b.as_str(), a.as_str()]);
-    let cancelled: Value = stack
-        .http
-        .get(stack.url("/v1/orders?status=CANCELLED"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let cancelled: Value = get_json(&stack.http, stack.url("/v1/orders?status=CANCELLED")).await?;
     assert_eq!(cancelled["orders"].as_array().unwrap().len(), 1);
     assert_eq!(cancelled["orders"][0]["reason"], "PAYMENT_DECLINED");
-    let summary: Value = stack
-        .http
-        .get(stack.url("/v1/orders/summary"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let summary: Value = get_json(&stack.http, stack.url("/v1/orders/summary")).await?;
     assert_eq!(summary["counts"]["SHIPPED"], 1);
     assert_eq!(summary["counts"]["CANCELLED"], 1);
     assert_eq!(summary["counts"]["PENDING"], 0);
@@ -251,13 +243,7 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
         per_second.iter().map(|n| n.as_i64().unwrap()).sum::<i64>(),
         2
     );
-    let stock: Value = stack
-        .http
-        .get(stack.url("/v1/inventory"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let stock: Value = get_json(&stack.http, stack.url("/v1/inventory")).await?;
     let skus: HashMap<&str, &Value> = stock["items"]
         .as_array()
         .unwrap()
@@ -268,37 +254,16 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
         skus["SKU-001"]["available"],
         stack.stock("SKU-001").await?.available
     );
-    let me: Value = stack
-        .http
-        .get(stack.url("/v1/me"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let me: Value = get_json(&stack.http, stack.url("/v1/me")).await?;
     assert_eq!(me["operator"], true);
 
     // A customer: their own orders and counts, even when asking for another's;
     // the catalogue and the dead letters are operators' business.
     let customer = stack.as_customer("c-list-a");
-    let own: Value = customer
-        .get(stack.url("/v1/orders?customer_id=c-list-b"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let own_ids: Vec<&str> = own["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap())
-        .collect();
+    let own: Value = get_json(&customer, stack.url("/v1/orders?customer_id=c-list-b")).await?;
+    let own_ids: Vec<&str> = order_ids(&own);
     assert_eq!(own_ids, [a.as_str()]);
-    let summary: Value = customer
-        .get(stack.url("/v1/orders/summary"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let summary: Value = get_json(&customer, stack.url("/v1/orders/summary")).await?;
     assert_eq!(summary["counts"]["SHIPPED"], 1);
     assert_eq!(summary["counts"]["CANCELLED"], 0);
     for path in [
@@ -314,12 +279,7 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
         .send()
         .await?;
     assert_eq!(replay.status(), 403);
-    let me: Value = customer
-        .get(stack.url("/v1/me"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let me: Value = get_json(&customer, stack.url("/v1/me")).await?;
     assert_eq!(
         (me["subject"].as_str(), me["operator"].as_bool()),
         (Some("c-list-a"), Some(false))

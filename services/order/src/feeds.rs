@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use orderflow_api::{MoneyView, OrderSummary, OrdersOverview};
+use orderflow_api::{OrderSummary, OrdersOverview};
 use orderflow_runtime::sqlx::{self, any::AnyRow, AnyPool, Row};
 
 use crate::domain::{CancelReason, Status};
-use crate::store::millis_to_rfc3339;
+use crate::store::{millis_to_rfc3339, total_of};
 
 /// How long status changes are kept: a stream resumes within a day.
 pub const CHANGES_KEPT_MS: i64 = 24 * 3_600_000;
@@ -43,19 +43,12 @@ fn conditions(scope: &Scope, first: usize, table: &str) -> (String, Vec<String>)
 }
 
 fn summary(r: &AnyRow, changed_at: i64) -> Result<OrderSummary, sqlx::Error> {
-    let total_minor: Option<i64> = r.try_get("total_minor")?;
-    let currency: Option<String> = r.try_get("currency")?;
     Ok(OrderSummary {
         order_id: r.try_get("order_id")?,
         customer_id: r.try_get("customer_id")?,
         status: r.try_get("status")?,
         reason: r.try_get("reason")?,
-        total: total_minor
-            .zip(currency)
-            .map(|(amount_minor, currency)| MoneyView {
-                amount_minor,
-                currency,
-            }),
+        total: total_of(r)?,
         placed_at: millis_to_rfc3339(r.try_get("placed_at")?),
         changed_at: millis_rfc3339(changed_at),
     })

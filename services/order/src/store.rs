@@ -276,8 +276,6 @@ pub async fn customer_orders(
         .map(|r| {
             let placed_at: i64 = r.try_get("placed_at")?;
             let order_id: String = r.try_get("order_id")?;
-            let total_minor: Option<i64> = r.try_get("total_minor")?;
-            let currency: Option<String> = r.try_get("currency")?;
             Ok((
                 Cursor {
                     placed_at,
@@ -287,17 +285,24 @@ pub async fn customer_orders(
                     order_id,
                     status: r.try_get("status")?,
                     reason: r.try_get("reason")?,
-                    total: total_minor
-                        .zip(currency)
-                        .map(|(amount_minor, currency)| MoneyView {
-                            amount_minor,
-                            currency,
-                        }),
+                    total: total_of(r)?,
                     placed_at: millis_to_rfc3339(placed_at),
                 },
             ))
         })
         .collect()
+}
+
+/// A row's total (`total_minor`, `currency`), once the order has one.
+pub(crate) fn total_of(r: &sqlx::any::AnyRow) -> Result<Option<MoneyView>, sqlx::Error> {
+    let total_minor: Option<i64> = r.try_get("total_minor")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    Ok(total_minor
+        .zip(currency)
+        .map(|(amount_minor, currency)| MoneyView {
+            amount_minor,
+            currency,
+        }))
 }
 
 pub(crate) fn millis_to_rfc3339(ms: i64) -> String {
@@ -478,20 +483,13 @@ fn history_entry(h: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
 
 fn view_of(r: &sqlx::any::AnyRow, history: Vec<HistoryEntry>) -> Result<OrderView, sqlx::Error> {
     let items: String = r.try_get("items")?;
-    let total_minor: Option<i64> = r.try_get("total_minor")?;
-    let currency: Option<String> = r.try_get("currency")?;
     Ok(OrderView {
         order_id: r.try_get("order_id")?,
         customer_id: r.try_get("customer_id")?,
         status: r.try_get("status")?,
         reason: r.try_get("reason")?,
         items: serde_json::from_str(&items).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        total: total_minor
-            .zip(currency)
-            .map(|(amount_minor, currency)| MoneyView {
-                amount_minor,
-                currency,
-            }),
+        total: total_of(r)?,
         tracking_id: r.try_get("tracking_id")?,
         trace_id: r.try_get("trace_id")?,
         history,
