@@ -298,5 +298,71 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
     }
     let anonymous = reqwest::get(stack.url("/v1/orders/stream")).await?;
     assert_eq!(anonymous.status(), 401);
+
+    // The order service's feed read a page at a time (a burst bigger than a
+    // read): every change once, in the same order as in one read.
+    let feed = format!("{}/v1/order-changes", stack.urls["order"]);
+    let plain = reqwest::Client::new();
+    let all: Value = get_json(&plain, format!("{feed}?since=0")).await?;
+    let all = all["changes"].as_array().unwrap().clone();
+    assert!(
+        all.len() >= 4,
+        "PENDING and the outcome of two orders: {all:?}"
+    );
+    let mut paged = Vec::new();
+    let mut url = format!("{feed}?since=0&limit=2");
+    loop {
+        let page: Value = get_json(&plain, &url).await?;
+        let page = page["changes"].as_array().unwrap().clone();
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        paged.extend(page);
+        let at = chrono::DateTime::parse_from_rfc3339(last["changed_at"].as_str().unwrap())?
+            .timestamp_millis();
+        url = format!(
+            "{feed}?since=0&limit=2&after_at={at}&after_order_id={}&after_status={}",
+            last["order_id"].as_str().unwrap(),
+            last["status"].as_str().unwrap()
+        );
+    }
+    assert_eq!(paged, all);
+
+    // Streams are held open: a caller may have 8, the ninth is 429.
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let r = customer.get(stack.url("/v1/orders/stream")).send().await?;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let ninth = customer.get(stack.url("/v1/orders/stream")).send().await?;
+    assert_eq!(ninth.status(), 429);
+    let other = stack.as_customer("c-list-b");
+    assert_eq!(
+        other
+            .get(stack.url("/v1/orders/stream"))
+            .send()
+            .await?
+            .status(),
+        200
+    );
+    drop(open.pop());
+    let mut reopened = false;
+    // The gateway notices a closed stream at its next write (a keep-alive
+    // within 15 s at most).
+    for _ in 0..200 {
+        if customer
+            .get(stack.url("/v1/orders/stream"))
+            .send()
+            .await?
+            .status()
+            == 200
+        {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "a closed stream frees its slot");
     stack.stop().await
 }

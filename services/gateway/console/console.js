@@ -123,7 +123,8 @@ function route() {
   if (top === 'orders' && !rest.length) return viewOrders(sig);
   if (top === 'orders' && rest.length === 1) return viewOrder(rest[0], sig);
   if (top === 'dead-letters' && !rest.length) return viewLetters(sig);
-  if (top === 'dead-letters' && rest.length === 3) return viewLetter(rest.join('/'), sig);
+  // Only a well-formed id reaches the API (it is part of a request path).
+  if (top === 'dead-letters' && rest.length === 3 && /^[a-z]+$/.test(rest[0]) && rest.slice(1).every((p) => /^\d+$/.test(p))) return viewLetter(rest.join('/'), sig);
   if (top === 'stock' && !rest.length) return viewStock(sig);
   viewError('Page not found', `There is nothing at ${location.hash}.`);
 }
@@ -212,12 +213,19 @@ async function loadOrders(sig) {
   if (ordersFilter) q.set('status', ordersFilter);
   const empty = $('#orders-empty');
   $('#orders').setAttribute('aria-busy', 'true');
+  // Stream events that arrive while the list loads are applied on top of it.
+  ordersPending = [];
   try {
     const { orders = [] } = await api(`/v1/orders?${q}`, { signal });
-    $('#orders tbody').replaceChildren(...orders.slice(0, MAX_ROWS).map((o) => orderRow(o, parseTime(o.updated_at || o.placed_at))));
+    $('#orders tbody').replaceChildren(...orders.slice(0, MAX_ROWS).map((o) => orderRow(o, parseTime(o.changed_at || o.placed_at))));
+    const pending = ordersPending;
+    ordersPending = null;
+    pending.forEach(applyOrderEvent);
     empty.textContent = ordersFilter ? `No ${words(ordersFilter).toLowerCase()} orders right now.` : 'No orders yet. New orders appear here as soon as they are placed.';
   } catch (e) {
+    ordersPending = null;
     if (signal.aborted) return;
+    $('#orders tbody').replaceChildren(); // rows of another filter must not stay under its name
     empty.textContent = `Could not load orders: ${e.message}`;
   }
   $('#orders').removeAttribute('aria-busy');
@@ -225,7 +233,9 @@ async function loadOrders(sig) {
 }
 
 // Idempotent upsert: a resumed stream may repeat events, so one older than the row is dropped.
+let ordersPending = null;
 function applyOrderEvent(o) {
+  if (ordersPending) return void ordersPending.push(o);
   const t = parseTime(o.changed_at), tbody = $('#orders tbody');
   if (!o.order_id || !Number.isFinite(t) || !tbody) return;
   const tr = $(`tr[data-order-id="${CSS.escape(o.order_id)}"]`, tbody);
@@ -249,9 +259,12 @@ function setStreamState(s) {
 
 // Server-Sent Events read through fetch(): EventSource cannot send an Authorization header.
 async function stream(sig) {
-  let lastId = null;
+  let lastId = null, first = true;
   while (!sig.aborted) {
     try {
+      // Without a resume point, what changed while disconnected is read from the list.
+      if (!first && lastId === null) await loadOrders(sig);
+      first = false;
       const headers = { Authorization: `Bearer ${state.token}`, Accept: 'text/event-stream' };
       if (lastId !== null) headers['Last-Event-ID'] = lastId;
       const res = await fetch('/v1/orders/stream', { headers, signal: sig, cache: 'no-store' });
@@ -654,7 +667,9 @@ function start() {
   // The dev banner's link carries the token in the fragment: keep it in this tab only and scrub the URL.
   const m = location.hash.match(/^#token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    let token = m[1];
+    try { token = decodeURIComponent(token); } catch { /* not percent-encoded: as it is */ }
+    sessionStorage.setItem(TOKEN_KEY, token);
     history.replaceState(null, '', `${location.pathname}${location.search}#/orders`);
   }
   const tok = sessionStorage.getItem(TOKEN_KEY);

@@ -33,6 +33,10 @@ pub struct Config {
     pub header_read_timeout_ms: u64,
     /// How long a whole request may take.
     pub request_timeout_ms: u64,
+    /// Open `GET /v1/orders/stream`s, at most: per caller (429 past it)…
+    pub max_streams_per_caller: usize,
+    /// …and in all (503 past it).
+    pub max_streams: usize,
     /// Kafka, for the operator API's dead letters (read, decode, replay):
     /// the services' own settings. Empty: the dead-letter calls answer 503
     /// saying so.
@@ -67,6 +71,8 @@ impl Default for Config {
             max_requests_in_flight: 1_024,
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
+            max_streams_per_caller: 8,
+            max_streams: 256,
             kafka_bootstrap_servers: String::new(),
             kafka_properties: String::new(),
             schema_registry_url: String::new(),
@@ -162,6 +168,12 @@ impl ServiceConfig for Config {
             || self.orders_burst == 0
         {
             return Err("orders_per_second and orders_burst must be above 0: set ORDERFLOW_ORDERS_PER_SECOND and ORDERFLOW_ORDERS_BURST".into());
+        }
+        if self.max_streams == 0 || self.max_streams_per_caller == 0 {
+            return Err(
+                "max_streams and max_streams_per_caller must be above 0: set ORDERFLOW_MAX_STREAMS and ORDERFLOW_MAX_STREAMS_PER_CALLER"
+                    .into(),
+            );
         }
         if self.max_requests_in_flight == 0 {
             return Err(

@@ -34,6 +34,7 @@ pub struct Upstreams {
     pub orders_limit: Arc<RateLimiter>,
     /// Cancelled when the gateway stops: open order streams end.
     pub stop: tokio_util::sync::CancellationToken,
+    pub stream_slots: Arc<crate::limits::StreamSlots>,
 }
 
 const OPENAPI: &str = include_str!("../openapi.json");

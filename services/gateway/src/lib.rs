@@ -54,6 +54,7 @@ pub async fn serve(
             burst: config.orders_burst,
         })),
         stop: streams_stop.clone(),
+        stream_slots: limits::StreamSlots::new(config.max_streams_per_caller, config.max_streams),
     };
     let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth()));
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight));

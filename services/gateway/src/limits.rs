@@ -1,6 +1,7 @@
 //! Resource limits at the door: a token bucket per principal for placing
-//! orders (429 with `Retry-After` and the IETF `RateLimit` headers), and a
-//! cap on requests in progress at once (503 past it).
+//! orders (429 with `Retry-After` and the IETF `RateLimit` headers), a cap
+//! on requests in progress at once (503 past it), and caps on open order
+//! streams (each polls the order service while it is open).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -111,6 +112,69 @@ impl RateLimiter {
     }
 }
 
+/// Open `GET /v1/orders/stream`s: at most `per_caller` for one principal
+/// (429) and `total` for the gateway (503). A request's in-flight slot ends
+/// with its headers; a stream's lasts as long as it is open.
+pub struct StreamSlots {
+    per_caller: usize,
+    total: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open stream; dropping it frees its slot.
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    principal: String,
+}
+
+impl StreamSlots {
+    pub fn new(per_caller: usize, total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_caller,
+            total,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn open(self: &Arc<Self>, principal: &str) -> Result<StreamSlot, Problem> {
+        let mut open = self.open.lock().expect("stream slots lock");
+        if open.values().sum::<usize>() >= self.total {
+            return Err(Problem::new(
+                ProblemType::Unavailable,
+                format!("this gateway has {} order streams open, its most: try again later or another replica", self.total),
+            )
+            .with_header("retry-after", "5"));
+        }
+        let mine = open.entry(principal.to_string()).or_default();
+        if *mine >= self.per_caller {
+            return Err(Problem::new(
+                ProblemType::TooManyRequests,
+                format!(
+                    "at most {} open order streams per caller: close one first",
+                    self.per_caller
+                ),
+            ));
+        }
+        *mine += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            principal: principal.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().expect("stream slots lock");
+        if let Some(n) = open.get_mut(&self.principal) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.principal);
+            }
+        }
+    }
+}
+
 /// Requests in progress at once, at most: past it, 503 at once rather than
 /// a queue that grows until everything times out.
 pub async fn concurrency(
@@ -176,5 +240,17 @@ mod tests {
             .iter()
             .any(|(k, v)| *k == "retry-after" && v == "1"));
         assert!(limiter.check("c-2").is_ok(), "another caller is not slowed");
+    }
+
+    #[test]
+    fn open_streams_are_capped_per_caller_and_in_all_and_freed_when_closed() {
+        let slots = StreamSlots::new(2, 3);
+        let a1 = slots.open("a").unwrap();
+        let _a2 = slots.open("a").unwrap();
+        assert_eq!(slots.open("a").err().map(|p| p.status), Some(429));
+        let _b1 = slots.open("b").unwrap();
+        assert_eq!(slots.open("c").err().map(|p| p.status), Some(503));
+        drop(a1);
+        assert!(slots.open("c").is_ok(), "a closed stream frees its slot");
     }
 }

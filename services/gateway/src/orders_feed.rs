@@ -94,7 +94,12 @@ pub async fn me(Extension(caller): Extension<Principal>) -> Response {
 /// `GET /v1/orders/stream`: `event: order`, the order as
 /// [`OrderSummary`] with the status it took and when, `id` to resume from.
 pub async fn stream(
-    State(Upstreams { order, stop, .. }): State<Upstreams>,
+    State(Upstreams {
+        order,
+        stop,
+        stream_slots: slots,
+        ..
+    }): State<Upstreams>,
     Extension(caller): Extension<Principal>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -109,21 +114,30 @@ pub async fn stream(
         None => None,
     };
     let scope = scoped(&caller, query, &["customer_id"])?;
+    // Held as long as the stream is open.
+    let slot = slots.open(&caller.subject)?;
     let window = Window::start(resume.as_ref(), orderflow_runtime::now_millis());
     let events = futures::stream::unfold(
-        (window, Vec::<Event>::new(), order, scope, stop),
-        |(mut window, mut ready, order, scope, stop)| async move {
+        (window, Vec::<Event>::new(), order, scope, stop, slot),
+        |(mut window, mut ready, order, scope, stop, slot)| async move {
             loop {
-                if let Some(event) = ready.pop() {
-                    return Some((Ok(event), (window, ready, order, scope, stop)));
+                // The gateway is stopping: the stream ends, and the client
+                // resumes elsewhere.
+                if stop.is_cancelled() {
+                    return None;
                 }
-                ready = read_changes(&order, &scope, &mut window).await;
+                if let Some(event) = ready.pop() {
+                    return Some((Ok(event), (window, ready, order, scope, stop, slot)));
+                }
+                ready = tokio::select! {
+                    ready = read_changes(&order, &scope, &mut window) => ready,
+                    _ = stop.cancelled() => return None,
+                };
                 ready.reverse();
-                if ready.is_empty() {
+                // Nothing new and no burst's next page to read: a pause.
+                if ready.is_empty() && window.after.is_none() {
                     tokio::select! {
                         _ = tokio::time::sleep(POLL) => {}
-                        // The gateway is stopping: the stream ends, and the
-                        // client resumes elsewhere.
                         _ = stop.cancelled() => return None,
                     }
                 }
@@ -140,13 +154,20 @@ async fn read_changes(
     scope: &[(String, String)],
     window: &mut Window,
 ) -> Vec<Event> {
-    let request = order
+    let mut request = order
         .request(Method::GET, &["v1", "order-changes"])
         .query(scope)
         .query(&[
             ("since", window.since.to_string()),
             ("limit", READ_LIMIT.to_string()),
         ]);
+    if let Some(after) = &window.after {
+        request = request.query(&[
+            ("after_at", after.at.to_string()),
+            ("after_order_id", after.order_id.clone()),
+            ("after_status", after.status.clone()),
+        ]);
+    }
     let changes: OrderChanges = match order.send(request).await {
         Ok(r) if r.status().is_success() => match r.json().await {
             Ok(changes) => changes,

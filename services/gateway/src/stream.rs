@@ -5,7 +5,11 @@
 //! [`GRACE`] before the newest change it sent, and sends what it has not
 //! sent yet (it remembers the changes of that window). A resumed stream
 //! (`Last-Event-ID`) has no such memory: it repeats the window's changes it
-//! may have sent, so a client drops event ids it has already seen.
+//! may have sent, so a client drops event ids it has already seen; so does a
+//! new stream, which starts [`GRACE_MS`] back. A read that comes back full
+//! (a burst) is followed by the next page, after its last change, before
+//! the window moves on. A change that becomes visible more than
+//! [`GRACE_MS`] after its stamp is not streamed (it is in the lists).
 
 use std::collections::BTreeSet;
 
@@ -48,35 +52,46 @@ impl std::str::FromStr for ChangeId {
 /// What a stream has sent, and where its next read starts.
 #[derive(Debug)]
 pub struct Window {
-    /// The next read asks for changes made at or after this time (ms).
+    /// The next read asks for changes made at or after this time (ms)…
     pub since: i64,
+    /// …and, while paging through a burst, after this change.
+    pub after: Option<ChangeId>,
     sent: BTreeSet<ChangeId>,
 }
 
 impl Window {
-    /// A new stream sends changes from `now` on; a resumed one from
-    /// [`GRACE_MS`] before the last change it had.
+    /// A new stream sends changes from [`GRACE_MS`] before `now` on (one
+    /// stamped just before it opened may become visible just after); a
+    /// resumed one from [`GRACE_MS`] before the last change it had.
     pub fn start(resume_after: Option<&ChangeId>, now: i64) -> Self {
         let since = match resume_after {
-            Some(last) => last.at - GRACE_MS,
+            Some(last) => last.at,
             None => now,
-        };
+        } - GRACE_MS;
         let sent = resume_after.cloned().into_iter().collect();
-        Self { since, sent }
+        Self {
+            since,
+            after: None,
+            sent,
+        }
     }
 
-    /// The changes of one read (oldest first) that are still to send. A
-    /// read that came back `full` (as many as asked) is a stream behind:
-    /// the next read starts at its newest change, so it moves on.
+    /// The changes of one read (in the order of their ids) that are still
+    /// to send. A read that came back `full` (as many as asked) has more
+    /// behind it: the next read is the page after its last change.
     pub fn take(&mut self, read: Vec<ChangeId>, full: bool) -> Vec<ChangeId> {
         let newest = read.iter().map(|c| c.at).max();
+        self.after = if full {
+            read.iter().max().cloned()
+        } else {
+            None
+        };
         let fresh: Vec<ChangeId> = read
             .into_iter()
             .filter(|c| self.sent.insert(c.clone()))
             .collect();
-        if let Some(newest) = newest {
-            let next = if full { newest } else { newest - GRACE_MS };
-            self.since = self.since.max(next);
+        if let (Some(newest), false) = (newest, full) {
+            self.since = self.since.max(newest - GRACE_MS);
         }
         // Changes older than the window cannot come back in a read.
         let since = self.since;
@@ -112,8 +127,8 @@ mod tests {
 
     #[test]
     fn each_change_is_sent_once_even_when_read_again() {
-        let mut w = Window::start(None, 1_000);
-        assert_eq!(w.since, 1_000);
+        let mut w = Window::start(None, 1_000 + GRACE_MS);
+        assert_eq!(w.since, 1_000, "a new stream starts a grace back");
         let first = w.take(vec![change(1_000, "a"), change(5_000, "b")], false);
         assert_eq!(first.len(), 2);
         assert_eq!(
@@ -138,11 +153,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_behind_moves_on_past_a_full_read() {
+    fn a_burst_is_read_page_by_page_and_then_the_window_moves_on() {
         let mut w = Window::start(None, 0);
-        let read: Vec<_> = (0..5).map(|i| change(100 + i, &format!("o{i}"))).collect();
-        assert_eq!(w.take(read, true).len(), 5);
-        assert_eq!(w.since, 104);
+        // More changes in one millisecond than a read returns.
+        let page: Vec<_> = (0..5).map(|i| change(100, &format!("o{i}"))).collect();
+        assert_eq!(w.take(page.clone(), true).len(), 5);
+        assert_eq!(
+            w.after,
+            Some(change(100, "o4")),
+            "the next page starts after it"
+        );
+        assert_eq!(
+            w.since, -GRACE_MS,
+            "the window keeps its grace while paging"
+        );
+        let rest = vec![change(100, "o5"), change(20_000, "o6")];
+        assert_eq!(w.take(rest, false).len(), 2);
+        assert_eq!((w.after.clone(), w.since), (None, 20_000 - GRACE_MS));
     }
 
     #[test]
@@ -160,7 +187,7 @@ mod tests {
     #[test]
     fn the_memory_is_bounded_by_the_window() {
         let mut w = Window::start(None, 0);
-        for i in 0..1_000 {
+        for i in 1..1_000 {
             w.take(vec![change(i * 1_000, &format!("o{i}"))], false);
         }
         assert!(w.sent.len() <= 4, "{} remembered", w.sent.len());

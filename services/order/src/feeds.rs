@@ -88,13 +88,15 @@ pub async fn newest(
         .collect()
 }
 
-/// Status changes made at or after `since` (ms), oldest first, at most
-/// `limit`: each with the order as it is now (its total, say), and the
-/// status and reason it took then.
+/// Status changes made at or after `since` (ms) and after `after` (a
+/// change's time, order id and status: the last of a full page), in that
+/// order, at most `limit`: each with the order as it is now (its total,
+/// say), and the status and reason it took then.
 pub async fn changes_since(
     pool: &AnyPool,
     scope: &Scope,
     since: i64,
+    after: Option<(i64, String, String)>,
     limit: i64,
 ) -> Result<Vec<(i64, OrderSummary)>, sqlx::Error> {
     let (filter, values) = conditions(
@@ -102,18 +104,29 @@ pub async fn changes_since(
             status: None,
             ..scope.clone()
         },
-        2,
+        7,
         "o",
     );
+    // With no `after`, the smallest key: every change qualifies.
+    let (after_at, after_order, after_status) =
+        after.unwrap_or((i64::MIN, String::new(), String::new()));
     let sql = format!(
         "SELECT c.order_id, o.customer_id, c.status, c.reason, o.total_minor, o.currency,
                 o.placed_at, c.changed_at
          FROM order_changes c JOIN orders o ON o.order_id = c.order_id
-         WHERE c.changed_at >= $1{filter}
+         WHERE c.changed_at >= $1
+           AND (c.changed_at > $2 OR (c.changed_at = $3
+                AND (c.order_id > $4 OR (c.order_id = $5 AND c.status > $6)))){filter}
          ORDER BY c.changed_at, c.order_id, c.status LIMIT ${}",
-        values.len() + 2
+        values.len() + 7
     );
-    let mut query = sqlx::query(&sql).bind(since);
+    let mut query = sqlx::query(&sql)
+        .bind(since)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_order.clone())
+        .bind(after_order)
+        .bind(after_status);
     for v in values {
         query = query.bind(v);
     }
@@ -193,10 +206,9 @@ pub async fn overview(
 /// Deletes up to `limit` status changes made before `before`; returns how many.
 pub async fn prune_changes(pool: &AnyPool, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(
-        "DELETE FROM order_changes WHERE changed_at < $1 AND (order_id, status) IN (
-             SELECT order_id, status FROM order_changes WHERE changed_at < $2 LIMIT $3)",
+        "DELETE FROM order_changes WHERE (order_id, status) IN (
+             SELECT order_id, status FROM order_changes WHERE changed_at < $1 LIMIT $2)",
     )
-    .bind(before)
     .bind(before)
     .bind(limit)
     .execute(pool)

@@ -166,8 +166,12 @@ struct FeedQuery {
     customer_id: Option<String>,
     status: Option<String>,
     limit: Option<i64>,
-    /// `GET /v1/order-changes`: changes made at or after this time (ms).
+    /// `GET /v1/order-changes`: changes made at or after this time (ms)…
     since: Option<i64>,
+    /// …and after this one (the last of a full page): its time, order, status.
+    after_at: Option<i64>,
+    after_order_id: Option<String>,
+    after_status: Option<String>,
 }
 
 type Query = Result<axum::extract::Query<FeedQuery>, axum::extract::rejection::QueryRejection>;
@@ -218,7 +222,16 @@ async fn changes(
     let since = q
         .since
         .ok_or_else(|| Problem::validation("since (milliseconds since the epoch) is required"))?;
-    let changes = feeds::changes_since(rt.db().reader(), &scope, since, limit)
+    let after = match (q.after_at, q.after_order_id, q.after_status) {
+        (Some(at), Some(order_id), Some(status)) => Some((at, order_id, status)),
+        (None, None, None) => None,
+        _ => {
+            return Err(Problem::validation(
+                "after_at, after_order_id and after_status go together",
+            ))
+        }
+    };
+    let changes = feeds::changes_since(rt.db().reader(), &scope, since, after, limit)
         .await
         .map_err(Problem::internal)?;
     Ok(Json(OrderChanges {

@@ -105,9 +105,17 @@ async fn measure_in_flight(
         if let Err(e) = store::prune_idempotency_keys(rt.db().pool(), expired, 1_000).await {
             tracing::debug!(error = %e, "could not delete expired idempotency keys");
         }
+        // Batches until none is full: a day's changes at any rate go.
         let old = orderflow_runtime::now_millis() - feeds::CHANGES_KEPT_MS;
-        if let Err(e) = feeds::prune_changes(rt.db().pool(), old, 1_000).await {
-            tracing::debug!(error = %e, "could not delete old status changes");
+        for _ in 0..100 {
+            match feeds::prune_changes(rt.db().pool(), old, 1_000).await {
+                Ok(1_000) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not delete old status changes");
+                    break;
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}

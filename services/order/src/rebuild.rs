@@ -12,8 +12,10 @@
 //! Not derivable: `Idempotency-Key` claims (they come with requests, not
 //! events: after a swap, a request retried within its key's day places a
 //! second order); when the service processed each event (`updated_at` and
-//! `terminal_at` take the events' own times instead); and the runtime's
-//! inbox, outbox and parked keys, which a swapped-in database starts empty.
+//! `terminal_at` take the events' own times instead); the status changes
+//! behind `GET /v1/orders/stream` (a swapped-in database streams from the
+//! swap on); and the runtime's inbox, outbox and parked keys, which a
+//! swapped-in database starts empty.
 
 use std::time::Instant;
 
