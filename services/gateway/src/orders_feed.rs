@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::Stream;
-use orderflow_api::{OrderChanges, OrderSummary};
+use orderflow_api::OrderChanges;
 use orderflow_auth::Principal;
 use orderflow_http::Problem;
 use reqwest::Method;
@@ -92,7 +92,7 @@ pub async fn me(Extension(caller): Extension<Principal>) -> Response {
 }
 
 /// `GET /v1/orders/stream`: `event: order`, the order as
-/// [`OrderSummary`] with the status it took and when, `id` to resume from.
+/// [`orderflow_api::OrderSummary`] with the status it took and when, `id` to resume from.
 pub async fn stream(
     State(Upstreams {
         order,
@@ -186,8 +186,7 @@ async fn read_changes(
         }
     };
     let full = changes.changes.len() >= READ_LIMIT;
-    let mut by_id: std::collections::HashMap<ChangeId, OrderSummary> = Default::default();
-    let ids: Vec<ChangeId> = changes
+    let read = changes
         .changes
         .into_iter()
         .filter_map(|c| {
@@ -199,15 +198,13 @@ async fn read_changes(
                 status: c.status.clone(),
                 order_id: c.order_id.clone(),
             };
-            by_id.insert(id.clone(), c);
-            Some(id)
+            Some((id, c))
         })
         .collect();
     window
-        .take(ids, full)
+        .take(read, full)
         .into_iter()
-        .filter_map(|id| {
-            let change = by_id.remove(&id)?;
+        .filter_map(|(id, change)| {
             Event::default()
                 .event("order")
                 .id(id.to_string())

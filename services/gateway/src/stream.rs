@@ -76,19 +76,20 @@ impl Window {
         }
     }
 
-    /// The changes of one read (in the order of their ids) that are still
-    /// to send. A read that came back `full` (as many as asked) has more
-    /// behind it: the next read is the page after its last change.
-    pub fn take(&mut self, read: Vec<ChangeId>, full: bool) -> Vec<ChangeId> {
-        let newest = read.iter().map(|c| c.at).max();
+    /// The changes of one read (in the order of their ids), each with what
+    /// it carries, that are still to send. A read that came back `full` (as
+    /// many as asked) has more behind it: the next read is the page after
+    /// its last change.
+    pub fn take<T>(&mut self, read: Vec<(ChangeId, T)>, full: bool) -> Vec<(ChangeId, T)> {
+        let newest = read.iter().map(|(c, _)| c.at).max();
         self.after = if full {
-            read.iter().max().cloned()
+            read.iter().map(|(c, _)| c).max().cloned()
         } else {
             None
         };
-        let fresh: Vec<ChangeId> = read
+        let fresh: Vec<(ChangeId, T)> = read
             .into_iter()
-            .filter(|c| self.sent.insert(c.clone()))
+            .filter(|(c, _)| self.sent.insert(c.clone()))
             .collect();
         if let (Some(newest), false) = (newest, full) {
             self.since = self.since.max(newest - GRACE_MS);
@@ -112,6 +113,12 @@ mod tests {
         }
     }
 
+    /// Takes changes that carry nothing, and returns the ids sent.
+    fn take(w: &mut Window, read: Vec<ChangeId>, full: bool) -> Vec<ChangeId> {
+        let read = read.into_iter().map(|c| (c, ())).collect();
+        w.take(read, full).into_iter().map(|(c, ())| c).collect()
+    }
+
     #[test]
     fn an_event_id_reads_back_as_the_change_it_names() {
         let id = ChangeId {
@@ -129,23 +136,24 @@ mod tests {
     fn each_change_is_sent_once_even_when_read_again() {
         let mut w = Window::start(None, 1_000 + GRACE_MS);
         assert_eq!(w.since, 1_000, "a new stream starts a grace back");
-        let first = w.take(vec![change(1_000, "a"), change(5_000, "b")], false);
+        let first = take(&mut w, vec![change(1_000, "a"), change(5_000, "b")], false);
         assert_eq!(first.len(), 2);
         assert_eq!(
             w.since, 2_000,
             "reads again from the grace before the newest"
         );
         // The next read sees b again, and c.
-        let second = w.take(vec![change(5_000, "b"), change(5_100, "c")], false);
+        let second = take(&mut w, vec![change(5_000, "b"), change(5_100, "c")], false);
         assert_eq!(second, vec![change(5_100, "c")]);
     }
 
     #[test]
     fn a_change_that_becomes_visible_late_is_still_sent() {
         let mut w = Window::start(None, 0);
-        w.take(vec![change(10_000, "later")], false);
+        take(&mut w, vec![change(10_000, "later")], false);
         // Stamped before the one sent, committed after it.
-        let late = w.take(
+        let late = take(
+            &mut w,
             vec![change(9_000, "earlier"), change(10_000, "later")],
             false,
         );
@@ -157,7 +165,7 @@ mod tests {
         let mut w = Window::start(None, 0);
         // More changes in one millisecond than a read returns.
         let page: Vec<_> = (0..5).map(|i| change(100, &format!("o{i}"))).collect();
-        assert_eq!(w.take(page.clone(), true).len(), 5);
+        assert_eq!(take(&mut w, page.clone(), true).len(), 5);
         assert_eq!(
             w.after,
             Some(change(100, "o4")),
@@ -168,7 +176,7 @@ mod tests {
             "the window keeps its grace while paging"
         );
         let rest = vec![change(100, "o5"), change(20_000, "o6")];
-        assert_eq!(w.take(rest, false).len(), 2);
+        assert_eq!(take(&mut w, rest, false).len(), 2);
         assert_eq!((w.after.clone(), w.since), (None, 20_000 - GRACE_MS));
     }
 
@@ -179,7 +187,7 @@ mod tests {
         assert_eq!(w.since, 10_000 - GRACE_MS);
         let read = vec![change(9_000, "a"), last.clone(), change(10_500, "c")];
         assert_eq!(
-            w.take(read, false),
+            take(&mut w, read, false),
             vec![change(9_000, "a"), change(10_500, "c")]
         );
     }
@@ -188,7 +196,7 @@ mod tests {
     fn the_memory_is_bounded_by_the_window() {
         let mut w = Window::start(None, 0);
         for i in 1..1_000 {
-            w.take(vec![change(i * 1_000, &format!("o{i}"))], false);
+            take(&mut w, vec![change(i * 1_000, &format!("o{i}"))], false);
         }
         assert!(w.sent.len() <= 4, "{} remembered", w.sent.len());
     }

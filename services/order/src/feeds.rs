@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use orderflow_api::{OrderSummary, OrdersOverview};
 use orderflow_runtime::sqlx::{self, any::AnyRow, AnyPool, Row};
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 use crate::domain::{CancelReason, Status};
 use crate::store::{millis_to_rfc3339, total_of};
 
@@ -40,6 +42,14 @@ fn conditions(scope: &Scope, first: usize, table: &str) -> (String, Vec<String>)
         }
     }
     (sql, values)
+}
+
+/// `query` with the scope's values bound, in order.
+fn bind_all<'q>(mut query: AnyQuery<'q>, values: Vec<String>) -> AnyQuery<'q> {
+    for v in values {
+        query = query.bind(v);
+    }
+    query
 }
 
 fn summary(r: &AnyRow, changed_at: i64) -> Result<OrderSummary, sqlx::Error> {
@@ -75,11 +85,7 @@ pub async fn newest(
          ORDER BY o.placed_at DESC, o.order_id DESC LIMIT ${}",
         values.len() + 1
     );
-    let mut query = sqlx::query(&sql);
-    for v in values {
-        query = query.bind(v);
-    }
-    query
+    bind_all(sqlx::query(&sql), values)
         .bind(limit)
         .fetch_all(pool)
         .await?
@@ -120,17 +126,14 @@ pub async fn changes_since(
          ORDER BY c.changed_at, c.order_id, c.status LIMIT ${}",
         values.len() + 7
     );
-    let mut query = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(since)
         .bind(after_at)
         .bind(after_at)
         .bind(after_order.clone())
         .bind(after_order)
         .bind(after_status);
-    for v in values {
-        query = query.bind(v);
-    }
-    query
+    bind_all(query, values)
         .bind(limit)
         .fetch_all(pool)
         .await?
@@ -155,10 +158,7 @@ pub async fn overview(
         "SELECT o.status, o.reason, COUNT(*) AS n FROM orders o WHERE 1 = 1{filter}
          GROUP BY o.status, o.reason"
     );
-    let mut query = sqlx::query(&sql);
-    for v in &values {
-        query = query.bind(v.clone());
-    }
+    let query = bind_all(sqlx::query(&sql), values.clone());
     let mut counts: BTreeMap<String, i64> =
         Status::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
     let mut cancelled: BTreeMap<String, i64> = CancelReason::ALL
@@ -176,23 +176,26 @@ pub async fn overview(
             *cancelled.entry(reason).or_default() += n;
         }
     }
+    // Counted by the database, a row per second: not every order of the minute.
     let first_second = now / 1000 - 59;
     let sql = format!(
-        "SELECT o.placed_at FROM orders o WHERE 1 = 1{filter} AND o.placed_at >= ${}",
+        "SELECT o.placed_at / 1000 AS second, COUNT(*) AS n FROM orders o
+         WHERE 1 = 1{filter} AND o.placed_at >= ${}
+         GROUP BY o.placed_at / 1000",
         values.len() + 1
     );
-    let mut query = sqlx::query(&sql);
-    for v in values {
-        query = query.bind(v);
-    }
     let mut placed_per_second = vec![0; 60];
-    for r in query.bind(first_second * 1000).fetch_all(pool).await? {
-        let second = r.try_get::<i64, _>("placed_at")? / 1000 - first_second;
+    let rows = bind_all(sqlx::query(&sql), values)
+        .bind(first_second * 1000)
+        .fetch_all(pool)
+        .await?;
+    for r in rows {
+        let second = r.try_get::<i64, _>("second")? - first_second;
         if let Some(slot) = usize::try_from(second)
             .ok()
             .and_then(|i| placed_per_second.get_mut(i))
         {
-            *slot += 1;
+            *slot += r.try_get::<i64, _>("n")?;
         }
     }
     Ok(OrdersOverview {

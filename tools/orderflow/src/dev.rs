@@ -240,10 +240,7 @@ pub async fn run(args: Args) -> Result<()> {
                 .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
                 .env("ORDERFLOW_PAYMENT_URL", url("payment").1)
                 .env("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url())
-                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url)
-                // The operator API's dead letters (the console's too).
-                .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-                .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
+                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url);
             if let Some(jaeger) = &jaeger {
                 command.env("ORDERFLOW_CONSOLE_JAEGER_URL", &jaeger.query_url);
             }
@@ -254,10 +251,13 @@ pub async fn run(args: Args) -> Result<()> {
             };
             command
                 .env("ORDERFLOW_DATABASE_URL", database)
-                .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-                .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string())
-                .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
+                .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string());
         }
+        // Every service talks to Kafka and the registry; the gateway for the operator
+        // API's dead letters (the console's too).
+        command
+            .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+            .env("ORDERFLOW_SCHEMA_REGISTRY_URL", &registry);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting orderflow-{name}"))?;
@@ -309,11 +309,15 @@ pub async fn run(args: Args) -> Result<()> {
         issuer_url: issuer.url.clone(),
     }
     .write(&data_dir)?;
-    banner(&gateway, &bootstrap, &registry, &issuer.url, &data);
     // A console signed in as an operator, for as long as `make dev` usually runs.
     let console_token = issuer.mint("operator", true, std::time::Duration::from_secs(12 * 3_600));
-    println!(
-        "Console (signed in as an operator for 12 hours):\n  {gateway}/console/#token={console_token}\n  A customer's console: {gateway}/console/#token=$(cargo run -q --bin orderflow -- token --customer c-42)\n"
+    banner(
+        &gateway,
+        &bootstrap,
+        &registry,
+        &issuer.url,
+        &data,
+        &console_token,
     );
     if let Some(jaeger) = &jaeger {
         println!(
@@ -393,7 +397,14 @@ async fn stop(services: &mut [Service]) {
     }
 }
 
-fn banner(gateway: &str, bootstrap: &str, registry: &str, issuer: &str, data: &str) {
+fn banner(
+    gateway: &str,
+    bootstrap: &str,
+    registry: &str,
+    issuer: &str,
+    data: &str,
+    console_token: &str,
+) {
     println!(
         r#"
 orderflow is running.
@@ -412,6 +423,9 @@ Then follow it (use the order_id from the answer):
   curl -s {gateway}/v1/orders/<order_id> -H "authorization: Bearer $TOKEN"
 Dead letters (this stack is found through .data/dev/connect.json):
   cargo run -q --bin orderflow -- dlq list
+Console (signed in as an operator for 12 hours):
+  {gateway}/console/#token={console_token}
+  A customer's console: {gateway}/console/#token=$(cargo run -q --bin orderflow -- token --customer c-42)
 
 Ctrl-C stops everything.
 "#
