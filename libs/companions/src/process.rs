@@ -52,11 +52,36 @@ pub(crate) fn spawn(
         .with_context(|| format!("starting {}", bin.display()))
 }
 
-/// A loopback port nobody listens on now.
+/// The ports [`free_port`] hands out: below the kernel's ephemeral range
+/// (32768–60999 by default), so no outgoing connection is given one between
+/// the moment it is found free and the moment its process binds it (a port
+/// from `bind(0)` is an ephemeral one: a Kafka client's connection took one
+/// once, and the service meant to listen on it exited "Address already in
+/// use"). Clear of the fixed ports of the scripts (15432, 18080, 19092–3,
+/// 23790, 23800, 26443).
+const PORTS: std::ops::Range<u16> = 20000..23700;
+
+/// A loopback port nobody listens on now, and that no outgoing connection
+/// will take: each call in a process tries the next one of [`PORTS`], from a
+/// start that differs between processes.
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORTS.start + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port in {PORTS:?}")
 }
 
 /// Waits until `url` answers 2xx, or `child` exits, or 60 s pass.
@@ -84,5 +109,24 @@ pub(crate) async fn wait_ready(
             bail!("{what} did not answer {url} within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_not_handed_out_twice() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        assert!(ports.iter().all(|p| PORTS.contains(p)), "{ports:?}");
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "{ports:?}");
+        // A port somebody listens on is not handed out.
+        let taken = std::net::TcpListener::bind(("127.0.0.1", free_port().unwrap())).unwrap();
+        let taken = taken.local_addr().unwrap().port();
+        assert!((0..50).all(|_| free_port().unwrap() != taken));
     }
 }
