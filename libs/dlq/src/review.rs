@@ -5,8 +5,12 @@
 //! when it was set in the commit's metadata), visible to any Kafka tool, and
 //! listings start from it.
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -93,7 +97,7 @@ impl DeadLetters {
                 }
             }
             if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Sync)?;
+                with_coordinator(|| consumer.commit(&tpl, CommitMode::Sync))?;
             }
             Ok::<_, ReadError>(set)
         })
@@ -114,7 +118,7 @@ fn read_markers(consumer: &BaseConsumer, services: &[String]) -> Result<Vec<Mark
     if tpl.count() == 0 {
         return Ok(Vec::new());
     }
-    let committed = consumer.committed_offsets(tpl, TIMEOUT)?;
+    let committed = with_coordinator(|| consumer.committed_offsets(tpl.clone(), TIMEOUT))?;
     Ok(committed
         .elements()
         .iter()
@@ -134,4 +138,27 @@ fn read_markers(consumer: &BaseConsumer, services: &[String]) -> Result<Vec<Mark
             })
         })
         .collect())
+}
+
+/// Runs a request to the group's coordinator, again while the broker says it
+/// is still electing or loading one: a broker that has just started answers
+/// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for some seconds (seen as
+/// `orderflow dlq` failing with "Not coordinator" right after a start).
+fn with_coordinator<T>(mut request: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
+    use RDKafkaErrorCode::*;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match request() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable)
+                ) && Instant::now() < deadline =>
+            {
+                tracing::debug!(error = %e, "the group coordinator is not ready; asking again");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
 }
