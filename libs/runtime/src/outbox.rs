@@ -24,9 +24,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{in_list, values_list, Backend, Database};
-use crate::producer::Producer;
+use crate::producer::{is_purged, Producer};
 use orderflow_telemetry::metrics_types::TopicEventLabels;
 use orderflow_telemetry::Metrics;
+use rdkafka::error::KafkaError;
 
 /// Rows one relay pass publishes at most.
 const BATCH: usize = 500;
@@ -329,7 +330,7 @@ impl OutboxRelay {
                 .await
             {
                 Ok(delivery) => deliveries.push(Ok(delivery)),
-                Err(e) => deliveries.push(Err(e.to_string())),
+                Err(e) => deliveries.push(Err(e)),
             }
             spans.push(span);
         }
@@ -337,8 +338,8 @@ impl OutboxRelay {
             match d {
                 Ok(d) => d
                     .await
-                    .map_err(|_| "delivery canceled".to_string())?
-                    .map_err(|(e, _)| e.to_string()),
+                    .map_err(|_| KafkaError::Canceled)?
+                    .map_err(|(e, _)| e),
                 Err(e) => Err(e),
             }
         }))
@@ -347,6 +348,12 @@ impl OutboxRelay {
         let mut failed = Vec::new();
         for ((row, result), span) in rows.iter().zip(results).zip(spans) {
             match result {
+                Err(e) if is_purged(&e) => {
+                    // Its producer was replaced before it was tried: no
+                    // attempt; the row is sent again once its lease ends.
+                    tracing::info!(parent: &span, error = %e, topic = %row.topic, id = %row.id,
+                        "outbox row not published (its producer was replaced); it will be sent again");
+                }
                 Ok(ack) => {
                     span.record("messaging.destination.partition.id", ack.partition);
                     span.record("messaging.kafka.offset", ack.offset);
@@ -360,7 +367,7 @@ impl OutboxRelay {
                 Err(e) => {
                     tracing::warn!(parent: &span, error = %e, topic = %row.topic, id = %row.id, attempts = row.attempts + 1,
                         "outbox row not published; it will be tried again");
-                    failed.push((row, e));
+                    failed.push((row, e.to_string()));
                 }
             }
         }

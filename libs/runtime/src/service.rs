@@ -225,6 +225,7 @@ impl Runtime {
             tokio::spawn(async move { relay.run(stop).await })
         };
         let housekeeping = tokio::spawn(crate::housekeeping::run(self.clone(), stop_relay.clone()));
+        let producer_watch = tokio::spawn(self.producer.clone().watch(stop_relay.clone()));
         let mut consumer_task = handler.map(|handler| {
             tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
@@ -285,6 +286,7 @@ impl Runtime {
         stop_relay.cancel();
         let _ = relay.await;
         let _ = housekeeping.await;
+        let _ = producer_watch.await;
         tracing::info!(service = self.service, "stopped");
         result
     }

@@ -5,10 +5,16 @@
 //! e.g. after an unclean broker restart) leaves it unable to publish for good:
 //! it is reported through [`Fatal`], and the service stops with readiness
 //! false and a non-zero exit so its orchestrator restarts it (what was not
-//! published stays in the outbox).
+//! published stays in the outbox). A producer that holds messages without
+//! delivering any for [`STALL_LIMIT`] is replaced by a new one ([`stall`]).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+mod stall;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -19,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
+use stall::Stall;
+pub use stall::STALL_LIMIT;
 
 /// The base client configuration: bootstrap servers plus the user's extra
 /// librdkafka properties.
@@ -68,8 +76,32 @@ impl ClientContext for ProducerContext {
 
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer<ProducerContext>,
+    /// The producer in use; replaced when it is stuck.
+    current: Arc<RwLock<Arc<Generation>>>,
+    /// Its configuration, to make the next one.
+    client: Arc<ClientConfig>,
     fatal: Fatal,
+}
+
+/// One librdkafka producer and whether it still delivers.
+struct Generation {
+    inner: FutureProducer<ProducerContext>,
+    stall: Arc<Stall>,
+}
+
+impl Generation {
+    fn new(client: &ClientConfig) -> Result<Self, RuntimeError> {
+        let inner = client
+            .create_with_context(ProducerContext)
+            .map_err(|source| RuntimeError::Kafka {
+                what: "producer",
+                source,
+            })?;
+        Ok(Self {
+            inner,
+            stall: Arc::new(Stall::new(Instant::now())),
+        })
+    }
 }
 
 impl Producer {
@@ -85,13 +117,12 @@ impl Producer {
             .set("acks", "all")
             .set("linger.ms", config.kafka_linger_ms.to_string())
             .set("message.timeout.ms", "300000");
-        let inner = client
-            .create_with_context(ProducerContext)
-            .map_err(|source| RuntimeError::Kafka {
-                what: "producer",
-                source,
-            })?;
-        Ok(Self { inner, fatal })
+        let first = Generation::new(&client)?;
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::new(first))),
+            client: Arc::new(client),
+            fatal,
+        })
     }
 
     /// A producer of its own, for a tool rather than a service (its fatal
@@ -100,16 +131,60 @@ impl Producer {
         Self::new(config, client_id, Fatal::default())
     }
 
+    fn current(&self) -> Arc<Generation> {
+        self.current.read().expect("producer lock").clone()
+    }
+
     /// Raises [`Fatal`] if the producer failed fatally; true then. Called
     /// after every failed send and periodically by the relay.
     pub fn check_fatal(&self) -> bool {
         use rdkafka::producer::Producer as _;
-        match self.inner.client().fatal_error() {
+        match self.current().inner.client().fatal_error() {
             Some((code, reason)) => {
                 self.fatal.raise(format!("{code}: {reason}"));
                 true
             }
             None => false,
+        }
+    }
+
+    /// Replaces the producer by a new one if it is stuck (messages waiting,
+    /// none delivered for [`STALL_LIMIT`] up to `now`), and returns why, with
+    /// the old one: dropping it fails what it still holds (librdkafka purges
+    /// its queues, so every waiting send gets an error at once and is sent
+    /// again by its caller) and blocks for up to a second, so drop it off the
+    /// async threads.
+    pub fn replace_if_stuck(&self, now: Instant) -> Option<(String, impl Send + 'static)> {
+        let old = self.current();
+        let why = old.stall.stuck(now)?;
+        let new = match Generation::new(&self.client) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(error = %e, why, "the Kafka producer is stuck and no new one could be made");
+                return None;
+            }
+        };
+        let mut current = self.current.write().expect("producer lock");
+        if !Arc::ptr_eq(&current, &old) {
+            return None;
+        }
+        tracing::warn!(
+            why,
+            "the Kafka producer is stuck; it is replaced by a new one"
+        );
+        Some((why, std::mem::replace(&mut *current, Arc::new(new))))
+    }
+
+    /// Replaces the producer whenever it is stuck, until `stop`.
+    pub async fn watch(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Some((_, old)) = self.replace_if_stuck(Instant::now()) {
+                let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+            }
         }
     }
 
@@ -123,7 +198,7 @@ impl Producer {
         key: &[u8],
         headers: &[(String, Vec<u8>)],
         payload: &[u8],
-    ) -> Result<DeliveryFuture, KafkaError> {
+    ) -> Result<Delivery, KafkaError> {
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in headers {
             owned = owned.insert(Header {
@@ -136,8 +211,20 @@ impl Producer {
             .payload(payload)
             .headers(owned);
         loop {
-            match self.inner.send_result(record) {
-                Ok(delivery) => return Ok(delivery),
+            // Not held across the wait below: a replaced producer is dropped
+            // by its watcher, off the async threads.
+            let current = self.current();
+            let sent = current.inner.send_result(record);
+            let stall = current.stall.clone();
+            drop(current);
+            match sent {
+                Ok(delivery) => {
+                    stall.sent(Instant::now());
+                    return Ok(Delivery {
+                        inner: delivery,
+                        stall: Some(stall),
+                    });
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The local queue is full: wait for deliveries to drain it.
                     record = back;
@@ -173,10 +260,46 @@ impl Producer {
     /// Waits until every queued message is delivered (or `timeout` passes).
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer as _;
-        if let Err(e) = self.inner.flush(timeout) {
+        if let Err(e) = self.current().inner.flush(timeout) {
             tracing::warn!(error = %e, "producer flush did not complete");
         }
     }
+}
+
+/// The delivery report of one message, as [`DeliveryFuture`]; it tells the
+/// producer's [`Stall`] how the message went (or that nobody waits for it).
+pub struct Delivery {
+    inner: DeliveryFuture,
+    /// Until the report came.
+    stall: Option<Arc<Stall>>,
+}
+
+impl Future for Delivery {
+    type Output = <DeliveryFuture as Future>::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let report = std::task::ready!(Pin::new(&mut self.inner).poll(cx));
+        if let Some(stall) = self.stall.take() {
+            stall.finished(matches!(report, Ok(Ok(_))), Instant::now());
+        }
+        Poll::Ready(report)
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(stall) = self.stall.take() {
+            stall.finished(false, Instant::now());
+        }
+    }
+}
+
+/// Whether the send failed because its producer was replaced
+/// ([`Producer::replace_if_stuck`]): it was not tried, so it is no attempt.
+pub fn is_purged(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(e.rdkafka_error_code(), Some(PurgeQueue | PurgeInflight))
+        || matches!(e, KafkaError::Canceled)
 }
 
 /// Whether sending again can never succeed: the message is too large, the
