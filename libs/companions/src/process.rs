@@ -61,16 +61,27 @@ pub(crate) fn spawn(
 /// 23790, 23800, 26443).
 const PORTS: std::ops::Range<u16> = 20000..23700;
 
+/// Where a process starts in [`PORTS`]: from its id and the clock, so test
+/// processes started together start far apart.
+fn seed() -> u32 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::process::id().hash(&mut h);
+    std::time::SystemTime::now().hash(&mut h);
+    h.finish() as u32
+}
+
 /// A loopback port nobody listens on now, and that no outgoing connection
 /// will take: each call in a process tries the next one of [`PORTS`], from a
-/// start that differs between processes.
+/// start that differs between processes (two processes may still meet:
+/// `cargo test` runs one test binary at a time).
 pub fn free_port() -> Result<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let span = u32::from(PORTS.end - PORTS.start);
     let _ = NEXT.compare_exchange(
         u32::MAX,
-        std::process::id().wrapping_mul(7919) % span,
+        seed() % span,
         Ordering::Relaxed,
         Ordering::Relaxed,
     );

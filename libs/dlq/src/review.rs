@@ -152,7 +152,12 @@ fn with_coordinator<T>(mut request: impl FnMut() -> KafkaResult<T>) -> KafkaResu
             Err(e)
                 if matches!(
                     e.rdkafka_error_code(),
-                    Some(NotCoordinator | CoordinatorLoadInProgress | CoordinatorNotAvailable)
+                    Some(
+                        NotCoordinator
+                            | CoordinatorLoadInProgress
+                            | CoordinatorNotAvailable
+                            | WaitingForCoordinator
+                    )
                 ) && Instant::now() < deadline =>
             {
                 tracing::debug!(error = %e, "the group coordinator is not ready; asking again");

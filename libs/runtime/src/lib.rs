@@ -37,7 +37,7 @@ pub use log_source::LogSource;
 pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
 pub use producer::{
-    client_config, is_purged, Delivery, Producer, STALL_LIMIT as PRODUCER_STALL_LIMIT,
+    client_config, is_purged, Delivery, Producer, Retired, STALL_LIMIT as PRODUCER_STALL_LIMIT,
 };
 pub use secrets::redact;
 pub use service::{Runtime, ServiceSpec};

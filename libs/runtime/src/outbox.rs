@@ -349,10 +349,11 @@ impl OutboxRelay {
         for ((row, result), span) in rows.iter().zip(results).zip(spans) {
             match result {
                 Err(e) if is_purged(&e) => {
-                    // Its producer was replaced before it was tried: no
-                    // attempt; the row is sent again once its lease ends.
+                    // Its producer was replaced before the broker answered:
+                    // no attempt of the row, which is sent again once its
+                    // lease ends (perhaps a second time: inboxes drop copies).
                     tracing::info!(parent: &span, error = %e, topic = %row.topic, id = %row.id,
-                        "outbox row not published (its producer was replaced); it will be sent again");
+                        "outbox row not acknowledged (its producer was replaced); it will be sent again");
                 }
                 Ok(ack) => {
                     span.record("messaging.destination.partition.id", ack.partition);

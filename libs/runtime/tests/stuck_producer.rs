@@ -35,7 +35,7 @@ async fn a_stuck_producer_is_replaced_and_what_it_held_fails_at_once() {
         producer.replace_if_stuck(sent).is_none(),
         "a message waiting for a moment is no stall"
     );
-    let (why, old) = producer
+    let (why, retired) = producer
         .replace_if_stuck(sent + PRODUCER_STALL_LIMIT)
         .expect("stuck after the limit");
     assert!(why.starts_with("1 messages waiting"), "{why}");
@@ -45,7 +45,7 @@ async fn a_stuck_producer_is_replaced_and_what_it_held_fails_at_once() {
             .is_none(),
         "the new producer holds nothing"
     );
-    tokio::task::spawn_blocking(move || drop(old))
+    tokio::task::spawn_blocking(move || retired.destroy())
         .await
         .unwrap();
     let report = tokio::time::timeout(Duration::from_secs(10), held)

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::gzip::{accepts_gzip, gzip};
+
 const INDEX: &str = include_str!("../console/index.html");
 const STYLE: &str = include_str!("../console/console.css");
 const SCRIPT: &str = include_str!("../console/console.js");
@@ -88,35 +90,6 @@ fn asset(
     // A new gateway brings new files: the browser asks each time (they are small).
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-/// Whether the request's Accept-Encoding takes gzip (`gzip` or `*`, not
-/// with `q=0`).
-fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
-}
-
-fn gzip(text: &str) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder
-        .write_all(text.as_bytes())
-        .expect("gzip into memory");
-    encoder.finish().expect("gzip into memory")
 }
 
 /// Whether a path is the console's (served without a token).
@@ -197,7 +170,7 @@ mod tests {
             assert_eq!(r.headers()[header::VARY], "accept-encoding");
             assert_eq!(body(r).await, SCRIPT.as_bytes(), "{accept:?}");
         }
-        for accept in ["GZIP", "br;q=1, gzip;q=0.5", "*"] {
+        for accept in ["GZIP", "br;q=1, gzip;q=0.5", "*", "x-gzip", "*;q=0, gzip"] {
             let r = get_with("/console/", Some(accept)).await;
             assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip", "{accept}");
         }

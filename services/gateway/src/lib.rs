@@ -6,6 +6,7 @@ mod catalogue;
 mod config;
 mod console;
 mod dead_letters;
+mod gzip;
 mod http;
 mod limits;
 mod orders_feed;

@@ -5,28 +5,32 @@
 //! e.g. after an unclean broker restart) leaves it unable to publish for good:
 //! it is reported through [`Fatal`], and the service stops with readiness
 //! false and a non-zero exit so its orchestrator restarts it (what was not
-//! published stays in the outbox). A producer that holds messages without
-//! delivering any for [`STALL_LIMIT`] is replaced by a new one ([`stall`]).
+//! published stays in the outbox). A producer with a message waiting for
+//! [`STALL_LIMIT`] is replaced by a new one ([`stall`], [`replace`]).
 
+mod delivery;
+mod replace;
 mod stall;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
+pub use delivery::Delivery;
+pub use replace::Retired;
 use stall::Stall;
 pub use stall::STALL_LIMIT;
+
+/// How long librdkafka tries to deliver a message before it reports failure.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The base client configuration: bootstrap servers plus the user's extra
 /// librdkafka properties.
@@ -99,7 +103,7 @@ impl Generation {
             })?;
         Ok(Self {
             inner,
-            stall: Arc::new(Stall::new(Instant::now())),
+            stall: Arc::default(),
         })
     }
 }
@@ -116,7 +120,10 @@ impl Producer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", config.kafka_linger_ms.to_string())
-            .set("message.timeout.ms", "300000");
+            .set(
+                "message.timeout.ms",
+                MESSAGE_TIMEOUT.as_millis().to_string(),
+            );
         let first = Generation::new(&client)?;
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(first))),
@@ -148,46 +155,6 @@ impl Producer {
         }
     }
 
-    /// Replaces the producer by a new one if it is stuck (messages waiting,
-    /// none delivered for [`STALL_LIMIT`] up to `now`), and returns why, with
-    /// the old one: dropping it fails what it still holds (librdkafka purges
-    /// its queues, so every waiting send gets an error at once and is sent
-    /// again by its caller) and blocks for up to a second, so drop it off the
-    /// async threads.
-    pub fn replace_if_stuck(&self, now: Instant) -> Option<(String, impl Send + 'static)> {
-        let old = self.current();
-        let why = old.stall.stuck(now)?;
-        let new = match Generation::new(&self.client) {
-            Ok(new) => new,
-            Err(e) => {
-                tracing::warn!(error = %e, why, "the Kafka producer is stuck and no new one could be made");
-                return None;
-            }
-        };
-        let mut current = self.current.write().expect("producer lock");
-        if !Arc::ptr_eq(&current, &old) {
-            return None;
-        }
-        tracing::warn!(
-            why,
-            "the Kafka producer is stuck; it is replaced by a new one"
-        );
-        Some((why, std::mem::replace(&mut *current, Arc::new(new))))
-    }
-
-    /// Replaces the producer whenever it is stuck, until `stop`.
-    pub async fn watch(self, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = stop.cancelled() => return,
-            }
-            if let Some((_, old)) = self.replace_if_stuck(Instant::now()) {
-                let _ = tokio::task::spawn_blocking(move || drop(old)).await;
-            }
-        }
-    }
-
     /// Queues one message and returns the future of its delivery report without
     /// waiting for it, so callers can keep many messages in flight. A full local
     /// queue is waited out; any other error (message too large, unknown topic)
@@ -211,19 +178,16 @@ impl Producer {
             .payload(payload)
             .headers(owned);
         loop {
-            // Not held across the wait below: a replaced producer is dropped
-            // by its watcher, off the async threads.
+            // Not held across the wait below: a replaced producer is
+            // destroyed once nobody holds it (replace::Retired).
             let current = self.current();
             let sent = current.inner.send_result(record);
             let stall = current.stall.clone();
             drop(current);
             match sent {
                 Ok(delivery) => {
-                    stall.sent(Instant::now());
-                    return Ok(Delivery {
-                        inner: delivery,
-                        stall: Some(stall),
-                    });
+                    let n = stall.sent(Instant::now());
+                    return Ok(Delivery::new(delivery, stall, n));
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The local queue is full: wait for deliveries to drain it.
@@ -266,36 +230,12 @@ impl Producer {
     }
 }
 
-/// The delivery report of one message, as [`DeliveryFuture`]; it tells the
-/// producer's [`Stall`] how the message went (or that nobody waits for it).
-pub struct Delivery {
-    inner: DeliveryFuture,
-    /// Until the report came.
-    stall: Option<Arc<Stall>>,
-}
-
-impl Future for Delivery {
-    type Output = <DeliveryFuture as Future>::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let report = std::task::ready!(Pin::new(&mut self.inner).poll(cx));
-        if let Some(stall) = self.stall.take() {
-            stall.finished(matches!(report, Ok(Ok(_))), Instant::now());
-        }
-        Poll::Ready(report)
-    }
-}
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        if let Some(stall) = self.stall.take() {
-            stall.finished(false, Instant::now());
-        }
-    }
-}
-
 /// Whether the send failed because its producer was replaced
-/// ([`Producer::replace_if_stuck`]): it was not tried, so it is no attempt.
+/// ([`Producer::replace_if_stuck`]) before the broker acknowledged it, or its
+/// report never came ([`delivery::DELIVERY_BOUND`]): not a failure of the message, so
+/// no attempt of it. A message purged in flight may have been written; sent
+/// again, it is there twice (a new producer has a new producer id, so
+/// idempotence cannot drop the copy): consumers' inboxes do.
 pub fn is_purged(e: &KafkaError) -> bool {
     use RDKafkaErrorCode::*;
     matches!(e.rdkafka_error_code(), Some(PurgeQueue | PurgeInflight))

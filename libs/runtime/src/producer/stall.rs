@@ -1,5 +1,6 @@
-//! Whether a producer still delivers: messages waiting for their delivery
-//! reports, and none delivered for [`STALL_LIMIT`], means it is stuck.
+//! Whether a producer still delivers: a message waiting for its delivery
+//! report for [`STALL_LIMIT`] means it is stuck — however many others it
+//! delivers meanwhile, since the fault can hold one partition only.
 //!
 //! Observed with librdkafka 2.12.1 and Kafka 4.3 in the chaos soak: after a
 //! broker restart, one replica's producer logged "new leader-1 not found in
@@ -10,66 +11,56 @@
 //! the same after a broker restart). A new producer fetches the metadata
 //! afresh; so a stuck producer is replaced ([`super::Producer::replace_if_stuck`]).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a producer may hold messages without delivering any before it is
-/// replaced. A broker restart takes seconds; a broker away longer than this
-/// gets a fresh producer each time it passes, which costs nothing: what the
-/// old one held fails at once and is sent again.
+/// How long a message may wait for its delivery report before its producer
+/// is replaced. A broker restart takes seconds; a broker away longer than
+/// this gets a fresh producer each time it passes, which costs little: what
+/// the old one held fails at once and is sent again (a message that was in
+/// flight may then be written twice; consumers' inboxes drop the copy).
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Stall {
     state: Mutex<State>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
-    /// Messages sent and not yet reported.
-    waiting: usize,
-    /// The last delivery, or when messages began to wait, whichever is later.
-    since: Instant,
+    /// The next message's number: numbers grow with time, so the first
+    /// waiting one is the oldest.
+    next: u64,
+    /// When each waiting message was sent, by number.
+    waiting: BTreeMap<u64, Instant>,
 }
 
 impl Stall {
-    pub fn new(now: Instant) -> Self {
-        Self {
-            state: Mutex::new(State {
-                waiting: 0,
-                since: now,
-            }),
-        }
-    }
-
-    /// A message was handed to the producer.
-    pub fn sent(&self, now: Instant) {
+    /// A message was handed to the producer: its number.
+    pub fn sent(&self, now: Instant) -> u64 {
         let mut s = self.state.lock().expect("stall lock");
-        if s.waiting == 0 {
-            s.since = now;
-        }
-        s.waiting += 1;
+        let n = s.next;
+        s.next += 1;
+        s.waiting.insert(n, now);
+        n
     }
 
-    /// A message's report came (`delivered` or not), or its waiter went away.
-    pub fn finished(&self, delivered: bool, now: Instant) {
-        let mut s = self.state.lock().expect("stall lock");
-        s.waiting = s.waiting.saturating_sub(1);
-        if delivered {
-            s.since = now;
-        }
+    /// Message `n`'s report came, or its waiter went away.
+    pub fn finished(&self, n: u64) {
+        self.state.lock().expect("stall lock").waiting.remove(&n);
     }
 
-    /// `Some(why)` when messages have waited [`STALL_LIMIT`] with none
-    /// delivered meanwhile.
+    /// `Some(why)` when a message has waited [`STALL_LIMIT`].
     pub fn stuck(&self, now: Instant) -> Option<String> {
         let s = self.state.lock().expect("stall lock");
-        let quiet = now.saturating_duration_since(s.since);
-        (s.waiting > 0 && quiet >= STALL_LIMIT).then(|| {
+        let (_, &oldest) = s.waiting.first_key_value()?;
+        let age = now.saturating_duration_since(oldest);
+        (age >= STALL_LIMIT).then(|| {
             format!(
-                "{} messages waiting and none delivered for {} s",
-                s.waiting,
-                quiet.as_secs()
+                "{} messages waiting for their delivery, the oldest for {} s",
+                s.waiting.len(),
+                age.as_secs()
             )
         })
     }
@@ -86,50 +77,51 @@ mod tests {
     #[test]
     fn an_idle_producer_is_never_stuck() {
         let t0 = Instant::now();
-        let s = Stall::new(t0);
+        let s = Stall::default();
         assert_eq!(s.stuck(at(t0, 3_600)), None);
-        s.sent(at(t0, 10));
-        s.finished(true, at(t0, 11));
+        let n = s.sent(at(t0, 10));
+        s.finished(n);
         assert_eq!(s.stuck(at(t0, 3_600)), None, "nothing is waiting");
     }
 
     #[test]
-    fn messages_waiting_with_no_delivery_for_the_limit_mean_stuck() {
+    fn a_message_waiting_for_the_limit_means_stuck() {
         let t0 = Instant::now();
-        let s = Stall::new(t0);
-        // Idle for an hour, then a send: the clock starts at the send.
+        let s = Stall::default();
         s.sent(at(t0, 3_600));
         assert_eq!(s.stuck(at(t0, 3_659)), None);
         let why = s.stuck(at(t0, 3_660)).expect("stuck at the limit");
-        assert_eq!(why, "1 messages waiting and none delivered for 60 s");
+        assert_eq!(
+            why,
+            "1 messages waiting for their delivery, the oldest for 60 s"
+        );
         s.sent(at(t0, 3_661));
-        assert!(
-            s.stuck(at(t0, 3_661)).is_some(),
-            "a second send does not restart the clock"
+        assert_eq!(
+            s.stuck(at(t0, 3_661)).as_deref(),
+            Some("2 messages waiting for their delivery, the oldest for 61 s"),
+            "a newer message does not hide the oldest"
         );
     }
 
     #[test]
-    fn any_delivery_restarts_the_clock_and_failures_do_not() {
+    fn deliveries_of_other_messages_do_not_hide_one_that_waits() {
         let t0 = Instant::now();
-        let s = Stall::new(t0);
-        s.sent(t0);
-        s.sent(t0);
-        s.sent(t0);
-        s.finished(false, at(t0, 50));
-        assert!(s.stuck(at(t0, 60)).is_some(), "a failure is no delivery");
-        s.finished(true, at(t0, 61));
-        assert_eq!(s.stuck(at(t0, 120)), None);
-        assert!(s.stuck(at(t0, 121)).is_some(), "one still waits");
-        s.finished(false, at(t0, 122));
-        assert_eq!(s.stuck(at(t0, 500)), None, "none waits");
-        s.finished(false, at(t0, 501));
-        s.sent(at(t0, 502));
-        assert_eq!(
-            s.stuck(at(t0, 561)),
-            None,
-            "a report more than was sent does not underflow"
+        let s = Stall::default();
+        let held = s.sent(t0);
+        for k in 1..=59 {
+            let n = s.sent(at(t0, k));
+            s.finished(n);
+        }
+        assert!(
+            s.stuck(at(t0, 60)).is_some(),
+            "one partition's message waited a minute while others were delivered"
         );
-        assert!(s.stuck(at(t0, 562)).is_some());
+        let next = s.sent(at(t0, 40));
+        s.finished(held);
+        assert_eq!(s.stuck(at(t0, 99)), None, "the next oldest waited 59 s");
+        assert!(s.stuck(at(t0, 100)).is_some());
+        s.finished(next);
+        s.finished(next);
+        assert_eq!(s.stuck(at(t0, 500)), None, "none waits");
     }
 }
