@@ -27,7 +27,6 @@ use crate::db::{in_list, values_list, Backend, Database};
 use crate::producer::{is_purged, Producer};
 use orderflow_telemetry::metrics_types::TopicEventLabels;
 use orderflow_telemetry::Metrics;
-use rdkafka::error::KafkaError;
 
 /// Rows one relay pass publishes at most.
 const BATCH: usize = 500;
@@ -336,10 +335,7 @@ impl OutboxRelay {
         }
         let results = join_all(deliveries.into_iter().map(|d| async move {
             match d {
-                Ok(d) => d
-                    .await
-                    .map_err(|_| KafkaError::Canceled)?
-                    .map_err(|(e, _)| e),
+                Ok(d) => d.await,
                 Err(e) => Err(e),
             }
         }))
@@ -355,9 +351,9 @@ impl OutboxRelay {
                     tracing::info!(parent: &span, error = %e, topic = %row.topic, id = %row.id,
                         "outbox row not acknowledged (its producer was replaced); it will be sent again");
                 }
-                Ok(ack) => {
-                    span.record("messaging.destination.partition.id", ack.partition);
-                    span.record("messaging.kafka.offset", ack.offset);
+                Ok((partition, offset)) => {
+                    span.record("messaging.destination.partition.id", partition);
+                    span.record("messaging.kafka.offset", offset);
                     let labels = TopicEventLabels {
                         topic: row.topic.clone(),
                         event_type: row.event_type().to_string(),

@@ -1,30 +1,22 @@
 //! The delivery report of one message: rdkafka's [`DeliveryFuture`], which
 //! tells its producer's [`Stall`] when the message is done with (delivered,
-//! failed, or nobody waits for it any more), and which ends by
-//! [`DELIVERY_BOUND`] even if librdkafka never reports: a producer destroyed
-//! while it still held messages ([`super::Retired`]) may drop their reports,
+//! failed, or nobody waits for it any more), and which ends when its producer
+//! is destroyed ([`super::Retired`]) even if librdkafka never reported: a
+//! producer destroyed while it still held messages may drop their reports,
 //! and a relay waiting for them would wait for good.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use futures::channel::oneshot::Canceled;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::DeliveryFuture;
-use tokio::time::Sleep;
 
 use super::stall::Stall;
-use super::MESSAGE_TIMEOUT;
-
-/// librdkafka reports every message within message.timeout.ms; this is the
-/// margin after which a report is taken to be lost.
-pub const DELIVERY_BOUND: Duration = MESSAGE_TIMEOUT.saturating_add(Duration::from_secs(30));
 
 pub struct Delivery {
     inner: DeliveryFuture,
-    bound: Pin<Box<Sleep>>,
     /// The producer's account of it, and its number there, until it is done.
     stall: Option<(Arc<Stall>, u64)>,
 }
@@ -33,7 +25,6 @@ impl Delivery {
     pub(super) fn new(inner: DeliveryFuture, stall: Arc<Stall>, n: u64) -> Self {
         Self {
             inner,
-            bound: Box::pin(tokio::time::sleep(DELIVERY_BOUND)),
             stall: Some((stall, n)),
         }
     }
@@ -46,19 +37,34 @@ impl Delivery {
 }
 
 impl Future for Delivery {
-    type Output = <DeliveryFuture as Future>::Output;
+    /// The partition and offset the broker acknowledged, or why not.
+    type Output = Result<(i32, i64), KafkaError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let report = match Pin::new(&mut self.inner).poll(cx) {
-            Poll::Ready(report) => report,
+            Poll::Ready(report) => Some(report),
             Poll::Pending => {
-                std::task::ready!(self.bound.as_mut().poll(cx));
-                tracing::warn!("a delivery report never came; the message is taken as not sent");
-                Err(Canceled)
+                let (stall, n) = self.stall.as_ref().expect("polled after it ended");
+                if stall.wait(*n, cx.waker()) {
+                    return Poll::Pending;
+                }
+                // Destroyed: the report came during the destruction, or never.
+                match Pin::new(&mut self.inner).poll(cx) {
+                    Poll::Ready(report) => Some(report),
+                    Poll::Pending => None,
+                }
             }
         };
         self.done();
-        Poll::Ready(report)
+        Poll::Ready(match report {
+            Some(Ok(Ok(delivered))) => Ok((delivered.partition, delivered.offset)),
+            Some(Ok(Err((e, _)))) => Err(e),
+            Some(Err(_canceled)) => Err(KafkaError::Canceled),
+            None => {
+                tracing::warn!("a delivery report never came; the message is taken as not sent");
+                Err(KafkaError::Canceled)
+            }
+        })
     }
 }
 

@@ -30,7 +30,7 @@ use stall::Stall;
 pub use stall::STALL_LIMIT;
 
 /// How long librdkafka tries to deliver a message before it reports failure.
-pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The base client configuration: bootstrap servers plus the user's extra
 /// librdkafka properties.
@@ -208,11 +208,7 @@ impl Producer {
         payload: &[u8],
     ) -> Result<(i32, i64), KafkaError> {
         let result = match self.send(topic, key, headers, payload).await {
-            Ok(delivery) => match delivery.await {
-                Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
-                Ok(Err((e, _))) => Err(e),
-                Err(_canceled) => Err(KafkaError::Canceled),
-            },
+            Ok(delivery) => delivery.await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -232,7 +228,7 @@ impl Producer {
 
 /// Whether the send failed because its producer was replaced
 /// ([`Producer::replace_if_stuck`]) before the broker acknowledged it, or its
-/// report never came ([`delivery::DELIVERY_BOUND`]): not a failure of the message, so
+/// report never came (its producer was destroyed first): not a failure of the message, so
 /// no attempt of it. A message purged in flight may have been written; sent
 /// again, it is there twice (a new producer has a new producer id, so
 /// idempotence cannot drop the copy): consumers' inboxes do.

@@ -20,7 +20,11 @@ impl Retired {
         let mut held = self.0;
         loop {
             match Arc::try_unwrap(held) {
-                Ok(generation) => return drop(generation),
+                Ok(generation) => {
+                    let stall = generation.stall.clone();
+                    drop(generation);
+                    return stall.close();
+                }
                 Err(still) => {
                     held = still;
                     std::thread::sleep(Duration::from_millis(1));

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// How long a message may wait for its delivery report before its producer
@@ -32,8 +33,10 @@ struct State {
     /// The next message's number: numbers grow with time, so the first
     /// waiting one is the oldest.
     next: u64,
-    /// When each waiting message was sent, by number.
-    waiting: BTreeMap<u64, Instant>,
+    /// When each waiting message was sent, and who waits for its report.
+    waiting: BTreeMap<u64, (Instant, Option<Waker>)>,
+    /// The producer is destroyed: a report not come by now never will.
+    closed: bool,
 }
 
 impl Stall {
@@ -42,8 +45,37 @@ impl Stall {
         let mut s = self.state.lock().expect("stall lock");
         let n = s.next;
         s.next += 1;
-        s.waiting.insert(n, now);
+        s.waiting.insert(n, (now, None));
         n
+    }
+
+    /// Keeps `waker` to be woken if the producer is destroyed before message
+    /// `n`'s report comes; false if it already was (the report never comes).
+    pub fn wait(&self, n: u64, waker: &Waker) -> bool {
+        let mut s = self.state.lock().expect("stall lock");
+        if s.closed {
+            return false;
+        }
+        if let Some((_, kept)) = s.waiting.get_mut(&n) {
+            if !kept.as_ref().is_some_and(|k| k.will_wake(waker)) {
+                *kept = Some(waker.clone());
+            }
+        }
+        true
+    }
+
+    /// The producer is destroyed: wakes whoever waits for a report, which
+    /// will not come now.
+    pub fn close(&self) {
+        let wakers: Vec<Waker> = {
+            let mut s = self.state.lock().expect("stall lock");
+            s.closed = true;
+            s.waiting
+                .values_mut()
+                .filter_map(|(_, w)| w.take())
+                .collect()
+        };
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Message `n`'s report came, or its waiter went away.
@@ -54,7 +86,7 @@ impl Stall {
     /// `Some(why)` when a message has waited [`STALL_LIMIT`].
     pub fn stuck(&self, now: Instant) -> Option<String> {
         let s = self.state.lock().expect("stall lock");
-        let (_, &oldest) = s.waiting.first_key_value()?;
+        let (_, &(oldest, _)) = s.waiting.first_key_value()?;
         let age = now.saturating_duration_since(oldest);
         (age >= STALL_LIMIT).then(|| {
             format!(
@@ -68,7 +100,40 @@ impl Stall {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
     use super::*;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn destroying_the_producer_wakes_the_latest_waiter_of_each_report() {
+        let t0 = Instant::now();
+        let s = Stall::default();
+        let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let n = s.sent(t0);
+        let done = s.sent(t0);
+        assert!(s.wait(n, &Waker::from(first.clone())));
+        assert!(s.wait(n, &Waker::from(second.clone())));
+        assert!(s.wait(done, &Waker::from(first.clone())));
+        s.finished(done);
+        s.close();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0, "replaced, and done");
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(
+            !s.wait(n, &Waker::from(second.clone())),
+            "after the producer is destroyed, a report never comes"
+        );
+    }
 
     fn at(t0: Instant, secs: u64) -> Instant {
         t0 + Duration::from_secs(secs)
