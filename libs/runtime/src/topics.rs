@@ -29,6 +29,26 @@ pub fn retry_topics(service: &str, tiers: &[Duration]) -> Vec<String> {
     topics
 }
 
+/// Retry tier topics of `service` that exist on the broker but are no longer
+/// configured (a tier was removed from `ORDERFLOW_RETRY_TIERS`): the consumer
+/// still reads them, so the copies waiting there run and the orders parked
+/// behind them go on.
+pub fn retired_retry_topics<'a>(
+    service: &str,
+    configured: &[String],
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let prefix = format!("{service}.retry.");
+    let mut retired: Vec<String> = existing
+        .into_iter()
+        .filter(|t| t.starts_with(&prefix) && !configured.iter().any(|c| c == t))
+        .map(str::to_string)
+        .collect();
+    retired.sort();
+    retired.dedup();
+    retired
+}
+
 /// A topic to create, with its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -364,5 +384,28 @@ mod tests {
             if k == "retention.ms" { "-1" } else { "3" }.to_string()
         ))
         .is_empty());
+    }
+
+    #[test]
+    fn retry_tiers_no_longer_configured_are_still_read() {
+        let configured = retry_topics("payment", &[Duration::from_secs(1), Duration::from_secs(4)]);
+        let existing = [
+            "payment.retry.1s",
+            "payment.retry.9s",
+            "payment.retry.4s",
+            "payment.retry.15m",
+            "payment.dlq",
+            "payments",
+            "shipping.retry.9s",
+            "payment.retry.9s",
+        ];
+        assert_eq!(
+            retired_retry_topics("payment", &configured, existing),
+            vec![
+                "payment.retry.15m".to_string(),
+                "payment.retry.9s".to_string()
+            ]
+        );
+        assert!(retired_retry_topics("payment", &configured, ["payment.retry.1s"]).is_empty());
     }
 }

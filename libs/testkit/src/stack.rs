@@ -50,6 +50,11 @@ pub struct Options {
     /// The notification service's settings (its runtime part is the
     /// stack's): the log channel by default.
     pub notification: orderflow_notification::Config,
+    /// Notification replicas sharing its database and consumer group (the
+    /// chart runs two); the stack's URL names the first.
+    pub notification_replicas: usize,
+    /// Topics with a partition count of their own instead of `partitions`.
+    pub topic_partitions: Vec<(&'static str, i32)>,
 }
 
 impl Default for Options {
@@ -73,6 +78,8 @@ impl Default for Options {
             header_read_timeout_ms: 10_000,
             registry_basic_auth: None,
             notification: Default::default(),
+            notification_replicas: 1,
+            topic_partitions: Vec::new(),
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct Stack {
     pub registry: String,
     /// Each consuming service's database URL, by name.
     pub databases: std::collections::BTreeMap<&'static str, String>,
+    /// The base URL of each notification replica ([`Options::notification_replicas`]).
+    pub notification_replicas: Vec<String>,
     retry_tiers: Vec<Duration>,
     shutdown: CancellationToken,
     services: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
@@ -164,8 +173,13 @@ impl Stack {
         }
         .retry_tiers();
         for topic in orderflow_runtime::topics::layout(options.partitions, &tiers) {
+            let partitions = options
+                .topic_partitions
+                .iter()
+                .find(|(name, _)| *name == topic.name)
+                .map_or(topic.partitions, |(_, n)| *n);
             cluster
-                .create_topic(&topic.name, topic.partitions, 1)
+                .create_topic(&topic.name, partitions, 1)
                 .context("creating topics")?;
         }
 
@@ -214,15 +228,20 @@ impl Stack {
             tokio::spawn(orderflow_shipping::serve(config, l, stop())),
         ));
 
-        let (l, notification_url) = bind().await?;
-        let config = orderflow_notification::Config {
-            runtime: runtime("notification", &l)?,
-            ..options.notification.clone()
-        };
-        services.push((
-            "notification",
-            tokio::spawn(orderflow_notification::serve(config, l, stop())),
-        ));
+        let mut notification_urls = Vec::new();
+        for _ in 0..options.notification_replicas.max(1) {
+            let (l, url) = bind().await?;
+            let config = orderflow_notification::Config {
+                runtime: runtime("notification", &l)?,
+                ..options.notification.clone()
+            };
+            services.push((
+                "notification",
+                tokio::spawn(orderflow_notification::serve(config, l, stop())),
+            ));
+            notification_urls.push(url);
+        }
+        let notification_url = notification_urls[0].clone();
 
         let (l, gateway) = bind().await?;
         let issuer = crate::shared_issuer();
@@ -263,6 +282,7 @@ impl Stack {
         let stack = Self {
             urls,
             databases,
+            notification_replicas: notification_urls,
             retry_tiers: tiers,
             api: Api::new(gateway, vec![payment], issuer),
             bootstrap,

@@ -62,6 +62,19 @@ async fn mailbox_with(mailpit: &Mailpit, n: usize) -> Result<Vec<Mail>> {
     }
 }
 
+/// Writes `event` onto its topic as its owning service would.
+async fn publish(codec: &Codec, stack: &Stack, event: Event) -> Result<(i32, i64)> {
+    let owner = event.event_type().topic().owner();
+    let headers = CloudEventHeaders::new(owner, event.event_type().ce_type(), event.order_id());
+    let envelope = codec.envelope(&event, headers).await?;
+    let pairs = envelope.headers.to_pairs();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    stack
+        .kafka()
+        .produce_raw(envelope.topic, &envelope.key, &pairs, &envelope.payload)
+        .await
+}
+
 fn smtp_options(mailpit: &Mailpit, tls: &str) -> Options {
     let mut options = Options::default();
     options.notification.channel = "smtp".into();
@@ -345,19 +358,7 @@ async fn a_payment_that_overtakes_its_order_is_mailed_once_the_address_is_known(
     let codec = Codec::new(std::sync::Arc::new(HttpSchemaRegistry::new(
         &stack.registry,
     )));
-    let publish = |event: Event, topic: &'static str, source: &'static str| {
-        let (codec, kafka) = (&codec, stack.kafka());
-        async move {
-            let headers =
-                CloudEventHeaders::new(source, event.event_type().ce_type(), event.order_id());
-            let envelope = codec.envelope(&event, headers).await?;
-            let pairs = envelope.headers.to_pairs();
-            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            kafka
-                .produce_raw(topic, &envelope.key, &pairs, &envelope.payload)
-                .await
-        }
-    };
+    let publish = |event: Event| publish(&codec, &stack, event);
     let address = || Address {
         name: "Eve".into(),
         line1: "1 Main St".into(),
@@ -366,38 +367,30 @@ async fn a_payment_that_overtakes_its_order_is_mailed_once_the_address_is_known(
         country: "DE".into(),
     };
     let order_id = "o-overtaken";
-    publish(
-        Event::PaymentProcessed(PaymentProcessed {
-            order_id: order_id.into(),
-            customer_id: "c-ov".into(),
-            payment_id: "pay_ov".into(),
-            amount: Money::new(999, "EUR"),
-            shipping_address: address(),
-        }),
-        "payments",
-        "payment",
-    )
+    publish(Event::PaymentProcessed(PaymentProcessed {
+        order_id: order_id.into(),
+        customer_id: "c-ov".into(),
+        payment_id: "pay_ov".into(),
+        amount: Money::new(999, "EUR"),
+        shipping_address: address(),
+    }))
     .await?;
     stack.wait_idle().await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mails(&mailpit).await?, [], "no address yet, no email");
 
-    publish(
-        Event::OrderCreated(OrderCreated {
-            order_id: order_id.into(),
-            customer_id: "c-ov".into(),
-            items: vec![OrderItem {
-                sku: "SKU-NONE".into(),
-                quantity: 1,
-            }],
-            payment_token: "tok_visa".into(),
-            shipping_address: address(),
-            placed_at: 0,
-            customer_email: Some("eve@example.com".into()),
-        }),
-        "orders",
-        "order",
-    )
+    publish(Event::OrderCreated(OrderCreated {
+        order_id: order_id.into(),
+        customer_id: "c-ov".into(),
+        items: vec![OrderItem {
+            sku: "SKU-NONE".into(),
+            quantity: 1,
+        }],
+        payment_token: "tok_visa".into(),
+        shipping_address: address(),
+        placed_at: 0,
+        customer_email: Some("eve@example.com".into()),
+    }))
     .await?;
     let got = mailbox_with(&mailpit, 1).await?;
     stack.wait_idle().await?;
@@ -411,6 +404,149 @@ async fn a_payment_that_overtakes_its_order_is_mailed_once_the_address_is_known(
         "once, to the address the OrderCreated brought: {got:?}"
     );
     stack.stop().await
+}
+
+/// An order's creation and its payment come on different topics, so two
+/// notification replicas on one PostgreSQL database (the chart runs two)
+/// can handle them at the same moment. Each transaction waits here a moment
+/// before its commit, as on a busy database: the one that records the
+/// address must still find the email that waits for it, or the one that
+/// records the email must see the address. Every order gets its one email.
+/// Replicas share a database on PostgreSQL only (SQLite is one process's
+/// store): on SQLite one replica handles both topics, and every order must
+/// still get its one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_and_its_payment_on_two_replicas_at_once_still_mail_once() -> Result<()> {
+    const ORDERS: usize = 24;
+    const PREFIX: &str = "o-race-";
+    // The only test of this binary that sets the hook: every transaction
+    // that handles an event of these orders waits 1 s before COMMIT, after
+    // its reads and writes.
+    orderflow_runtime::fault::set_hook(|point, keys| {
+        if point == orderflow_runtime::fault::FaultPoint::BeforeCommit
+            && keys.iter().any(|k| k.starts_with(PREFIX))
+        {
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_secs(1)));
+        }
+    });
+    let mailpit = Mailpit::start_anywhere(&MailpitOptions::default()).await?;
+    let mut options = smtp_options(&mailpit, "none");
+    options.notification_replicas = if std::env::var_os("ORDERFLOW_TEST_DATABASE").is_some() {
+        2
+    } else {
+        1
+    };
+    // An order's two events on partitions of different numbers, which the
+    // two replicas own one each more often than not (with equal counts the
+    // assignment keeps same-numbered partitions together).
+    options.topic_partitions = vec![("payments", 5)];
+    let stack = Stack::start_with(options).await?;
+    let codec = Codec::new(std::sync::Arc::new(HttpSchemaRegistry::new(
+        &stack.registry,
+    )));
+    let address = || Address {
+        name: "Ria".into(),
+        line1: "1 Main St".into(),
+        city: "Berlin".into(),
+        postal_code: "10115".into(),
+        country: "DE".into(),
+    };
+    // The second replica joins the group after the first. Orders without an
+    // address (no email) give every partition a committed offset, so each
+    // replica reports the lag of the partitions it owns: wait until the
+    // second owns some of both topics.
+    for n in 0..ORDERS {
+        let order_id = format!("o-warm-{n:02}");
+        publish(
+            &codec,
+            &stack,
+            Event::PaymentProcessed(PaymentProcessed {
+                order_id: order_id.clone(),
+                customer_id: "c-warm".into(),
+                payment_id: format!("pay_w{n}"),
+                amount: Money::new(999, "EUR"),
+                shipping_address: address(),
+            }),
+        )
+        .await?;
+        publish(
+            &codec,
+            &stack,
+            Event::OrderCreated(OrderCreated {
+                order_id,
+                customer_id: "c-warm".into(),
+                items: vec![],
+                payment_token: "tok_visa".into(),
+                shipping_address: address(),
+                placed_at: 0,
+                customer_email: None,
+            }),
+        )
+        .await?;
+    }
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(second) = stack.notification_replicas.get(1) {
+        let scrape = orderflow_testkit::metrics::scrape(&http, second).await?;
+        let lag = scrape.lines("orderflow_consumer_lag");
+        let owns = |topic: &str| lag.contains(&format!("topic=\"{topic}\""));
+        if owns("orders") && owns("payments") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the second notification replica owns no partitions of orders and payments after 60 s: {lag}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stack.wait_idle().await?;
+    let order_id = |n: usize| format!("{PREFIX}{n:02}");
+    // The payments first; while they are being handled, the orders.
+    let payments = (0..ORDERS).map(|n| {
+        publish(
+            &codec,
+            &stack,
+            Event::PaymentProcessed(PaymentProcessed {
+                order_id: order_id(n),
+                customer_id: "c-race".into(),
+                payment_id: format!("pay_{n}"),
+                amount: Money::new(999, "EUR"),
+                shipping_address: address(),
+            }),
+        )
+    });
+    for sent in futures::future::join_all(payments).await {
+        sent?;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let orders = (0..ORDERS).map(|n| {
+        publish(
+            &codec,
+            &stack,
+            Event::OrderCreated(OrderCreated {
+                order_id: order_id(n),
+                customer_id: "c-race".into(),
+                items: vec![],
+                payment_token: "tok_visa".into(),
+                shipping_address: address(),
+                placed_at: 0,
+                customer_email: Some(format!("ria{n:02}@example.com")),
+            }),
+        )
+    });
+    for sent in futures::future::join_all(orders).await {
+        sent?;
+    }
+    let got = mailbox_with(&mailpit, ORDERS).await;
+    stack.wait_idle().await?;
+    let expected: Vec<String> = (0..ORDERS)
+        .map(|n| format!("ria{n:02}@example.com"))
+        .collect();
+    let mut to: Vec<String> = mails(&mailpit).await?.into_iter().map(|m| m.0).collect();
+    to.sort();
+    stack.stop().await?;
+    got?;
+    assert_eq!(to, expected, "one email per order, none lost, none twice");
+    Ok(())
 }
 
 /// A customer's email goes to their token's address and nowhere else: an

@@ -93,39 +93,8 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
     let stack = Stack::start().await?;
     let duplicator = Duplicator::start(&stack.bootstrap)?;
 
-    let shipped = stack
-        .place(&order_body("c-1", "SKU-001", 2, "tok_visa", "DE"))
-        .await?;
-    let out_of_stock = stack
-        .place(&order_body("c-2", "SKU-002", 500, "tok_visa", "DE"))
-        .await?;
-    let declined = stack
-        .place(&order_body("c-3", "SKU-003", 1, "tok_chargeDeclined", "DE"))
-        .await?;
-    let unshippable = stack
-        .place(&order_body("c-4", "SKU-004", 1, "tok_visa", "AQ"))
-        .await?;
-    for id in [&shipped, &out_of_stock, &declined, &unshippable] {
-        stack.wait_terminal(id).await?;
-    }
-    // Until every event has its copy and every copy was consumed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let census = loop {
-        stack.wait_idle().await?;
-        let census = census(&stack).await?;
-        if census
-            .values()
-            .all(|(originals, copies)| originals == copies)
-        {
-            // The copies were written before this census; idle again, they are consumed.
-            stack.wait_idle().await?;
-            break census;
-        }
-        if Instant::now() > deadline {
-            bail!("not every event was copied after 60 s: {census:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let orders = place_four(&stack).await?;
+    let census = every_event_copied_and_consumed(&stack).await?;
     let copied = duplicator.stop().await?;
 
     // Each event of the four sagas exactly once, each with its one copy.
@@ -133,23 +102,11 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
         .iter()
         .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
         .collect();
-    let expected: BTreeMap<(&str, &str), u64> = [
-        (("orders", "OrderCreated"), 4),
-        (("orders", "OrderCompleted"), 1),
-        (("orders", "OrderCancelled"), 3),
-        (("inventory", "InventoryReserved"), 3),
-        (("inventory", "InventoryUnavailable"), 1),
-        (("inventory", "InventoryReleased"), 2),
-        (("payments", "PaymentProcessed"), 2),
-        (("payments", "PaymentFailed"), 1),
-        (("payments", "PaymentRefunded"), 1),
-        (("shipments", "ShipmentCreated"), 1),
-        (("shipments", "ShipmentFailed"), 1),
-        (("notifications", "NotificationSent"), 6),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(originals, expected, "an event was emitted twice (or never)");
+    assert_eq!(
+        originals,
+        expected_originals(),
+        "an event was emitted twice (or never)"
+    );
     assert_eq!(
         copied, 26,
         "the duplicator copies each of the 26 events once"
@@ -192,7 +149,125 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
         }
     }
 
-    assert_eq!(stack.order(&shipped).await?.status, "SHIPPED");
+    each_outcome_happened_once(&stack, &orders).await?;
+    stack.stop().await
+}
+
+/// Every event comes again after the inboxes forgot it: a dead letter
+/// replayed after the inbox's retention (seven days), or a consumer group
+/// whose committed offsets expired reading the log from the start. No
+/// inbox row can catch it, so each service must see from its own state that
+/// the order was decided already: nothing is reserved, charged, refunded,
+/// shipped or mailed again, and no service emits an event again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_after_the_inboxes_forgot_every_event_changes_nothing() -> Result<()> {
+    let stack = Stack::start().await?;
+    let orders = place_four(&stack).await?;
+    stack.wait_idle().await?;
+    forget_every_inbox(&stack).await?;
+    let duplicator = Duplicator::start(&stack.bootstrap)?;
+    let census = every_event_copied_and_consumed(&stack).await?;
+    let copied = duplicator.stop().await?;
+    let originals: BTreeMap<(&str, &str), u64> = census
+        .iter()
+        .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
+        .collect();
+    assert_eq!(
+        originals,
+        expected_originals(),
+        "a replayed event made a service act again"
+    );
+    assert_eq!(copied, 26, "every event was replayed once");
+    each_outcome_happened_once(&stack, &orders).await?;
+    stack.stop().await
+}
+
+/// Empties the inbox of every consuming service, as its retention does.
+async fn forget_every_inbox(stack: &Stack) -> Result<()> {
+    use orderflow_runtime::sqlx;
+    sqlx::any::install_default_drivers();
+    for (service, url) in &stack.databases {
+        let pool = sqlx::AnyPool::connect(url).await?;
+        let forgotten = sqlx::query("DELETE FROM orderflow_inbox")
+            .execute(&pool)
+            .await?
+            .rows_affected();
+        assert!(forgotten > 0, "{service}'s inbox was empty");
+        pool.close().await;
+    }
+    Ok(())
+}
+
+/// The four orders of the saga's four outcomes: (shipped, out of stock,
+/// declined, unshippable), each terminal.
+async fn place_four(stack: &Stack) -> Result<[String; 4]> {
+    let shipped = stack
+        .place(&order_body("c-1", "SKU-001", 2, "tok_visa", "DE"))
+        .await?;
+    let out_of_stock = stack
+        .place(&order_body("c-2", "SKU-002", 500, "tok_visa", "DE"))
+        .await?;
+    let declined = stack
+        .place(&order_body("c-3", "SKU-003", 1, "tok_chargeDeclined", "DE"))
+        .await?;
+    let unshippable = stack
+        .place(&order_body("c-4", "SKU-004", 1, "tok_visa", "AQ"))
+        .await?;
+    let orders = [shipped, out_of_stock, declined, unshippable];
+    for id in &orders {
+        stack.wait_terminal(id).await?;
+    }
+    Ok(orders)
+}
+
+/// Waits until every event on the domain topics has its copy and every copy
+/// was consumed; the census then.
+async fn every_event_copied_and_consumed(stack: &Stack) -> Result<Census> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        stack.wait_idle().await?;
+        let census = census(stack).await?;
+        if census
+            .values()
+            .all(|(originals, copies)| originals == copies)
+        {
+            // The copies were written before this census; idle again, they are consumed.
+            stack.wait_idle().await?;
+            return Ok(census);
+        }
+        if Instant::now() > deadline {
+            bail!("not every event was copied after 60 s: {census:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events of the four sagas, each once.
+fn expected_originals() -> BTreeMap<(&'static str, &'static str), u64> {
+    [
+        (("orders", "OrderCreated"), 4),
+        (("orders", "OrderCompleted"), 1),
+        (("orders", "OrderCancelled"), 3),
+        (("inventory", "InventoryReserved"), 3),
+        (("inventory", "InventoryUnavailable"), 1),
+        (("inventory", "InventoryReleased"), 2),
+        (("payments", "PaymentProcessed"), 2),
+        (("payments", "PaymentFailed"), 1),
+        (("payments", "PaymentRefunded"), 1),
+        (("shipments", "ShipmentCreated"), 1),
+        (("shipments", "ShipmentFailed"), 1),
+        (("notifications", "NotificationSent"), 6),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// What the user sees of the four orders: each status, its stock, charges,
+/// refunds, notifications and history as after one delivery of each event,
+/// and no dead letter anywhere.
+async fn each_outcome_happened_once(stack: &Stack, orders: &[String; 4]) -> Result<()> {
+    let [shipped, out_of_stock, declined, unshippable] = orders;
+    assert_eq!(stack.order(shipped).await?.status, "SHIPPED");
     let s = stack.stock("SKU-001").await?;
     assert_eq!(
         (s.available, s.reserved),
@@ -207,29 +282,29 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
             "{sku} released twice or not at all"
         );
     }
-    let p = stack.payment(&shipped).await?.expect("payment");
+    let p = stack.payment(shipped).await?.expect("payment");
     assert_eq!(
         (p.status.as_str(), p.provider_charges, p.provider_refunds),
         ("CHARGED", 1, 0)
     );
-    let p = stack.payment(&declined).await?.expect("payment");
+    let p = stack.payment(declined).await?.expect("payment");
     assert_eq!(
         (p.status.as_str(), p.provider_charges, p.provider_refunds),
         ("DECLINED", 0, 0)
     );
-    let p = stack.payment(&unshippable).await?.expect("payment");
+    let p = stack.payment(unshippable).await?.expect("payment");
     assert_eq!(
         (p.status.as_str(), p.provider_charges, p.provider_refunds),
         ("REFUNDED", 1, 1)
     );
 
     for (customer, order, expected) in [
-        ("c-1", &shipped, vec!["payment_received", "shipped"]),
-        ("c-2", &out_of_stock, vec!["out_of_stock"]),
-        ("c-3", &declined, vec!["payment_declined"]),
+        ("c-1", shipped, vec!["payment_received", "shipped"]),
+        ("c-2", out_of_stock, vec!["out_of_stock"]),
+        ("c-3", declined, vec!["payment_declined"]),
         (
             "c-4",
-            &unshippable,
+            unshippable,
             vec!["payment_received", "shipping_failed"],
         ),
     ] {
@@ -258,7 +333,7 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
     // The history records each event once, however often it was delivered.
     for (order, steps) in [
         (
-            &shipped,
+            shipped,
             &[
                 "OrderCreated",
                 "InventoryReserved",
@@ -266,9 +341,9 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
                 "ShipmentCreated",
             ][..],
         ),
-        (&out_of_stock, &["OrderCreated", "InventoryUnavailable"][..]),
+        (out_of_stock, &["OrderCreated", "InventoryUnavailable"][..]),
         (
-            &declined,
+            declined,
             &[
                 "OrderCreated",
                 "InventoryReserved",
@@ -277,7 +352,7 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
             ][..],
         ),
         (
-            &unshippable,
+            unshippable,
             &[
                 "OrderCreated",
                 "InventoryReserved",
@@ -300,5 +375,5 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
         steps.sort();
         assert_eq!(history, steps, "order {order}'s history");
     }
-    stack.stop().await
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! and at shutdown.
 
 mod health;
+mod key_lock;
 pub(crate) mod offsets;
 pub(crate) mod parking;
 mod poll;
@@ -181,6 +182,7 @@ pub(crate) async fn run(
     for (key, value) in PREFETCH {
         client.set(key, value);
     }
+    topics.extend(retired_tiers(&client, rt.service(), &topics));
     let consumer = subscribe(&client, &shared, &topics, 0)?;
     tracing::info!(group = %group, topics = ?topics, "consuming");
 
@@ -217,6 +219,35 @@ pub(crate) async fn run(
         Ok(())
     } else {
         Err(RuntimeError::ConsumerStopped)
+    }
+}
+
+/// Retry tier topics of the service on the broker that its configuration no
+/// longer names; none (with a warning) when the broker cannot be asked.
+fn retired_tiers(
+    client: &rdkafka::ClientConfig,
+    service: &str,
+    configured: &[String],
+) -> Vec<String> {
+    let listed = client
+        .create::<BaseConsumer>()
+        .and_then(|probe| probe.fetch_metadata(None, Duration::from_secs(10)));
+    match listed {
+        Ok(metadata) => {
+            let retired = crate::topics::retired_retry_topics(
+                service,
+                configured,
+                metadata.topics().iter().map(|t| t.name()),
+            );
+            if !retired.is_empty() {
+                tracing::info!(topics = ?retired, "reading retry tiers no longer configured until they are empty");
+            }
+            retired
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the broker's topics; retry tiers removed from the configuration are not read");
+            Vec::new()
+        }
     }
 }
 

@@ -66,15 +66,33 @@ impl OffsetTracker {
     }
 }
 
+/// The most offsets a commit's metadata may span above its watermark: far
+/// more than a partition's prefetch and in-flight window ever leave
+/// unfinished, and small enough that corrupt metadata cannot make a consumer
+/// allocate without bound.
+pub const MAX_METADATA_SPAN: u64 = 1 << 20;
+
 /// The offsets at or above `watermark` that `runs` (from
-/// [`OffsetTracker::finished_runs`]) marks finished.
+/// [`OffsetTracker::finished_runs`]) marks finished. Runs that together span
+/// more than [`MAX_METADATA_SPAN`] offsets, or overflow, were not written by
+/// this consumer: nothing is taken from them (every offset above the
+/// watermark is read again, which the inbox makes safe). Clamping a run
+/// instead would shift every run after it and mark unfinished offsets done.
 pub fn finished_from_runs(watermark: i64, runs: &[u64]) -> BTreeSet<i64> {
+    let span = runs
+        .iter()
+        .try_fold(0u64, |total, &run| total.checked_add(run));
+    let fits = span.is_some_and(|span| {
+        span <= MAX_METADATA_SPAN
+            && i64::try_from(span).is_ok_and(|s| watermark.checked_add(s).is_some())
+    });
     let mut finished = BTreeSet::new();
+    if !fits {
+        return finished;
+    }
     let mut at = watermark;
     for (i, &len) in runs.iter().enumerate() {
-        // Each run is bounded by what fits in a commit's metadata; a corrupt
-        // one must not make us allocate the world.
-        let len = len.min(1 << 20) as i64;
+        let len = len as i64; // bounded by MAX_METADATA_SPAN above
         if i % 2 == 1 {
             finished.extend(at..at + len);
         }
@@ -246,6 +264,23 @@ mod tests {
         let decoded = decode_metadata(&metadata);
         assert!(!decoded.is_empty() && decoded.len().is_multiple_of(2));
         assert_eq!(decoded[..], runs[..decoded.len()]);
+    }
+
+    #[test]
+    fn metadata_spanning_too_much_is_rejected_not_clamped() {
+        // Clamping the 1,500,000-offset run to 2^20 would shift the runs after
+        // it and mark offset 1,500,001 finished, which it is not.
+        let runs = [1, 1_500_000, 1, 1_500_000, 1, 1];
+        assert!(finished_from_runs(0, &runs).is_empty());
+        assert!(finished_from_runs(0, &[0, u64::MAX, 1, 1]).is_empty());
+        assert!(finished_from_runs(i64::MAX - 1, &[1, 2]).is_empty());
+        // At the limit it is still read.
+        let at_limit = [1, MAX_METADATA_SPAN - 1];
+        assert_eq!(
+            finished_from_runs(10, &at_limit).len() as u64,
+            MAX_METADATA_SPAN - 1
+        );
+        assert!(finished_from_runs(10, &[1, MAX_METADATA_SPAN]).is_empty());
     }
 
     proptest! {

@@ -488,7 +488,12 @@ fn accept(shared: &Shared, topics: &mut HashMap<String, Arc<str>>, m: &BorrowedM
         }
     }
     let metrics = shared.rt.metrics();
-    if let Some(ce_type) = ce_type {
+    // A retry copy always goes to a worker, even of a type this build does not
+    // handle (after a rollback): its order is parked with it at the head, and
+    // skipping it here would leave every later event of the order stored
+    // behind it for good. The worker skips it and lets the order go on.
+    let retry_copy = due.is_some();
+    if let (Some(ce_type), false) = (ce_type, retry_copy) {
         match EventType::from_ce_type(ce_type) {
             Some(t) if shared.handler.handles(t) => {}
             Some(t) => {

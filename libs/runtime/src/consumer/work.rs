@@ -17,6 +17,7 @@ use crate::handler::{EventSource, ExternalCall, Handler, HandlerCtx};
 use crate::inbox;
 use crate::service::Runtime;
 
+use super::key_lock;
 use super::parking::{self, ParkedEvent};
 use super::retry::Source;
 
@@ -116,14 +117,19 @@ impl Work for HandleWork {
             item.released = None;
             item.after_commit.clear();
         }
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        let backend = ctx.rt.db().backend();
+        if backend == crate::db::Backend::Postgres {
+            key_lock::lock_keys(tx.conn, &ctx.group, &keys).await?;
+        }
         let received: Vec<(&str, &str)> = items
             .iter()
             .map(|i| (i.meta.id.as_str(), i.meta.event_type.as_str()))
             .collect();
-        let first = inbox::record_all(tx.conn, &ctx.group, &received).await?;
-        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
-        let backend = ctx.rt.db().backend();
-        let heads = parking::heads(tx.conn, backend, &ctx.group, &keys).await?;
+        let mut first = inbox::record_all(tx.conn, &ctx.group, &received).await?;
+        // Read once for the batch and kept current as its items go: an item
+        // that resolves its key's head changes what the items after it see.
+        let mut heads = parking::heads(tx.conn, backend, &ctx.group, &keys).await?;
         if backend == crate::db::Backend::Postgres {
             let events: Vec<&Event> = items
                 .iter()
@@ -142,11 +148,14 @@ impl Work for HandleWork {
         }
         let mut not_done: Vec<String> = Vec::new();
         for (i, item) in items.iter_mut().enumerate() {
-            let head = heads.get(&item.key);
-            let is_head = head == Some(&item.meta.id);
+            let head = heads.get(&item.key).cloned();
+            let is_head = head.as_ref() == Some(&item.meta.id);
+            // The same event twice in one batch (a redelivery beside its
+            // resumed parked copy): the inbox row counts for the first only.
+            let is_first = first.remove(&item.meta.id);
             let span = item.span.clone();
             async {
-                if !first.contains(&item.meta.id) {
+                if !is_first {
                     item.outcome = Outcome::Duplicate;
                 } else if head.is_some()
                     && !is_head
@@ -190,6 +199,10 @@ impl Work for HandleWork {
                         item.released = parking::release(tx.conn, &ctx.group, &item.key)
                             .await
                             .map_err(|e| Failed::at(i, e))?;
+                        match &item.released {
+                            Some(next) => heads.insert(item.key.clone(), next.event_id.clone()),
+                            None => heads.remove(&item.key),
+                        };
                     }
                 }
                 Ok::<(), Failed>(())

@@ -170,11 +170,17 @@ async fn attempt_event(
     meta: CloudEventHeaders,
     span: tracing::Span,
 ) -> Ended {
+    // Only retry copies and stored events of types this build does not
+    // handle get here (the poll thread skips the others): their order may be
+    // parked with them at its head.
     let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
-        // Only stored events get here (the poll thread skips unknown types).
         count(shared, &attempt.topic, "unknown", "skipped");
         return release_after(shared, &attempt, &meta).await;
     };
+    if !shared.handler.handles(event_type) {
+        count(shared, &attempt.topic, event_type.name(), "skipped");
+        return release_after(shared, &attempt, &meta).await;
+    }
     if let Err(forged) = check_provenance(event_type, &meta, &attempt.source.topic) {
         return dead_letter(shared, &attempt, Some(&meta), event_type.name(), &forged).await;
     }
@@ -431,12 +437,18 @@ async fn retry_later(
     })
     .await;
     match parked {
-        None => return Ended::Abandoned,
-        Some(Parked::Behind) => {
+        Persisted::Interrupted => return Ended::Abandoned,
+        Persisted::Refused(e) => {
+            // Its key cannot be parked, so nothing can wait behind it: a retry
+            // copy would let later events of the order overtake it.
+            let reason = format!("{reason}; and its order could not be held for a retry: {e}");
+            return dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await;
+        }
+        Persisted::Done(Parked::Behind) => {
             count(shared, &attempt.topic, event_type.name(), "waiting");
             return Ended::Done(None);
         }
-        Some(Parked::Head) => {}
+        Persisted::Done(Parked::Head) => {}
     }
     let mut headers: Vec<(String, Vec<u8>)> = attempt
         .headers
@@ -480,8 +492,13 @@ async fn retry_later(
             parking::forget(&mut conn, &shared.group, &attempt.key, seq).await
         })
         .await;
-        if forgotten.is_none() {
-            return Ended::Abandoned;
+        match forgotten {
+            Persisted::Done(()) => {}
+            Persisted::Interrupted => return Ended::Abandoned,
+            Persisted::Refused(e) => {
+                tracing::error!(error = %e, order_id = %attempt.key, seq,
+                    "could not remove an event stored behind its order, now in a retry tier; it may be handled twice (the inbox drops the copy)");
+            }
         }
     }
     Ended::Done(None)
@@ -543,10 +560,19 @@ async fn dead_letter(
                 )
             })
             .await;
-            if kept.is_none() {
-                return Ended::Abandoned;
+            match kept {
+                Persisted::Done(()) => {
+                    shared.rt.metrics().dead_letters_unwritten.inc();
+                }
+                Persisted::Interrupted => return Ended::Abandoned,
+                Persisted::Refused(e) => {
+                    // Neither the broker nor the database takes it: the log line
+                    // (with where it was read) is all that is left of it.
+                    tracing::error!(error = %e, topic = %attempt.source.topic,
+                        partition = attempt.source.partition, offset = attempt.source.offset,
+                        "the database refused the dead letter too; it is only in this log");
+                }
             }
-            shared.rt.metrics().dead_letters_unwritten.inc();
         }
     }
     count(shared, &attempt.topic, event_type, "dead_lettered");
@@ -577,8 +603,15 @@ async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEven
     })
     .await;
     match released {
-        Some(next) => Ended::Done(next),
-        None => Ended::Abandoned,
+        Persisted::Done(next) => Ended::Done(next),
+        Persisted::Interrupted => Ended::Abandoned,
+        Persisted::Refused(e) => {
+            // A key the database cannot store was never parked either: nothing
+            // waits behind this event.
+            tracing::warn!(error = %e, order_id = %attempt.key,
+                "could not look for events waiting behind this one; its key cannot be stored, so none can");
+            Ended::Done(None)
+        }
     }
 }
 
@@ -618,9 +651,21 @@ async fn produce(
     }
 }
 
+/// How a [`persist`] step ended.
+enum Persisted<T> {
+    Done(T),
+    /// Shutdown came first: the message is read again later.
+    Interrupted,
+    /// The database refuses this step for good (a key it cannot store, say):
+    /// trying again would hold the key's lane, an in-flight slot and the
+    /// partition's committed offset forever.
+    Refused(sqlx::Error),
+}
+
 /// Runs a small database step until it commits: what it records (a parked
-/// key, an unwritten dead letter) must not be lost. None on shutdown.
-async fn persist<T, F, Fut>(shared: &Shared, mut step: F) -> Option<T>
+/// key, an unwritten dead letter) must not be lost to passing trouble. A
+/// refusal that retrying cannot fix ends it at once.
+async fn persist<T, F, Fut>(shared: &Shared, mut step: F) -> Persisted<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -628,12 +673,13 @@ where
     let mut wait = Duration::from_millis(100);
     loop {
         match step().await {
-            Ok(value) => return Some(value),
+            Ok(value) => return Persisted::Done(value),
+            Err(e) if !crate::failure::is_transient(&e) => return Persisted::Refused(e),
             Err(e) => tracing::warn!(error = %e, "database step failed; trying again"),
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shared.shutdown.cancelled() => return None,
+            _ = shared.shutdown.cancelled() => return Persisted::Interrupted,
         }
         wait = (wait * 2).min(Duration::from_secs(5));
     }
