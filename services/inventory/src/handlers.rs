@@ -68,8 +68,13 @@ impl Handler for InventoryHandler {
 }
 
 /// Reserves all lines atomically: each line is a conditional update; if any
-/// fails, the ones taken are given back in the same transaction.
+/// fails, the ones taken are given back in the same transaction. An order
+/// decided before is not reserved for again, whatever the inbox remembers.
 async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
+    if let Some(outcome) = store::decision(ctx.tx, &order.order_id).await? {
+        tracing::info!(order_id = %order.order_id, outcome, "this order was decided before; nothing reserved again");
+        return Ok(());
+    }
     let lines = domain::merge_lines(&order.items);
     let mut taken = Vec::new();
     let mut missing = Vec::new();
@@ -96,6 +101,7 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
             store::give_back(ctx.tx, &line.sku, i64::from(line.quantity)).await?;
         }
         tracing::info!(order_id = %order.order_id, ?missing, "out of stock");
+        store::record_decision(ctx.tx, &order.order_id, "UNAVAILABLE").await?;
         ctx.emit(InventoryUnavailable {
             order_id: order.order_id,
             customer_id: order.customer_id,
@@ -113,6 +119,7 @@ async fn reserve_lines(order: OrderCreated, ctx: &mut HandlerCtx<'_>) -> Result<
         });
     }
     let total = domain::total(&reserved).map_err(HandlerError::Permanent)?;
+    store::record_decision(ctx.tx, &order.order_id, "RESERVED").await?;
     ctx.emit(InventoryReserved {
         order_id: order.order_id,
         customer_id: order.customer_id,

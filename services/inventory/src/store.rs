@@ -33,6 +33,39 @@ pub async fn take(
     .transpose()
 }
 
+/// What inventory decided for this order before (RESERVED or UNAVAILABLE),
+/// if it did.
+pub async fn decision(
+    conn: &mut AnyConnection,
+    order_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT outcome FROM order_decisions WHERE order_id = $1
+         UNION ALL SELECT 'RESERVED' AS outcome FROM reservations WHERE order_id = $2
+         LIMIT 1",
+    )
+    .bind(order_id)
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get("outcome")).transpose()
+}
+
+/// Records what inventory decided for the order (RESERVED or UNAVAILABLE).
+pub async fn record_decision(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO order_decisions (order_id, outcome, decided_at) VALUES ($1, $2, $3)")
+        .bind(order_id)
+        .bind(outcome)
+        .bind(orderflow_runtime::now_millis())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Whether the catalogue has this SKU at all.
 pub async fn in_catalogue(conn: &mut AnyConnection, sku: &str) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query("SELECT 1 AS one FROM stock WHERE sku = $1")
