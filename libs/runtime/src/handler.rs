@@ -131,6 +131,13 @@ pub trait Handler: Send + Sync + 'static {
     /// Handling `event` kept failing transiently until the step's deadline
     /// (`error` is the last failure). Record the failure in domain terms, so
     /// the saga can compensate, and return true; false dead-letters the event.
+    ///
+    /// Where a call may have succeeded without the answer arriving, the
+    /// outcome is unknown, and a deadline must not turn a possible success
+    /// into a failure: ask with [`HandlerCtx::call`] (and return true) for a
+    /// call that resolves it (the provider asked by idempotency key), whose
+    /// `record` then decides. While that call fails, the event waits in the
+    /// last retry tier and is tried again from the start.
     async fn deadline_passed(
         &self,
         event: Event,

@@ -146,6 +146,74 @@ async fn flaky_payments_wait_in_the_retry_tiers_without_slowing_other_orders() -
     stack.stop().await
 }
 
+/// The provider charged the card, but its answer never came back, on
+/// every attempt until the step's deadline. The order must not be cancelled
+/// with the customer charged: before the saga decides, payment asks the
+/// provider what happened under the charge's idempotency key, learns that
+/// it charged, and the order ships with its one charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_charge_whose_answer_was_lost_until_the_deadline_ships_with_one_charge() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        retry_backoff_ms: vec![100, 200],
+        retry_slow_tiers_ms: vec![400],
+        step_deadline_ms: 2_000,
+        provider_timeout_ms: 200,
+        ..Default::default()
+    })
+    .await?;
+    let before = stack.stock("SKU-006").await?;
+    let id = stack
+        .place(&order_body(
+            "c-unanswered",
+            "SKU-006",
+            2,
+            "tok_chargeUnanswered",
+            "DE",
+        ))
+        .await?;
+    let order = stack.wait_terminal(&id).await?;
+    stack.wait_idle().await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("SHIPPED", None),
+        "{:?}",
+        order.history
+    );
+    let p = stack.payment(&id).await?.context("payment")?;
+    assert_eq!(
+        (p.status.as_str(), p.provider_charges, p.provider_refunds),
+        ("CHARGED", 1, 0),
+        "charged once, never refunded"
+    );
+    let after = stack.stock("SKU-006").await?;
+    assert_eq!(
+        (after.available, after.reserved),
+        (before.available - 2, 0),
+        "the goods left"
+    );
+    let mut kinds: Vec<String> = stack
+        .notifications("c-unanswered")
+        .await?
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["payment_received", "shipped"]);
+    assert_eq!(
+        metric(
+            &stack,
+            "payment",
+            "orderflow_step_deadlines_passed_total",
+            ""
+        )
+        .await?,
+        1.0,
+        "the deadline was reached, and resolved by asking the provider"
+    );
+    nothing_dead_lettered(&stack).await?;
+    stack.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_provider_cancels_the_order_at_the_deadline_and_gives_the_stock_back(
 ) -> Result<()> {
@@ -250,6 +318,149 @@ async fn a_refund_the_provider_refuses_leaves_the_order_for_an_operator() -> Res
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    nothing_dead_lettered(&stack).await?;
+    stack.stop().await
+}
+
+/// The charge's answer is lost, and when the step's deadline comes the
+/// provider cannot be reached at all: nothing can say whether the customer
+/// was charged, so nothing is decided. The order waits (in the last retry
+/// tier) until the provider answers again, then ships with its one charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deadline_in_a_provider_outage_decides_nothing_until_it_answers() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        retry_backoff_ms: vec![100, 200],
+        retry_slow_tiers_ms: vec![400],
+        step_deadline_ms: 2_000,
+        provider_timeout_ms: 200,
+        breaker_minimum_calls: 1_000,
+        ..Default::default()
+    })
+    .await?;
+    let id = stack
+        .place(&order_body(
+            "c-outage",
+            "SKU-008",
+            1,
+            "tok_chargeUnanswered",
+            "DE",
+        ))
+        .await?;
+    // Charged by the first call; then the provider goes down.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack
+        .payment(&id)
+        .await?
+        .is_none_or(|p| p.provider_charges == 0)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "never charged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set_sandbox(&stack, 1.0).await?;
+    // Well past the step's deadline: nothing decided.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let order = stack.order(&id).await?;
+    assert!(
+        !["SHIPPED", "CANCELLED", "REFUND_PENDING"].contains(&order.status.as_str()),
+        "decided without knowing: {:?}",
+        order
+    );
+    let p = stack.payment(&id).await?.context("payment")?;
+    assert_eq!((p.status.as_str(), p.provider_charges), ("PENDING", 1));
+    assert!(
+        metric(
+            &stack,
+            "payment",
+            "orderflow_step_deadlines_passed_total",
+            ""
+        )
+        .await?
+            >= 1.0,
+        "the deadline was reached"
+    );
+    set_sandbox(&stack, 0.0).await?;
+    let order = stack.wait_terminal(&id).await?;
+    stack.wait_idle().await?;
+    assert_eq!(order.status, "SHIPPED", "{:?}", order.history);
+    let p = stack.payment(&id).await?.context("payment")?;
+    assert_eq!(
+        (p.status.as_str(), p.provider_charges, p.provider_refunds),
+        ("CHARGED", 1, 0)
+    );
+    nothing_dead_lettered(&stack).await?;
+    stack.stop().await
+}
+
+/// Sets the sandbox provider's injected failure rate (no added latency).
+async fn set_sandbox(stack: &Stack, failure_rate: f64) -> Result<()> {
+    let response = stack
+        .http
+        .put(format!("{}/v1/sandbox", stack.payments[0]))
+        .json(&serde_json::json!({"latency_ms": 0, "failure_rate": failure_rate}))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 200, "sandbox: {}", response.status());
+    Ok(())
+}
+
+/// The provider made the refund, but its answer never came back, on every
+/// attempt until the step's deadline. The order must not wait for an
+/// operator to refund by hand what was refunded: payment asks the provider
+/// under the refund's idempotency key, learns it was made, and the order
+/// ends cancelled with its charge refunded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refund_whose_answer_was_lost_until_the_deadline_ends_refunded() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        retry_backoff_ms: vec![100, 200],
+        retry_slow_tiers_ms: vec![400],
+        step_deadline_ms: 2_000,
+        provider_timeout_ms: 200,
+        ..Default::default()
+    })
+    .await?;
+    let id = stack
+        .place(&order_body(
+            "c-refund-unanswered",
+            "SKU-007",
+            1,
+            "tok_refundUnanswered",
+            "AQ",
+        ))
+        .await?;
+    let order = stack.wait_terminal(&id).await?;
+    stack.wait_idle().await?;
+    assert_eq!(
+        (order.status.as_str(), order.reason.as_deref()),
+        ("CANCELLED", Some("SHIPPING_FAILED")),
+        "{:?}",
+        order.history
+    );
+    let p = stack.payment(&id).await?.context("payment")?;
+    assert_eq!(
+        (p.status.as_str(), p.provider_charges, p.provider_refunds),
+        ("REFUNDED", 1, 1),
+        "charged once, refunded once"
+    );
+    let stock = stack.stock("SKU-007").await?;
+    assert_eq!((stock.available, stock.reserved), (100, 0), "stock back");
+    let mut kinds: Vec<String> = stack
+        .notifications("c-refund-unanswered")
+        .await?
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["payment_received", "shipping_failed"]);
+    assert_eq!(
+        metric(
+            &stack,
+            "payment",
+            "orderflow_step_deadlines_passed_total",
+            ""
+        )
+        .await?,
+        1.0
+    );
     nothing_dead_lettered(&stack).await?;
     stack.stop().await
 }
@@ -526,19 +737,7 @@ async fn the_breaker_opens_in_an_outage_and_closes_after_it() -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let sandbox = |failure_rate: f64| {
-        let url = format!("{}/v1/sandbox", stack.payments[0]);
-        let http = stack.http.clone();
-        async move {
-            let response = http
-                .put(url)
-                .json(&serde_json::json!({"latency_ms": 0, "failure_rate": failure_rate}))
-                .send()
-                .await?;
-            anyhow::ensure!(response.status() == 200, "sandbox: {}", response.status());
-            Ok(())
-        }
-    };
+    let sandbox = |failure_rate: f64| set_sandbox(&stack, failure_rate);
     let breaker = || {
         metric(
             &stack,

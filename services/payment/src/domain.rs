@@ -98,6 +98,11 @@ pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
 pub const REFUND_DECLINED_TOKEN: &str = "tok_refundDeclined";
 /// Charges, but a refund is never answered.
 pub const REFUND_UNAVAILABLE_TOKEN: &str = "tok_refundUnavailable";
+/// Charges, but the answer never reaches the caller (the provider did its
+/// part; the network lost the reply).
+pub const CHARGE_UNANSWERED_TOKEN: &str = "tok_chargeUnanswered";
+/// Charges; refunds, but the refund's answer never reaches the caller.
+pub const REFUND_UNANSWERED_TOKEN: &str = "tok_refundUnanswered";
 /// Calls of a `tok_flaky` order that time out before one succeeds.
 pub const FLAKY_TIMEOUTS: u32 = 3;
 
@@ -109,6 +114,17 @@ pub fn sandbox_times_out(token: &str, call: u32) -> bool {
         FLAKY_TOKEN => call <= FLAKY_TIMEOUTS,
         _ => false,
     }
+}
+
+/// Whether the sandbox charges `token` and then leaves the call unanswered.
+pub fn sandbox_loses_answer(token: &str) -> bool {
+    token == CHARGE_UNANSWERED_TOKEN
+}
+
+/// Whether the sandbox refunds a charge made to `token` and then leaves the
+/// call unanswered.
+pub fn sandbox_loses_refund_answer(token: &str) -> bool {
+    token == REFUND_UNANSWERED_TOKEN
 }
 
 /// Whether the sandbox leaves a refund of a charge made to `token` unanswered.
@@ -184,6 +200,18 @@ mod tests {
         assert!(sandbox_times_out("tok_flaky", 3));
         assert!(!sandbox_times_out("tok_flaky", 4));
         assert!(!sandbox_times_out("tok_visa", 1));
+        assert!(sandbox_loses_answer("tok_chargeUnanswered"));
+        assert!(!sandbox_loses_answer("tok_visa"));
+        assert!(
+            !sandbox_times_out("tok_chargeUnanswered", 1),
+            "it charges first"
+        );
+        assert!(sandbox_loses_refund_answer("tok_refundUnanswered"));
+        assert!(!sandbox_loses_refund_answer("tok_refundUnavailable"));
+        assert!(
+            !sandbox_refund_times_out("tok_refundUnanswered"),
+            "it refunds first"
+        );
         assert!(sandbox_declines("tok_chargeDeclined"));
         assert!(!sandbox_declines("tok_visa"));
         assert!(sandbox_refund_times_out("tok_refundUnavailable"));

@@ -64,23 +64,21 @@ impl Handler for PaymentHandler {
     ) -> Result<bool, HandlerError> {
         match event {
             Event::InventoryReserved(reserved) => {
-                // Never charged: the provider never answered. The intent is
-                // closed, so a late redelivery cannot charge either.
-                let failed = match store::find(ctx.tx, &reserved.order_id).await? {
-                    Some(_) => {
-                        store::finish(
-                            ctx.tx,
-                            &reserved.order_id,
-                            &[Status::Pending],
-                            Status::Failed,
-                            None,
-                            Some(PROVIDER_UNAVAILABLE),
-                        )
-                        .await?
+                match store::find(ctx.tx, &reserved.order_id).await? {
+                    // The charge was asked for and no answer came: it may have
+                    // gone through. The provider is asked under the same key
+                    // what became of it (closing the key if nothing did)
+                    // before anything is decided.
+                    Some(payment) if payment.status == Status::Pending => {
+                        tracing::warn!(order_id = %reserved.order_id, error,
+                            "no answer from the payment provider until the deadline; asking it what became of the charge");
+                        ctx.call(self.charge_call(reserved, Charge::Close));
                     }
-                    // Not even the intent was recorded (the database was down too).
+                    Some(_) => {} // decided already
+                    // Not even the intent was recorded (the database was down
+                    // too): the provider was never asked.
                     None => {
-                        store::insert(
+                        if store::insert(
                             ctx.tx,
                             &reserved.order_id,
                             &reserved.customer_id,
@@ -88,16 +86,10 @@ impl Handler for PaymentHandler {
                             &reserved.total,
                         )
                         .await?
+                        {
+                            unavailable(ctx, reserved);
+                        }
                     }
-                };
-                if failed {
-                    tracing::warn!(order_id = %reserved.order_id, error, "payment provider unreachable until the deadline; the order is cancelled");
-                    ctx.emit(PaymentFailed {
-                        order_id: reserved.order_id,
-                        customer_id: reserved.customer_id,
-                        amount: reserved.total,
-                        reason: PROVIDER_UNAVAILABLE.into(),
-                    });
                 }
                 Ok(true)
             }
@@ -105,6 +97,15 @@ impl Handler for PaymentHandler {
                 let Some(payment) = store::find(ctx.tx, &failed.order_id).await? else {
                     return Ok(false);
                 };
+                if payment.status == Status::Refunding {
+                    // The refund was asked for and no answer came: it may have
+                    // been made. The provider is asked under the same key
+                    // before anything is decided.
+                    tracing::warn!(order_id = %failed.order_id, error,
+                        "no answer from the payment provider to a refund until the deadline; asking it what became of it");
+                    ctx.call(self.refund_call(failed, payment, Refund::Close));
+                    return Ok(true);
+                }
                 let reason = format!("the provider could not be reached to refund: {error}");
                 refund_failed(
                     ctx,
@@ -145,16 +146,21 @@ impl PaymentHandler {
         if charge_step(existing) == ChargeStep::Decided {
             return Ok(());
         }
-        ctx.call(ChargeCall {
+        ctx.call(self.charge_call(reserved, Charge::Make));
+        Ok(())
+    }
+
+    fn charge_call(&self, reserved: InventoryReserved, charge: Charge) -> ChargeCall {
+        ChargeCall {
             provider: self.provider.clone(),
             policy: self.policy.clone(),
             // Derived from the order, so a call repeated after a crash asks the
             // provider for the same charge, which it does not repeat.
             key: format!("{}/charge", reserved.order_id),
             reserved,
+            charge,
             outcome: None,
-        });
-        Ok(())
+        }
     }
 
     /// Compensation for a failed shipment.
@@ -189,17 +195,36 @@ impl PaymentHandler {
                 return Ok(());
             }
         }
-        ctx.call(RefundCall {
+        ctx.call(self.refund_call(failed, payment, Refund::Make));
+        Ok(())
+    }
+
+    fn refund_call(
+        &self,
+        failed: ShipmentFailed,
+        payment: store::PaymentRow,
+        refund: Refund,
+    ) -> RefundCall {
+        RefundCall {
             provider: self.provider.clone(),
             policy: self.policy.clone(),
             key: format!("{}/refund", failed.order_id),
             payment_id: payment.payment_id.unwrap_or_default(),
             amount: payment.amount,
             failed,
+            refund,
             refused: None,
-        });
-        Ok(())
+        }
     }
+}
+
+/// What a charge call asks of the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    /// Charge the reserved total.
+    Make,
+    /// Say what became of the charge, closing the key if nothing did.
+    Close,
 }
 
 struct ChargeCall {
@@ -207,6 +232,7 @@ struct ChargeCall {
     policy: Arc<Policy>,
     key: String,
     reserved: InventoryReserved,
+    charge: Charge,
     outcome: Option<ChargeOutcome>,
 }
 
@@ -218,18 +244,32 @@ impl ExternalCall for ChargeCall {
 
     async fn call(&mut self) -> Result<(), HandlerError> {
         let r = &self.reserved;
-        let outcome = match self
-            .policy
-            .call(|| self.provider.charge(&self.key, &r.payment_token, &r.total))
-            .await
-        {
-            Ok(outcome) => outcome,
+        let asked = match self.charge {
+            Charge::Make => {
+                self.policy
+                    .call(|| self.provider.charge(&self.key, &r.payment_token, &r.total))
+                    .await
+            }
+            Charge::Close => {
+                self.policy
+                    .call(|| self.provider.close_charge(&self.key))
+                    .await
+            }
+        };
+        let outcome = match (asked, self.charge) {
+            (Ok(outcome), _) => outcome,
             // The provider refused the request itself: for the customer that is a
             // decline, and the saga must still end (with the stock released).
-            Err(CallError::Rejected(e)) => ChargeOutcome::Declined {
+            (Err(CallError::Rejected(e)), Charge::Make) => ChargeOutcome::Declined {
                 reason: e.to_string(),
             },
-            Err(e) => return Err(transient(e)),
+            (Err(CallError::Rejected(e)), Charge::Close) => {
+                return Err(HandlerError::Permanent(format!(
+                    "the payment provider refused to say what became of charge {}: {e}; ask it by hand before deciding the order",
+                    self.key
+                )))
+            }
+            (Err(e), _) => return Err(transient(e)),
         };
         self.outcome = Some(outcome);
         Ok(())
@@ -277,6 +317,20 @@ impl ExternalCall for ChargeCall {
                     });
                 }
             }
+            Some(ChargeOutcome::NotCharged) => {
+                if store::finish(
+                    ctx.tx,
+                    &r.order_id,
+                    &[Status::Pending],
+                    Status::Failed,
+                    None,
+                    Some(PROVIDER_UNAVAILABLE),
+                )
+                .await?
+                {
+                    unavailable(ctx, r);
+                }
+            }
             None => {
                 return Err(HandlerError::Permanent(
                     "charge recorded before it was made".into(),
@@ -287,6 +341,27 @@ impl ExternalCall for ChargeCall {
     }
 }
 
+/// The provider was never reached, or closed the charge with nothing
+/// charged: the saga releases the stock and cancels the order.
+fn unavailable(ctx: &mut HandlerCtx<'_>, reserved: InventoryReserved) {
+    tracing::warn!(order_id = %reserved.order_id, "the payment provider charged nothing until the deadline; the order is cancelled");
+    ctx.emit(PaymentFailed {
+        order_id: reserved.order_id,
+        customer_id: reserved.customer_id,
+        amount: reserved.total,
+        reason: PROVIDER_UNAVAILABLE.into(),
+    });
+}
+
+/// What a refund call asks of the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refund {
+    /// Refund the charge.
+    Make,
+    /// Say whether the refund was made, closing the key if it was not.
+    Close,
+}
+
 struct RefundCall {
     provider: Arc<dyn PaymentProvider>,
     policy: Arc<Policy>,
@@ -294,6 +369,7 @@ struct RefundCall {
     payment_id: String,
     amount: Money,
     failed: ShipmentFailed,
+    refund: Refund,
     /// Why the provider refused the refund, if it did.
     refused: Option<Option<String>>,
 }
@@ -305,8 +381,8 @@ impl ExternalCall for RefundCall {
     }
 
     async fn call(&mut self) -> Result<(), HandlerError> {
-        self.refused = Some(
-            match self
+        let refused = match self.refund {
+            Refund::Make => match self
                 .policy
                 .call(|| {
                     self.provider
@@ -318,7 +394,21 @@ impl ExternalCall for RefundCall {
                 Err(CallError::Rejected(e)) => Some(e.to_string()),
                 Err(e) => return Err(transient(e)),
             },
-        );
+            Refund::Close => match self.policy.call(|| self.provider.close_refund(&self.key)).await {
+                Ok(true) => None,
+                Ok(false) => Some(
+                    "the provider could not be reached to refund until the step's deadline, and refunded nothing".into(),
+                ),
+                Err(CallError::Rejected(e)) => {
+                    return Err(HandlerError::Permanent(format!(
+                        "the payment provider refused to say what became of refund {}: {e}; ask it by hand before deciding the order",
+                        self.key
+                    )))
+                }
+                Err(e) => return Err(transient(e)),
+            },
+        };
+        self.refused = Some(refused);
         Ok(())
     }
 
@@ -347,7 +437,10 @@ impl ExternalCall for RefundCall {
                 }
             }
             Some(Some(refused)) => {
-                let reason = format!("the provider refused the refund: {refused}");
+                let reason = match self.refund {
+                    Refund::Make => format!("the provider refused the refund: {refused}"),
+                    Refund::Close => refused,
+                };
                 refund_failed(
                     ctx,
                     failed,

@@ -26,8 +26,15 @@ use crate::domain;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
-    Charged { payment_id: String },
-    Declined { reason: String },
+    Charged {
+        payment_id: String,
+    },
+    Declined {
+        reason: String,
+    },
+    /// Nothing was charged under the key, and nothing will be: the provider
+    /// closed it ([`PaymentProvider::close_charge`]).
+    NotCharged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,13 +60,27 @@ pub trait PaymentProvider: Send + Sync + 'static {
         token: &str,
         amount: &Money,
     ) -> Result<ChargeOutcome, ProviderError>;
+    /// Ends the charge under `idempotency_key` whatever became of it: what
+    /// was charged or declined under the key, or, when nothing was, closes
+    /// the key so that no request under it charges later (a request still in
+    /// flight included), and answers [`ChargeOutcome::NotCharged`]. Asked when
+    /// the answer to a charge never came, before the saga decides (card
+    /// providers offer this as a lookup by idempotency key, or a "technical
+    /// cancel" by the merchant's reference).
+    async fn close_charge(&self, idempotency_key: &str) -> Result<ChargeOutcome, ProviderError>;
     /// Refunds a charge; the same `idempotency_key` never refunds twice.
+    /// Refused once the key was closed ([`PaymentProvider::close_refund`]).
     async fn refund(
         &self,
         idempotency_key: &str,
         payment_id: &str,
         amount: &Money,
     ) -> Result<(), ProviderError>;
+    /// Ends the refund under `idempotency_key` whatever became of it: true
+    /// when it was made; false when nothing was refunded, after closing the
+    /// key so that no request under it refunds later. Asked when the answer
+    /// to a refund never came, before the saga decides.
+    async fn close_refund(&self, idempotency_key: &str) -> Result<bool, ProviderError>;
     /// How many charges and refunds the provider made for this order.
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError>;
 }
@@ -186,6 +207,16 @@ impl PaymentProvider for SandboxProvider {
         let entry = self
             .write(LedgerEntry::charge(idempotency_key, token, amount, outcome))
             .await?;
+        if domain::sandbox_loses_answer(token) {
+            // Charged, and the reply is lost: the caller's timeout ends the call.
+            std::future::pending::<()>().await;
+        }
+        Ok(entry.recorded.expect("a written charge has its outcome"))
+    }
+
+    async fn close_charge(&self, idempotency_key: &str) -> Result<ChargeOutcome, ProviderError> {
+        self.weather(false).await?;
+        let entry = self.write(LedgerEntry::close(idempotency_key)).await?;
         Ok(entry.recorded.expect("a written charge has its outcome"))
     }
 
@@ -213,9 +244,30 @@ impl PaymentProvider for SandboxProvider {
                 "refund of {payment_id} declined"
             )));
         }
-        self.write(LedgerEntry::refund(idempotency_key, payment_id, amount))
+        let entry = self
+            .write(LedgerEntry::refund(idempotency_key, payment_id, amount))
             .await?;
+        if entry.refunded != Some(true) {
+            return Err(ProviderError::Invalid(format!(
+                "refund {idempotency_key} was closed without a refund"
+            )));
+        }
+        if token
+            .as_deref()
+            .is_some_and(domain::sandbox_loses_refund_answer)
+        {
+            // Refunded, and the reply is lost: the caller's timeout ends the call.
+            std::future::pending::<()>().await;
+        }
         Ok(())
+    }
+
+    async fn close_refund(&self, idempotency_key: &str) -> Result<bool, ProviderError> {
+        self.weather(false).await?;
+        let entry = self
+            .write(LedgerEntry::refund(idempotency_key, "", &Money::new(0, "")))
+            .await?;
+        Ok(entry.refunded == Some(true))
     }
 
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
@@ -233,9 +285,11 @@ impl PaymentProvider for SandboxProvider {
             }
         };
         let charges = count("SELECT COUNT(*) AS n FROM sandbox_charges WHERE idempotency_key LIKE $1 AND payment_id IS NOT NULL").await?;
-        let refunds =
-            count("SELECT COUNT(*) AS n FROM sandbox_refunds WHERE idempotency_key LIKE $1")
-                .await?;
+        // A key closed without a refund holds a row with no payment.
+        let refunds = count(
+            "SELECT COUNT(*) AS n FROM sandbox_refunds WHERE idempotency_key LIKE $1 AND payment_id <> ''",
+        )
+        .await?;
         Ok((charges, refunds))
     }
 }
@@ -247,6 +301,8 @@ pub struct LedgerEntry {
     amount: Money,
     /// The charge's outcome as the ledger holds it (the first one under the key).
     recorded: Option<ChargeOutcome>,
+    /// Whether the ledger holds a refund under the key (and not a closed key).
+    refunded: Option<bool>,
 }
 
 enum LedgerKind {
@@ -269,9 +325,25 @@ impl LedgerEntry {
             },
             amount: amount.clone(),
             recorded: None,
+            refunded: None,
         }
     }
 
+    /// Closes the key: a row that charges nothing, unless a charge is there.
+    fn close(key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            kind: LedgerKind::Charge {
+                token: String::new(),
+                outcome: ChargeOutcome::NotCharged,
+            },
+            amount: Money::new(0, ""),
+            recorded: None,
+            refunded: None,
+        }
+    }
+
+    /// A refund of `payment_id`; with no payment, it closes the key.
     fn refund(key: &str, payment_id: &str, amount: &Money) -> Self {
         Self {
             key: key.to_string(),
@@ -280,6 +352,7 @@ impl LedgerEntry {
             },
             amount: amount.clone(),
             recorded: None,
+            refunded: None,
         }
     }
 
@@ -290,6 +363,7 @@ impl LedgerEntry {
                 let (payment_id, reason) = match outcome {
                     ChargeOutcome::Charged { payment_id } => (Some(payment_id.as_str()), None),
                     ChargeOutcome::Declined { reason } => (None, Some(reason.as_str())),
+                    ChargeOutcome::NotCharged => (None, None),
                 };
                 sqlx::query(
                     "INSERT INTO sandbox_charges (idempotency_key, token, amount_minor, currency, payment_id, decline_reason, created_at)
@@ -312,11 +386,11 @@ impl LedgerEntry {
                 .await?;
                 let payment_id: Option<String> = row.try_get("payment_id")?;
                 let reason: Option<String> = row.try_get("decline_reason")?;
-                self.recorded = Some(match payment_id {
-                    Some(payment_id) => ChargeOutcome::Charged { payment_id },
-                    None => ChargeOutcome::Declined {
-                        reason: reason.unwrap_or_default(),
-                    },
+                self.recorded = Some(match (payment_id, reason) {
+                    (Some(payment_id), _) => ChargeOutcome::Charged { payment_id },
+                    (None, Some(reason)) => ChargeOutcome::Declined { reason },
+                    // Closed before any charge came: none ever will.
+                    (None, None) => ChargeOutcome::NotCharged,
                 });
             }
             LedgerKind::Refund { payment_id } => {
@@ -331,6 +405,14 @@ impl LedgerEntry {
                 .bind(now)
                 .execute(&mut *tx.conn)
                 .await?;
+                let held: String = sqlx::query(
+                    "SELECT payment_id FROM sandbox_refunds WHERE idempotency_key = $1",
+                )
+                .bind(&self.key)
+                .fetch_one(&mut *tx.conn)
+                .await?
+                .try_get("payment_id")?;
+                self.refunded = Some(!held.is_empty());
             }
         }
         Ok(())
@@ -344,6 +426,7 @@ impl Work for LedgerEntry {
     async fn apply(_: &(), items: &mut [Self], tx: &mut Tx<'_>) -> Result<(), Failed> {
         for (i, item) in items.iter_mut().enumerate() {
             item.recorded = None;
+            item.refunded = None;
             item.apply_one(tx).await.map_err(|e| Failed::at(i, e))?;
         }
         Ok(())

@@ -54,6 +54,12 @@ impl RetrySchedule {
         Self { tiers, deadline }
     }
 
+    /// The last (longest) tier, where an event waits whose deadline passed
+    /// while its outcome is still being resolved.
+    pub fn last_tier(&self) -> Duration {
+        *self.tiers.last().expect("at least one retry tier")
+    }
+
     /// What to do after the `attempts`-th failed attempt, the first having
     /// failed at `first_failed_at`.
     pub fn after_failure(&self, attempts: u32, first_failed_at: i64, now: i64) -> NextStep {

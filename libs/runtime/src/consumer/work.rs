@@ -265,6 +265,9 @@ async fn apply_one(
         (Some(call), Outcome::Applied) if matches!(item.step, Step::Event(_)) => {
             Outcome::Call(call)
         }
+        (Some(call), Outcome::DeadlineHandled) if matches!(item.step, Step::Deadline(..)) => {
+            Outcome::Call(call)
+        }
         (_, outcome) => outcome,
     };
     item.after_commit = after_commit;

@@ -216,10 +216,13 @@ async fn attempt_event(
     } = work;
     match outcome {
         Outcome::Call(call) => {
-            call_then_record(
-                shared, &attempt, &meta, event, event_type, call, span, started,
-            )
-            .await
+            let call = ResolvingCall {
+                call,
+                span,
+                started,
+                then: AfterFailure::Schedule,
+            };
+            call_then_record(shared, &attempt, &meta, event, event_type, call).await
         }
         outcome => {
             let label = match outcome {
@@ -234,19 +237,40 @@ async fn attempt_event(
     }
 }
 
+/// An external call the handler asked for, and what its failure leads to.
+struct ResolvingCall {
+    call: Box<dyn ExternalCall>,
+    span: tracing::Span,
+    started: Instant,
+    then: AfterFailure,
+}
+
+/// Where a failed call (or the record of its outcome) goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// As any failure: a retry tier, the step's deadline, or a dead letter.
+    Schedule,
+    /// The call resolves an unknown outcome after the step's deadline: the
+    /// event waits in the last retry tier and is tried again from the start.
+    LastTier,
+}
+
 /// The external call the handler asked for, with no transaction held, then
 /// its outcome in a second transaction.
-#[allow(clippy::too_many_arguments)]
 async fn call_then_record(
     shared: &Arc<Shared>,
     attempt: &Attempt,
     meta: &CloudEventHeaders,
     event: Event,
     event_type: EventType,
-    mut call: Box<dyn ExternalCall>,
-    span: tracing::Span,
-    started: Instant,
+    resolving: ResolvingCall,
 ) -> Ended {
+    let ResolvingCall {
+        mut call,
+        span,
+        started,
+        then,
+    } = resolving;
     let gauge = shared
         .rt
         .metrics()
@@ -269,7 +293,7 @@ async fn call_then_record(
         called
     };
     if let Err(e) = called {
-        return failed(shared, attempt, meta, Some(event), event_type, e).await;
+        return call_failed(shared, attempt, meta, event, event_type, e, then).await;
     }
     let work = HandleWork::new(
         meta.clone(),
@@ -286,15 +310,60 @@ async fn call_then_record(
         return Ended::Abandoned;
     };
     if let Err(e) = result {
-        return failed(shared, attempt, meta, Some(event), event_type, e).await;
+        return call_failed(shared, attempt, meta, event, event_type, e, then).await;
     }
-    let label = match work.outcome {
-        Outcome::Duplicate => "duplicate",
+    let label = match (work.outcome, then) {
+        (Outcome::Duplicate, _) => "duplicate",
+        (_, AfterFailure::LastTier) => "deadline",
         _ => "handled",
     };
     count(shared, &attempt.topic, event_type.name(), label);
     observe(shared, event_type, started);
     Ended::Done(work.released)
+}
+
+/// A call (or the record of its outcome) failed.
+async fn call_failed(
+    shared: &Arc<Shared>,
+    attempt: &Attempt,
+    meta: &CloudEventHeaders,
+    event: Event,
+    event_type: EventType,
+    error: HandlerError,
+    then: AfterFailure,
+) -> Ended {
+    let reason = match (then, error) {
+        (AfterFailure::Schedule, error) => {
+            return Box::pin(failed(
+                shared,
+                attempt,
+                meta,
+                Some(event),
+                event_type,
+                error,
+            ))
+            .await;
+        }
+        (AfterFailure::LastTier, HandlerError::Permanent(reason)) => {
+            return dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await;
+        }
+        (AfterFailure::LastTier, HandlerError::Transient(reason)) => reason,
+    };
+    let now = crate::now_millis();
+    let (attempts, first_failed_at) = attempt
+        .retry
+        .as_ref()
+        .map_or((1, now), |r| (r.attempts + 1, r.first_failed_at));
+    let tier = shared.schedule.last_tier();
+    tracing::warn!(order_id = %meta.subject, event = event_type.name(), attempts, error = %reason,
+        "the step's deadline passed and its outcome is not known yet; trying again in {}", tier_label(tier));
+    let state = RetryState {
+        attempts,
+        first_failed_at,
+        due_at: now + tier.as_millis() as i64,
+        source: attempt.source.clone(),
+    };
+    retry_later(shared, attempt, meta, event_type, state, tier, &reason).await
 }
 
 /// A failed attempt: retried in a tier, failed at its deadline, or dead-lettered.
@@ -356,7 +425,7 @@ async fn failed(
                 attempt.headers.clone(),
                 attempt.payload.clone(),
                 attempt.parked_seq,
-                Step::Deadline(event, reason.clone()),
+                Step::Deadline(event.clone(), reason.clone()),
                 tracing::Span::current(),
             );
             let (work, result) = shared.events.run(work).await;
@@ -367,6 +436,26 @@ async fn failed(
                 {
                     count(shared, &attempt.topic, event_type.name(), "deadline");
                     Ended::Done(work.released)
+                }
+                // The outcome is not known: the call the handler asked for
+                // resolves it before anything is decided.
+                (
+                    Some(HandleWork {
+                        outcome: Outcome::Call(call),
+                        ..
+                    }),
+                    Ok(()),
+                ) => {
+                    let call = ResolvingCall {
+                        call,
+                        span: tracing::Span::current(),
+                        started: Instant::now(),
+                        then: AfterFailure::LastTier,
+                    };
+                    Box::pin(call_then_record(
+                        shared, attempt, meta, event, event_type, call,
+                    ))
+                    .await
                 }
                 (Some(_), Ok(())) => {
                     dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await
