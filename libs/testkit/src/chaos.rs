@@ -227,9 +227,11 @@ pub async fn soak(stack: &ProcessStack, config: &ChaosConfig) -> Result<Report> 
         faults.lock().expect("faults lock").clone(),
         &lag.lock().expect("lag lock"),
     );
-    report.units_shipped = checks::check_stock(stack, &initial, &views).await?;
-    (report.charges, report.refunds) = checks::check_payments(stack, &views).await?;
-    report.notifications = checks::check_notifications(stack, &views).await?;
+    let checked = checks::check_invariants(stack, &initial, &views, Some(&stack.databases)).await?;
+    report.units_shipped = checked.units_shipped;
+    report.charges = checked.charges;
+    report.refunds = checked.refunds;
+    report.notifications = checked.notifications;
 
     // Dead letters: exactly the poison, once per consumer of its topic.
     let mut expected: BTreeMap<String, usize> = BTreeMap::new();
