@@ -65,6 +65,7 @@ test-system: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p orderflow-testkit --features system,containers --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -17,7 +17,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Metric, Registry};
 use tracing::Instrument;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,7 +100,7 @@ type Seconds = Gauge<f64, AtomicU64>;
 /// One service's metrics. Cloning shares them.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Arc<Mutex<Registry>>,
+    registry: Arc<Mutex<Registered>>,
     pub events_consumed: Family<ConsumedLabels, Counter>,
     pub events_produced: Family<TopicEventLabels, Counter>,
     pub handler_duration: Family<EventTypeLabels, Histogram, fn() -> Histogram>,
@@ -125,6 +126,46 @@ pub struct Metrics {
     pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
 
+/// A registry that remembers the families it was given: one with no series
+/// yet is still declared (`# HELP`, `# TYPE`) in every scrape, as OpenMetrics
+/// allows, so a scrape tells a family that is empty from one that is not
+/// there (renamed, or never registered).
+#[derive(Default)]
+struct Registered {
+    registry: Registry,
+    families: Vec<(String, String, MetricType)>,
+}
+
+impl Registered {
+    fn register(&mut self, name: &str, help: &str, metric: impl Metric) {
+        self.families
+            .push((name.to_string(), help.to_string(), metric.metric_type()));
+        self.registry.register(name, help, metric);
+    }
+
+    /// The OpenMetrics exposition, every family declared.
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        let mut empty = String::new();
+        for (name, help, kind) in &self.families {
+            if !out.contains(&format!("\n# TYPE {name} "))
+                && !out.starts_with(&format!("# TYPE {name} "))
+            {
+                empty.push_str(&format!(
+                    "# HELP {name} {help}.\n# TYPE {name} {}\n",
+                    kind.as_str()
+                ));
+            }
+        }
+        if let Some(eof) = out.rfind("# EOF") {
+            out.insert_str(eof, &empty);
+        }
+        out
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -133,9 +174,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
+        let mut registry = Registered::default();
         let m = Self {
-            registry: Arc::new(Mutex::new(Registry::default())),
+            registry: Arc::new(Mutex::new(Registered::default())),
             events_consumed: Family::default(),
             events_produced: Family::default(),
             handler_duration: Family::new_with_constructor(|| {
@@ -297,11 +338,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = self.registry.lock().expect("registry lock");
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
-        out
+        self.registry.lock().expect("registry lock").encode()
     }
 }
 

@@ -271,3 +271,65 @@ async fn every_metrics_endpoint_is_valid_openmetrics_with_types_and_help() -> Re
     }
     stack.stop().await
 }
+
+/// Every metric an alert or recording rule reads is one some process of the
+/// stack exports: a metric renamed in the code (or a rule with a typo) would
+/// leave its alert silent for good, which no promtool test of the rules
+/// alone can see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_metric_the_alert_rules_read_is_exported() -> Result<()> {
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/observability/rules.yaml"
+    ))?;
+    // The metric names in the rules' expressions (descriptions and runbooks
+    // name tables too); recording rules' names have colons and are not exported.
+    let mut read: Vec<&str> = expressions(&rules)
+        .iter()
+        .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')))
+        .filter(|token| token.starts_with("orderflow_") && !token.contains(':'))
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    assert!(read.len() >= 10, "the rules read {read:?}");
+    let stack = Stack::start().await?;
+    let mut scrapes = Vec::new();
+    for base in stack.urls.values() {
+        scrapes.push(scrape(&stack.http, base).await?);
+    }
+    let missing: Vec<&str> = read
+        .iter()
+        .copied()
+        .filter(|name| !scrapes.iter().any(|s| s.declares(name)))
+        .collect();
+    stack.stop().await?;
+    assert!(
+        missing.is_empty(),
+        "the rules read metrics no process exports: {missing:?}"
+    );
+    Ok(())
+}
+
+/// The `expr:` values of a rules file: the rest of the line, or the indented
+/// lines of a block after `expr: |`.
+fn expressions(rules: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut block: Option<usize> = None;
+    for line in rules.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(at) = block {
+            if indent > at || line.trim().is_empty() {
+                found.push(line);
+                continue;
+            }
+            block = None;
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("expr:") {
+            match rest.trim() {
+                "|" | ">" | "|-" | ">-" => block = Some(indent),
+                value => found.push(value),
+            }
+        }
+    }
+    found
+}

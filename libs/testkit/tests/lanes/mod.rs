@@ -44,10 +44,13 @@ pub struct Handled {
 pub struct Concurrency {
     pub now: Mutex<HashMap<i32, usize>>,
     pub max: Mutex<HashMap<i32, usize>>,
+    /// Calls begun, in all.
+    pub calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Concurrency {
     pub fn enter(&self, partition: i32) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let mut now = self.now.lock().unwrap();
         let n = now.entry(partition).or_default();
         *n += 1;
@@ -294,13 +297,10 @@ pub async fn wait_until(
     Ok(())
 }
 
+/// The samples of `name` whose labels contain `label`, summed (the family
+/// must exist).
 pub fn counter(metrics: &orderflow_runtime::telemetry::Metrics, name: &str, label: &str) -> f64 {
-    metrics
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    orderflow_testkit::metrics::Scrape::from_text(metrics.encode()).sum(name, label)
 }
 
 pub async fn effects(harness: &Harness) -> Result<BTreeMap<String, i64>> {
