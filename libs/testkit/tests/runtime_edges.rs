@@ -81,6 +81,53 @@ async fn an_event_beside_its_orders_resumed_head_in_one_batch_is_applied() -> Re
     Ok(())
 }
 
+/// Every replica looks for stalled heads; exactly one takes each. The head
+/// here makes an external call that outlasts the replicas' look interval
+/// (5 s), so without a claim the second replica would find it still stalled
+/// and call again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_head_is_resumed_by_one_replica_and_its_call_made_once() -> Result<()> {
+    let config = base_config();
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Concurrency::default());
+    let member = |name: &str| {
+        let mut recorder = Recorder::new(name, &log, &calls);
+        recorder.delay_ms = Some(6_000..6_001);
+        Arc::new(recorder)
+    };
+    let a = harness
+        .member(&SPEC, member("a"), harness.config(&config))
+        .await?;
+    let b = harness
+        .member(&SPEC, member("b"), harness.config(&config))
+        .await?;
+    let head = written(&harness, &order("k-stalled", 4)).await?;
+    park(
+        &harness,
+        "k-stalled",
+        &head.id,
+        &[&head],
+        Duration::from_secs(60),
+    )
+    .await?;
+    let resumed = wait_until("the stalled head handled", Duration::from_secs(30), || {
+        handled(&log, "k-stalled", 4)
+    })
+    .await;
+    // Both replicas looked at least once more meanwhile.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let parked = still_parked(&harness, "k-stalled").await?;
+    a.stop().await?;
+    b.stop().await?;
+    resumed?;
+    let made = calls.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(made, 1, "the external call was made {made} times");
+    assert_eq!(parked, (0, 0));
+    assert_eq!(effects(&harness).await?.get("k-stalled"), Some(&1));
+    Ok(())
+}
+
 /// After a rollback, a retry copy of an event type this build does not
 /// handle is read from its tier: the order is parked with it at the head,
 /// so skipping it must let the order's next event go on.

@@ -216,6 +216,31 @@ pub async fn stalled_heads(
         .collect()
 }
 
+/// Takes a stalled head for this process: true when it was still the key's
+/// head and still stalled, and is now marked as just taken (so no other
+/// replica, looking at the same moment, takes it too); false when another
+/// did first or the key moved on.
+pub async fn claim_stalled(
+    conn: &mut AnyConnection,
+    consumer: &str,
+    stalled: &ParkedEvent,
+    older_than_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = crate::now_millis();
+    let claimed = sqlx::query(
+        "UPDATE orderflow_parked_keys SET parked_at = $1
+         WHERE consumer = $2 AND message_key = $3 AND head_event_id = $4 AND parked_at < $5",
+    )
+    .bind(now)
+    .bind(consumer)
+    .bind(&stalled.key)
+    .bind(&stalled.event_id)
+    .bind(now - older_than_ms)
+    .execute(conn)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
 /// How many keys of this consumer are parked.
 pub async fn count(conn: &mut AnyConnection, consumer: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT COUNT(*) AS n FROM orderflow_parked_keys WHERE consumer = $1")

@@ -176,6 +176,10 @@ mod tests {
         }
         assert_eq!(delays, vec![1, 4, 9, 60, 300, 900, 900, 900, 900]);
         assert!(now - t0 >= 3_600_000, "gave up only after the deadline");
+        // Where an event waits once its deadline passed with its outcome unknown.
+        assert_eq!(schedule.last_tier(), Duration::from_secs(900));
+        let one = RetrySchedule::new(secs(&[7]), Duration::from_secs(60));
+        assert_eq!(one.last_tier(), Duration::from_secs(7));
     }
 
     #[test]

@@ -798,6 +798,10 @@ fn observe(shared: &Shared, event_type: EventType, started: Instant) {
         .observe(started.elapsed().as_secs_f64());
 }
 
+/// How long an event may be its key's head, stored and not handled, before
+/// another look takes it (its handler stopped in between).
+const STALLED_AFTER_MS: i64 = 30_000;
+
 /// Events that became their key's head and were never handled (the process
 /// handling them stopped in between) are picked up here, every few seconds.
 pub(super) async fn resume_stalled(shared: Arc<Shared>) {
@@ -814,7 +818,7 @@ pub(super) async fn resume_stalled(shared: Arc<Shared>) {
             if waiting == 0 {
                 return Ok(Vec::new());
             }
-            parking::stalled_heads(&mut conn, &shared.group, 30_000).await
+            parking::stalled_heads(&mut conn, &shared.group, STALLED_AFTER_MS).await
         }
         .await;
         let stalled: Vec<ParkedEvent> = match stalled {
@@ -825,6 +829,20 @@ pub(super) async fn resume_stalled(shared: Arc<Shared>) {
             }
         };
         for parked in stalled {
+            // Every replica looks; the one that claims it handles it.
+            let claimed = async {
+                let mut conn = db.pool().acquire().await?;
+                parking::claim_stalled(&mut conn, &shared.group, &parked, STALLED_AFTER_MS).await
+            }
+            .await;
+            match claimed {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not claim a stalled parked event");
+                    continue;
+                }
+            }
             tracing::info!(order_id = %parked.key, "handling an event left waiting as its order's head");
             let mut next = Some(parked);
             while let Some(parked) = next.take() {
