@@ -53,7 +53,7 @@ fi
 # The tests must pass unmutated first (the baseline is skipped below for speed).
 cargo test --quiet --lib -p orderflow-order -p orderflow-inventory -p orderflow-shipping \
   -p orderflow-notification -p orderflow-payment -p orderflow-envelope -p orderflow-api \
-  -p orderflow-runtime -p orderflow-gateway > /dev/null
+  -p orderflow-runtime -p orderflow-gateway -p orderflow-auth > /dev/null
 
 status=0
 if [ "$budget" -gt 0 ]; then

@@ -103,6 +103,9 @@ mod tests {
             serde_json::json!({"sub": "c-1"}),
             serde_json::json!({"sub": "c-1", "scope": "openid orderflow:operator-ish"}),
             serde_json::json!({"sub": "c-1", "roles": ["orderflow:customer"]}),
+            serde_json::json!({"sub": "c-1", "scp": "openid profile"}),
+            serde_json::json!({"sub": "c-1", "scp": ["openid", "profile"]}),
+            serde_json::json!({"sub": "c-1", "realm_access": {"roles": ["orderflow:customer"]}}),
         ] {
             assert!(!claims(c.clone()).grants(role), "{c}");
         }

@@ -77,4 +77,66 @@ mod tests {
         assert!(!is_transient(&sqlx::Error::RowNotFound));
         assert!(!is_transient(&sqlx::Error::ColumnNotFound("x".into())));
     }
+
+    /// A database's answer with this SQLSTATE (or SQLite code) and kind.
+    #[derive(Debug)]
+    struct Answer(&'static str, fn() -> ErrorKind);
+
+    impl std::fmt::Display for Answer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "database said {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Answer {}
+
+    impl sqlx::error::DatabaseError for Answer {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            (self.1)()
+        }
+    }
+
+    fn answer(code: &'static str, kind: fn() -> ErrorKind) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Answer(code, kind)))
+    }
+
+    #[test]
+    fn the_database_answer_decides_by_its_kind_then_its_code() {
+        assert!(
+            is_transient(&answer("40001", || ErrorKind::Other)),
+            "serialization failure"
+        );
+        assert!(
+            is_transient(&answer("5", || ErrorKind::Other)),
+            "SQLite busy"
+        );
+        assert!(
+            !is_transient(&answer("22021", || ErrorKind::Other)),
+            "NUL in a key"
+        );
+        assert!(
+            !is_transient(&answer("54000", || ErrorKind::Other)),
+            "over the index limit"
+        );
+        // A constraint is a refusal, whatever its code looks like.
+        assert!(!is_transient(&answer("40001", || {
+            ErrorKind::UniqueViolation
+        })));
+        assert!(!is_transient(&answer("5", || ErrorKind::CheckViolation)));
+    }
 }
