@@ -30,7 +30,7 @@ pub fn retry_topics(service: &str, tiers: &[Duration]) -> Vec<String> {
 }
 
 /// Retry tier topics of `service` that exist on the broker but are no longer
-/// configured (a tier was removed from `ORDERFLOW_RETRY_TIERS`): the consumer
+/// configured (a tier was removed from the retry settings): the consumer
 /// still reads them, so the copies waiting there run and the orders parked
 /// behind them go on.
 pub fn retired_retry_topics<'a>(

@@ -199,16 +199,18 @@ async fn a_charge_whose_answer_was_lost_until_the_deadline_ships_with_one_charge
         .collect();
     kinds.sort();
     assert_eq!(kinds, ["payment_received", "shipped"]);
-    assert_eq!(
+    // At least once: on a slow machine the question itself may time out
+    // and be asked again from the last tier.
+    assert!(
         metric(
             &stack,
             "payment",
             "orderflow_step_deadlines_passed_total",
             ""
         )
-        .await?,
-        1.0,
-        "the deadline was reached, and resolved by asking the provider"
+        .await?
+            >= 1.0,
+        "the deadline was reached"
     );
     nothing_dead_lettered(&stack).await?;
     stack.stop().await
@@ -451,15 +453,18 @@ async fn a_refund_whose_answer_was_lost_until_the_deadline_ends_refunded() -> Re
         .collect();
     kinds.sort();
     assert_eq!(kinds, ["payment_received", "shipping_failed"]);
-    assert_eq!(
+    // At least once: on a slow machine the question itself may time out
+    // and be asked again from the last tier.
+    assert!(
         metric(
             &stack,
             "payment",
             "orderflow_step_deadlines_passed_total",
             ""
         )
-        .await?,
-        1.0
+        .await?
+            >= 1.0,
+        "the deadline was reached"
     );
     nothing_dead_lettered(&stack).await?;
     stack.stop().await

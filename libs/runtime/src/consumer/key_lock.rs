@@ -10,6 +10,11 @@
 //! transaction-scoped advisory lock per key first, in one global order (so
 //! batches wait for each other and never deadlock); what it reads after that
 //! includes everything an earlier transaction of the same order committed.
+//! The parking steps outside a batch (parking a failed event, releasing
+//! after a dead letter) take their key's lock first too. A failed event is
+//! parked in a transaction of its own after its batch, so another replica
+//! may apply a later event of the order in between; ordering across topics
+//! is what the saga's handlers already tolerate (each decides from state).
 //! SQLite has one writer and needs none of it.
 
 use sqlx::AnyConnection;

@@ -240,7 +240,7 @@ fn retired_tiers(
                 metadata.topics().iter().map(|t| t.name()),
             );
             if !retired.is_empty() {
-                tracing::info!(topics = ?retired, "reading retry tiers no longer configured until they are empty");
+                tracing::info!(topics = ?retired, "reading retry tiers no longer configured, for the copies still in them");
             }
             retired
         }

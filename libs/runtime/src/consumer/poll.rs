@@ -491,7 +491,7 @@ fn accept(shared: &Shared, topics: &mut HashMap<String, Arc<str>>, m: &BorrowedM
     // A retry copy always goes to a worker, even of a type this build does not
     // handle (after a rollback): its order is parked with it at the head, and
     // skipping it here would leave every later event of the order stored
-    // behind it for good. The worker skips it and lets the order go on.
+    // behind it for good. The worker dead-letters it and lets the order go on.
     let retry_copy = due.is_some();
     if let (Some(ce_type), false) = (ce_type, retry_copy) {
         match EventType::from_ce_type(ce_type) {
@@ -552,7 +552,7 @@ fn accept(shared: &Shared, topics: &mut HashMap<String, Arc<str>>, m: &BorrowedM
 }
 
 /// A label value from outside input, kept to a bounded set of shapes.
-fn bounded_label(ce_type: &str) -> String {
+pub(super) fn bounded_label(ce_type: &str) -> String {
     let ok = ce_type.len() <= 100
         && ce_type
             .chars()

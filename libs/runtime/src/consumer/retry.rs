@@ -30,6 +30,9 @@ pub struct RetryState {
     pub first_failed_at: i64,
     /// When this copy may run, in ms since the epoch.
     pub due_at: i64,
+    /// Its step's deadline passed with the outcome unknown: it goes back to
+    /// the deadline step (which resolves the outcome), not to its handler.
+    pub resolving: bool,
     pub source: Source,
 }
 
@@ -54,7 +57,7 @@ impl RetrySchedule {
         Self { tiers, deadline }
     }
 
-    /// The last (longest) tier, where an event waits whose deadline passed
+    /// The last tier (the one that repeats), where an event waits whose deadline passed
     /// while its outcome is still being resolved.
     pub fn last_tier(&self) -> Duration {
         *self.tiers.last().expect("at least one retry tier")
@@ -104,6 +107,7 @@ impl RetryState {
         let mut topic = None;
         let mut partition = None;
         let mut offset = None;
+        let mut resolving = false;
         for (k, v) in pairs {
             let Some(name) = k.strip_prefix(RETRY_HEADER_PREFIX) else {
                 continue;
@@ -116,6 +120,7 @@ impl RetryState {
                 "source-topic" => topic = v.map(str::to_string),
                 "source-partition" => partition = v.and_then(|v| v.parse().ok()),
                 "source-offset" => offset = v.and_then(|v| v.parse().ok()),
+                "resolving" => resolving = v == Some("1"),
                 _ => {}
             }
         }
@@ -123,6 +128,7 @@ impl RetryState {
             attempts: attempts?,
             first_failed_at: first?,
             due_at: due?,
+            resolving,
             source: Source {
                 topic: topic?,
                 partition: partition?,
@@ -145,6 +151,7 @@ impl RetryState {
             ("error", error),
         ]
         .into_iter()
+        .chain(self.resolving.then(|| ("resolving", "1".to_string())))
         .map(|(k, v)| (format!("{RETRY_HEADER_PREFIX}{k}"), v.into_bytes()))
         .collect()
     }
@@ -211,6 +218,7 @@ mod tests {
             attempts: 2,
             first_failed_at: 10,
             due_at: 20,
+            resolving: true,
             source: Source {
                 topic: "inventory".into(),
                 partition: 3,
@@ -219,7 +227,15 @@ mod tests {
         };
         let headers = state.to_headers("timed out");
         let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
-        assert_eq!(RetryState::from_headers(pairs), Some(state));
+        assert_eq!(RetryState::from_headers(pairs), Some(state.clone()));
         assert_eq!(RetryState::from_headers([("ce_id", b"x".as_slice())]), None);
+        let plain = RetryState {
+            resolving: false,
+            ..state
+        };
+        let headers = plain.to_headers("timed out");
+        assert_eq!(headers.len(), 7, "no resolving header on a plain retry");
+        let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        assert_eq!(RetryState::from_headers(pairs), Some(plain));
     }
 }

@@ -151,8 +151,11 @@ impl Work for HandleWork {
             let head = heads.get(&item.key).cloned();
             let is_head = head.as_ref() == Some(&item.meta.id);
             // The same event twice in one batch (a redelivery beside its
-            // resumed parked copy): the inbox row counts for the first only.
+            // resumed parked copy): the inbox row counts for the first only,
+            // and a later copy resolves nothing while the first is not done
+            // (its call is still to come, or it waits behind its order).
             let is_first = first.remove(&item.meta.id);
+            let first_not_done = !is_first && not_done.contains(&item.meta.id);
             let span = item.span.clone();
             async {
                 if !is_first {
@@ -185,10 +188,11 @@ impl Work for HandleWork {
                         not_done.push(item.meta.id.clone());
                     }
                 }
-                let resolved = matches!(
-                    item.outcome,
-                    Outcome::Applied | Outcome::Duplicate | Outcome::DeadlineHandled
-                );
+                let resolved = !first_not_done
+                    && matches!(
+                        item.outcome,
+                        Outcome::Applied | Outcome::Duplicate | Outcome::DeadlineHandled
+                    );
                 if resolved {
                     if let Some(seq) = item.parked_seq {
                         parking::forget(tx.conn, &ctx.group, &item.key, seq)

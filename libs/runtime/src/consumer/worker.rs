@@ -171,15 +171,24 @@ async fn attempt_event(
     span: tracing::Span,
 ) -> Ended {
     // Only retry copies and stored events of types this build does not
-    // handle get here (the poll thread skips the others): their order may be
-    // parked with them at its head.
+    // handle get here (the poll thread skips the others), after a rollback:
+    // a newer build was handling them. Dead-lettered, they can be replayed
+    // once such a build runs again; their order goes on meanwhile.
     let Some(event_type) = EventType::from_ce_type(&meta.event_type) else {
-        count(shared, &attempt.topic, "unknown", "skipped");
-        return release_after(shared, &attempt, &meta).await;
+        shared
+            .rt
+            .metrics()
+            .unknown_event_types
+            .get_or_create(&orderflow_telemetry::metrics_types::CeTypeLabels {
+                ce_type: super::poll::bounded_label(&meta.event_type),
+            })
+            .inc();
+        let reason = "a retry copy or waiting event of a type this build does not know (rolled back?): replay it once a build that handles it runs";
+        return dead_letter(shared, &attempt, Some(&meta), "unknown", reason).await;
     };
     if !shared.handler.handles(event_type) {
-        count(shared, &attempt.topic, event_type.name(), "skipped");
-        return release_after(shared, &attempt, &meta).await;
+        let reason = "a retry copy or waiting event of a type this service no longer handles (rolled back?): replay it once a build that handles it runs";
+        return dead_letter(shared, &attempt, Some(&meta), event_type.name(), reason).await;
     }
     if let Err(forged) = check_provenance(event_type, &meta, &attempt.source.topic) {
         return dead_letter(shared, &attempt, Some(&meta), event_type.name(), &forged).await;
@@ -194,6 +203,20 @@ async fn attempt_event(
         Ok(event) => event,
         Err(e) => return failed(shared, &attempt, &meta, None, event_type, e.into()).await,
     };
+    if attempt.retry.as_ref().is_some_and(|r| r.resolving) {
+        // Its deadline passed with the outcome unknown: back to the deadline
+        // step, which asks again; never the handler (no new charge after it).
+        let reason = "its step's deadline passed and its outcome is still unknown".to_string();
+        return failed(
+            shared,
+            &attempt,
+            &meta,
+            Some(event),
+            event_type,
+            HandlerError::Transient(reason),
+        )
+        .await;
+    }
     let work = HandleWork::new(
         meta.clone(),
         attempt.key.clone(),
@@ -361,6 +384,7 @@ async fn call_failed(
         attempts,
         first_failed_at,
         due_at: now + tier.as_millis() as i64,
+        resolving: true,
         source: attempt.source.clone(),
     };
     retry_later(shared, attempt, meta, event_type, state, tier, &reason).await
@@ -397,6 +421,7 @@ async fn failed(
                 attempts,
                 first_failed_at,
                 due_at,
+                resolving: false,
                 source: attempt.source.clone(),
             };
             retry_later(shared, attempt, meta, event_type, state, tier, &reason).await
@@ -460,6 +485,21 @@ async fn failed(
                 (Some(_), Ok(())) => {
                     dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await
                 }
+                // Passing trouble recording it: the deadline step is tried
+                // again from the last tier (an unknown outcome must not be
+                // dead-lettered and forgotten).
+                (Some(_), Err(e)) if e.is_transient() => {
+                    Box::pin(call_failed(
+                        shared,
+                        attempt,
+                        meta,
+                        event,
+                        event_type,
+                        e,
+                        AfterFailure::LastTier,
+                    ))
+                    .await
+                }
                 (Some(_), Err(e)) => {
                     let reason = format!("{reason}; recording the failure failed too: {e}");
                     dead_letter(shared, attempt, Some(meta), event_type.name(), &reason).await
@@ -510,6 +550,7 @@ async fn retry_later(
     let db = shared.rt.db();
     let parked = persist(shared, || async {
         let mut tx = db.pool().begin().await?;
+        lock_key(&mut tx, shared, &attempt.key).await?;
         let parked = parking::park_head(
             &mut tx,
             db.backend(),
@@ -678,6 +719,7 @@ async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEven
     let db = shared.rt.db();
     let released = persist(shared, || async {
         let mut tx = db.pool().begin().await?;
+        lock_key(&mut tx, shared, &attempt.key).await?;
         if let Some(seq) = attempt.parked_seq {
             parking::forget(&mut tx, &shared.group, &attempt.key, seq).await?;
         }
@@ -695,13 +737,27 @@ async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEven
         Persisted::Done(next) => Ended::Done(next),
         Persisted::Interrupted => Ended::Abandoned,
         Persisted::Refused(e) => {
-            // A key the database cannot store was never parked either: nothing
-            // waits behind this event.
-            tracing::warn!(error = %e, order_id = %attempt.key,
-                "could not look for events waiting behind this one; its key cannot be stored, so none can");
+            // Most often a key the database cannot store (a NUL byte, over an
+            // index's limit), which was never parked either. Anything else
+            // refused here leaves the order parked, which its gauge and the
+            // log show: an operator must look.
+            tracing::error!(error = %e, order_id = %attempt.key,
+                "could not release the events waiting behind this one; if any wait, they stay parked (orderflow_keys_waiting_for_retry)");
             Ended::Done(None)
         }
     }
+}
+
+/// The order's lock (PostgreSQL), taken first as every batch takes it.
+async fn lock_key(
+    conn: &mut sqlx::AnyConnection,
+    shared: &Shared,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    if shared.rt.db().backend() == crate::db::Backend::Postgres {
+        super::key_lock::lock_keys(conn, &shared.group, &[key]).await?;
+    }
+    Ok(())
 }
 
 enum Produced {
