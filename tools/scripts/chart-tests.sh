@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The chart tier (SPEC §10, tier 4): helm lint and helm template of
+# The chart tier (docs/testing.md, tier 4): helm lint and helm template of
 # helm/orderflow with its default values and every profile, every rendered
 # manifest validated offline against the Kubernetes $KUBERNETES_VERSION schemas,
 # the restricted Pod Security Standard checked, kube-score on the manifests, and

@@ -167,7 +167,8 @@ pub mod reasons {
     pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
 }
 
-/// The topics that carry domain events: one per owning service (SPEC §4).
+/// The topics that carry domain events: one per owning service
+/// (docs/architecture.md, "Topics and events").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
     Orders,

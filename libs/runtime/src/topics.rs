@@ -1,4 +1,5 @@
-//! The topic layout (SPEC §4) and its provisioning through the Kafka admin API.
+//! The topic layout (docs/architecture.md, "Topics and events") and its
+//! provisioning through the Kafka admin API.
 
 use std::time::Duration;
 

@@ -229,7 +229,7 @@ impl Api {
     }
 }
 
-/// The order from SPEC §8, with a customer, quantity, token and country of the test's choosing.
+/// The order of docs/api.md, with a customer, quantity, token and country of the test's choosing.
 pub fn order_body(
     customer_id: &str,
     sku: &str,

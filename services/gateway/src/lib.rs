@@ -1,4 +1,4 @@
-//! The REST gateway: the public API (SPEC §8) in front of the order, inventory
+//! The REST gateway: the public API (docs/api.md) in front of the order, inventory
 //! and notification services.
 
 mod auth;
