@@ -38,13 +38,25 @@ impl Stack {
                 country: "DE".into(),
             },
         });
-        let ce = CloudEventHeaders::new("inventory", stray.event_type().ce_type(), order_id);
-        let envelope = codec.envelope(&stray, ce).await?;
+        self.publish_as_owner(&codec, &stray).await
+    }
+
+    /// Writes `event` onto its topic as its owning service would (CloudEvents
+    /// headers, Avro in the Confluent framing), bypassing every service;
+    /// returns where it landed (partition, offset) and its headers.
+    pub async fn publish_as_owner(
+        &self,
+        codec: &Codec,
+        event: &Event,
+    ) -> Result<(i32, i64, Vec<(&'static str, String)>)> {
+        let owner = event.event_type().topic().owner();
+        let ce = CloudEventHeaders::new(owner, event.event_type().ce_type(), event.order_id());
+        let envelope = codec.envelope(event, ce).await?;
         let pairs = envelope.headers.to_pairs();
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (partition, offset) = self
             .kafka()
-            .produce_raw("inventory", &envelope.key, &refs, &envelope.payload)
+            .produce_raw(envelope.topic, &envelope.key, &refs, &envelope.payload)
             .await?;
         Ok((partition, offset, pairs))
     }

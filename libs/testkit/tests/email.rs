@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use orderflow_companions::{Mailpit, MailpitOptions};
 use orderflow_envelope::{
-    Address, CloudEventHeaders, Codec, Event, HttpSchemaRegistry, Money, OrderCreated, OrderItem,
-    PaymentProcessed,
+    Address, Codec, Event, HttpSchemaRegistry, Money, OrderCreated, OrderItem, PaymentProcessed,
 };
 use orderflow_testkit::{order_body, Duplicator, Options, Stack};
 use serde_json::Value;
@@ -64,15 +63,8 @@ async fn mailbox_with(mailpit: &Mailpit, n: usize) -> Result<Vec<Mail>> {
 
 /// Writes `event` onto its topic as its owning service would.
 async fn publish(codec: &Codec, stack: &Stack, event: Event) -> Result<(i32, i64)> {
-    let owner = event.event_type().topic().owner();
-    let headers = CloudEventHeaders::new(owner, event.event_type().ce_type(), event.order_id());
-    let envelope = codec.envelope(&event, headers).await?;
-    let pairs = envelope.headers.to_pairs();
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    stack
-        .kafka()
-        .produce_raw(envelope.topic, &envelope.key, &pairs, &envelope.payload)
-        .await
+    let (partition, offset, _) = stack.publish_as_owner(codec, &event).await?;
+    Ok((partition, offset))
 }
 
 fn smtp_options(mailpit: &Mailpit, tls: &str) -> Options {

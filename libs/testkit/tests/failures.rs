@@ -153,14 +153,7 @@ async fn flaky_payments_wait_in_the_retry_tiers_without_slowing_other_orders() -
 /// it charged, and the order ships with its one charge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_charge_whose_answer_was_lost_until_the_deadline_ships_with_one_charge() -> Result<()> {
-    let stack = Stack::start_with(Options {
-        retry_backoff_ms: vec![100, 200],
-        retry_slow_tiers_ms: vec![400],
-        step_deadline_ms: 2_000,
-        provider_timeout_ms: 200,
-        ..Default::default()
-    })
-    .await?;
+    let stack = Stack::start_with(short_deadline()).await?;
     let before = stack.stock("SKU-006").await?;
     let id = stack
         .place(&order_body(
@@ -219,14 +212,7 @@ async fn a_charge_whose_answer_was_lost_until_the_deadline_ships_with_one_charge
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreachable_provider_cancels_the_order_at_the_deadline_and_gives_the_stock_back(
 ) -> Result<()> {
-    let stack = Stack::start_with(Options {
-        retry_backoff_ms: vec![100, 200],
-        retry_slow_tiers_ms: vec![400],
-        step_deadline_ms: 2_000,
-        provider_timeout_ms: 200,
-        ..Default::default()
-    })
-    .await?;
+    let stack = Stack::start_with(short_deadline()).await?;
     let before = stack.stock("SKU-005").await?;
     let id = stack
         .place(&order_body(
@@ -331,12 +317,8 @@ async fn a_refund_the_provider_refuses_leaves_the_order_for_an_operator() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deadline_in_a_provider_outage_decides_nothing_until_it_answers() -> Result<()> {
     let stack = Stack::start_with(Options {
-        retry_backoff_ms: vec![100, 200],
-        retry_slow_tiers_ms: vec![400],
-        step_deadline_ms: 2_000,
-        provider_timeout_ms: 200,
         breaker_minimum_calls: 1_000,
-        ..Default::default()
+        ..short_deadline()
     })
     .await?;
     let id = stack
@@ -393,6 +375,18 @@ async fn a_deadline_in_a_provider_outage_decides_nothing_until_it_answers() -> R
     stack.stop().await
 }
 
+/// Short retry tiers, a 2-s step deadline and a 200-ms provider timeout:
+/// the deadline tests' stack reaches its deadline in seconds.
+fn short_deadline() -> Options {
+    Options {
+        retry_backoff_ms: vec![100, 200],
+        retry_slow_tiers_ms: vec![400],
+        step_deadline_ms: 2_000,
+        provider_timeout_ms: 200,
+        ..Default::default()
+    }
+}
+
 /// Sets the sandbox provider's injected failure rate (no added latency).
 async fn set_sandbox(stack: &Stack, failure_rate: f64) -> Result<()> {
     let response = stack
@@ -412,14 +406,7 @@ async fn set_sandbox(stack: &Stack, failure_rate: f64) -> Result<()> {
 /// ends cancelled with its charge refunded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refund_whose_answer_was_lost_until_the_deadline_ends_refunded() -> Result<()> {
-    let stack = Stack::start_with(Options {
-        retry_backoff_ms: vec![100, 200],
-        retry_slow_tiers_ms: vec![400],
-        step_deadline_ms: 2_000,
-        provider_timeout_ms: 200,
-        ..Default::default()
-    })
-    .await?;
+    let stack = Stack::start_with(short_deadline()).await?;
     let id = stack
         .place(&order_body(
             "c-refund-unanswered",
@@ -475,14 +462,7 @@ async fn a_refund_whose_answer_was_lost_until_the_deadline_ends_refunded() -> Re
 /// back, one charge and no refund.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refund_unreachable_until_the_deadline_leaves_the_order_for_an_operator() -> Result<()> {
-    let stack = Stack::start_with(Options {
-        retry_backoff_ms: vec![100, 200],
-        retry_slow_tiers_ms: vec![400],
-        step_deadline_ms: 2_000,
-        provider_timeout_ms: 200,
-        ..Default::default()
-    })
-    .await?;
+    let stack = Stack::start_with(short_deadline()).await?;
     let id = stack
         .place(&order_body(
             "c-refund-down",

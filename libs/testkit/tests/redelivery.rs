@@ -100,10 +100,7 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
     let copied = duplicator.stop().await?;
 
     // Each event of the four sagas exactly once, each with its one copy.
-    let originals: BTreeMap<(&str, &str), u64> = census
-        .iter()
-        .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
-        .collect();
+    let originals = originals(&census);
     assert_eq!(
         originals,
         expected_originals(),
@@ -184,10 +181,7 @@ async fn a_replay_after_the_inboxes_forgot_every_event_changes_nothing() -> Resu
     let duplicator = Duplicator::start(&stack.bootstrap)?;
     let census = every_event_copied_and_consumed(&stack).await?;
     let copied = duplicator.stop().await?;
-    let originals: BTreeMap<(&str, &str), u64> = census
-        .iter()
-        .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
-        .collect();
+    let originals = originals(&census);
     assert_eq!(
         originals,
         expected_originals(),
@@ -256,6 +250,14 @@ async fn every_event_copied_and_consumed(stack: &Stack) -> Result<Census> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// (topic, event type) → how many originals the census counted.
+fn originals(census: &Census) -> BTreeMap<(&str, &str), u64> {
+    census
+        .iter()
+        .map(|((topic, t), (originals, _))| ((topic.as_str(), t.as_str()), *originals))
+        .collect()
 }
 
 /// The events of the four sagas, each once.
