@@ -216,15 +216,7 @@ impl<W: Work> Writer<W> {
 
     async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
         let mut conn = self.db.pool().begin().await?;
-        let mut emitted = Vec::new();
-        {
-            let mut tx = Tx {
-                conn: &mut conn,
-                outbox: &mut emitted,
-            };
-            W::apply(&self.context, items, &mut tx).await?;
-        }
-        let rows = outbox::insert(&mut conn, &emitted, self.relay.fresh_lease()).await?;
+        let rows = stage::<W>(&mut conn, &self.context, items, self.relay.fresh_lease()).await?;
         crate::fault::reached(FaultPoint::BeforeCommit, || {
             items.iter().map(W::key).collect()
         });
@@ -235,4 +227,24 @@ impl<W: Work> Writer<W> {
         self.relay.handoff(rows);
         Ok(())
     }
+}
+
+/// Applies `items` in the open transaction `conn` and writes the events they
+/// emitted to the outbox (leased until `lease`, for the relay that is handed
+/// them); committing is the caller's.
+pub(crate) async fn stage<W: Work>(
+    conn: &mut AnyConnection,
+    context: &W::Context,
+    items: &mut [W],
+    lease: i64,
+) -> Result<Vec<outbox::OutboxRow>, Failed> {
+    let mut emitted = Vec::new();
+    {
+        let mut tx = Tx {
+            conn: &mut *conn,
+            outbox: &mut emitted,
+        };
+        W::apply(context, items, &mut tx).await?;
+    }
+    Ok(outbox::insert(conn, &emitted, lease).await?)
 }

@@ -24,6 +24,8 @@ pub mod resilience;
 pub mod secrets;
 mod service;
 pub mod shutdown;
+#[cfg(feature = "simulation")]
+pub mod simulation;
 pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
@@ -40,7 +42,7 @@ pub use producer::{
     client_config, is_purged, Delivery, Producer, Retired, STALL_LIMIT as PRODUCER_STALL_LIMIT,
 };
 pub use secrets::redact;
-pub use service::{Runtime, ServiceSpec};
+pub use service::{Emitter, Runtime, ServiceSpec};
 
 /// Every binary that links the runtime (the services, the gateway, the CLI)
 /// allocates with mimalloc: see the workspace's Cargo.toml for why.

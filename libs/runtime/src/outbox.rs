@@ -235,43 +235,7 @@ impl OutboxRelay {
     /// off after a failure), oldest first.
     async fn claim_expired(&self) -> Result<Vec<OutboxRow>, sqlx::Error> {
         let now = crate::now_millis();
-        let lock = match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE orderflow_outbox SET lease_until = $1 WHERE id IN (
-                 SELECT id FROM orderflow_outbox WHERE lease_until <= $2 ORDER BY id LIMIT $3{lock})
-             RETURNING id, topic, message_key, headers, payload, attempts"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(now + self.lease.as_millis() as i64)
-            .bind(now)
-            .bind(BATCH as i64)
-            .fetch_all(self.db.pool())
-            .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|row| {
-                let headers: String = row.try_get("headers")?;
-                let headers: Vec<(String, String)> =
-                    serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                Ok(OutboxRow {
-                    id: row.try_get("id")?,
-                    topic: row.try_get("topic")?,
-                    key: row.try_get("message_key")?,
-                    headers: headers
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect(),
-                    payload: row.try_get("payload")?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        // RETURNING promises no order.
-        claimed.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(claimed)
+        claim(&self.db, now + self.lease.as_millis() as i64, now, BATCH).await
     }
 
     /// Backlog, age of the oldest row and parked rows, for the metrics.
@@ -380,18 +344,7 @@ impl OutboxRelay {
     }
 
     async fn delete(&self, ids: &[&str]) -> Result<(), sqlx::Error> {
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "DELETE FROM orderflow_outbox WHERE id IN ({})",
-                in_list(chunk.len(), 1)
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            query.execute(self.db.pool()).await?;
-        }
-        Ok(())
+        delete(&self.db, ids).await
     }
 
     /// A row that failed backs off (1 s, 2 s, 4 s … up to a minute), so the
@@ -449,4 +402,67 @@ impl OutboxRow {
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or("unknown")
     }
+}
+
+/// Claims up to `limit` rows whose lease ended by `now`, leasing them until
+/// `lease_until`; oldest first.
+pub(crate) async fn claim(
+    db: &Database,
+    lease_until: i64,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE orderflow_outbox SET lease_until = $1 WHERE id IN (
+             SELECT id FROM orderflow_outbox WHERE lease_until <= $2 ORDER BY id LIMIT $3{lock})
+         RETURNING id, topic, message_key, headers, payload, attempts"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(db.pool())
+        .await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            let headers: String = row.try_get("headers")?;
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok(OutboxRow {
+                id: row.try_get("id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
+                payload: row.try_get("payload")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // RETURNING promises no order.
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(claimed)
+}
+
+/// Deletes the rows `ids` (published).
+pub(crate) async fn delete(db: &Database, ids: &[&str]) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "DELETE FROM orderflow_outbox WHERE id IN ({})",
+            in_list(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        query.execute(db.pool()).await?;
+    }
+    Ok(())
 }

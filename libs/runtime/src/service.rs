@@ -47,7 +47,7 @@ pub struct Runtime {
     spec: &'static ServiceSpec,
     config: RuntimeConfig,
     db: Database,
-    codec: Arc<Codec>,
+    emitter: Emitter,
     producer: Producer,
     relay: Arc<OutboxRelay>,
     readiness: Readiness,
@@ -93,7 +93,7 @@ impl Runtime {
             spec,
             config,
             db,
-            codec,
+            emitter: Emitter { service, codec },
             producer,
             relay,
             readiness: Readiness::default(),
@@ -123,7 +123,12 @@ impl Runtime {
     }
 
     pub fn codec(&self) -> &Codec {
-        &self.codec
+        &self.emitter.codec
+    }
+
+    /// What writes this service's events to its outbox.
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
     }
 
     pub fn producer(&self) -> &Producer {
@@ -158,50 +163,14 @@ impl Runtime {
         )
     }
 
-    /// Writes `event` to the outbox in the transaction `tx`. `cause` is the
-    /// event being handled, if any: its id becomes the causation id and its
-    /// trace context carries over.
+    /// Writes `event` to the outbox in the transaction `tx` (see [`Emitter::emit`]).
     pub async fn emit(
         &self,
         tx: &mut Tx<'_>,
         event: &Event,
         cause: Option<&CloudEventHeaders>,
     ) -> Result<CloudEventHeaders, HandlerError> {
-        let envelope = self.envelope(event, cause).await?;
-        let headers = envelope.headers.clone();
-        tx.publish(envelope);
-        Ok(headers)
-    }
-
-    /// The envelope of `event`: its CloudEvents headers (caused by `cause`,
-    /// in the current span's trace) and its Avro value.
-    pub async fn envelope(
-        &self,
-        event: &Event,
-        cause: Option<&CloudEventHeaders>,
-    ) -> Result<Envelope, HandlerError> {
-        let ce_type = event.event_type().ce_type();
-        let mut headers = match cause {
-            Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
-            None => CloudEventHeaders::new(self.service, ce_type, event.order_id()),
-        };
-        // The event's creation context (a `create` span under the span that
-        // writes it: the handler's process span, or an HTTP request's) is
-        // the parent of the relay's send span and of every consumer's.
-        let topic = event.event_type().topic().name();
-        if let Some((traceparent, tracestate)) =
-            orderflow_telemetry::trace::message_created(topic, &headers.id, event.order_id())
-        {
-            headers.traceparent = Some(traceparent);
-            headers.tracestate = tracestate;
-        }
-        self.codec.envelope(event, headers).await.map_err(|e| {
-            if e.is_transient() {
-                HandlerError::Transient(e.to_string())
-            } else {
-                HandlerError::Permanent(e.to_string())
-            }
-        })
+        self.emitter.emit(tx, event, cause).await
     }
 
     /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
@@ -294,6 +263,70 @@ impl Runtime {
 
 /// The registry may come up after the service (a cluster starts everything at
 /// once): keep trying transient failures for a while before giving up.
+/// What writes a service's events: its name (their `ce_source`) and the
+/// codec that encodes them.
+#[derive(Clone)]
+pub struct Emitter {
+    service: &'static str,
+    codec: Arc<Codec>,
+}
+
+impl Emitter {
+    pub fn new(service: &'static str, codec: Arc<Codec>) -> Self {
+        Self { service, codec }
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// Writes `event` to the outbox in the transaction `tx`. `cause` is the
+    /// event being handled, if any: its id becomes the causation id and its
+    /// trace context carries over.
+    pub async fn emit(
+        &self,
+        tx: &mut Tx<'_>,
+        event: &Event,
+        cause: Option<&CloudEventHeaders>,
+    ) -> Result<CloudEventHeaders, HandlerError> {
+        let envelope = self.envelope(event, cause).await?;
+        let headers = envelope.headers.clone();
+        tx.publish(envelope);
+        Ok(headers)
+    }
+
+    /// The envelope of `event`: its CloudEvents headers (caused by `cause`,
+    /// in the current span's trace) and its Avro value.
+    pub async fn envelope(
+        &self,
+        event: &Event,
+        cause: Option<&CloudEventHeaders>,
+    ) -> Result<Envelope, HandlerError> {
+        let ce_type = event.event_type().ce_type();
+        let mut headers = match cause {
+            Some(cause) => cause.caused(self.service, ce_type, event.order_id()),
+            None => CloudEventHeaders::new(self.service, ce_type, event.order_id()),
+        };
+        // The event's creation context (a `create` span under the span that
+        // writes it: the handler's process span, or an HTTP request's) is
+        // the parent of the relay's send span and of every consumer's.
+        let topic = event.event_type().topic().name();
+        if let Some((traceparent, tracestate)) =
+            orderflow_telemetry::trace::message_created(topic, &headers.id, event.order_id())
+        {
+            headers.traceparent = Some(traceparent);
+            headers.tracestate = tracestate;
+        }
+        self.codec.envelope(event, headers).await.map_err(|e| {
+            if e.is_transient() {
+                HandlerError::Transient(e.to_string())
+            } else {
+                HandlerError::Permanent(e.to_string())
+            }
+        })
+    }
+}
+
 async fn register_with_retry(codec: &Codec, produces: &[EventType]) -> Result<(), RuntimeError> {
     let mut wait = Duration::from_millis(200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -10,7 +10,7 @@ mod store;
 use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
-use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
+use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -40,11 +40,11 @@ pub async fn serve(
 ) -> Result<(), RuntimeError> {
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let routes = http::routes(rt.clone());
-    rt.serve(
-        listener,
-        routes,
-        Some(Arc::new(handlers::InventoryHandler)),
-        shutdown,
-    )
-    .await
+    rt.serve(listener, routes, Some(handler()), shutdown).await
 }
+
+/// Reservations and their releases, from the events inventory consumes.
+pub fn handler() -> Arc<dyn Handler> {
+    Arc::new(handlers::InventoryHandler)
+}
+pub use store::{set_stock, stock};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
 use orderflow_runtime::resilience::Policy;
-use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
+use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 use channel::{Channel, LogChannel, WebhookChannel};
@@ -63,10 +63,15 @@ pub async fn serve(
         .with_timeout(timeout)
         .with_breaker(breaker)
         .with_metrics(rt.metrics());
-    let handler = Arc::new(handlers::NotificationHandler {
-        channel,
-        policy: Arc::new(policy),
-    });
+    let handler = handler(channel, policy);
     let routes = http::routes(rt.clone());
     rt.serve(listener, routes, Some(handler), shutdown).await
+}
+
+/// One message per outcome through `channel`, each send under `policy`.
+pub fn handler(channel: Arc<dyn Channel>, policy: Policy) -> Arc<dyn Handler> {
+    Arc::new(handlers::NotificationHandler {
+        channel,
+        policy: Arc::new(policy),
+    })
 }

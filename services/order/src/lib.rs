@@ -7,7 +7,7 @@ pub mod domain;
 mod feeds;
 mod handlers;
 mod http;
-mod placement;
+pub mod placement;
 pub mod rebuild;
 mod store;
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
 use orderflow_runtime::telemetry::SagaMetrics;
-use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
+use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,7 +57,7 @@ pub async fn serve(
     let placements = rt.group_commit(
         "placements",
         Arc::new(placement::PlacementContext {
-            rt: rt.clone(),
+            emitter: rt.emitter().clone(),
             key_ttl_ms,
         }),
     );
@@ -66,9 +66,7 @@ pub async fn serve(
         saga: saga.clone(),
         placements,
     });
-    let handler = Arc::new(handlers::OrderSaga {
-        metrics: saga.clone(),
-    });
+    let handler = handler(saga.clone());
     let stop_gauges = CancellationToken::new();
     tokio::spawn(measure_in_flight(
         rt.clone(),
@@ -79,6 +77,11 @@ pub async fn serve(
     // Stops the gauge task however serve ends, early exits included.
     let _stop_gauges = stop_gauges.drop_guard();
     rt.serve(listener, routes, Some(handler), shutdown).await
+}
+
+/// The saga's reaction to the events the order service consumes.
+pub fn handler(metrics: SagaMetrics) -> Arc<dyn Handler> {
+    Arc::new(handlers::OrderSaga { metrics })
 }
 
 /// Keeps the in-flight gauges current (what the stuck-saga and refund

@@ -3,20 +3,18 @@
 //! Requests arriving together share a transaction (group commit), so a burst
 //! of orders costs a few commits instead of one each.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use orderflow_api::PlaceOrder;
 use orderflow_envelope::{Address, Event, OrderCreated, OrderItem};
 use orderflow_runtime::group_commit::{Failed, Tx, Work};
-use orderflow_runtime::Runtime;
+use orderflow_runtime::Emitter;
 use tracing::Instrument;
 
 use crate::domain::Status;
 use crate::store;
 
 pub struct PlacementContext {
-    pub rt: Arc<Runtime>,
+    pub emitter: Emitter,
     /// How long an `Idempotency-Key` stands for its order.
     pub key_ttl_ms: i64,
 }
@@ -92,10 +90,14 @@ impl Placement {
         }
         let event =
             Event::OrderCreated(created_event(&self.order_id, &self.request, self.placed_at));
-        let meta = ctx.rt.emit(tx, &event, None).await.map_err(|e| Failed {
-            item: None,
-            error: e,
-        })?;
+        let meta = ctx
+            .emitter
+            .emit(tx, &event, None)
+            .await
+            .map_err(|e| Failed {
+                item: None,
+                error: e,
+            })?;
         store::insert_order(
             tx.conn,
             &self.order_id,

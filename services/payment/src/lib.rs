@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
 use orderflow_runtime::resilience::Policy;
-use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
+use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -63,10 +63,15 @@ pub async fn serve(
         .with_attempts(1)
         .with_breaker(breaker)
         .with_metrics(rt.metrics());
-    let handler = Arc::new(handlers::PaymentHandler {
-        provider: provider.clone(),
-        policy: Arc::new(policy),
-    });
+    let handler = handler(provider.clone(), policy);
     let routes = http::routes(rt.clone(), provider, weather);
     rt.serve(listener, routes, Some(handler), shutdown).await
+}
+
+/// Charges and refunds through `provider`, each call under `policy`.
+pub fn handler(provider: Arc<dyn PaymentProvider>, policy: Policy) -> Arc<dyn Handler> {
+    Arc::new(handlers::PaymentHandler {
+        provider,
+        policy: Arc::new(policy),
+    })
 }

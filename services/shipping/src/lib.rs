@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use orderflow_envelope::{EventType, Topic};
-use orderflow_runtime::{Runtime, RuntimeError, ServiceSpec, Shutdown};
+use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -38,7 +38,12 @@ pub async fn serve(
         unserved_countries: config.unserved_countries,
     };
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
-    let handler = Arc::new(handlers::ShippingHandler { carrier });
+    let handler = handler(carrier);
     rt.serve(listener, Router::new(), Some(handler), shutdown)
         .await
+}
+
+/// Shipments with `carrier`, for paid orders.
+pub fn handler(carrier: domain::Carrier) -> Arc<dyn Handler> {
+    Arc::new(handlers::ShippingHandler { carrier })
 }

@@ -16,8 +16,8 @@ pub(crate) mod parking;
 mod poll;
 pub(crate) mod retry;
 pub(crate) mod scheduler;
-mod work;
-mod worker;
+pub(crate) mod work;
+pub(crate) mod worker;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
@@ -127,7 +127,8 @@ pub(crate) async fn run(
         },
     };
     let context = Arc::new(WorkContext {
-        rt: rt.clone(),
+        backend: rt.db().backend(),
+        emitter: rt.emitter().clone(),
         handler: handler.clone(),
         group: group.clone(),
     });

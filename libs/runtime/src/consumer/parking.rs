@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{in_list, Backend};
+use crate::db::{in_list, Backend, Database};
 
 use super::retry::Source;
 
@@ -137,6 +137,75 @@ pub async fn park_head(
     }
     park_behind(conn, consumer, key, event_id, source, headers, payload).await?;
     Ok(Parked::Behind)
+}
+
+/// An event failed transiently: in a transaction of its own (the key's lock
+/// taken first on PostgreSQL, as every batch takes it), its key is parked
+/// with it at the head, or it is stored behind the head already there.
+#[allow(clippy::too_many_arguments)]
+pub async fn hold(
+    db: &Database,
+    consumer: &str,
+    key: &str,
+    event_id: &str,
+    source: &Source,
+    headers: &[(String, Vec<u8>)],
+    payload: &[u8],
+) -> Result<Parked, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    lock_key(&mut tx, db.backend(), consumer, key).await?;
+    let parked = park_head(
+        &mut tx,
+        db.backend(),
+        consumer,
+        key,
+        event_id,
+        source,
+        headers,
+        payload,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(parked)
+}
+
+/// An event is resolved without a handler's transaction (dead-lettered, or
+/// of a type this build does not handle): in a transaction of its own, its
+/// stored copy (`parked_seq`) is forgotten and, if it was its key's head,
+/// the next waiting event becomes the head and is returned to be handled.
+pub async fn resolve_unhandled(
+    db: &Database,
+    consumer: &str,
+    key: &str,
+    event_id: &str,
+    parked_seq: Option<i64>,
+) -> Result<Option<ParkedEvent>, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    lock_key(&mut tx, db.backend(), consumer, key).await?;
+    if let Some(seq) = parked_seq {
+        forget(&mut tx, consumer, key, seq).await?;
+    }
+    let heads = heads(&mut tx, db.backend(), consumer, &[key]).await?;
+    let next = if heads.get(key).map(String::as_str) == Some(event_id) {
+        release(&mut tx, consumer, key).await?
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(next)
+}
+
+/// The order's lock (PostgreSQL), taken first as every batch takes it.
+async fn lock_key(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    consumer: &str,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        super::key_lock::lock_keys(conn, consumer, &[key]).await?;
+    }
+    Ok(())
 }
 
 /// The key's head is resolved: the next stored event becomes the head and is

@@ -12,18 +12,21 @@ use async_trait::async_trait;
 use orderflow_envelope::{CloudEventHeaders, Event};
 use tracing::Instrument;
 
+use crate::db::Backend;
 use crate::group_commit::{Failed, Tx, Work};
 use crate::handler::{EventSource, ExternalCall, Handler, HandlerCtx};
 use crate::inbox;
-use crate::service::Runtime;
+use crate::service::Emitter;
 
 use super::key_lock;
 use super::parking::{self, ParkedEvent};
 use super::retry::Source;
 
-/// What every item needs: the runtime, the service's handler, its group.
+/// What every item needs: the service's database backend, what writes its
+/// events, its handler and its group.
 pub struct WorkContext {
-    pub rt: Arc<Runtime>,
+    pub backend: Backend,
+    pub emitter: Emitter,
     pub handler: Arc<dyn Handler>,
     pub group: String,
 }
@@ -118,8 +121,8 @@ impl Work for HandleWork {
             item.after_commit.clear();
         }
         let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
-        let backend = ctx.rt.db().backend();
-        if backend == crate::db::Backend::Postgres {
+        let backend = ctx.backend;
+        if backend == Backend::Postgres {
             key_lock::lock_keys(tx.conn, &ctx.group, &keys).await?;
         }
         let received: Vec<(&str, &str)> = items
@@ -130,7 +133,7 @@ impl Work for HandleWork {
         // Read once for the batch and kept current as its items go: an item
         // that resolves its key's head changes what the items after it see.
         let mut heads = parking::heads(tx.conn, backend, &ctx.group, &keys).await?;
-        if backend == crate::db::Backend::Postgres {
+        if backend == Backend::Postgres {
             let events: Vec<&Event> = items
                 .iter()
                 .filter(|i| first.contains(&i.meta.id))
@@ -276,7 +279,7 @@ async fn apply_one(
     };
     item.after_commit = after_commit;
     for event in &emitted {
-        ctx.rt.emit(tx, event, Some(&item.meta)).await?;
+        ctx.emitter.emit(tx, event, Some(&item.meta)).await?;
     }
     if !emitted.is_empty() || matches!(item.outcome, Outcome::Applied) {
         // One line per event would be most of a busy service's log: the

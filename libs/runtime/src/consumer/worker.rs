@@ -512,7 +512,7 @@ async fn failed(
 /// Only the service that owns a topic writes it (the cluster's ACLs say so
 /// too): an event on a topic that is not its type's, or whose `ce_source` is
 /// not the topic's owner, is forged or misrouted, and never handled.
-fn check_provenance(
+pub(crate) fn check_provenance(
     event_type: EventType,
     meta: &CloudEventHeaders,
     topic: &str,
@@ -548,12 +548,9 @@ async fn retry_later(
     reason: &str,
 ) -> Ended {
     let db = shared.rt.db();
-    let parked = persist(shared, || async {
-        let mut tx = db.pool().begin().await?;
-        lock_key(&mut tx, shared, &attempt.key).await?;
-        let parked = parking::park_head(
-            &mut tx,
-            db.backend(),
+    let parked = persist(shared, || {
+        parking::hold(
+            db,
             &shared.group,
             &attempt.key,
             &meta.id,
@@ -561,9 +558,6 @@ async fn retry_later(
             &attempt.headers,
             &attempt.payload,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(parked)
     })
     .await;
     match parked {
@@ -716,21 +710,14 @@ async fn dead_letter(
 /// or of a type this build does not know): if it was its key's head, the
 /// next waiting event becomes the head.
 async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEventHeaders) -> Ended {
-    let db = shared.rt.db();
-    let released = persist(shared, || async {
-        let mut tx = db.pool().begin().await?;
-        lock_key(&mut tx, shared, &attempt.key).await?;
-        if let Some(seq) = attempt.parked_seq {
-            parking::forget(&mut tx, &shared.group, &attempt.key, seq).await?;
-        }
-        let heads = parking::heads(&mut tx, db.backend(), &shared.group, &[&attempt.key]).await?;
-        let next = if heads.get(&attempt.key) == Some(&meta.id) {
-            parking::release(&mut tx, &shared.group, &attempt.key).await?
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(next)
+    let released = persist(shared, || {
+        parking::resolve_unhandled(
+            shared.rt.db(),
+            &shared.group,
+            &attempt.key,
+            &meta.id,
+            attempt.parked_seq,
+        )
     })
     .await;
     match released {
@@ -746,18 +733,6 @@ async fn release_after(shared: &Arc<Shared>, attempt: &Attempt, meta: &CloudEven
             Ended::Done(None)
         }
     }
-}
-
-/// The order's lock (PostgreSQL), taken first as every batch takes it.
-async fn lock_key(
-    conn: &mut sqlx::AnyConnection,
-    shared: &Shared,
-    key: &str,
-) -> Result<(), sqlx::Error> {
-    if shared.rt.db().backend() == crate::db::Backend::Postgres {
-        super::key_lock::lock_keys(conn, &shared.group, &[key]).await?;
-    }
-    Ok(())
 }
 
 enum Produced {

@@ -1,0 +1,369 @@
+//! The consumer's steps, one at a time, for a deterministic simulation of
+//! the saga (the `simulation` feature; see `libs/simulation`). Kafka, the
+//! clock and the order in which things happen are the simulation's; what an
+//! event does to a service's database is this crate's own code, unchanged:
+//! a batch is staged exactly as group commit stages it (inbox, parked keys,
+//! the handler, the outbox), a failed event is parked and released by the
+//! same parking steps, a stalled head is claimed as the running consumer
+//! claims it, and the outbox is read the way the relay reads it. A
+//! simulated crash is a transaction rolled back, or a committed one whose
+//! outcome the caller then forgets.
+
+use std::sync::Arc;
+
+use orderflow_envelope::{CloudEventHeaders, Event, EventType};
+
+use crate::consumer::parking;
+use crate::consumer::retry::Source;
+use crate::consumer::work::{HandleWork, Outcome, Step, WorkContext};
+use crate::db::Database;
+use crate::group_commit::{stage, Failed};
+use crate::handler::{ExternalCall, Handler, HandlerError};
+use crate::outbox::{self, OutboxRow};
+use crate::service::Emitter;
+
+pub use crate::consumer::parking::{Parked, ParkedEvent};
+
+/// One replica of a service's consumer: its handler over its database.
+/// Replicas of one service share the database and the group.
+pub struct Member {
+    ctx: WorkContext,
+    db: Database,
+}
+
+/// A message as a consumer reads it: from a topic, or stored behind its key
+/// (`parked_seq`).
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub key: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+    /// Where it was first read.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub parked_seq: Option<i64>,
+}
+
+impl From<ParkedEvent> for Message {
+    fn from(p: ParkedEvent) -> Self {
+        Self {
+            key: p.key,
+            headers: p.headers,
+            payload: p.payload,
+            topic: p.source.topic,
+            partition: p.source.partition,
+            offset: p.source.offset,
+            parked_seq: Some(p.seq),
+        }
+    }
+}
+
+impl Message {
+    fn source(&self) -> Source {
+        Source {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+
+    /// Its CloudEvents id, if it has one.
+    pub fn event_id(&self) -> Option<String> {
+        self.meta().ok().map(|m| m.id)
+    }
+
+    fn meta(&self) -> Result<CloudEventHeaders, String> {
+        CloudEventHeaders::from_pairs(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(|e| format!("not a CloudEvent: {e}"))
+    }
+}
+
+/// What a batch item asks.
+pub enum Task {
+    /// Handle a delivered (or stored) message.
+    Handle(Message),
+    /// Record the outcome of the call the handler asked for.
+    Record(Message, Box<dyn ExternalCall>),
+    /// Its step's deadline passed with this last error.
+    Deadline(Message, String),
+}
+
+impl Task {
+    pub fn message(&self) -> &Message {
+        match self {
+            Task::Handle(m) | Task::Record(m, _) | Task::Deadline(m, _) => m,
+        }
+    }
+}
+
+/// How an item ended, as the consumer would go on from it.
+pub enum Ended {
+    /// Done (handled, a duplicate, failed in domain terms at its deadline);
+    /// with the next event of its key, now the head, when it resolved one.
+    Done(Option<ParkedEvent>),
+    /// Stored behind its key's head: done for its offset.
+    Waiting,
+    /// The handler asked for this call; its outcome is recorded next.
+    Call(Box<dyn ExternalCall>),
+    /// At its deadline the handler had no domain failure: a dead letter.
+    NoDomainFailure,
+    /// Not handled: a dead letter (not a CloudEvent, forged, undecodable,
+    /// a type this service does not handle) or a failure to retry.
+    Failed(HandlerError),
+    /// The transaction was rolled back (a crash before its commit).
+    RolledBack,
+}
+
+impl Member {
+    /// A replica of the service `group` whose handler is `handler`.
+    pub fn new(
+        service: &'static str,
+        handler: Arc<dyn Handler>,
+        db: Database,
+        emitter: Emitter,
+    ) -> Self {
+        Self {
+            ctx: WorkContext {
+                backend: db.backend(),
+                emitter,
+                handler,
+                group: format!("orderflow-{service}"),
+            },
+            db,
+        }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.ctx.group
+    }
+
+    /// Whether the consumer reads messages of this `ce_type` at all (the
+    /// poll thread skips the others before any batch).
+    pub fn reads(&self, message: &Message) -> bool {
+        message
+            .meta()
+            .ok()
+            .and_then(|m| EventType::from_ce_type(&m.event_type))
+            .is_some_and(|t| self.ctx.handler.handles(t))
+    }
+
+    /// Applies `tasks` as one batch, as group commit applies it: in one
+    /// transaction, then (if it fails) one at a time. With `commit` false
+    /// the process dies before COMMIT: everything is rolled back.
+    pub async fn apply(&self, tasks: Vec<Task>, commit: bool) -> Vec<Ended> {
+        let mut ended: Vec<Option<Ended>> = Vec::with_capacity(tasks.len());
+        let mut items = Vec::new();
+        let mut positions = Vec::new();
+        for task in tasks {
+            match self.prepare(task).await {
+                Ok(item) => {
+                    positions.push(ended.len());
+                    ended.push(None);
+                    items.push(item);
+                }
+                Err(e) => ended.push(Some(Ended::Failed(e))),
+            }
+        }
+        let results = match self.attempt(&mut items, commit).await {
+            Ok(()) => items
+                .into_iter()
+                .map(|i| {
+                    if commit {
+                        outcome(i)
+                    } else {
+                        Ended::RolledBack
+                    }
+                })
+                .collect(),
+            Err(failed) if items.len() == 1 => vec![Ended::Failed(failed.error)],
+            Err(_) => {
+                let mut results = Vec::new();
+                for mut item in items {
+                    match self.attempt(std::slice::from_mut(&mut item), commit).await {
+                        Ok(()) if commit => results.push(outcome(item)),
+                        Ok(()) => results.push(Ended::RolledBack),
+                        Err(f) => results.push(Ended::Failed(f.error)),
+                    }
+                }
+                results
+            }
+        };
+        for (position, result) in positions.into_iter().zip(results) {
+            ended[position] = Some(result);
+        }
+        ended
+            .into_iter()
+            .map(|e| e.expect("every item ended"))
+            .collect()
+    }
+
+    async fn attempt(&self, items: &mut [HandleWork], commit: bool) -> Result<(), Failed> {
+        let mut tx = self.db.pool().begin().await?;
+        // Leased as expired: the simulation's relay claims the rows.
+        stage(&mut tx, &self.ctx, items, 0).await?;
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(())
+    }
+
+    /// What the worker does before a batch: the headers, the type, where it
+    /// comes from, the payload.
+    async fn prepare(&self, task: Task) -> Result<HandleWork, HandlerError> {
+        let message = task.message();
+        let meta = message.meta().map_err(HandlerError::Permanent)?;
+        let event_type = EventType::from_ce_type(&meta.event_type)
+            .filter(|t| self.ctx.handler.handles(*t))
+            .ok_or_else(|| HandlerError::Permanent(format!("{} not handled", meta.event_type)))?;
+        crate::consumer::worker::check_provenance(event_type, &meta, &message.topic)
+            .map_err(HandlerError::Permanent)?;
+        let work = |message: &Message, step| {
+            HandleWork::new(
+                meta.clone(),
+                message.key.clone(),
+                message.source(),
+                Arc::new(message.headers.clone()),
+                Arc::new(message.payload.clone()),
+                message.parked_seq,
+                step,
+                tracing::Span::none(),
+            )
+        };
+        Ok(match task {
+            Task::Record(message, call) => work(&message, Step::Record(call)),
+            Task::Handle(ref message) | Task::Deadline(ref message, _) => {
+                let event: Event = self
+                    .ctx
+                    .emitter
+                    .codec()
+                    .decode(Some(event_type), &message.payload)
+                    .await?;
+                match task {
+                    Task::Deadline(message, error) => work(&message, Step::Deadline(event, error)),
+                    Task::Handle(message) => work(&message, Step::Event(event)),
+                    Task::Record(..) => unreachable!("matched above"),
+                }
+            }
+        })
+    }
+
+    /// A failed message's key is parked with it at the head (it then goes to
+    /// a retry tier), or it is stored behind the head already there.
+    pub async fn hold(&self, message: &Message) -> Result<Parked, sqlx::Error> {
+        let id = message.event_id().unwrap_or_default();
+        parking::hold(
+            &self.db,
+            self.group(),
+            &message.key,
+            &id,
+            &message.source(),
+            &message.headers,
+            &message.payload,
+        )
+        .await
+    }
+
+    /// A stored message now stands in a retry tier: its stored copy goes.
+    pub async fn forget(&self, message: &Message) -> Result<(), sqlx::Error> {
+        let Some(seq) = message.parked_seq else {
+            return Ok(());
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        parking::forget(&mut conn, self.group(), &message.key, seq).await
+    }
+
+    /// A message resolved without a handler (dead-lettered): the next event
+    /// of its key, if it was the head.
+    pub async fn resolve_unhandled(
+        &self,
+        message: &Message,
+    ) -> Result<Option<ParkedEvent>, sqlx::Error> {
+        let id = message.event_id().unwrap_or_default();
+        parking::resolve_unhandled(
+            &self.db,
+            self.group(),
+            &message.key,
+            &id,
+            message.parked_seq,
+        )
+        .await
+    }
+
+    /// The heads no process is handling, each claimed for this replica, as
+    /// the consumer's look for stalled heads finds and claims them (here at
+    /// once, with no 30 s wait).
+    pub async fn claim_stalled(&self) -> Result<Vec<ParkedEvent>, sqlx::Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        let mut claimed = Vec::new();
+        for head in parking::stalled_heads(&mut conn, self.group(), -1).await? {
+            if parking::claim_stalled(&mut conn, self.group(), &head, -1).await? {
+                claimed.push(head);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Every inbox row goes, as retention prunes them after days.
+    pub async fn expire_inbox(&self) -> Result<u64, sqlx::Error> {
+        crate::inbox::prune(self.db.pool(), i64::MAX, i64::MAX).await
+    }
+
+    /// The outbox rows committed so far, oldest first, as the relay publishes
+    /// them; `delete` removes them once the simulation has them.
+    pub async fn outbox(&self, delete: bool) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let rows = outbox::claim(&self.db, 0, i64::MAX, 10_000).await?;
+        if delete {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            outbox::delete(&self.db, &ids).await?;
+        }
+        Ok(rows)
+    }
+
+    /// The keys parked now.
+    pub async fn parked(&self) -> Result<Vec<String>, sqlx::Error> {
+        use sqlx::Row;
+        sqlx::query(
+            "SELECT message_key FROM orderflow_parked_keys WHERE consumer = $1 ORDER BY message_key",
+        )
+        .bind(self.group())
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get("message_key"))
+        .collect()
+    }
+}
+
+fn outcome(item: HandleWork) -> Ended {
+    match item.outcome {
+        Outcome::Applied | Outcome::Duplicate | Outcome::DeadlineHandled => {
+            Ended::Done(item.released)
+        }
+        Outcome::ParkedBehind => Ended::Waiting,
+        Outcome::Call(call) => Ended::Call(call),
+        Outcome::DeadlineNotHandled => Ended::NoDomainFailure,
+        Outcome::Pending => Ended::Failed(HandlerError::Permanent("left pending".into())),
+    }
+}
+
+/// Applies other work (order placement) in one transaction and commits it,
+/// as its group commit would.
+pub async fn commit<W: crate::group_commit::Work>(
+    db: &Database,
+    context: &W::Context,
+    items: &mut [W],
+) -> Result<(), HandlerError> {
+    let mut tx = db.pool().begin().await.map_err(HandlerError::from)?;
+    stage(&mut tx, context, items, 0)
+        .await
+        .map_err(|f| f.error)?;
+    tx.commit().await.map_err(HandlerError::from)
+}

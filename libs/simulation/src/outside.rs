@@ -1,0 +1,286 @@
+//! The world outside orderflow, simulated: the schema registry, the card
+//! provider and the mail server. The provider keeps a ledger by
+//! idempotency key, as real ones do, and a call to it or to the mail server
+//! can fail before it acts, or act and lose its answer — decided by the
+//! run's seeded dice, so a seed replays the same answers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use orderflow_envelope::{Money, RegistryError, SchemaRegistry};
+use orderflow_notification::channel::{Channel, ChannelError};
+use orderflow_notification::domain::Notification;
+use orderflow_payment::provider::{ChargeOutcome, PaymentProvider, ProviderError};
+
+use crate::dice::Dice;
+
+/// Schemas by id, in memory.
+#[derive(Default)]
+pub struct Registry {
+    schemas: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl SchemaRegistry for Registry {
+    async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let mut schemas = self.schemas.lock().expect("registry lock");
+        if let Some(i) = schemas
+            .iter()
+            .position(|(s, v)| s == subject && v == schema)
+        {
+            return Ok(i as u32 + 1);
+        }
+        schemas.push((subject.to_string(), schema.to_string()));
+        Ok(schemas.len() as u32)
+    }
+
+    async fn schema_by_id(&self, id: u32) -> Result<String, RegistryError> {
+        let schemas = self.schemas.lock().expect("registry lock");
+        schemas
+            .get((id as usize).wrapping_sub(1))
+            .map(|(_, schema)| schema.clone())
+            .ok_or(RegistryError::UnknownId(id))
+    }
+}
+
+/// How a call to the outside goes this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Acts,
+    /// Fails before acting (down, refused at the door).
+    FailsBefore,
+    /// Acts, and the answer never arrives (a timeout after success).
+    LostAfter,
+}
+
+/// Rolls how the next call goes, and writes it into the trace.
+fn roll(dice: &Dice, what: &str) -> Answer {
+    let answer = dice.outside();
+    if answer != Answer::Acts {
+        dice.note(format!("  outside: {what} -> {answer:?}"));
+    }
+    answer
+}
+
+fn unavailable(answer: Answer) -> ProviderError {
+    ProviderError::Unavailable(format!("simulated: {answer:?}"))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Charge {
+    Made(String),
+    Declined(String),
+    Closed,
+}
+
+#[derive(Default)]
+struct Ledger {
+    charges: HashMap<String, Charge>,
+    /// Refund key → made (true) or closed unmade (false).
+    refunds: HashMap<String, bool>,
+    next_payment: u64,
+}
+
+/// A card provider with idempotency keys: `tok_chargeDeclined` is declined.
+pub struct Provider {
+    dice: Arc<Dice>,
+    ledger: Mutex<Ledger>,
+}
+
+impl Provider {
+    pub fn new(dice: Arc<Dice>) -> Self {
+        Self {
+            dice,
+            ledger: Mutex::new(Ledger::default()),
+        }
+    }
+
+    /// Charges and refunds made per order (keys are `<order>/charge`, `<order>/refund`).
+    pub fn made(&self) -> BTreeMap<String, (u32, u32)> {
+        let ledger = self.ledger.lock().expect("ledger lock");
+        let mut made: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+        for (key, charge) in &ledger.charges {
+            if matches!(charge, Charge::Made(_)) {
+                made.entry(order_of(key)).or_default().0 += 1;
+            }
+        }
+        for (key, refunded) in &ledger.refunds {
+            if *refunded {
+                made.entry(order_of(key)).or_default().1 += 1;
+            }
+        }
+        made
+    }
+}
+
+fn order_of(key: &str) -> String {
+    key.rsplit_once('/')
+        .map_or(key, |(order, _)| order)
+        .to_string()
+}
+
+#[async_trait]
+impl PaymentProvider for Provider {
+    async fn charge(
+        &self,
+        idempotency_key: &str,
+        token: &str,
+        _amount: &Money,
+    ) -> Result<ChargeOutcome, ProviderError> {
+        let answer = roll(&self.dice, &format!("charge {idempotency_key}"));
+        if answer == Answer::FailsBefore {
+            return Err(unavailable(answer));
+        }
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let next = ledger.next_payment + 1;
+        let charge = ledger
+            .charges
+            .entry(idempotency_key.to_string())
+            .or_insert_with(|| {
+                if token == "tok_chargeDeclined" {
+                    Charge::Declined("card declined".into())
+                } else {
+                    Charge::Made(format!("pay-{next}"))
+                }
+            })
+            .clone();
+        if charge == Charge::Made(format!("pay-{next}")) {
+            ledger.next_payment = next;
+        }
+        if answer == Answer::LostAfter {
+            return Err(unavailable(answer));
+        }
+        Ok(outcome(&charge))
+    }
+
+    async fn close_charge(&self, idempotency_key: &str) -> Result<ChargeOutcome, ProviderError> {
+        let answer = roll(&self.dice, &format!("close charge {idempotency_key}"));
+        if answer == Answer::FailsBefore {
+            return Err(unavailable(answer));
+        }
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let charge = ledger
+            .charges
+            .entry(idempotency_key.to_string())
+            .or_insert(Charge::Closed)
+            .clone();
+        if answer == Answer::LostAfter {
+            return Err(unavailable(answer));
+        }
+        Ok(outcome(&charge))
+    }
+
+    async fn refund(
+        &self,
+        idempotency_key: &str,
+        _payment_id: &str,
+        _amount: &Money,
+    ) -> Result<(), ProviderError> {
+        let answer = roll(&self.dice, &format!("refund {idempotency_key}"));
+        if answer == Answer::FailsBefore {
+            return Err(unavailable(answer));
+        }
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let made = *ledger
+            .refunds
+            .entry(idempotency_key.to_string())
+            .or_insert(true);
+        if !made {
+            return Err(ProviderError::Invalid(format!(
+                "refund {idempotency_key} was closed without a refund"
+            )));
+        }
+        if answer == Answer::LostAfter {
+            return Err(unavailable(answer));
+        }
+        Ok(())
+    }
+
+    async fn close_refund(&self, idempotency_key: &str) -> Result<bool, ProviderError> {
+        let answer = roll(&self.dice, &format!("close refund {idempotency_key}"));
+        if answer == Answer::FailsBefore {
+            return Err(unavailable(answer));
+        }
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let made = *ledger
+            .refunds
+            .entry(idempotency_key.to_string())
+            .or_insert(false);
+        if answer == Answer::LostAfter {
+            return Err(unavailable(answer));
+        }
+        Ok(made)
+    }
+
+    async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
+        Ok(self.made().get(order_id).copied().unwrap_or_default())
+    }
+}
+
+fn outcome(charge: &Charge) -> ChargeOutcome {
+    match charge {
+        Charge::Made(payment_id) => ChargeOutcome::Charged {
+            payment_id: payment_id.clone(),
+        },
+        Charge::Declined(reason) => ChargeOutcome::Declined {
+            reason: reason.clone(),
+        },
+        Charge::Closed => ChargeOutcome::NotCharged,
+    }
+}
+
+/// A mail server: what it accepted, by Message-ID (the notification id),
+/// as a receiver that drops a message it already has.
+pub struct Mailbox {
+    dice: Arc<Dice>,
+    /// Notification id → (order, kind).
+    received: Mutex<BTreeMap<String, (String, String)>>,
+}
+
+impl Mailbox {
+    pub fn new(dice: Arc<Dice>) -> Self {
+        Self {
+            dice,
+            received: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The kinds of message each order's customer got.
+    pub fn kinds(&self) -> BTreeMap<String, Vec<String>> {
+        let mut kinds: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (order, kind) in self.received.lock().expect("mailbox lock").values() {
+            kinds.entry(order.clone()).or_default().push(kind.clone());
+        }
+        kinds
+    }
+}
+
+#[async_trait]
+impl Channel for Mailbox {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn needs_address(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, n: &Notification) -> Result<(), ChannelError> {
+        let answer = roll(&self.dice, &format!("mail {} {}", n.order_id, n.kind));
+        if answer == Answer::FailsBefore {
+            return Err(ChannelError::Unavailable("simulated".into()));
+        }
+        if n.email.is_none() {
+            return Err(ChannelError::Refused("no address".into()));
+        }
+        self.received.lock().expect("mailbox lock").insert(
+            n.notification_id.clone(),
+            (n.order_id.clone(), n.kind.to_string()),
+        );
+        if answer == Answer::LostAfter {
+            return Err(ChannelError::Unavailable("simulated: answer lost".into()));
+        }
+        Ok(())
+    }
+}
