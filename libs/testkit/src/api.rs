@@ -227,6 +227,18 @@ impl Api {
             .json()
             .await?)
     }
+
+    /// The kinds of every notification the customer got, sorted.
+    pub async fn notification_kinds(&self, customer_id: &str) -> Result<Vec<String>> {
+        let mut kinds: Vec<String> = self
+            .notifications(customer_id)
+            .await?
+            .into_iter()
+            .map(|n| n.kind)
+            .collect();
+        kinds.sort();
+        Ok(kinds)
+    }
 }
 
 /// The order of docs/api.md, with a customer, quantity, token and country of the test's choosing.
