@@ -293,6 +293,30 @@ pub fn in_list(n: usize, first: usize) -> String {
         .join(", ")
 }
 
+/// Message headers as the runtime's tables keep them: a JSON list of
+/// name/value pairs (values as text).
+pub(crate) fn headers_json(headers: &[(String, Vec<u8>)]) -> String {
+    let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v)))
+        .collect();
+    serde_json::to_string(&pairs).expect("headers serialize")
+}
+
+/// The headers kept in `column` of `row` (see [`headers_json`]).
+pub(crate) fn headers_from(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    let json: String = row.try_get(column)?;
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

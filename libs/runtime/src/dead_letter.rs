@@ -56,10 +56,6 @@ pub async fn keep_unwritten(
     error: &str,
     produce_error: &str,
 ) -> Result<(), sqlx::Error> {
-    let headers: Vec<(&str, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
     sqlx::query(
         "INSERT INTO orderflow_dead_letters_unwritten
             (consumer, source_topic, source_partition, source_offset, message_key, headers, payload, error, produce_error, parked_at)
@@ -71,7 +67,7 @@ pub async fn keep_unwritten(
     .bind(i64::from(source.partition))
     .bind(source.offset)
     .bind(key.map(<[u8]>::to_vec))
-    .bind(serde_json::to_string(&headers).expect("headers serialize"))
+    .bind(crate::db::headers_json(headers))
     .bind(payload.map(<[u8]>::to_vec))
     .bind(error)
     .bind(produce_error)

@@ -177,43 +177,8 @@ fn stopped() -> HandlerError {
     HandlerError::Transient("the database writer stopped".into())
 }
 
-impl<W: Work> Writer<W> {
-    async fn execute(&self, jobs: Vec<Job<W>>) {
-        let (mut items, replies): (Vec<W>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
-        let labels = orderflow_telemetry::metrics_types::BatchLabels { kind: self.kind };
-        self.metrics
-            .db_batch_items
-            .get_or_create(&labels)
-            .observe(items.len() as f64);
-        match self.attempt(&mut items).await {
-            Ok(()) => {
-                for (mut item, reply) in items.into_iter().zip(replies) {
-                    item.committed();
-                    let _ = reply.send((item, Ok(())));
-                }
-            }
-            Err(failed) if items.len() == 1 => {
-                let item = items.pop().expect("one item");
-                let reply = replies.into_iter().next().expect("one reply");
-                let _ = reply.send((item, Err(failed.error)));
-            }
-            Err(failed) => {
-                // One at a time: the failing item fails alone, the others commit.
-                tracing::debug!(kind = self.kind, items = items.len(), item = ?failed.item, error = %failed.error,
-                    "batch failed; applying its items one at a time");
-                self.metrics.db_batch_fallbacks.get_or_create(&labels).inc();
-                for (mut item, reply) in items.into_iter().zip(replies) {
-                    let result = self.attempt(std::slice::from_mut(&mut item)).await;
-                    if result.is_ok() {
-                        item.committed();
-                    }
-                    let _ = reply.send((item, result.map_err(|f| f.error)));
-                }
-            }
-        }
-    }
-
+#[async_trait]
+impl<W: Work> Attempt<W> for Writer<W> {
     async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
         let mut conn = self.db.pool().begin().await?;
         let rows = stage::<W>(&mut conn, &self.context, items, self.relay.fresh_lease()).await?;
@@ -226,6 +191,30 @@ impl<W: Work> Writer<W> {
         });
         self.relay.handoff(rows);
         Ok(())
+    }
+}
+
+impl<W: Work> Writer<W> {
+    async fn execute(&self, jobs: Vec<Job<W>>) {
+        let (mut items, replies): (Vec<W>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
+        let labels = orderflow_telemetry::metrics_types::BatchLabels { kind: self.kind };
+        self.metrics
+            .db_batch_items
+            .get_or_create(&labels)
+            .observe(items.len() as f64);
+        let applied = together_or_alone(self, &mut items).await;
+        if let Some(failed) = &applied.fallback {
+            tracing::debug!(kind = self.kind, items = items.len(), item = ?failed.item, error = %failed.error,
+                "batch failed; applying its items one at a time");
+            self.metrics.db_batch_fallbacks.get_or_create(&labels).inc();
+        }
+        for ((mut item, reply), result) in items.into_iter().zip(replies).zip(applied.results) {
+            if result.is_ok() {
+                item.committed();
+            }
+            let _ = reply.send((item, result));
+        }
     }
 }
 
@@ -247,4 +236,53 @@ pub(crate) async fn stage<W: Work>(
         W::apply(context, items, &mut tx).await?;
     }
     Ok(outbox::insert(conn, &emitted, lease).await?)
+}
+
+/// How a batch went: each item's result and, when the batch failed as a
+/// whole and its items were then applied one at a time, why it failed.
+pub(crate) struct Applied {
+    pub results: Vec<Result<(), HandlerError>>,
+    pub fallback: Option<Failed>,
+}
+
+/// Applies some items of work in one transaction.
+#[async_trait]
+pub(crate) trait Attempt<W: Send>: Sync {
+    async fn attempt(&self, items: &mut [W]) -> Result<(), Failed>;
+}
+
+/// Applies `items` together (one transaction); if that fails and there are
+/// several, each alone: the failing item fails alone, the others commit.
+pub(crate) async fn together_or_alone<W: Send>(
+    attempt: &impl Attempt<W>,
+    items: &mut [W],
+) -> Applied {
+    let failed = match attempt.attempt(items).await {
+        Ok(()) => {
+            return Applied {
+                results: items.iter().map(|_| Ok(())).collect(),
+                fallback: None,
+            }
+        }
+        Err(failed) if items.len() == 1 => {
+            return Applied {
+                results: vec![Err(failed.error)],
+                fallback: None,
+            }
+        }
+        Err(failed) => failed,
+    };
+    let mut results = Vec::with_capacity(items.len());
+    for item in items.iter_mut() {
+        results.push(
+            attempt
+                .attempt(std::slice::from_mut(item))
+                .await
+                .map_err(|f| f.error),
+        );
+    }
+    Applied {
+        results,
+        fallback: Some(failed),
+    }
 }

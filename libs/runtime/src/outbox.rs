@@ -430,17 +430,11 @@ pub(crate) async fn claim(
     let mut claimed = rows
         .iter()
         .map(|row| {
-            let headers: String = row.try_get("headers")?;
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             Ok(OutboxRow {
                 id: row.try_get("id")?,
                 topic: row.try_get("topic")?,
                 key: row.try_get("message_key")?,
-                headers: headers
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect(),
+                headers: crate::db::headers_from(row, "headers")?,
                 payload: row.try_get("payload")?,
                 attempts: row.try_get("attempts")?,
             })

@@ -163,16 +163,6 @@ impl Runtime {
         )
     }
 
-    /// Writes `event` to the outbox in the transaction `tx` (see [`Emitter::emit`]).
-    pub async fn emit(
-        &self,
-        tx: &mut Tx<'_>,
-        event: &Event,
-        cause: Option<&CloudEventHeaders>,
-    ) -> Result<CloudEventHeaders, HandlerError> {
-        self.emitter.emit(tx, event, cause).await
-    }
-
     /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
     /// outbox and runs `handler` on the topics the service consumes, until `shutdown`. Then: readiness goes
     /// false, the consumer finishes in-flight work, commits and leaves its

@@ -17,10 +17,10 @@ use crate::consumer::parking;
 use crate::consumer::retry::Source;
 use crate::consumer::work::{HandleWork, Outcome, Step, WorkContext};
 use crate::db::Database;
-use crate::group_commit::{stage, Failed};
+use crate::group_commit::{stage, together_or_alone, Attempt, Failed, Work};
 use crate::handler::{ExternalCall, Handler, HandlerError};
 use crate::outbox::{self, OutboxRow};
-use crate::service::Emitter;
+use crate::service::{Emitter, ServiceSpec};
 
 pub use crate::consumer::parking::{Parked, ParkedEvent};
 
@@ -73,6 +73,15 @@ impl Message {
         self.meta().ok().map(|m| m.id)
     }
 
+    /// Its event type's name, for traces ("?" when it has none).
+    pub fn event_type(&self) -> &'static str {
+        self.known_type().map_or("?", EventType::name)
+    }
+
+    fn known_type(&self) -> Option<EventType> {
+        EventType::from_ce_type(&self.meta().ok()?.event_type)
+    }
+
     fn meta(&self) -> Result<CloudEventHeaders, String> {
         CloudEventHeaders::from_pairs(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .map_err(|e| format!("not a CloudEvent: {e}"))
@@ -90,7 +99,7 @@ pub enum Task {
 }
 
 impl Task {
-    pub fn message(&self) -> &Message {
+    fn message(&self) -> &Message {
         match self {
             Task::Handle(m) | Task::Record(m, _) | Task::Deadline(m, _) => m,
         }
@@ -116,9 +125,9 @@ pub enum Ended {
 }
 
 impl Member {
-    /// A replica of the service `group` whose handler is `handler`.
+    /// A replica of the service `spec` whose handler is `handler`.
     pub fn new(
-        service: &'static str,
+        spec: &'static ServiceSpec,
         handler: Arc<dyn Handler>,
         db: Database,
         emitter: Emitter,
@@ -128,18 +137,13 @@ impl Member {
                 backend: db.backend(),
                 emitter,
                 handler,
-                group: format!("orderflow-{service}"),
+                group: spec.group_id(),
             },
             db,
         }
     }
 
-    pub fn db(&self) -> &Database {
-        &self.db
-    }
-
-    /// The consumer group.
-    pub fn group(&self) -> &str {
+    fn group(&self) -> &str {
         &self.ctx.group
     }
 
@@ -147,9 +151,7 @@ impl Member {
     /// poll thread skips the others before any batch).
     pub fn reads(&self, message: &Message) -> bool {
         message
-            .meta()
-            .ok()
-            .and_then(|m| EventType::from_ce_type(&m.event_type))
+            .known_type()
             .is_some_and(|t| self.ctx.handler.handles(t))
     }
 
@@ -170,30 +172,23 @@ impl Member {
                 Err(e) => ended.push(Some(Ended::Failed(e))),
             }
         }
-        let results = match self.attempt(&mut items, commit).await {
-            Ok(()) => items
-                .into_iter()
-                .map(|i| {
-                    if commit {
-                        outcome(i)
-                    } else {
-                        Ended::RolledBack
-                    }
-                })
-                .collect(),
-            Err(failed) if items.len() == 1 => vec![Ended::Failed(failed.error)],
-            Err(_) => {
-                let mut results = Vec::new();
-                for mut item in items {
-                    match self.attempt(std::slice::from_mut(&mut item), commit).await {
-                        Ok(()) if commit => results.push(outcome(item)),
-                        Ok(()) => results.push(Ended::RolledBack),
-                        Err(f) => results.push(Ended::Failed(f.error)),
-                    }
-                }
-                results
-            }
-        };
+        let applied = together_or_alone(
+            &Ending {
+                db: &self.db,
+                context: &self.ctx,
+                commit,
+            },
+            &mut items,
+        )
+        .await;
+        let results = items
+            .into_iter()
+            .zip(applied.results)
+            .map(|(item, result)| match result {
+                Ok(()) if commit => outcome(item),
+                Ok(()) => Ended::RolledBack,
+                Err(e) => Ended::Failed(e),
+            });
         for (position, result) in positions.into_iter().zip(results) {
             ended[position] = Some(result);
         }
@@ -201,18 +196,6 @@ impl Member {
             .into_iter()
             .map(|e| e.expect("every item ended"))
             .collect()
-    }
-
-    async fn attempt(&self, items: &mut [HandleWork], commit: bool) -> Result<(), Failed> {
-        let mut tx = self.db.pool().begin().await?;
-        // Leased as expired: the simulation's relay claims the rows.
-        stage(&mut tx, &self.ctx, items, 0).await?;
-        if commit {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
-        }
-        Ok(())
     }
 
     /// What the worker does before a batch: the headers, the type, where it
@@ -342,6 +325,28 @@ impl Member {
     }
 }
 
+/// A transaction of work that commits, or whose process dies before COMMIT.
+struct Ending<'a, W: Work> {
+    db: &'a Database,
+    context: &'a W::Context,
+    commit: bool,
+}
+
+#[async_trait::async_trait]
+impl<W: Work> Attempt<W> for Ending<'_, W> {
+    async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
+        let mut tx = self.db.pool().begin().await?;
+        // Leased as expired: the simulation's relay claims the rows.
+        stage(&mut tx, self.context, items, 0).await?;
+        if self.commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(())
+    }
+}
+
 fn outcome(item: HandleWork) -> Ended {
     match item.outcome {
         Outcome::Applied | Outcome::Duplicate | Outcome::DeadlineHandled => {
@@ -356,14 +361,15 @@ fn outcome(item: HandleWork) -> Ended {
 
 /// Applies other work (order placement) in one transaction and commits it,
 /// as its group commit would.
-pub async fn commit<W: crate::group_commit::Work>(
+pub async fn commit<W: Work>(
     db: &Database,
     context: &W::Context,
     items: &mut [W],
 ) -> Result<(), HandlerError> {
-    let mut tx = db.pool().begin().await.map_err(HandlerError::from)?;
-    stage(&mut tx, context, items, 0)
-        .await
-        .map_err(|f| f.error)?;
-    tx.commit().await.map_err(HandlerError::from)
+    let ending = Ending {
+        db,
+        context,
+        commit: true,
+    };
+    ending.attempt(items).await.map_err(|f| f.error)
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{in_list, Backend, Database};
+use crate::db::{headers_from, headers_json, in_list, Backend, Database};
 
 use super::retry::Source;
 
@@ -71,10 +71,6 @@ pub async fn park_behind(
     headers: &[(String, Vec<u8>)],
     payload: &[u8],
 ) -> Result<(), sqlx::Error> {
-    let headers: Vec<(&str, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
     sqlx::query(
         "INSERT INTO orderflow_parked_events
             (consumer, message_key, seq, event_id, source_topic, source_partition, source_offset, headers, payload, parked_at)
@@ -91,7 +87,7 @@ pub async fn park_behind(
     .bind(&source.topic)
     .bind(i64::from(source.partition))
     .bind(source.offset)
-    .bind(serde_json::to_string(&headers).expect("headers serialize"))
+    .bind(headers_json(headers))
     .bind(payload)
     .bind(crate::now_millis())
     .execute(conn)
@@ -108,40 +104,10 @@ pub enum Parked {
     Behind,
 }
 
-/// Parks the event's key with the event at its head, unless another event
-/// of the key is the head already (then it is stored behind it).
-#[allow(clippy::too_many_arguments)]
-pub async fn park_head(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    consumer: &str,
-    key: &str,
-    event_id: &str,
-    source: &Source,
-    headers: &[(String, Vec<u8>)],
-    payload: &[u8],
-) -> Result<Parked, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO orderflow_parked_keys (consumer, message_key, head_event_id, parked_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, message_key) DO NOTHING",
-    )
-    .bind(consumer)
-    .bind(key)
-    .bind(event_id)
-    .bind(crate::now_millis())
-    .execute(&mut *conn)
-    .await?;
-    let head = heads(conn, backend, consumer, &[key]).await?;
-    if head.get(key).map(String::as_str) == Some(event_id) {
-        return Ok(Parked::Head);
-    }
-    park_behind(conn, consumer, key, event_id, source, headers, payload).await?;
-    Ok(Parked::Behind)
-}
-
 /// An event failed transiently: in a transaction of its own (the key's lock
 /// taken first on PostgreSQL, as every batch takes it), its key is parked
-/// with it at the head, or it is stored behind the head already there.
+/// with it at the head, unless another event of the key is the head already
+/// (then it is stored behind it).
 #[allow(clippy::too_many_arguments)]
 pub async fn hold(
     db: &Database,
@@ -154,17 +120,23 @@ pub async fn hold(
 ) -> Result<Parked, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     lock_key(&mut tx, db.backend(), consumer, key).await?;
-    let parked = park_head(
-        &mut tx,
-        db.backend(),
-        consumer,
-        key,
-        event_id,
-        source,
-        headers,
-        payload,
+    sqlx::query(
+        "INSERT INTO orderflow_parked_keys (consumer, message_key, head_event_id, parked_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, message_key) DO NOTHING",
     )
+    .bind(consumer)
+    .bind(key)
+    .bind(event_id)
+    .bind(crate::now_millis())
+    .execute(&mut *tx)
     .await?;
+    let head = heads(&mut tx, db.backend(), consumer, &[key]).await?;
+    let parked = if head.get(key).map(String::as_str) == Some(event_id) {
+        Parked::Head
+    } else {
+        park_behind(&mut tx, consumer, key, event_id, source, headers, payload).await?;
+        Parked::Behind
+    };
     tx.commit().await?;
     Ok(parked)
 }
@@ -320,9 +292,6 @@ pub async fn count(conn: &mut AnyConnection, consumer: &str) -> Result<i64, sqlx
 }
 
 fn parked_event(key: &str, row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
-    let headers: String = row.try_get("headers")?;
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(&headers).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(ParkedEvent {
         key: key.to_string(),
         seq: row.try_get("seq")?,
@@ -332,10 +301,7 @@ fn parked_event(key: &str, row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx:
             partition: row.try_get::<i64, _>("source_partition")? as i32,
             offset: row.try_get("source_offset")?,
         },
-        headers: headers
-            .into_iter()
-            .map(|(k, v)| (k, v.into_bytes()))
-            .collect(),
+        headers: headers_from(row, "headers")?,
         payload: row.try_get("payload")?,
     })
 }
