@@ -62,22 +62,24 @@ impl Broker {
         );
     }
 
-    /// Appends a message (its topic, partition and offset set here).
+    /// Appends a message (its topic, partition and offset set here);
+    /// returns its offset.
     pub fn produce(
         &mut self,
         topic: &str,
         key: &str,
         headers: Vec<(String, Vec<u8>)>,
         payload: Vec<u8>,
-    ) {
+    ) -> i64 {
         let log = self.logs.entry(topic.to_string()).or_default();
+        let offset = log.len() as i64;
         let message = Message {
             key: key.to_string(),
             headers,
             payload,
             topic: topic.to_string(),
             partition: partition_of(key),
-            offset: log.len() as i64,
+            offset,
             parked_seq: None,
         };
         log.push(message);
@@ -85,11 +87,12 @@ impl Broker {
             if group.topics.iter().any(|t| t == topic) {
                 let at = Offset {
                     topic: topic.to_string(),
-                    offset: (log.len() - 1) as i64,
+                    offset,
                 };
                 group.states.insert(at, State::Fresh);
             }
         }
+        offset
     }
 
     /// Who owns a partition: a hash of topic, partition and the group's
@@ -209,23 +212,11 @@ impl Broker {
         (!log.is_empty()).then(|| log[pick % log.len()].clone())
     }
 
-    /// How many messages `topic` holds.
-    pub fn len(&self, topic: &str) -> usize {
-        self.logs.get(topic).map_or(0, Vec::len)
-    }
-
     /// Messages not finished by some group.
     pub fn backlog(&self) -> usize {
         self.groups
             .values()
             .map(|g| g.states.values().filter(|s| **s != State::Finished).count())
             .sum()
-    }
-
-    pub fn topics_of(&self, group: &str) -> Vec<String> {
-        self.groups
-            .get(group)
-            .map(|g| g.topics.clone())
-            .unwrap_or_default()
     }
 }

@@ -17,8 +17,9 @@ mod outside;
 mod run;
 mod world;
 
+pub use orderflow_runtime::Backend;
 pub use run::Options;
-pub use world::{Databases, Place};
+pub use world::Databases;
 
 use orderflow_invariants::Violation;
 

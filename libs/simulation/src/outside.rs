@@ -54,13 +54,27 @@ pub enum Answer {
     LostAfter,
 }
 
-/// Rolls how the next call goes, and writes it into the trace.
-fn roll(dice: &Dice, what: &str) -> Answer {
+/// One call to the outside: the dice say (and the trace records) whether it
+/// fails before `act`, or runs it and then loses the answer (`fail` makes
+/// the caller's error either way); an error of `act` itself is its answer.
+fn through<T, E>(
+    dice: &Dice,
+    what: &str,
+    fail: impl Fn(Answer) -> E,
+    act: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     let answer = dice.outside();
     if answer != Answer::Acts {
         dice.note(format!("  outside: {what} -> {answer:?}"));
     }
-    answer
+    if answer == Answer::FailsBefore {
+        return Err(fail(answer));
+    }
+    let value = act()?;
+    if answer == Answer::LostAfter {
+        return Err(fail(answer));
+    }
+    Ok(value)
 }
 
 fn unavailable(answer: Answer) -> ProviderError {
@@ -79,7 +93,6 @@ struct Ledger {
     charges: HashMap<String, Charge>,
     /// Refund key → made (true) or closed unmade (false).
     refunds: HashMap<String, bool>,
-    next_payment: u64,
 }
 
 /// A card provider with idempotency keys: `tok_chargeDeclined` is declined.
@@ -120,6 +133,19 @@ fn order_of(key: &str) -> String {
         .to_string()
 }
 
+impl Provider {
+    /// A request to the provider, acting on its ledger.
+    fn request<T>(
+        &self,
+        what: &str,
+        act: impl FnOnce(&mut Ledger) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        through(&self.dice, what, unavailable, || {
+            act(&mut self.ledger.lock().expect("ledger lock"))
+        })
+    }
+}
+
 #[async_trait]
 impl PaymentProvider for Provider {
     async fn charge(
@@ -128,47 +154,29 @@ impl PaymentProvider for Provider {
         token: &str,
         _amount: &Money,
     ) -> Result<ChargeOutcome, ProviderError> {
-        let answer = roll(&self.dice, &format!("charge {idempotency_key}"));
-        if answer == Answer::FailsBefore {
-            return Err(unavailable(answer));
-        }
-        let mut ledger = self.ledger.lock().expect("ledger lock");
-        let next = ledger.next_payment + 1;
-        let charge = ledger
-            .charges
-            .entry(idempotency_key.to_string())
-            .or_insert_with(|| {
-                if token == "tok_chargeDeclined" {
-                    Charge::Declined("card declined".into())
-                } else {
-                    Charge::Made(format!("pay-{next}"))
-                }
-            })
-            .clone();
-        if charge == Charge::Made(format!("pay-{next}")) {
-            ledger.next_payment = next;
-        }
-        if answer == Answer::LostAfter {
-            return Err(unavailable(answer));
-        }
-        Ok(outcome(&charge))
+        self.request(&format!("charge {idempotency_key}"), |ledger| {
+            let charge = ledger
+                .charges
+                .entry(idempotency_key.to_string())
+                .or_insert_with(|| {
+                    if token == "tok_chargeDeclined" {
+                        Charge::Declined("card declined".into())
+                    } else {
+                        Charge::Made(format!("pay-{idempotency_key}"))
+                    }
+                });
+            Ok(outcome(charge))
+        })
     }
 
     async fn close_charge(&self, idempotency_key: &str) -> Result<ChargeOutcome, ProviderError> {
-        let answer = roll(&self.dice, &format!("close charge {idempotency_key}"));
-        if answer == Answer::FailsBefore {
-            return Err(unavailable(answer));
-        }
-        let mut ledger = self.ledger.lock().expect("ledger lock");
-        let charge = ledger
-            .charges
-            .entry(idempotency_key.to_string())
-            .or_insert(Charge::Closed)
-            .clone();
-        if answer == Answer::LostAfter {
-            return Err(unavailable(answer));
-        }
-        Ok(outcome(&charge))
+        self.request(&format!("close charge {idempotency_key}"), |ledger| {
+            let charge = ledger
+                .charges
+                .entry(idempotency_key.to_string())
+                .or_insert(Charge::Closed);
+            Ok(outcome(charge))
+        })
     }
 
     async fn refund(
@@ -177,40 +185,28 @@ impl PaymentProvider for Provider {
         _payment_id: &str,
         _amount: &Money,
     ) -> Result<(), ProviderError> {
-        let answer = roll(&self.dice, &format!("refund {idempotency_key}"));
-        if answer == Answer::FailsBefore {
-            return Err(unavailable(answer));
-        }
-        let mut ledger = self.ledger.lock().expect("ledger lock");
-        let made = *ledger
-            .refunds
-            .entry(idempotency_key.to_string())
-            .or_insert(true);
-        if !made {
-            return Err(ProviderError::Invalid(format!(
-                "refund {idempotency_key} was closed without a refund"
-            )));
-        }
-        if answer == Answer::LostAfter {
-            return Err(unavailable(answer));
-        }
-        Ok(())
+        self.request(&format!("refund {idempotency_key}"), |ledger| {
+            let made = *ledger
+                .refunds
+                .entry(idempotency_key.to_string())
+                .or_insert(true);
+            if made {
+                Ok(())
+            } else {
+                Err(ProviderError::Invalid(format!(
+                    "refund {idempotency_key} was closed without a refund"
+                )))
+            }
+        })
     }
 
     async fn close_refund(&self, idempotency_key: &str) -> Result<bool, ProviderError> {
-        let answer = roll(&self.dice, &format!("close refund {idempotency_key}"));
-        if answer == Answer::FailsBefore {
-            return Err(unavailable(answer));
-        }
-        let mut ledger = self.ledger.lock().expect("ledger lock");
-        let made = *ledger
-            .refunds
-            .entry(idempotency_key.to_string())
-            .or_insert(false);
-        if answer == Answer::LostAfter {
-            return Err(unavailable(answer));
-        }
-        Ok(made)
+        self.request(&format!("close refund {idempotency_key}"), |ledger| {
+            Ok(*ledger
+                .refunds
+                .entry(idempotency_key.to_string())
+                .or_insert(false))
+        })
     }
 
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
@@ -267,20 +263,17 @@ impl Channel for Mailbox {
     }
 
     async fn send(&self, n: &Notification) -> Result<(), ChannelError> {
-        let answer = roll(&self.dice, &format!("mail {} {}", n.order_id, n.kind));
-        if answer == Answer::FailsBefore {
-            return Err(ChannelError::Unavailable("simulated".into()));
-        }
-        if n.email.is_none() {
-            return Err(ChannelError::Refused("no address".into()));
-        }
-        self.received.lock().expect("mailbox lock").insert(
-            n.notification_id.clone(),
-            (n.order_id.clone(), n.kind.to_string()),
-        );
-        if answer == Answer::LostAfter {
-            return Err(ChannelError::Unavailable("simulated: answer lost".into()));
-        }
-        Ok(())
+        let what = format!("mail {} {}", n.order_id, n.kind);
+        let fail = |answer| ChannelError::Unavailable(format!("simulated: {answer:?}"));
+        through(&self.dice, &what, fail, || {
+            if n.email.is_none() {
+                return Err(ChannelError::Refused("no address".into()));
+            }
+            self.received.lock().expect("mailbox lock").insert(
+                n.notification_id.clone(),
+                (n.order_id.clone(), n.kind.to_string()),
+            );
+            Ok(())
+        })
     }
 }

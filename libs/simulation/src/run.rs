@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use orderflow_api::{MoneyView, OrderLine, Payment, PlaceOrder, ShippingAddress};
 use orderflow_order::placement::{Placement, PlacementContext};
-use orderflow_runtime::simulation::{self as sim, Ended, Message, Parked, Task};
+use orderflow_runtime::simulation::{self as sim, Ended, Message, Parked, ParkedEvent, Task};
 use orderflow_runtime::{Backend, Emitter, ExternalCall, HandlerError};
 
 use crate::broker::Broker;
@@ -25,6 +25,13 @@ use crate::world::{World, INVENTORY, ORDER};
 const DEADLINE_ATTEMPTS: u32 = 3;
 const SKUS: [&str; 3] = ["SKU-1", "SKU-2", "SKU-3"];
 pub const INITIAL_STOCK: i64 = 6;
+
+fn price() -> MoneyView {
+    MoneyView {
+        amount_minor: 1_000,
+        currency: "EUR".into(),
+    }
+}
 
 /// How big a run is.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +61,21 @@ struct Job {
     resolving: bool,
     /// Whether it holds its key's lane (everything but resumed heads).
     laned: bool,
+}
+
+impl Job {
+    /// A stored event handed to the replica: the next head its key released
+    /// (`laned`: it holds the key's lane), or a stalled head it claimed.
+    fn stored(event: ParkedEvent, laned: bool) -> Self {
+        Self {
+            message: event.into(),
+            delivered: None,
+            kind: Kind::Handle,
+            attempts: 0,
+            resolving: false,
+            laned,
+        }
+    }
 }
 
 /// A retry copy's count, by its place in the retry topic.
@@ -108,11 +130,7 @@ impl<'w> Run<'w> {
     pub async fn stock(&mut self) -> Result<(), String> {
         let db = &self.world.services[INVENTORY].db;
         for sku in SKUS {
-            let price = MoneyView {
-                amount_minor: 1_000,
-                currency: "EUR".into(),
-            };
-            orderflow_inventory::set_stock(db.pool(), sku, INITIAL_STOCK, &price)
+            orderflow_inventory::set_stock(db.pool(), sku, INITIAL_STOCK, &price())
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -144,31 +162,33 @@ impl<'w> Run<'w> {
             ];
             match dice.weighted(&weights) {
                 0 => self.place().await?,
-                1 => drop(self.relay(s).await?),
-                2 => drop(self.batch(s, r).await?),
+                1 => {
+                    self.relay(s).await?;
+                }
+                2 => {
+                    self.batch(s, r).await?;
+                }
                 3 => self.pair(s).await?,
-                4 => drop(self.call(s, r).await?),
-                5 => drop(self.resume(s, r).await?),
+                4 => {
+                    self.call(s, r).await?;
+                }
+                5 => {
+                    self.resume(s, r).await?;
+                }
                 6 => self.crash(s, r),
                 7 => {
                     self.note(format!("rebalance {}", self.name(s)));
                     self.broker.rebalance(&self.group(s));
                 }
                 8 => {
-                    let n = self.world.services[s].replicas[0]
-                        .expire_inbox()
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let n = self.expire_inbox(s).await?;
                     self.note(format!("inbox of {} expires ({n} rows)", self.name(s)));
                 }
                 9 => {
                     // Idle past both retentions, often enough: the inbox too.
                     let inbox = dice.chance(500);
                     if inbox {
-                        self.world.services[s].replicas[0]
-                            .expire_inbox()
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        self.expire_inbox(s).await?;
                     }
                     self.note(format!(
                         "offsets of {}{} expire: it reads from the start",
@@ -205,6 +225,13 @@ impl<'w> Run<'w> {
             }
         }
         Ok(false)
+    }
+
+    async fn expire_inbox(&self, s: usize) -> Result<u64, String> {
+        self.world.services[s].replicas[0]
+            .expire_inbox()
+            .await
+            .map_err(|e| e.to_string())
     }
 
     fn name(&self, s: usize) -> &'static str {
@@ -289,9 +316,11 @@ impl<'w> Run<'w> {
         Ok(any)
     }
 
+    /// An old event of a topic the service reads is written again (a dead
+    /// letter replayed, say).
     fn replay(&mut self, s: usize) {
-        let topics = self.broker.topics_of(&self.group(s));
-        let topic = &topics[self.world.dice.below(topics.len().saturating_sub(1).max(1))];
+        let topics = self.world.services[s].spec.consumes;
+        let topic = topics[self.world.dice.below(topics.len())].name();
         if let Some(old) = self.broker.old(topic, self.world.dice.below(1 << 16)) {
             self.note(format!(
                 "replay {} {} of {}",
@@ -310,11 +339,7 @@ impl<'w> Run<'w> {
             .await
             .map_err(|e| e.to_string())?
             .map_or(0, |s| s.available);
-        let price = MoneyView {
-            amount_minor: 1_000,
-            currency: "EUR".into(),
-        };
-        orderflow_inventory::set_stock(db.pool(), sku, stock + n, &price)
+        orderflow_inventory::set_stock(db.pool(), sku, stock + n, &price())
             .await
             .map_err(|e| e.to_string())?;
         *self.restocked.entry(sku.to_string()).or_default() += n;
@@ -340,14 +365,7 @@ impl<'w> Run<'w> {
                 self.name(s),
                 head.key
             ));
-            self.jobs[s][r].push_back(Job {
-                message: head.into(),
-                delivered: None,
-                kind: Kind::Handle,
-                attempts: 0,
-                resolving: false,
-                laned: false,
-            });
+            self.jobs[s][r].push_back(Job::stored(head, false));
         }
         Ok(any)
     }
@@ -444,7 +462,12 @@ impl<'w> Run<'w> {
                     (None, Some(seq)) => format!("parked#{seq}"),
                     (None, None) => "held".into(),
                 };
-                format!("{}{} {} ({from})", type_of(&j.message), what, j.message.key)
+                format!(
+                    "{}{} {} ({from})",
+                    j.message.event_type(),
+                    what,
+                    j.message.key
+                )
             })
             .collect();
         format!(
@@ -526,14 +549,7 @@ impl<'w> Run<'w> {
                             self.name(s),
                             next.key
                         ));
-                        self.jobs[s][r].push_back(Job {
-                            message: next.into(),
-                            delivered: None,
-                            kind: Kind::Handle,
-                            attempts: 0,
-                            resolving: false,
-                            laned: true,
-                        });
+                        self.jobs[s][r].push_back(Job::stored(next, true));
                     }
                 }
                 Ended::Waiting => self.finish(s, r, &job),
@@ -618,17 +634,16 @@ impl<'w> Run<'w> {
         if parked == Parked::Head {
             let topic = retry_topic(self.name(s));
             let message = &job.message;
-            self.broker.produce(
+            let copy_offset = self.broker.produce(
                 &topic,
                 &message.key,
                 message.headers.clone(),
                 message.payload.clone(),
             );
-            let copy_offset = self.broker.len(&topic) as i64 - 1;
             let mut original = message.clone();
             original.parked_seq = None;
             self.retries.insert(
-                (topic.clone(), copy_offset),
+                (topic, copy_offset),
                 RetryCopy {
                     original,
                     attempts: job.attempts,
@@ -666,7 +681,7 @@ impl<'w> Run<'w> {
         self.note(format!(
             "  {} dead-letters {} {} ({error})",
             self.name(s),
-            type_of(&job.message),
+            job.message.event_type(),
             job.message.key
         ));
         let member = self.world.services[s].replicas[r].clone();
@@ -676,31 +691,8 @@ impl<'w> Run<'w> {
             .map_err(|e| e.to_string())?;
         self.finish(s, r, &job);
         if let Some(next) = next {
-            self.jobs[s][r].push_back(Job {
-                message: next.into(),
-                delivered: None,
-                kind: Kind::Handle,
-                attempts: 0,
-                resolving: false,
-                laned: true,
-            });
+            self.jobs[s][r].push_back(Job::stored(next, true));
         }
         Ok(())
     }
-}
-
-/// The event's short type, from its `ce_type` header.
-fn type_of(message: &Message) -> String {
-    message
-        .headers
-        .iter()
-        .find(|(k, _)| k == "ce_type")
-        .map(|(_, v)| {
-            String::from_utf8_lossy(v)
-                .rsplit('.')
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_default()
 }

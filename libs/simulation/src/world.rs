@@ -1,56 +1,20 @@
 //! The five services as the simulation runs them: each a database (SQLite
-//! files, or PostgreSQL databases with `ORDERFLOW_TEST_DATABASE`) with its
-//! migrations, and one or two replicas of its consumer over it, the real
-//! handlers inside. Made once per process; every run empties the tables.
+//! files, or PostgreSQL databases with `ORDERFLOW_TEST_DATABASE`, as the
+//! test kit makes them) with its migrations, and one or two replicas of its
+//! consumer over it, the real handlers inside. Made once per process; every
+//! run empties the tables.
 
 use std::sync::Arc;
 
 use orderflow_envelope::Codec;
 use orderflow_runtime::resilience::Policy;
 use orderflow_runtime::simulation::Member;
-use orderflow_runtime::sqlx::{self, Connection, Row};
+use orderflow_runtime::sqlx::{self, Row};
 use orderflow_runtime::telemetry::{Metrics, SagaMetrics};
 use orderflow_runtime::{Backend, Database, Emitter, Handler, ServiceSpec};
 
 use crate::dice::Dice;
 use crate::outside::{Mailbox, Provider, Registry};
-
-/// Where the databases live.
-pub struct Place {
-    /// `None`: SQLite files in a folder of the system's temp dir.
-    pub postgres: Option<String>,
-}
-
-impl Place {
-    /// From `ORDERFLOW_TEST_DATABASE`, if set.
-    pub fn from_env() -> Self {
-        Self {
-            postgres: std::env::var("ORDERFLOW_TEST_DATABASE").ok(),
-        }
-    }
-
-    async fn url(&self, run: &str, service: &str) -> Result<String, String> {
-        let Some(server) = &self.postgres else {
-            let dir = std::env::temp_dir().join(format!("orderflow-sim-{run}"));
-            return Ok(format!("sqlite://{}/{service}.db", dir.display()));
-        };
-        sqlx::any::install_default_drivers();
-        let server = server.trim_end_matches('/');
-        let name = format!("sim_{run}_{service}");
-        let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-            .await
-            .map_err(|e| format!("connecting to {server}/postgres: {e}"))?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(format!("{server}/{name}"))
-    }
-}
 
 /// One service: its database and its replicas.
 pub struct Service {
@@ -80,6 +44,7 @@ pub const NOTIFICATION: usize = 4;
 pub struct Databases {
     dbs: Vec<Database>,
     codec: Arc<Codec>,
+    _dir: tempfile::TempDir,
 }
 
 fn specs() -> [&'static ServiceSpec; 5] {
@@ -93,11 +58,14 @@ fn specs() -> [&'static ServiceSpec; 5] {
 }
 
 impl Databases {
-    pub async fn open(place: &Place, run: &str) -> Result<Self, String> {
+    pub async fn open() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let codec = Arc::new(Codec::new(Arc::new(Registry::default())));
         let mut dbs = Vec::new();
         for spec in specs() {
-            let url = place.url(run, spec.name).await?;
+            let url = orderflow_testkit::database_url(dir.path(), spec.name)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
             let db = Database::connect(&url, 4, false)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -110,7 +78,15 @@ impl Databases {
                 .map_err(|e| e.to_string())?;
             dbs.push(db);
         }
-        Ok(Self { dbs, codec })
+        Ok(Self {
+            dbs,
+            codec,
+            _dir: dir,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.dbs[0].backend()
     }
 
     /// A fresh world over these databases (emptied first) for one seed.
@@ -158,7 +134,7 @@ impl Databases {
                 replicas: (0..replicas)
                     .map(|_| {
                         Arc::new(Member::new(
-                            spec.name,
+                            spec,
                             handlers(i),
                             self.dbs[i].clone(),
                             Emitter::new(spec.name, self.codec.clone()),

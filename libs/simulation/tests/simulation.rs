@@ -4,7 +4,7 @@
 //! `ORDERFLOW_SIM_SEEDS` sets how many seeds (`a..b` for a range),
 //! `ORDERFLOW_SIM_TRACE=1` prints every trace.
 
-use orderflow_simulation::{run, Databases, Options, Place};
+use orderflow_simulation::{run, Backend, Databases, Options};
 
 fn seeds(default: u64) -> std::ops::Range<u64> {
     match std::env::var("ORDERFLOW_SIM_SEEDS") {
@@ -18,11 +18,11 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_sagas_promises_hold_under_every_simulated_interleaving() {
-    let place = Place::from_env();
-    let postgres = place.postgres.is_some();
-    let (replicas, default_seeds) = if postgres { (2, 200) } else { (1, 600) };
-    let run_id = format!("{}", std::process::id());
-    let databases = Databases::open(&place, &run_id).await.expect("databases");
+    let databases = Databases::open().await.expect("databases");
+    let (replicas, default_seeds) = match databases.backend() {
+        Backend::Postgres => (2, 200),
+        Backend::Sqlite => (1, 600),
+    };
     let options = Options {
         orders: 6,
         steps: 160,

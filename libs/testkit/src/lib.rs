@@ -73,7 +73,7 @@ pub(crate) fn init_test_logging() {
 /// Where a service of this stack keeps its data. SQLite files in the stack's
 /// folder by default; with `ORDERFLOW_TEST_DATABASE=postgres://user:pw@host:port`
 /// (a role allowed to create databases), a fresh PostgreSQL database each.
-pub(crate) async fn database_url(dir: &std::path::Path, service: &str) -> anyhow::Result<String> {
+pub async fn database_url(dir: &std::path::Path, service: &str) -> anyhow::Result<String> {
     let Ok(server) = std::env::var("ORDERFLOW_TEST_DATABASE") else {
         return Ok(format!("sqlite://{}/{service}.db", dir.display()));
     };
