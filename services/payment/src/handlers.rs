@@ -277,65 +277,45 @@ impl ExternalCall for ChargeCall {
 
     async fn record(&mut self, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
         let r = self.reserved.clone();
-        match self.outcome.clone() {
-            Some(ChargeOutcome::Charged { payment_id }) => {
-                if store::finish(
-                    ctx.tx,
-                    &r.order_id,
-                    &[Status::Pending],
-                    Status::Charged,
-                    Some(&payment_id),
-                    None,
-                )
-                .await?
-                {
-                    ctx.emit(PaymentProcessed {
-                        order_id: r.order_id,
-                        customer_id: r.customer_id,
-                        payment_id,
-                        amount: r.total,
-                        shipping_address: r.shipping_address,
-                    });
-                }
+        let Some(outcome) = self.outcome.clone() else {
+            return Err(HandlerError::Permanent(
+                "charge recorded before it was made".into(),
+            ));
+        };
+        let (status, payment_id, reason) = match &outcome {
+            ChargeOutcome::Charged { payment_id } => {
+                (Status::Charged, Some(payment_id.as_str()), None)
             }
-            Some(ChargeOutcome::Declined { reason }) => {
-                if store::finish(
-                    ctx.tx,
-                    &r.order_id,
-                    &[Status::Pending],
-                    Status::Declined,
-                    None,
-                    Some(&reason),
-                )
-                .await?
-                {
-                    ctx.emit(PaymentFailed {
-                        order_id: r.order_id,
-                        customer_id: r.customer_id,
-                        amount: r.total,
-                        reason,
-                    });
-                }
-            }
-            Some(ChargeOutcome::NotCharged) => {
-                if store::finish(
-                    ctx.tx,
-                    &r.order_id,
-                    &[Status::Pending],
-                    Status::Failed,
-                    None,
-                    Some(PROVIDER_UNAVAILABLE),
-                )
-                .await?
-                {
-                    unavailable(ctx, r);
-                }
-            }
-            None => {
-                return Err(HandlerError::Permanent(
-                    "charge recorded before it was made".into(),
-                ))
-            }
+            ChargeOutcome::Declined { reason } => (Status::Declined, None, Some(reason.as_str())),
+            ChargeOutcome::NotCharged => (Status::Failed, None, Some(PROVIDER_UNAVAILABLE)),
+        };
+        let decided = store::finish(
+            ctx.tx,
+            &r.order_id,
+            &[Status::Pending],
+            status,
+            payment_id,
+            reason,
+        )
+        .await?;
+        if !decided {
+            return Ok(());
+        }
+        match outcome {
+            ChargeOutcome::Charged { payment_id } => ctx.emit(PaymentProcessed {
+                order_id: r.order_id,
+                customer_id: r.customer_id,
+                payment_id,
+                amount: r.total,
+                shipping_address: r.shipping_address,
+            }),
+            ChargeOutcome::Declined { reason } => ctx.emit(PaymentFailed {
+                order_id: r.order_id,
+                customer_id: r.customer_id,
+                amount: r.total,
+                reason,
+            }),
+            ChargeOutcome::NotCharged => unavailable(ctx, r),
         }
         Ok(())
     }
