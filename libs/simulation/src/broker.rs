@@ -111,13 +111,15 @@ impl Broker {
 
     /// Up to `max` messages for `replica` of `group`, in offset order per
     /// partition it owns, skipping keys in `busy` (and every later message
-    /// of a skipped key: one message per key at a time).
+    /// of a skipped key: one message per key at a time) and messages not
+    /// `due` yet (a retry copy whose tier's delay has not passed).
     pub fn deliver(
         &mut self,
         group: &str,
         replica: usize,
         busy: &BTreeSet<String>,
         max: usize,
+        mut due: impl FnMut(&Message) -> bool,
     ) -> Vec<Message> {
         let Some(g) = self.groups.get_mut(group) else {
             return Vec::new();
@@ -141,7 +143,7 @@ impl Broker {
                 break;
             }
             let message = &self.logs[&at.topic][at.offset as usize];
-            if Self::owner(g, &at.topic, message.partition) != replica {
+            if Self::owner(g, &at.topic, message.partition) != replica || !due(message) {
                 continue;
             }
             if blocked.contains(&message.key) || in_flight_keys.contains(&message.key) {

@@ -4,7 +4,8 @@
 //! replica takes which messages, duplicates and redeliveries, crashes
 //! before and after a commit, rebalances, expired inboxes and offsets,
 //! replays of old events, retry copies, deadlines, provider and mail
-//! answers lost after success, and (on PostgreSQL) two replicas' batches at
+//! answers lost after success, handlers failing
+//! transiently, and (on PostgreSQL) two replicas' batches at
 //! once. After each run the saga's invariants are checked; a failing seed
 //! prints its trace, and the same seed replays the same run. See
 //! docs/testing.md.
@@ -13,6 +14,7 @@
 mod broker;
 mod dice;
 mod facts;
+mod hiccups;
 mod outside;
 mod run;
 mod world;

@@ -153,7 +153,7 @@ impl<'w> Run<'w> {
                 if pair { 20 } else { 0 },
                 25, // a call
                 8,  // resume stalled heads
-                4,  // crash
+                6,  // crash
                 3,  // rebalance
                 3,  // inbox expires
                 3,  // offsets expire
@@ -398,9 +398,13 @@ impl<'w> Run<'w> {
             .map(|j| j.message.key.clone())
             .collect();
         let member = self.world.services[s].replicas[r].clone();
+        let retry = retry_topic(self.name(s));
         for delivered in self
             .broker
-            .deliver(&self.group(s), r, &busy, 1 + dice.below(4))
+            .deliver(&self.group(s), r, &busy, 1 + dice.below(4), |m| {
+                // A tier's delay: a copy is due at one look in four.
+                m.topic != retry || !dice.is_stormy() || dice.chance(250)
+            })
         {
             let retry = self
                 .retries
@@ -552,7 +556,15 @@ impl<'w> Run<'w> {
                         self.jobs[s][r].push_back(Job::stored(next, true));
                     }
                 }
-                Ended::Waiting => self.finish(s, r, &job),
+                Ended::Waiting => {
+                    self.note(format!(
+                        "  {} {} {} waits behind its order's head",
+                        self.name(s),
+                        job.message.event_type(),
+                        job.message.key
+                    ));
+                    self.finish(s, r, &job);
+                }
                 Ended::Call(call) => {
                     job.resolving |= matches!(job.kind, Kind::Deadline(_));
                     job.kind = Kind::Call(call);

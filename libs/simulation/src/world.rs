@@ -14,6 +14,7 @@ use orderflow_runtime::telemetry::{Metrics, SagaMetrics};
 use orderflow_runtime::{Backend, Database, Emitter, Handler, ServiceSpec};
 
 use crate::dice::Dice;
+use crate::hiccups::Hiccups;
 use crate::outside::{Mailbox, Provider, Registry};
 
 /// One service: its database and its replicas.
@@ -133,9 +134,13 @@ impl Databases {
                 db: self.dbs[i].clone(),
                 replicas: (0..replicas)
                     .map(|_| {
+                        let handler = Arc::new(Hiccups {
+                            inner: handlers(i),
+                            dice: dice.clone(),
+                        });
                         Arc::new(Member::new(
                             spec,
-                            handlers(i),
+                            handler,
                             self.dbs[i].clone(),
                             Emitter::new(spec.name, self.codec.clone()),
                         ))
