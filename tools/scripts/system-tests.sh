@@ -56,6 +56,8 @@ fi
 cargo build --bins
 echo "== component tests on PostgreSQL"
 cargo test -p orderflow-testkit --no-fail-fast
+echo "== the saga simulation on PostgreSQL (two replicas per service)"
+cargo test -p orderflow-simulation
 echo "== system tests on Kafka and PostgreSQL"
 cargo test -p orderflow-testkit --features system --test system -- --test-threads=1 --nocapture
 echo "system tier took $(( $(date +%s) - started ))s"

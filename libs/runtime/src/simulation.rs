@@ -106,6 +106,19 @@ impl Task {
     }
 }
 
+/// A batch of one replica between its steps: prepared, staged in its open
+/// transaction, ended.
+pub struct Batch {
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    items: Vec<HandleWork>,
+    ended: Vec<Option<Ended>>,
+    /// Where each item stands among `ended`.
+    positions: Vec<usize>,
+    /// How staging, then ending the transaction, went.
+    staged: Option<Result<(), Failed>>,
+    commit: bool,
+}
+
 /// How an item ended, as the consumer would go on from it.
 pub enum Ended {
     /// Done (handled, a duplicate, failed in domain terms at its deadline);
@@ -159,40 +172,126 @@ impl Member {
     /// transaction, then (if it fails) one at a time. With `commit` false
     /// the process dies before COMMIT: everything is rolled back.
     pub async fn apply(&self, tasks: Vec<Task>, commit: bool) -> Vec<Ended> {
-        let mut ended: Vec<Option<Ended>> = Vec::with_capacity(tasks.len());
-        let mut items = Vec::new();
-        let mut positions = Vec::new();
+        let mut batch = self.open(tasks).await;
+        self.stage(&mut batch).await;
+        self.end(&mut batch, commit).await;
+        self.finish(batch).await
+    }
+
+    /// Prepares `tasks` as the worker does and begins their transaction;
+    /// [`Member::stage`] applies them in it, [`Member::end`] commits or rolls
+    /// it back and [`Member::finish`] applies the items one at a time if it
+    /// failed. Two replicas' batches can so run side by side, step by step.
+    pub async fn open(&self, tasks: Vec<Task>) -> Batch {
+        let mut batch = Batch {
+            tx: None,
+            items: Vec::new(),
+            ended: Vec::with_capacity(tasks.len()),
+            positions: Vec::new(),
+            staged: None,
+            commit: true,
+        };
         for task in tasks {
             match self.prepare(task).await {
                 Ok(item) => {
-                    positions.push(ended.len());
-                    ended.push(None);
-                    items.push(item);
+                    batch.positions.push(batch.ended.len());
+                    batch.ended.push(None);
+                    batch.items.push(item);
                 }
-                Err(e) => ended.push(Some(Ended::Failed(e))),
+                Err(e) => batch.ended.push(Some(Ended::Failed(e))),
             }
         }
-        let applied = together_or_alone(
-            &Ending {
-                db: &self.db,
-                context: &self.ctx,
-                commit,
-            },
-            &mut items,
+        match self.db.pool().begin().await {
+            Ok(tx) => batch.tx = Some(tx),
+            Err(e) => batch.staged = Some(Err(e.into())),
+        }
+        batch
+    }
+
+    /// The PostgreSQL backend of the batch's transaction, if it has one.
+    pub async fn backend_pid(&self, batch: &mut Batch) -> Option<i32> {
+        use sqlx::Row;
+        let tx = batch.tx.as_mut()?;
+        let row = sqlx::query("SELECT pg_backend_pid() AS pid")
+            .fetch_one(&mut **tx)
+            .await
+            .ok()?;
+        row.try_get("pid").ok()
+    }
+
+    /// Whether that backend waits for a lock another transaction holds.
+    pub async fn waits_for_lock(&self, pid: i32) -> bool {
+        use sqlx::Row;
+        sqlx::query(
+            "SELECT CAST(COALESCE(wait_event_type, '') AS TEXT) AS waits
+             FROM pg_stat_activity WHERE pid = $1",
         )
-        .await;
-        let results = items
+        .bind(pid)
+        .fetch_optional(self.db.reader())
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<String, _>("waits").ok())
+        .is_some_and(|waits| waits == "Lock")
+    }
+
+    /// Applies the batch's items in its transaction (not committed yet).
+    pub async fn stage(&self, batch: &mut Batch) {
+        if let Some(tx) = batch.tx.as_mut() {
+            let staged = stage(tx, &self.ctx, &mut batch.items, 0).await;
+            batch.staged = Some(staged.map(|_| ()));
+        }
+    }
+
+    /// Ends the batch's transaction: commits what was staged or, with
+    /// `commit` false, dies before COMMIT; a batch that failed is rolled back.
+    pub async fn end(&self, batch: &mut Batch, commit: bool) {
+        batch.commit = commit;
+        let staged = batch.staged.take().unwrap_or(Ok(()));
+        let ended = match (batch.tx.take(), staged) {
+            (Some(tx), Ok(())) if commit => tx.commit().await.map_err(Failed::from),
+            (Some(tx), Ok(())) => tx.rollback().await.map_err(Failed::from),
+            (tx, Err(failed)) => {
+                if let Some(tx) = tx {
+                    let _ = tx.rollback().await;
+                }
+                Err(failed)
+            }
+            (None, Ok(())) => Ok(()),
+        };
+        batch.staged = Some(ended);
+    }
+
+    /// How each item ended; if the batch's transaction failed, its items are
+    /// first applied one at a time, as group commit does.
+    pub async fn finish(&self, mut batch: Batch) -> Vec<Ended> {
+        let commit = batch.commit;
+        let ended_together = batch.staged.take().unwrap_or(Ok(()));
+        let results = match ended_together {
+            Ok(()) => batch.items.iter().map(|_| Ok(())).collect(),
+            Err(_) => {
+                let ending = Ending {
+                    db: &self.db,
+                    context: &self.ctx,
+                    commit,
+                };
+                together_or_alone(&ending, &mut batch.items).await.results
+            }
+        };
+        let results = batch
+            .items
             .into_iter()
-            .zip(applied.results)
+            .zip(results)
             .map(|(item, result)| match result {
                 Ok(()) if commit => outcome(item),
                 Ok(()) => Ended::RolledBack,
                 Err(e) => Ended::Failed(e),
             });
-        for (position, result) in positions.into_iter().zip(results) {
-            ended[position] = Some(result);
+        for (position, result) in batch.positions.into_iter().zip(results) {
+            batch.ended[position] = Some(result);
         }
-        ended
+        batch
+            .ended
             .into_iter()
             .map(|e| e.expect("every item ended"))
             .collect()

@@ -5,7 +5,7 @@
 //! delivered again (to the partition's owner then). A group whose committed
 //! offsets expired reads its topics from the start again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use orderflow_runtime::simulation::Message;
 
@@ -106,53 +106,60 @@ impl Broker {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
-        (hash % group.replicas.max(1) as u64) as usize
+        // The high bits: an FNV hash's lowest bit is only the parity of its bytes.
+        ((hash >> 32) % group.replicas.max(1) as u64) as usize
     }
 
-    /// Up to `max` messages for `replica` of `group`, in offset order per
-    /// partition it owns, skipping keys in `busy` (and every later message
-    /// of a skipped key: one message per key at a time) and messages not
-    /// `due` yet (a retry copy whose tier's delay has not passed).
+    /// Up to `max` messages for `replica` of `group`: in offset order per
+    /// partition it owns, one partition after another starting at the
+    /// `turn`-th (as a consumer fetches from all it owns); skipping keys in
+    /// `busy` (and every later message of a skipped key: one message per
+    /// key at a time) and messages not `due` yet (a retry copy whose tier's
+    /// delay has not passed).
     pub fn deliver(
         &mut self,
         group: &str,
         replica: usize,
         busy: &BTreeSet<String>,
-        max: usize,
+        (max, turn): (usize, usize),
         mut due: impl FnMut(&Message) -> bool,
     ) -> Vec<Message> {
         let Some(g) = self.groups.get_mut(group) else {
             return Vec::new();
         };
-        let mut taken = Vec::new();
         let mut blocked = busy.clone();
-        let mut in_flight_keys = BTreeSet::new();
         for (at, state) in &g.states {
             if let State::InFlight(_) = state {
-                in_flight_keys.insert(self.logs[&at.topic][at.offset as usize].key.clone());
+                blocked.insert(self.logs[&at.topic][at.offset as usize].key.clone());
             }
         }
-        let candidates: Vec<Offset> = g
-            .states
-            .iter()
-            .filter(|(_, s)| **s == State::Fresh)
-            .map(|(at, _)| at.clone())
-            .collect();
-        for at in candidates {
-            if taken.len() >= max {
-                break;
+        let mut streams: BTreeMap<(String, i32), VecDeque<Offset>> = BTreeMap::new();
+        for (at, state) in &g.states {
+            let partition = self.logs[&at.topic][at.offset as usize].partition;
+            if *state == State::Fresh && Self::owner(g, &at.topic, partition) == replica {
+                streams
+                    .entry((at.topic.clone(), partition))
+                    .or_default()
+                    .push_back(at.clone());
             }
+        }
+        let mut streams: Vec<VecDeque<Offset>> = streams.into_values().collect();
+        let mut taken = Vec::new();
+        let (count, mut next) = (streams.len(), turn);
+        while taken.len() < max && streams.iter().any(|s| !s.is_empty()) {
+            let stream = &mut streams[next % count];
+            next += 1;
+            let Some(at) = stream.pop_front() else {
+                continue;
+            };
             let message = &self.logs[&at.topic][at.offset as usize];
-            if Self::owner(g, &at.topic, message.partition) != replica || !due(message) {
+            if !due(message) {
                 continue;
             }
-            if blocked.contains(&message.key) || in_flight_keys.contains(&message.key) {
-                blocked.insert(message.key.clone());
-                continue;
+            if blocked.insert(message.key.clone()) {
+                g.states.insert(at, State::InFlight(replica));
+                taken.push(message.clone());
             }
-            blocked.insert(message.key.clone());
-            g.states.insert(at, State::InFlight(replica));
-            taken.push(message.clone());
         }
         taken
     }

@@ -90,6 +90,8 @@ pub struct Run<'w> {
     broker: Broker,
     jobs: Vec<Vec<VecDeque<Job>>>,
     retries: HashMap<(String, i64), RetryCopy>,
+    /// Storm steps each service stays down for (no batches, no calls).
+    down: Vec<usize>,
     pub placed: usize,
     pub restocked: BTreeMap<String, i64>,
     pub dead_letters: usize,
@@ -117,6 +119,7 @@ impl<'w> Run<'w> {
                 .map(|_| (0..replicas).map(|_| VecDeque::new()).collect())
                 .collect(),
             retries: HashMap::new(),
+            down: vec![0; world.services.len()],
             placed: 0,
             restocked: BTreeMap::new(),
             dead_letters: 0,
@@ -145,12 +148,20 @@ impl<'w> Run<'w> {
         for _ in 0..options.steps {
             let s = dice.below(services);
             let r = dice.below(replicas);
+            // With replicas side by side (PostgreSQL) the relays run at
+            // every step, so that one order's events reach two replicas at
+            // once; otherwise relaying is a step of its own.
             let pair = self.world.backend == Backend::Postgres && replicas > 1;
+            if pair {
+                for service in 0..services {
+                    self.relay(service).await?;
+                }
+            }
             let weights = [
                 if self.placed < options.orders { 30 } else { 0 },
-                25, // relay
-                60, // a batch
-                if pair { 20 } else { 0 },
+                if pair { 0 } else { 25 }, // relay
+                60,                        // a batch
+                if pair { 40 } else { 0 },
                 25, // a call
                 8,  // resume stalled heads
                 6,  // crash
@@ -159,7 +170,11 @@ impl<'w> Run<'w> {
                 3,  // offsets expire
                 3,  // replay an old event
                 4,  // restock
+                4,  // an outage: the service's backlog grows
             ];
+            for left in &mut self.down {
+                *left = left.saturating_sub(1);
+            }
             match dice.weighted(&weights) {
                 0 => self.place().await?,
                 1 => {
@@ -168,7 +183,9 @@ impl<'w> Run<'w> {
                 2 => {
                     self.batch(s, r).await?;
                 }
-                3 => self.pair(s).await?,
+                3 => {
+                    self.pair(s).await?;
+                }
                 4 => {
                     self.call(s, r).await?;
                 }
@@ -198,15 +215,26 @@ impl<'w> Run<'w> {
                     self.broker.rewind(&self.group(s));
                 }
                 10 => self.replay(s),
-                _ => self.restock().await?,
+                11 => self.restock().await?,
+                _ => {
+                    self.down[s] = 20 + dice.below(80);
+                    self.note(format!(
+                        "{} is down for {} steps",
+                        self.name(s),
+                        self.down[s]
+                    ));
+                }
             }
         }
         Ok(())
     }
 
-    /// The calm: no faults; every replica works until nothing is left.
+    /// The calm: no faults; every replica works until nothing is left
+    /// (on PostgreSQL the two replicas of a service side by side).
     pub async fn calm(&mut self, replicas: usize) -> Result<bool, String> {
         self.world.dice.calm();
+        self.down.fill(0);
+        let pairs = self.world.backend == Backend::Postgres && replicas > 1;
         for _ in 0..400 {
             let mut busy = false;
             for s in 0..self.world.services.len() {
@@ -217,6 +245,11 @@ impl<'w> Run<'w> {
                         self.call(s, r).await?;
                         busy = true;
                     }
+                }
+                if pairs {
+                    busy |= self.pair(s).await?;
+                }
+                for r in 0..replicas {
                     busy |= self.batch(s, r).await?;
                 }
             }
@@ -399,13 +432,16 @@ impl<'w> Run<'w> {
             .collect();
         let member = self.world.services[s].replicas[r].clone();
         let retry = retry_topic(self.name(s));
-        for delivered in self
-            .broker
-            .deliver(&self.group(s), r, &busy, 1 + dice.below(4), |m| {
+        for delivered in self.broker.deliver(
+            &self.group(s),
+            r,
+            &busy,
+            (1 + dice.below(4), dice.below(8)),
+            |m| {
                 // A tier's delay: a copy is due at one look in four.
                 m.topic != retry || !dice.is_stormy() || dice.chance(250)
-            })
-        {
+            },
+        ) {
             let retry = self
                 .retries
                 .get(&(delivered.topic.clone(), delivered.offset));
@@ -488,6 +524,9 @@ impl<'w> Run<'w> {
 
     /// One replica's batch.
     async fn batch(&mut self, s: usize, r: usize) -> Result<bool, String> {
+        if self.down[s] > 0 {
+            return Ok(false);
+        }
         let mut jobs = self.take(s, r);
         if jobs.is_empty() {
             return Ok(false);
@@ -503,13 +542,16 @@ impl<'w> Run<'w> {
 
     /// Both replicas of a service apply a batch at the same time
     /// (PostgreSQL: two transactions side by side).
-    async fn pair(&mut self, s: usize) -> Result<(), String> {
+    async fn pair(&mut self, s: usize) -> Result<bool, String> {
+        if self.down[s] > 0 {
+            return Ok(false);
+        }
         let mut a = self.take(s, 0);
         let mut b = self.take(s, 1);
         if a.is_empty() || b.is_empty() {
             self.jobs[s][0].extend(a);
             self.jobs[s][1].extend(b);
-            return Ok(());
+            return Ok(false);
         }
         self.note(format!(
             "together: {} | {}",
@@ -521,9 +563,42 @@ impl<'w> Run<'w> {
             self.world.services[s].replicas[0].clone(),
             self.world.services[s].replicas[1].clone(),
         );
-        let (ea, eb) = tokio::join!(ma.apply(ta, true), mb.apply(tb, true));
+        // Deterministic interleaving: the first batch runs all its
+        // statements; the second runs until it is done or waits for a lock
+        // the first holds; the first commits, then the second. A batch that
+        // failed is applied one at a time only after both transactions end.
+        let (mut ba, mut bb) = (ma.open(ta).await, mb.open(tb).await);
+        let pid = mb.backend_pid(&mut bb).await;
+        ma.stage(&mut ba).await;
+        let mut first_ended = false;
+        {
+            let staging = mb.stage(&mut bb);
+            tokio::pin!(staging);
+            loop {
+                tokio::select! {
+                    () = &mut staging => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(2)) => {
+                        let Some(pid) = pid else { continue };
+                        if mb.waits_for_lock(pid).await {
+                            self.note("  (the second waits for the first's lock)".into());
+                            ma.end(&mut ba, true).await;
+                            first_ended = true;
+                            (&mut staging).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !first_ended {
+            ma.end(&mut ba, true).await;
+        }
+        mb.end(&mut bb, true).await;
+        let ea = ma.finish(ba).await;
+        let eb = mb.finish(bb).await;
         self.settle(s, 0, a, ea).await?;
-        self.settle(s, 1, b, eb).await
+        self.settle(s, 1, b, eb).await?;
+        Ok(true)
     }
 
     /// What the consumer does with each item's end.
@@ -592,6 +667,9 @@ impl<'w> Run<'w> {
 
     /// Makes replica `r`'s first call, with no transaction held.
     async fn call(&mut self, s: usize, r: usize) -> Result<bool, String> {
+        if self.down[s] > 0 {
+            return Ok(false);
+        }
         let Some(i) = self.jobs[s][r]
             .iter()
             .position(|j| matches!(j.kind, Kind::Call(_)))

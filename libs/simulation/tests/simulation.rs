@@ -20,8 +20,8 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
 async fn the_sagas_promises_hold_under_every_simulated_interleaving() {
     let databases = Databases::open().await.expect("databases");
     let (replicas, default_seeds) = match databases.backend() {
-        Backend::Postgres => (2, 200),
-        Backend::Sqlite => (1, 600),
+        Backend::Postgres => (2, 100),
+        Backend::Sqlite => (1, 400),
     };
     let options = Options {
         orders: 6,
