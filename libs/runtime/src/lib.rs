@@ -29,6 +29,7 @@ pub mod simulation;
 pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
+pub use consumer::parking::parked_orders;
 pub use consumer::retry::{tier_topic, RETRY_HEADER_PREFIX};
 pub use consumer::PREFETCH;
 pub use db::{in_list, values_list, Backend, Database};

@@ -409,18 +409,10 @@ impl Member {
         Ok(rows)
     }
 
-    /// The keys parked now.
+    /// The orders parked now (a key's row or an event stored behind one).
     pub async fn parked(&self) -> Result<Vec<String>, sqlx::Error> {
-        use sqlx::Row;
-        sqlx::query(
-            "SELECT message_key FROM orderflow_parked_keys WHERE consumer = $1 ORDER BY message_key",
-        )
-        .bind(self.group())
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get("message_key"))
-        .collect()
+        let mut conn = self.db.pool().acquire().await?;
+        parking::parked_orders(&mut conn).await
     }
 }
 

@@ -115,12 +115,13 @@ impl Broker {
     /// `turn`-th (as a consumer fetches from all it owns); skipping keys in
     /// `busy` (and every later message of a skipped key: one message per
     /// key at a time) and messages not `due` yet (a retry copy whose tier's
-    /// delay has not passed).
+    /// delay has not passed). The first message of a key in `first` goes
+    /// ahead of the others (a fetch that happens to bring it just then).
     pub fn deliver(
         &mut self,
         group: &str,
         replica: usize,
-        busy: &BTreeSet<String>,
+        (busy, first): (&BTreeSet<String>, &BTreeSet<String>),
         (max, turn): (usize, usize),
         mut due: impl FnMut(&Message) -> bool,
     ) -> Vec<Message> {
@@ -145,6 +146,21 @@ impl Broker {
         }
         let mut streams: Vec<VecDeque<Offset>> = streams.into_values().collect();
         let mut taken = Vec::new();
+        for stream in &mut streams {
+            let Some(i) = stream
+                .iter()
+                .position(|at| first.contains(&self.logs[&at.topic][at.offset as usize].key))
+            else {
+                continue;
+            };
+            // Nothing of its key is before it: it is its key's first.
+            let message = &self.logs[&stream[i].topic][stream[i].offset as usize];
+            if taken.len() < max && due(message) && blocked.insert(message.key.clone()) {
+                let at = stream.remove(i).expect("found");
+                g.states.insert(at, State::InFlight(replica));
+                taken.push(message.clone());
+            }
+        }
         let (count, mut next) = (streams.len(), turn);
         while taken.len() < max && streams.iter().any(|s| !s.is_empty()) {
             let stream = &mut streams[next % count];

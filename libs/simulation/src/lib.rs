@@ -5,8 +5,9 @@
 //! before and after a commit, rebalances, expired inboxes and offsets,
 //! replays of old events, retry copies, deadlines, provider and mail
 //! answers lost after success, handlers failing
-//! transiently, and (on PostgreSQL) two replicas' batches at
-//! once. After each run the saga's invariants are checked; a failing seed
+//! transiently, outages, and (on PostgreSQL) two replicas' batches at
+//! once. Then a calm: the operator replays the dead letters and the saga
+//! finishes. After each run the saga's invariants are checked; a failing seed
 //! prints its trace, and the same seed replays the same run. See
 //! docs/testing.md.
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub struct Report {
     pub settled: bool,
     pub trace: Vec<String>,
     pub orders: usize,
+    /// Dead letters of the storm, replayed in the calm.
     pub dead_letters: usize,
 }
 
@@ -59,6 +61,6 @@ pub async fn run(databases: &Databases, seed: u64, options: Options) -> Result<R
         settled,
         trace: world.dice.trace(),
         orders: run.placed,
-        dead_letters: run.dead_letters,
+        dead_letters: run.replayed,
     })
 }

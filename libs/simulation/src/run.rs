@@ -94,7 +94,10 @@ pub struct Run<'w> {
     down: Vec<usize>,
     pub placed: usize,
     pub restocked: BTreeMap<String, i64>,
-    pub dead_letters: usize,
+    /// What was dead-lettered, to replay as an operator would.
+    dead_letters: Vec<Message>,
+    /// Dead letters the operator replayed.
+    pub replayed: usize,
 }
 
 fn retry_topic(service: &str) -> String {
@@ -122,7 +125,8 @@ impl<'w> Run<'w> {
             down: vec![0; world.services.len()],
             placed: 0,
             restocked: BTreeMap::new(),
-            dead_letters: 0,
+            dead_letters: Vec::new(),
+            replayed: 0,
         }
     }
 
@@ -170,10 +174,18 @@ impl<'w> Run<'w> {
                 3,  // offsets expire
                 3,  // replay an old event
                 4,  // restock
-                4,  // an outage: the service's backlog grows
+                4,  // an outage: the service's backlog grows, its heads stall
             ];
-            for left in &mut self.down {
-                *left = left.saturating_sub(1);
+            for service in 0..services {
+                if self.down[service] == 1 {
+                    // Back: a starting replica first looks for stalled heads.
+                    self.down[service] = 0;
+                    self.note(format!("{} is back", self.name(service)));
+                    for r in 0..replicas {
+                        self.resume(service, r).await?;
+                    }
+                }
+                self.down[service] = self.down[service].saturating_sub(1);
             }
             match dice.weighted(&weights) {
                 0 => self.place().await?,
@@ -217,6 +229,10 @@ impl<'w> Run<'w> {
                 10 => self.replay(s),
                 11 => self.restock().await?,
                 _ => {
+                    // Its processes die; it comes back after a while.
+                    for r in 0..replicas {
+                        self.crash(s, r);
+                    }
                     self.down[s] = 20 + dice.below(80);
                     self.note(format!(
                         "{} is down for {} steps",
@@ -234,6 +250,19 @@ impl<'w> Run<'w> {
     pub async fn calm(&mut self, replicas: usize) -> Result<bool, String> {
         self.world.dice.calm();
         self.down.fill(0);
+        // The stuck-saga alert fires; the operator replays every dead
+        // letter once (as `orderflow dlq replay` does: to its topic, as it was).
+        for letter in std::mem::take(&mut self.dead_letters) {
+            self.note(format!(
+                "operator replays dead letter {} of {} to {}",
+                letter.event_type(),
+                letter.key,
+                letter.topic
+            ));
+            self.broker
+                .produce(&letter.topic, &letter.key, letter.headers, letter.payload);
+            self.replayed += 1;
+        }
         let pairs = self.world.backend == Backend::Postgres && replicas > 1;
         for _ in 0..400 {
             let mut busy = false;
@@ -387,6 +416,9 @@ impl<'w> Run<'w> {
     }
 
     async fn resume(&mut self, s: usize, r: usize) -> Result<bool, String> {
+        if self.down[s] > 0 {
+            return Ok(false);
+        }
         let heads = self.world.services[s].replicas[r]
             .claim_stalled()
             .await
@@ -430,16 +462,22 @@ impl<'w> Run<'w> {
             .filter(|j| j.laned)
             .map(|j| j.message.key.clone())
             .collect();
+        // Often, a resumed head's key has a fresh event in the same batch.
+        let first: BTreeSet<String> = taken
+            .iter()
+            .filter(|j| !j.laned && dice.chance(500))
+            .map(|j| j.message.key.clone())
+            .collect();
         let member = self.world.services[s].replicas[r].clone();
         let retry = retry_topic(self.name(s));
         for delivered in self.broker.deliver(
             &self.group(s),
             r,
-            &busy,
+            (&busy, &first),
             (1 + dice.below(4), dice.below(8)),
             |m| {
                 // A tier's delay: a copy is due at one look in four.
-                m.topic != retry || !dice.is_stormy() || dice.chance(250)
+                m.topic != retry || !dice.is_stormy() || dice.chance(500)
             },
         ) {
             let retry = self
@@ -526,6 +564,10 @@ impl<'w> Run<'w> {
     async fn batch(&mut self, s: usize, r: usize) -> Result<bool, String> {
         if self.down[s] > 0 {
             return Ok(false);
+        }
+        if self.world.dice.is_stormy() && self.world.dice.chance(300) {
+            // The look for stalled heads runs just as the poll brings more.
+            self.resume(s, r).await?;
         }
         let mut jobs = self.take(s, r);
         if jobs.is_empty() {
@@ -629,6 +671,11 @@ impl<'w> Run<'w> {
                             next.key
                         ));
                         self.jobs[s][r].push_back(Job::stored(next, true));
+                        if self.world.dice.is_stormy() && self.world.dice.chance(200) {
+                            self.note(format!("{}#{r} dies before it gets there", self.name(s)));
+                            self.crash(s, r);
+                            return Ok(());
+                        }
                     }
                 }
                 Ended::Waiting => {
@@ -767,7 +814,9 @@ impl<'w> Run<'w> {
         job: Job,
         error: &str,
     ) -> Result<(), String> {
-        self.dead_letters += 1;
+        let mut letter = job.message.clone();
+        letter.parked_seq = None;
+        self.dead_letters.push(letter);
         self.note(format!(
             "  {} dead-letters {} {} ({error})",
             self.name(s),

@@ -134,10 +134,7 @@ impl Databases {
                 db: self.dbs[i].clone(),
                 replicas: (0..replicas)
                     .map(|_| {
-                        let handler = Arc::new(Hiccups {
-                            inner: handlers(i),
-                            dice: dice.clone(),
-                        });
+                        let handler = Arc::new(Hiccups::new(handlers(i), dice.clone()));
                         Arc::new(Member::new(
                             spec,
                             handler,

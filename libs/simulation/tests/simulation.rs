@@ -21,11 +21,11 @@ async fn the_sagas_promises_hold_under_every_simulated_interleaving() {
     let databases = Databases::open().await.expect("databases");
     let (replicas, default_seeds) = match databases.backend() {
         Backend::Postgres => (2, 100),
-        Backend::Sqlite => (1, 400),
+        Backend::Sqlite => (1, 300),
     };
     let options = Options {
-        orders: 6,
-        steps: 160,
+        orders: 10,
+        steps: 240,
         replicas,
     };
     let mut failed = Vec::new();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use orderflow_api::OrderView;
 use orderflow_invariants::{self as invariants, OrderFacts, StockFacts, Violation};
-use orderflow_runtime::sqlx::{self, Row};
+use orderflow_runtime::sqlx;
 
 use crate::api::Api;
 
@@ -139,13 +139,7 @@ pub async fn parked_orders(
     let mut parked = Vec::new();
     for (service, url) in databases {
         let pool = sqlx::AnyPool::connect(url).await?;
-        let keys =
-            sqlx::query("SELECT message_key FROM orderflow_parked_keys ORDER BY message_key")
-                .fetch_all(&pool)
-                .await?
-                .iter()
-                .map(|r| r.try_get("message_key"))
-                .collect::<Result<Vec<String>, _>>()?;
+        let keys = orderflow_runtime::parked_orders(&mut *pool.acquire().await?).await?;
         pool.close().await;
         parked.push((service.to_string(), keys));
     }

@@ -291,6 +291,21 @@ pub async fn count(conn: &mut AnyConnection, consumer: &str) -> Result<i64, sqlx
         .try_get("n")
 }
 
+/// Every order a service database holds parked, of any consumer: a key's
+/// row or an event stored behind one. At rest both are empty; an event
+/// whose key has no row would never be resumed.
+pub async fn parked_orders(conn: &mut AnyConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT message_key FROM orderflow_parked_keys
+         UNION SELECT message_key FROM orderflow_parked_events ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get("message_key"))
+    .collect()
+}
+
 fn parked_event(key: &str, row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
     Ok(ParkedEvent {
         key: key.to_string(),
