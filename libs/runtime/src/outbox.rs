@@ -9,7 +9,10 @@
 //! relay never reads back what it was just given; rows whose lease ran out
 //! (their writer died, or publishing failed and the row backs off) are
 //! claimed by any replica's relay with a short update (`SKIP LOCKED` on
-//! PostgreSQL). No transaction is held while the broker acknowledges. A row
+//! PostgreSQL), at every poll interval however busy the hand-off is. A row
+//! its replaced producer dropped unanswered goes again at once, ahead of
+//! the rows handed off after it, so an order's events keep their order.
+//! No transaction is held while the broker acknowledges. A row
 //! that keeps failing is parked after a bounded number of attempts, so it can
 //! never hold up the rows behind it.
 
@@ -162,10 +165,9 @@ impl OutboxRelay {
                     tracing::debug!(error = %e, "could not measure the outbox backlog");
                 }
             }
-            let handed = self.take_handoff();
-            let rows = if !handed.is_empty() {
-                handed
-            } else if scanned.elapsed() >= self.poll {
+            // Rows whose lease ran out are looked for at every poll interval,
+            // however busy the hand-off is, and go first: they are older.
+            let mut rows = if scanned.elapsed() >= self.poll {
                 scanned = tokio::time::Instant::now();
                 match self.claim_expired().await {
                     Ok(rows) => rows,
@@ -177,6 +179,9 @@ impl OutboxRelay {
             } else {
                 Vec::new()
             };
+            // A full claim: more may be waiting, looked for at the next pass.
+            let more_expired = rows.len() == BATCH;
+            rows.extend(self.take_handoff_up_to(BATCH - rows.len()));
             if rows.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -185,7 +190,6 @@ impl OutboxRelay {
                 }
                 continue;
             }
-            let full = rows.len() == BATCH;
             // A pass waits for the broker's acknowledgements, which can take up to
             // message.timeout.ms while it is away: shutdown does not wait for that
             // (an interrupted pass leaves its rows, to be published again).
@@ -195,16 +199,28 @@ impl OutboxRelay {
                 },
                 _ = shutdown.cancelled() => break,
             }
-            if full {
-                scanned -= self.poll; // more may be waiting
+            if more_expired {
+                scanned -= self.poll;
             }
         }
         self.drain().await;
     }
 
-    fn take_handoff(&self) -> Vec<OutboxRow> {
+    /// Rows to send again before anything handed off after them.
+    fn requeue(&self, rows: Vec<OutboxRow>) {
         let mut queue = self.handoff.lock().expect("handoff lock");
-        let n = queue.len().min(BATCH);
+        for row in rows.into_iter().rev() {
+            queue.push_front(row);
+        }
+    }
+
+    fn take_handoff(&self) -> Vec<OutboxRow> {
+        self.take_handoff_up_to(BATCH)
+    }
+
+    fn take_handoff_up_to(&self, most: usize) -> Vec<OutboxRow> {
+        let mut queue = self.handoff.lock().expect("handoff lock");
+        let n = queue.len().min(most);
         queue.drain(..n).collect()
     }
 
@@ -306,14 +322,17 @@ impl OutboxRelay {
         .await;
         let mut delivered = Vec::with_capacity(rows.len());
         let mut failed = Vec::new();
+        let mut purged = Vec::new();
         for ((row, result), span) in rows.iter().zip(results).zip(spans) {
             match result {
                 Err(e) if is_purged(&e) => {
                     // Its producer was replaced before the broker answered:
-                    // no attempt of the row, which is sent again once its
-                    // lease ends (perhaps a second time: inboxes drop copies).
+                    // no attempt of the row, which goes again at once, ahead
+                    // of the rows written after it (perhaps a second time:
+                    // inboxes drop copies).
                     tracing::info!(parent: &span, error = %e, topic = %row.topic, id = %row.id,
-                        "outbox row not acknowledged (its producer was replaced); it will be sent again");
+                        "outbox row not acknowledged (its producer was replaced); it is sent again");
+                    purged.push(row.clone());
                 }
                 Ok((partition, offset)) => {
                     span.record("messaging.destination.partition.id", partition);
@@ -332,6 +351,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.requeue(purged);
         self.delete(&delivered).await?;
         if !failed.is_empty() && self.producer.check_fatal() {
             // The producer is gone for good: the rows stay for the next start.
@@ -460,3 +480,7 @@ pub(crate) async fn delete(db: &Database, ids: &[&str]) -> Result<(), sqlx::Erro
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

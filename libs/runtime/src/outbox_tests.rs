@@ -1,0 +1,177 @@
+//! The relay against the embedded broker and a SQLite outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::RuntimeConfig;
+
+fn row(id: String, key: &str) -> OutboxRow {
+    OutboxRow {
+        id,
+        topic: "orders".into(),
+        key: key.into(),
+        headers: Vec::new(),
+        payload: b"x".to_vec(),
+        attempts: 0,
+    }
+}
+
+/// Writes `row` into the outbox, leased until `lease_until`, as a
+/// handler's transaction does before handing it to the relay.
+async fn write(db: &Database, row: &OutboxRow, lease_until: i64) {
+    sqlx::query(
+        "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at, lease_until)
+         VALUES ($1, $2, $3, '[]', $4, 0, $5)",
+    )
+    .bind(&row.id)
+    .bind(&row.topic)
+    .bind(&row.key)
+    .bind(row.payload.clone())
+    .bind(lease_until)
+    .execute(db.pool())
+    .await
+    .expect("a row written");
+}
+
+/// Whether the row `id` is still in the outbox.
+async fn stored(db: &Database, id: &str) -> bool {
+    sqlx::query("SELECT id FROM orderflow_outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
+        .expect("read the outbox")
+        .is_some()
+}
+
+/// A row whose lease ran out (its writer died, or its producer was
+/// replaced before the broker answered) must not wait for the writes of
+/// this process to stop: under sustained writes the hand-off queue is
+/// never empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_whose_lease_ran_out_goes_out_while_new_rows_keep_coming() {
+    let cluster = MockCluster::new(1).expect("a broker");
+    cluster.create_topic("orders", 1, 1).expect("a topic");
+    let config = RuntimeConfig {
+        kafka_bootstrap_servers: cluster.bootstrap_servers(),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().expect("a folder");
+    let url = format!("sqlite:{}", dir.path().join("outbox.db").display());
+    let db = Database::connect(&url, 2, false).await.expect("a database");
+    write(&db, &row("0-expired".into(), "k-old"), 0).await;
+    let producer = Producer::standalone(&config, "outbox-test").expect("a producer");
+    let relay = Arc::new(OutboxRelay::new(
+        db.clone(),
+        producer,
+        Duration::from_millis(50),
+        Duration::from_secs(10),
+        3,
+        Metrics::default(),
+    ));
+    // Sustained writes: far more handed-off rows than one pass publishes.
+    let rows: Vec<OutboxRow> = (0..20_000)
+        .map(|i| row(format!("1-{i:06}"), &format!("k-{}", i % 50)))
+        .collect();
+    relay.handoff(rows);
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let (relay, stop) = (relay.clone(), stop.clone());
+        async move { relay.run(stop).await }
+    });
+    let waiting = tokio::time::timeout(Duration::from_secs(60), async {
+        while stored(&db, "0-expired").await {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        relay.handoff.lock().expect("handoff lock").len()
+    })
+    .await
+    .expect("the expired row was published");
+    stop.cancel();
+    running.await.expect("the relay stops");
+    assert!(
+        waiting > 0,
+        "the expired row went out only once the hand-off queue was empty"
+    );
+}
+
+/// The payloads of `orders`, in order, once `n` are there (or 40 s passed).
+fn read(bootstrap: &str, n: usize) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "outbox-test-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&["orders"]).expect("subscribed");
+    let mut read = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(40);
+    while read.len() < n && std::time::Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            read.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    read
+}
+
+/// A row its replaced producer dropped goes out before the rows of its
+/// order written after it, not once its lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_its_producer_dropped_goes_before_the_rows_written_after_it() {
+    let cluster = MockCluster::new(1).expect("a broker");
+    cluster.create_topic("orders", 1, 1).expect("a topic");
+    let config = RuntimeConfig {
+        kafka_bootstrap_servers: cluster.bootstrap_servers(),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().expect("a folder");
+    let url = format!("sqlite:{}", dir.path().join("outbox.db").display());
+    let db = Database::connect(&url, 2, false).await.expect("a database");
+    let producer = Producer::standalone(&config, "outbox-test").expect("a producer");
+    let relay = Arc::new(OutboxRelay::new(
+        db.clone(),
+        producer.clone(),
+        Duration::from_millis(50),
+        Duration::from_secs(10),
+        3,
+        Metrics::default(),
+    ));
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let (relay, stop) = (relay.clone(), stop.clone());
+        async move { relay.run(stop).await }
+    });
+    cluster.broker_down(1).expect("broker down");
+    let mut first = row("1-first".into(), "k-1");
+    first.payload = b"first".to_vec();
+    write(&db, &first, relay.fresh_lease()).await;
+    relay.handoff(vec![first]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, retired) = producer
+        .replace_if_stuck(std::time::Instant::now() + crate::PRODUCER_STALL_LIMIT * 2)
+        .expect("the producer holding the row is stuck");
+    tokio::task::spawn_blocking(move || retired.destroy())
+        .await
+        .expect("retired");
+    let mut second = row("2-second".into(), "k-1");
+    second.payload = b"second".to_vec();
+    write(&db, &second, relay.fresh_lease()).await;
+    relay.handoff(vec![second]);
+    cluster.broker_up(1).expect("broker up");
+    let bootstrap = cluster.bootstrap_servers();
+    let read = tokio::task::spawn_blocking(move || read(&bootstrap, 2))
+        .await
+        .expect("read");
+    stop.cancel();
+    running.await.expect("the relay stops");
+    assert_eq!(
+        read,
+        ["first", "second"],
+        "the order's events in the order written"
+    );
+}
