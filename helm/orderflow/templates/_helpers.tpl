@@ -198,6 +198,10 @@ The schema registry's URL and credentials (a YAML list): basic auth
 ORDERFLOW_HTTP_ADDR: "0.0.0.0:8080"
 RUST_LOG: {{ $v.logs.level | quote }}
 ORDERFLOW_LOG_FORMAT: {{ $v.logs.format | quote }}
+{{- if ne .component "gateway" }}
+{{- /* A stop ends before the kubelet kills the pod: its grace period less the preStop sleep, less 5 s. */}}
+ORDERFLOW_SHUTDOWN_BUDGET_MS: {{ mul (max 1 (sub (sub (int $v.terminationGracePeriodSeconds) (int $v.preStopSleepSeconds)) 5)) 1000 | quote }}
+{{- end }}
 {{- if $v.tracing.enabled }}
 OTEL_SERVICE_NAME: {{ printf "orderflow-%s" .component | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.tracing.otlpEndpoint | quote }}

@@ -62,6 +62,10 @@ pub struct RuntimeConfig {
     /// How long a revoked partition's in-flight events may take to finish
     /// before they are abandoned (the next owner handles them again).
     pub consumer_revoke_timeout_ms: u64,
+    /// How long a stop may take in all, from SIGTERM: the pod's grace
+    /// period less its preStop sleep, with a margin (every step of the stop
+    /// is cut to what is left).
+    pub shutdown_budget_ms: u64,
     /// The fast retry tiers of a transiently failing event, in milliseconds:
     /// the waits before its 2nd, 3rd, … attempt, each tier a topic of its own.
     pub retry_backoff_ms: Vec<u64>,
@@ -113,6 +117,7 @@ impl Default for RuntimeConfig {
             database_writers: 4,
             external_calls_max_in_flight: 512,
             consumer_revoke_timeout_ms: 10_000,
+            shutdown_budget_ms: 35_000,
             retry_backoff_ms: vec![1_000, 4_000, 9_000],
             retry_slow_tiers_ms: vec![60_000, 300_000, 900_000],
             step_deadline_ms: 3_600_000,

@@ -53,6 +53,7 @@ pub struct Runtime {
     readiness: Readiness,
     metrics: Metrics,
     fatal: Fatal,
+    stopping: crate::shutdown::Budget,
 }
 
 impl Runtime {
@@ -88,6 +89,8 @@ impl Runtime {
             config.outbox_max_attempts,
             metrics.clone(),
         ));
+        let stopping =
+            crate::shutdown::Budget::new(Duration::from_millis(config.shutdown_budget_ms));
         Ok(Arc::new(Self {
             service,
             spec,
@@ -99,6 +102,7 @@ impl Runtime {
             readiness: Readiness::default(),
             metrics,
             fatal,
+            stopping,
         }))
     }
 
@@ -137,6 +141,11 @@ impl Runtime {
 
     pub fn relay(&self) -> &Arc<OutboxRelay> {
         &self.relay
+    }
+
+    /// What a stop has left of its time (see [`crate::shutdown::Budget`]).
+    pub fn stopping(&self) -> &crate::shutdown::Budget {
+        &self.stopping
     }
 
     /// Starts group commit for one kind of work of this service (see
@@ -224,6 +233,7 @@ impl Runtime {
             }
         }
 
+        self.stopping.start();
         self.readiness.set(false);
         if matches!(result, Err(RuntimeError::FatalProducer(_))) {
             // Not ready for a moment before the process goes, so probes and
@@ -237,17 +247,39 @@ impl Runtime {
             }
         }
         stop_http.cancel();
-        match http.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
-            Err(e) => tracing::error!(error = %e, "HTTP server panicked"),
-            Ok(Ok(())) => {}
+        match self.within_budget("HTTP requests in progress", http).await {
+            Some(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server failed"),
+            Some(Err(e)) => tracing::error!(error = %e, "HTTP server panicked"),
+            _ => {}
         }
         stop_relay.cancel();
-        let _ = relay.await;
+        // Rows the relay leaves are published at the next start.
+        self.within_budget("the outbox relay's last rows", relay)
+            .await;
         let _ = housekeeping.await;
         let _ = producer_watch.await;
         tracing::info!(service = self.service, "stopped");
         result
+    }
+
+    /// Waits for a step of the stop while the budget lasts (each step has
+    /// its own limits, 15 s at most); then gives it up.
+    async fn within_budget<T>(
+        &self,
+        what: &str,
+        task: tokio::task::JoinHandle<T>,
+    ) -> Option<Result<T, tokio::task::JoinError>> {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(self.stopping.left(Duration::from_secs(15)), task).await {
+            Ok(done) => Some(done),
+            Err(_) => {
+                tracing::warn!(
+                    "{what} did not finish within the shutdown budget; stopping without them"
+                );
+                abort.abort();
+                None
+            }
+        }
     }
 }
 

@@ -757,6 +757,51 @@ async fn a_handler_slower_than_the_poll_interval_keeps_its_partition() -> Result
 /// A stop (SIGTERM) turns readiness false at once, lets the call under way
 /// finish and record its outcome, and commits its offset before the member
 /// leaves: nothing is left for the next owner to redo.
+/// A stop ends within its budget (the pod's grace period less its preStop
+/// sleep) however long the work in flight takes: the kubelet kills a pod
+/// that outlives its grace period, mid-commit. Each step alone (in-flight
+/// work 10 s, commits 10 s, leaving 10 s, closing 5 s, HTTP 10 s, outbox
+/// 15 s) fits; their sum did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_ends_within_its_budget_however_long_work_in_flight_takes() -> Result<()> {
+    let mut config = base_config();
+    config.shutdown_budget_ms = 3_000;
+    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let concurrency = Arc::new(Concurrency::default());
+    let mut recorder = Recorder::new("a", &log, &concurrency);
+    recorder.delay_ms = Some(60_000..60_001);
+    let member = harness
+        .member(&SPEC, Arc::new(recorder), harness.config(&config))
+        .await?;
+    harness.produce(&[order("k-slow", 0)]).await?;
+    wait_until("the call began", Duration::from_secs(20), || {
+        !concurrency.max.lock().unwrap().is_empty()
+    })
+    .await?;
+    let stopping = Instant::now();
+    member.begin_stop();
+    member.stopped().await?;
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the stop took {took:?}, past its 3 s budget"
+    );
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "the slow call never finished"
+    );
+    assert_eq!(
+        harness
+            .kafka()
+            .lag(&SPEC.group_id(), &["orders".to_string()])
+            .await?,
+        1,
+        "its offset was not committed: the next owner handles it"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stop_turns_readiness_false_and_finishes_and_commits_work_in_flight() -> Result<()> {
     let config = base_config();

@@ -124,7 +124,9 @@ impl ConsumerContext for Rebalancer {
                 let lost = consumer.assignment_lost();
                 count_rebalance(shared, if lost { "lost" } else { "revoked" });
                 tracing::info!(group = %shared.group, partitions = tps.len(), lost, "rebalance: partitions revoked");
-                let timeout = Duration::from_millis(shared.rt.config().consumer_revoke_timeout_ms);
+                let timeout = shared.rt.stopping().left(Duration::from_millis(
+                    shared.rt.config().consumer_revoke_timeout_ms,
+                ));
                 let commits = revoke(shared, &tps, if lost { Duration::ZERO } else { timeout });
                 // Lost partitions belong to someone else already: committing
                 // for them could move their offset under the new owner.
@@ -367,11 +369,18 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
     // leaves its group; the revocation that follows commits once more. A
     // consumer that is not a member of its group (no coordinator) can do
     // neither, and is not waited for.
+    // Every wait is cut to what the stop's budget has left; in-flight work
+    // leaves 10 s of it for the commits, leaving the group and the rest.
+    let budget = shared.rt.stopping();
     let member = shared.health.is_member();
     let assigned = shared.scheduler.lock().expect("scheduler lock").assigned();
     let timeout = Duration::from_millis(config.consumer_revoke_timeout_ms);
-    drain(shared, &assigned, timeout);
-    let settling = Instant::now();
+    drain(
+        shared,
+        &assigned,
+        budget.left_keeping(timeout, Duration::from_secs(10)),
+    );
+    let settling = Instant::now() + budget.left(Duration::from_secs(10));
     if member {
         loop {
             let commits = shared
@@ -379,22 +388,20 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
                 .lock()
                 .expect("scheduler lock")
                 .final_commits(&assigned);
-            if commit(&consumer, &commits, CommitMode::Sync)
-                || settling.elapsed() > Duration::from_secs(10)
-            {
+            if commit(&consumer, &commits, CommitMode::Sync) || Instant::now() > settling {
                 break;
             }
             let _ = consumer.poll(Duration::from_millis(100));
         }
     }
     consumer.unsubscribe();
-    let leaving = Instant::now();
+    let leaving = Instant::now() + budget.left(Duration::from_secs(10));
     while member
         && !consumer
             .assignment()
             .map(|a| a.count() == 0)
             .unwrap_or(true)
-        && leaving.elapsed() < Duration::from_secs(10)
+        && Instant::now() < leaving
     {
         let _ = consumer.poll(Duration::from_millis(100));
     }
@@ -403,7 +410,7 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
         .lock()
         .expect("scheduler lock")
         .finish_revoke(&assigned);
-    close_within(consumer, Duration::from_secs(5));
+    close_within(consumer, budget.left(Duration::from_secs(5)));
     Ended::Stopped
 }
 
