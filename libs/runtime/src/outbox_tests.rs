@@ -20,6 +20,56 @@ fn row(id: String, key: &str) -> OutboxRow {
     }
 }
 
+/// An outbox relay over a SQLite outbox and the embedded broker (topic
+/// `orders`, one partition), polling every 50 ms, leasing rows for 10 s.
+struct Setup {
+    cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    _dir: tempfile::TempDir,
+    db: Database,
+    producer: Producer,
+    relay: Arc<OutboxRelay>,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let cluster = MockCluster::new(1).expect("a broker");
+        cluster.create_topic("orders", 1, 1).expect("a topic");
+        let config = RuntimeConfig {
+            kafka_bootstrap_servers: cluster.bootstrap_servers(),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().expect("a folder");
+        let url = format!("sqlite:{}", dir.path().join("outbox.db").display());
+        let db = Database::connect(&url, 2, false).await.expect("a database");
+        let producer = Producer::standalone(&config, "outbox-test").expect("a producer");
+        let relay = Arc::new(OutboxRelay::new(
+            db.clone(),
+            producer.clone(),
+            Duration::from_millis(50),
+            Duration::from_secs(10),
+            3,
+            Metrics::default(),
+        ));
+        Self {
+            cluster,
+            _dir: dir,
+            db,
+            producer,
+            relay,
+        }
+    }
+}
+
+/// Runs the relay until the token is cancelled.
+fn start(relay: &Arc<OutboxRelay>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let (relay, stop) = (relay.clone(), stop.clone());
+        async move { relay.run(stop).await }
+    });
+    (stop, running)
+}
+
 /// Writes `row` into the outbox, leased until `lease_until`, as a
 /// handler's transaction does before handing it to the relay.
 async fn write(db: &Database, row: &OutboxRow, lease_until: i64) {
@@ -53,35 +103,19 @@ async fn stored(db: &Database, id: &str) -> bool {
 /// never empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_whose_lease_ran_out_goes_out_while_new_rows_keep_coming() {
-    let cluster = MockCluster::new(1).expect("a broker");
-    cluster.create_topic("orders", 1, 1).expect("a topic");
-    let config = RuntimeConfig {
-        kafka_bootstrap_servers: cluster.bootstrap_servers(),
-        ..Default::default()
-    };
-    let dir = tempfile::tempdir().expect("a folder");
-    let url = format!("sqlite:{}", dir.path().join("outbox.db").display());
-    let db = Database::connect(&url, 2, false).await.expect("a database");
+    let Setup {
+        cluster: _cluster,
+        db,
+        relay,
+        ..
+    } = Setup::new().await;
     write(&db, &row("0-expired".into(), "k-old"), 0).await;
-    let producer = Producer::standalone(&config, "outbox-test").expect("a producer");
-    let relay = Arc::new(OutboxRelay::new(
-        db.clone(),
-        producer,
-        Duration::from_millis(50),
-        Duration::from_secs(10),
-        3,
-        Metrics::default(),
-    ));
     // Sustained writes: far more handed-off rows than one pass publishes.
     let rows: Vec<OutboxRow> = (0..20_000)
         .map(|i| row(format!("1-{i:06}"), &format!("k-{}", i % 50)))
         .collect();
     relay.handoff(rows);
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (relay, stop) = (relay.clone(), stop.clone());
-        async move { relay.run(stop).await }
-    });
+    let (stop, running) = start(&relay);
     let waiting = tokio::time::timeout(Duration::from_secs(60), async {
         while stored(&db, "0-expired").await {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -123,29 +157,14 @@ fn read(bootstrap: &str, n: usize) -> Vec<String> {
 /// order written after it, not once its lease runs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_its_producer_dropped_goes_before_the_rows_written_after_it() {
-    let cluster = MockCluster::new(1).expect("a broker");
-    cluster.create_topic("orders", 1, 1).expect("a topic");
-    let config = RuntimeConfig {
-        kafka_bootstrap_servers: cluster.bootstrap_servers(),
-        ..Default::default()
-    };
-    let dir = tempfile::tempdir().expect("a folder");
-    let url = format!("sqlite:{}", dir.path().join("outbox.db").display());
-    let db = Database::connect(&url, 2, false).await.expect("a database");
-    let producer = Producer::standalone(&config, "outbox-test").expect("a producer");
-    let relay = Arc::new(OutboxRelay::new(
-        db.clone(),
-        producer.clone(),
-        Duration::from_millis(50),
-        Duration::from_secs(10),
-        3,
-        Metrics::default(),
-    ));
-    let stop = CancellationToken::new();
-    let running = tokio::spawn({
-        let (relay, stop) = (relay.clone(), stop.clone());
-        async move { relay.run(stop).await }
-    });
+    let Setup {
+        cluster,
+        db,
+        producer,
+        relay,
+        ..
+    } = Setup::new().await;
+    let (stop, running) = start(&relay);
     cluster.broker_down(1).expect("broker down");
     let mut first = row("1-first".into(), "k-1");
     first.payload = b"first".to_vec();
