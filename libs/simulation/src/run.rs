@@ -476,7 +476,7 @@ impl<'w> Run<'w> {
             (&busy, &first),
             (1 + dice.below(4), dice.below(8)),
             |m| {
-                // A tier's delay: a copy is due at one look in four.
+                // A tier's delay: a copy is due at one look in two.
                 m.topic != retry || !dice.is_stormy() || dice.chance(500)
             },
         ) {
