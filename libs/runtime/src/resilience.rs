@@ -200,11 +200,22 @@ impl Policy {
         })
     }
 
+    /// How long one call under this policy can take: every attempt's timeout
+    /// and the longest backoff between them. A half-open trial counts as
+    /// under way that long (one attempt's timeout let several trials run at
+    /// once while the first was still retrying).
+    fn call_bound(&self) -> Duration {
+        let backoffs: Duration = (1..self.attempts)
+            .map(|n| backoff_cap(self.base_backoff, n))
+            .sum();
+        self.timeout * self.attempts + backoffs
+    }
+
     /// Lets a call through unless the breaker is open; half-open lets one
     /// trial call through at a time.
     fn admit<E>(&self) -> Result<(), CallError<E>> {
         let mut b = self.breaker.lock().expect("breaker lock");
-        let admitted = b.admit(Instant::now(), &self.settings, self.timeout);
+        let admitted = b.admit(Instant::now(), &self.settings, self.call_bound());
         self.show(b.state);
         if admitted {
             Ok(())
@@ -655,6 +666,63 @@ mod tests {
             .await;
         assert!(matches!(result, Err(CallError::CircuitOpen("test"))));
         assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_call_is_bounded_by_its_attempts_timeouts_and_backoffs() {
+        let policy = Policy::new("test")
+            .with_attempts(3)
+            .with_timeout(Duration::from_millis(40));
+        // 3 × 40 ms, and the backoffs after the first and second attempt (50, 100 ms).
+        assert_eq!(policy.call_bound(), Duration::from_millis(270));
+        let once = Policy::new("test")
+            .with_attempts(1)
+            .with_timeout(Duration::from_millis(40));
+        assert_eq!(once.call_bound(), Duration::from_millis(40));
+    }
+
+    /// A trial that retries takes longer than one attempt's timeout; while it
+    /// is under way it is the only call let through.
+    #[tokio::test]
+    async fn a_half_open_trial_that_retries_is_the_only_call_let_through() {
+        let policy = std::sync::Arc::new(
+            Policy::new("test")
+                .with_attempts(3)
+                .with_timeout(Duration::from_millis(40))
+                .with_breaker(BreakerSettings {
+                    minimum_calls: 1,
+                    open_for: Duration::from_millis(50),
+                    ..Default::default()
+                }),
+        );
+        let _: Result<(), _> = policy.call(|| async { Err(Flaky(true)) }).await;
+        assert_eq!(policy.state(), BreakerState::Open);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let trial = {
+            let policy = policy.clone();
+            tokio::spawn(async move {
+                let slow: Result<(), CallError<Flaky>> = policy
+                    .call(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        Ok(())
+                    })
+                    .await;
+                slow
+            })
+        };
+        // Past one attempt's timeout, the trial is still retrying.
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        let second: Result<(), CallError<Flaky>> = policy.call(|| async { Ok(()) }).await;
+        assert!(
+            matches!(second, Err(CallError::CircuitOpen("test"))),
+            "a second trial while the first runs: {second:?}"
+        );
+        assert!(trial.await.expect("the trial ran").is_err());
+        assert_eq!(
+            policy.state(),
+            BreakerState::Open,
+            "the failed trial opened it"
+        );
     }
 
     #[tokio::test]
