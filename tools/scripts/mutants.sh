@@ -11,6 +11,12 @@
 #   tools/scripts/mutants.sh --in-diff   only functions changed since the
 #                                        commit in .ci/mutants-base (CI), within
 #                                        MUTANTS_BUDGET seconds (default 600)
+#   MUTANTS_SHARD=k/n tools/scripts/mutants.sh
+#                                        the k-th of n shards of every mutant
+#                                        (0-based): a full run in parts
+#
+# After a full run passes (every shard), move .ci/mutants-base to the commit
+# it ran on, so CI's in-diff run stays small enough for its budget.
 #
 # Mutants run in place (cargo-mutants restores each file after it): do not
 # edit the tree while it runs. Results go to mutants.out/ (missed.txt,
@@ -33,6 +39,9 @@ trap 'rm -rf "$CARGO_TARGET_DIR/debug/incremental"' EXIT
 export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 
 args=(--in-place --no-shuffle --baseline=skip --timeout 180 --build-timeout 600)
+if [ -n "${MUTANTS_SHARD:-}" ]; then
+  args+=(--shard "$MUTANTS_SHARD")
+fi
 budget=0
 if [ "${1:-}" = "--in-diff" ]; then
   base=$(tr -d '[:space:]' < .ci/mutants-base)
