@@ -27,7 +27,7 @@ cd "$(dirname "$0")/../.."
 version=27.1.0
 tools="${HOME}/.cache/orderflow/tools"
 bin="$tools/bin/cargo-mutants"
-if ! "$bin" --version 2>/dev/null | grep -q "$version"; then
+if ! "$bin" mutants --version 2>/dev/null | grep -q "$version"; then
   echo "installing cargo-mutants $version into $tools"
   cargo install --quiet --locked --version "$version" --root "$tools" cargo-mutants
 fi
