@@ -253,4 +253,109 @@ mod tests {
         drop(a1);
         assert!(slots.open("c").is_ok(), "a closed stream frees its slot");
     }
+
+    #[test]
+    fn a_caller_closing_one_of_two_streams_still_has_one_open() {
+        let slots = StreamSlots::new(2, 10);
+        let a1 = slots.open("a").unwrap();
+        let _a2 = slots.open("a").unwrap();
+        drop(a1);
+        let _a3 = slots.open("a").unwrap();
+        assert_eq!(
+            slots.open("a").err().map(|p| p.status),
+            Some(429),
+            "two open again: the cap holds"
+        );
+    }
+
+    #[test]
+    fn the_ratelimit_headers_tell_the_policy_what_is_left_and_when_to_come_back() {
+        let limiter = RateLimiter::new(Rate {
+            per_second: 0.5,
+            burst: 2,
+        });
+        let policy = ("ratelimit-policy", "\"orders\";q=2;w=4".to_string());
+        assert_eq!(
+            limiter.check("c").unwrap(),
+            vec![
+                policy.clone(),
+                ("ratelimit", "\"orders\";r=1;t=0".to_string())
+            ]
+        );
+        assert_eq!(
+            limiter.check("c").unwrap()[1],
+            ("ratelimit", "\"orders\";r=0;t=0".to_string())
+        );
+        let refused = limiter.check("c").unwrap_err();
+        assert_eq!(refused.status, 429);
+        // The next token comes in two seconds at half a token a second.
+        assert_eq!(
+            refused.headers,
+            vec![
+                ("retry-after", "2".to_string()),
+                policy,
+                ("ratelimit", "\"orders\";r=0;t=2".to_string()),
+            ]
+        );
+        let detail = refused.detail.unwrap_or_default();
+        assert!(
+            detail.contains("at most 0.5 orders a second per caller (2 at once)"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn callers_gone_quiet_are_forgotten_past_a_hundred_thousand() {
+        // A bucket refills in two seconds: a caller quiet for longer is forgotten.
+        let limiter = RateLimiter::new(Rate {
+            per_second: 0.5,
+            burst: 1,
+        });
+        for i in 0..100_000 {
+            limiter.check(&format!("c-{i}")).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2_100));
+        limiter.check("c-a-second-ago").unwrap();
+        assert_eq!(limiter.buckets.lock().unwrap().len(), 100_001);
+        std::thread::sleep(Duration::from_millis(1_000));
+        limiter.check("c-now").unwrap();
+        let buckets = limiter.buckets.lock().unwrap();
+        let mut left: Vec<&str> = buckets.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            ["c-a-second-ago", "c-now"],
+            "the callers quiet for over two seconds went; the others stay"
+        );
+    }
+
+    async fn status_with_slots(slots: usize) -> (u16, Option<String>) {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(Semaphore::new(slots)),
+                concurrency,
+            ));
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (response.status().as_u16(), retry)
+    }
+
+    #[tokio::test]
+    async fn past_the_requests_in_progress_cap_a_request_gets_503_at_once() {
+        assert_eq!(status_with_slots(1).await, (200, None));
+        assert_eq!(status_with_slots(0).await, (503, Some("1".into())));
+    }
 }
