@@ -754,9 +754,43 @@ async fn a_handler_slower_than_the_poll_interval_keeps_its_partition() -> Result
     Ok(())
 }
 
-/// A stop (SIGTERM) turns readiness false at once, lets the call under way
-/// finish and record its outcome, and commits its offset before the member
-/// leaves: nothing is left for the next owner to redo.
+/// A member whose calls each take `delay_ms`, with what it handled and how
+/// many of its calls run.
+struct SlowMember {
+    harness: Harness,
+    member: Member,
+    log: Arc<Mutex<Vec<Handled>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+impl SlowMember {
+    async fn start(config: RuntimeConfig, delay_ms: u64) -> Result<Self> {
+        let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let concurrency = Arc::new(Concurrency::default());
+        let mut recorder = Recorder::new("a", &log, &concurrency);
+        recorder.delay_ms = Some(delay_ms..delay_ms + 1);
+        let member = harness
+            .member(&SPEC, Arc::new(recorder), harness.config(&config))
+            .await?;
+        Ok(Self {
+            harness,
+            member,
+            log,
+            concurrency,
+        })
+    }
+
+    /// Produces an order of `key` and waits until its call began.
+    async fn call_begins(&self, key: &str) -> Result<()> {
+        self.harness.produce(&[order(key, 0)]).await?;
+        wait_until("the call began", Duration::from_secs(20), || {
+            !self.concurrency.max.lock().unwrap().is_empty()
+        })
+        .await
+    }
+}
+
 /// A stop ends within its budget (the pod's grace period less its preStop
 /// sleep) however long the work in flight takes: the kubelet kills a pod
 /// that outlives its grace period, mid-commit. Each step alone (in-flight
@@ -764,21 +798,20 @@ async fn a_handler_slower_than_the_poll_interval_keeps_its_partition() -> Result
 /// 15 s) fits; their sum did not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stop_ends_within_its_budget_however_long_work_in_flight_takes() -> Result<()> {
-    let mut config = base_config();
-    config.shutdown_budget_ms = 3_000;
-    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let concurrency = Arc::new(Concurrency::default());
-    let mut recorder = Recorder::new("a", &log, &concurrency);
-    recorder.delay_ms = Some(60_000..60_001);
-    let member = harness
-        .member(&SPEC, Arc::new(recorder), harness.config(&config))
-        .await?;
-    harness.produce(&[order("k-slow", 0)]).await?;
-    wait_until("the call began", Duration::from_secs(20), || {
-        !concurrency.max.lock().unwrap().is_empty()
-    })
-    .await?;
+    let config = RuntimeConfig {
+        shutdown_budget_ms: 3_000,
+        ..base_config()
+    };
+    let SlowMember {
+        harness,
+        member,
+        log,
+        ..
+    } = {
+        let slow = SlowMember::start(config, 60_000).await?;
+        slow.call_begins("k-slow").await?;
+        slow
+    };
     let stopping = Instant::now();
     member.begin_stop();
     member.stopped().await?;
@@ -802,28 +835,26 @@ async fn a_stop_ends_within_its_budget_however_long_work_in_flight_takes() -> Re
     Ok(())
 }
 
+/// A stop (SIGTERM) turns readiness false at once, lets the call under way
+/// finish and record its outcome, and commits its offset before the member
+/// leaves: nothing is left for the next owner to redo.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stop_turns_readiness_false_and_finishes_and_commits_work_in_flight() -> Result<()> {
-    let config = base_config();
-    let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let concurrency = Arc::new(Concurrency::default());
-    let mut recorder = Recorder::new("a", &log, &concurrency);
-    recorder.delay_ms = Some(2_000..2_001);
-    let member = harness
-        .member(&SPEC, Arc::new(recorder), harness.config(&config))
-        .await?;
+    let slow = SlowMember::start(base_config(), 2_000).await?;
     let http = reqwest::Client::new();
+    let readyz = format!("{}/readyz", slow.member.url);
     let ready = || {
-        let (http, url) = (http.clone(), format!("{}/readyz", member.url));
+        let (http, url) = (http.clone(), readyz.clone());
         async move { anyhow::Ok(http.get(url).send().await?.status().as_u16()) }
     };
     assert_eq!(ready().await?, 200);
-    harness.produce(&[order("k-stop", 0)]).await?;
-    wait_until("the call began", Duration::from_secs(20), || {
-        !concurrency.max.lock().unwrap().is_empty()
-    })
-    .await?;
+    slow.call_begins("k-stop").await?;
+    let SlowMember {
+        harness,
+        member,
+        log,
+        ..
+    } = slow;
     member.begin_stop();
     let deadline = Instant::now() + Duration::from_secs(1);
     while ready().await? != 503 {
