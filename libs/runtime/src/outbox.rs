@@ -181,7 +181,7 @@ impl OutboxRelay {
             };
             // A full claim: more may be waiting, looked for at the next pass.
             let more_expired = rows.len() == BATCH;
-            rows.extend(self.take_handoff_up_to(BATCH - rows.len()));
+            rows.extend(self.take_handoff(BATCH - rows.len()));
             if rows.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -214,11 +214,8 @@ impl OutboxRelay {
         }
     }
 
-    fn take_handoff(&self) -> Vec<OutboxRow> {
-        self.take_handoff_up_to(BATCH)
-    }
-
-    fn take_handoff_up_to(&self, most: usize) -> Vec<OutboxRow> {
+    /// Up to `most` rows of the hand-off, oldest first.
+    fn take_handoff(&self, most: usize) -> Vec<OutboxRow> {
         let mut queue = self.handoff.lock().expect("handoff lock");
         let n = queue.len().min(most);
         queue.drain(..n).collect()
@@ -229,7 +226,7 @@ impl OutboxRelay {
     async fn drain(&self) {
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                let rows = self.take_handoff();
+                let rows = self.take_handoff(BATCH);
                 if rows.is_empty() {
                     return;
                 }
