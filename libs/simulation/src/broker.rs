@@ -19,6 +19,13 @@ pub struct Offset {
     pub offset: i64,
 }
 
+impl Offset {
+    /// The message at this place of `logs`.
+    fn in_log<'l>(&self, logs: &'l BTreeMap<String, Vec<Message>>) -> &'l Message {
+        &logs[&self.topic][self.offset as usize]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Fresh,
@@ -131,12 +138,12 @@ impl Broker {
         let mut blocked = busy.clone();
         for (at, state) in &g.states {
             if let State::InFlight(_) = state {
-                blocked.insert(self.logs[&at.topic][at.offset as usize].key.clone());
+                blocked.insert(at.in_log(&self.logs).key.clone());
             }
         }
         let mut streams: BTreeMap<(String, i32), VecDeque<Offset>> = BTreeMap::new();
         for (at, state) in &g.states {
-            let partition = self.logs[&at.topic][at.offset as usize].partition;
+            let partition = at.in_log(&self.logs).partition;
             if *state == State::Fresh && Self::owner(g, &at.topic, partition) == replica {
                 streams
                     .entry((at.topic.clone(), partition))
@@ -149,12 +156,12 @@ impl Broker {
         for stream in &mut streams {
             let Some(i) = stream
                 .iter()
-                .position(|at| first.contains(&self.logs[&at.topic][at.offset as usize].key))
+                .position(|at| first.contains(&at.in_log(&self.logs).key))
             else {
                 continue;
             };
             // Nothing of its key is before it: it is its key's first.
-            let message = &self.logs[&stream[i].topic][stream[i].offset as usize];
+            let message = stream[i].in_log(&self.logs);
             if taken.len() < max && due(message) && blocked.insert(message.key.clone()) {
                 let at = stream.remove(i).expect("found");
                 g.states.insert(at, State::InFlight(replica));
@@ -168,7 +175,7 @@ impl Broker {
             let Some(at) = stream.pop_front() else {
                 continue;
             };
-            let message = &self.logs[&at.topic][at.offset as usize];
+            let message = at.in_log(&self.logs);
             if !due(message) {
                 continue;
             }

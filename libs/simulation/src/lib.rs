@@ -34,8 +34,6 @@ pub struct Report {
     pub settled: bool,
     pub trace: Vec<String>,
     pub orders: usize,
-    /// Dead letters of the storm, replayed in the calm.
-    pub dead_letters: usize,
 }
 
 impl Report {
@@ -61,6 +59,5 @@ pub async fn run(databases: &Databases, seed: u64, options: Options) -> Result<R
         settled,
         trace: world.dice.trace(),
         orders: run.placed,
-        dead_letters: run.replayed,
     })
 }

@@ -96,8 +96,6 @@ pub struct Run<'w> {
     pub restocked: BTreeMap<String, i64>,
     /// What was dead-lettered, to replay as an operator would.
     dead_letters: Vec<Message>,
-    /// Dead letters the operator replayed.
-    pub replayed: usize,
 }
 
 fn retry_topic(service: &str) -> String {
@@ -126,8 +124,18 @@ impl<'w> Run<'w> {
             placed: 0,
             restocked: BTreeMap::new(),
             dead_letters: Vec::new(),
-            replayed: 0,
         }
+    }
+
+    /// Whether a service's replicas run side by side (PostgreSQL, two or
+    /// more replicas): their batches may overlap.
+    fn side_by_side(&self, replicas: usize) -> bool {
+        self.world.backend == Backend::Postgres && replicas > 1
+    }
+
+    /// Whether service `s` is down in an outage (no batches, calls, looks).
+    fn is_down(&self, s: usize) -> bool {
+        self.down[s] > 0
     }
 
     fn note(&self, line: String) {
@@ -155,7 +163,7 @@ impl<'w> Run<'w> {
             // With replicas side by side (PostgreSQL) the relays run at
             // every step, so that one order's events reach two replicas at
             // once; otherwise relaying is a step of its own.
-            let pair = self.world.backend == Backend::Postgres && replicas > 1;
+            let pair = self.side_by_side(replicas);
             if pair {
                 for service in 0..services {
                     self.relay(service).await?;
@@ -177,15 +185,17 @@ impl<'w> Run<'w> {
                 4,  // an outage: the service's backlog grows, its heads stall
             ];
             for service in 0..services {
-                if self.down[service] == 1 {
+                if self.down[service] == 0 {
+                    continue;
+                }
+                self.down[service] -= 1;
+                if self.down[service] == 0 {
                     // Back: a starting replica first looks for stalled heads.
-                    self.down[service] = 0;
                     self.note(format!("{} is back", self.name(service)));
                     for r in 0..replicas {
                         self.resume(service, r).await?;
                     }
                 }
-                self.down[service] = self.down[service].saturating_sub(1);
             }
             match dice.weighted(&weights) {
                 0 => self.place().await?,
@@ -261,9 +271,8 @@ impl<'w> Run<'w> {
             ));
             self.broker
                 .produce(&letter.topic, &letter.key, letter.headers, letter.payload);
-            self.replayed += 1;
         }
-        let pairs = self.world.backend == Backend::Postgres && replicas > 1;
+        let pairs = self.side_by_side(replicas);
         for _ in 0..400 {
             let mut busy = false;
             for s in 0..self.world.services.len() {
@@ -416,7 +425,7 @@ impl<'w> Run<'w> {
     }
 
     async fn resume(&mut self, s: usize, r: usize) -> Result<bool, String> {
-        if self.down[s] > 0 {
+        if self.is_down(s) {
             return Ok(false);
         }
         let heads = self.world.services[s].replicas[r]
@@ -562,7 +571,7 @@ impl<'w> Run<'w> {
 
     /// One replica's batch.
     async fn batch(&mut self, s: usize, r: usize) -> Result<bool, String> {
-        if self.down[s] > 0 {
+        if self.is_down(s) {
             return Ok(false);
         }
         if self.world.dice.is_stormy() && self.world.dice.chance(300) {
@@ -585,7 +594,7 @@ impl<'w> Run<'w> {
     /// Both replicas of a service apply a batch at the same time
     /// (PostgreSQL: two transactions side by side).
     async fn pair(&mut self, s: usize) -> Result<bool, String> {
-        if self.down[s] > 0 {
+        if self.is_down(s) {
             return Ok(false);
         }
         let mut a = self.take(s, 0);
@@ -714,7 +723,7 @@ impl<'w> Run<'w> {
 
     /// Makes replica `r`'s first call, with no transaction held.
     async fn call(&mut self, s: usize, r: usize) -> Result<bool, String> {
-        if self.down[s] > 0 {
+        if self.is_down(s) {
             return Ok(false);
         }
         let Some(i) = self.jobs[s][r]
