@@ -3,10 +3,12 @@
 //! body the same way.
 
 mod client;
+mod ids;
 pub mod progress;
 mod validate;
 
 pub use client::{bearer_client, ClientError, GatewayClient};
+pub use ids::{CustomerId, IdKind, OrderId, Sku};
 pub use validate::{
     email_error, MAX_EMAIL_LEN, MAX_ID_LEN, MAX_LINES, MAX_POSTAL_CODE_LEN, MAX_QUANTITY,
     MAX_TEXT_LEN, MAX_UNITS_PER_ORDER, MAX_UNIT_PRICE_MINOR,

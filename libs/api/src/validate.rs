@@ -5,7 +5,7 @@
 use orderflow_http::Problem;
 use sha2::{Digest, Sha256};
 
-use crate::{PlaceOrder, SetStock};
+use crate::{IdKind, PlaceOrder, SetStock};
 
 /// Most units of one SKU a single order line may ask for.
 pub const MAX_QUANTITY: i64 = 1_000;
@@ -66,12 +66,21 @@ fn bounded(errors: &mut Vec<String>, field: &str, value: &str, max: usize) {
     }
 }
 
+/// Pushes an error when `value` is not an identifier of `kind`.
+fn identifier(errors: &mut Vec<String>, field: &str, value: &str, kind: IdKind) {
+    if let Some(why) = kind.error(value) {
+        errors.push(format!("{field}: {why}"));
+    }
+}
+
 impl PlaceOrder {
     /// Checks what the JSON shape cannot: non-empty fields, sane quantities.
     pub fn validate(&self) -> Result<(), Problem> {
         let mut errors = Vec::new();
         match &self.customer_id {
-            Some(customer_id) => bounded(&mut errors, "customer_id", customer_id, MAX_ID_LEN),
+            Some(customer_id) => {
+                identifier(&mut errors, "customer_id", customer_id, IdKind::Customer)
+            }
             None => errors.push("customer_id is missing".to_string()),
         }
         if self.items.is_empty() {
@@ -81,11 +90,11 @@ impl PlaceOrder {
             errors.push(format!("items may have at most {MAX_LINES} lines"));
         }
         for (i, line) in self.items.iter().enumerate() {
-            bounded(
+            identifier(
                 &mut errors,
                 &format!("items[{i}].sku"),
                 &line.sku,
-                MAX_ID_LEN,
+                IdKind::Sku,
             );
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 errors.push(format!(
@@ -240,7 +249,9 @@ mod tests {
         o.shipping_address.city = "c".repeat(201);
         o.shipping_address.postal_code = "1".repeat(17);
         let detail = o.validate().unwrap_err().detail.unwrap();
-        assert_eq!(detail.matches("at most").count(), 7, "{detail}");
+        assert_eq!(detail.matches("at most").count(), 5, "{detail}");
+        assert!(detail.contains("customer_id: \"cccccccccccccccc\" is not a customer id"));
+        assert!(detail.contains("items[0].sku: \"SSSSSSSSSSSSSSSS\" is not a SKU"));
         o.customer_id = None;
         assert!(o
             .validate()
@@ -248,6 +259,20 @@ mod tests {
             .detail
             .unwrap()
             .contains("customer_id is missing"));
+    }
+
+    #[test]
+    fn skus_and_customers_follow_the_id_grammar() {
+        for bad in ["..", ".", "SKU-001\t", "a/b", "ä"] {
+            let mut o = order();
+            o.items[0].sku = bad.into();
+            o.customer_id = Some(bad.into());
+            let detail = o.validate().unwrap_err().detail.unwrap();
+            assert!(
+                detail.contains("items[0].sku") && detail.contains("customer_id"),
+                "{detail}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Which dead letters a listing shows.
 
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::letter::DeadLetter;
@@ -41,7 +43,8 @@ impl Filter {
     }
 }
 
-/// `30s`, `15m`, `1h`, `7d`: how far back from now.
+/// `30s`, `15m`, `1h`, `7d`: how far back from now. A span reaching past
+/// what a timestamp can hold is an error, not a panic.
 pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
     let split = s
@@ -52,21 +55,23 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String>
         .parse()
         .map_err(|_| format!("`{s}` does not start with a number: e.g. 30m or 1h"))?;
     let span = match unit {
-        "s" => Duration::seconds(n),
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
         other => {
             return Err(format!(
                 "`{other}` is not a unit: use s, m, h or d, e.g. 1h"
             ))
         }
     };
-    Ok(now - span)
+    span.and_then(|span| now.checked_sub_signed(span))
+        .ok_or_else(|| format!("`{s}` reaches back further than any time orderflow can name"))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn letter(service: &str, at: i64, event_type: &str, order: &str, error: &str) -> DeadLetter {
@@ -162,6 +167,29 @@ mod tests {
         assert_eq!(parse_since("2d", now).unwrap(), now - Duration::days(2));
         for bad in ["1", "h", "1w", "-1h", ""] {
             assert!(parse_since(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_span_past_any_timestamp_is_an_error_not_a_panic() {
+        let now = DateTime::from_timestamp(100_000, 0).unwrap();
+        for huge in [
+            "99999999999999999d",
+            "9223372036854775807s",
+            "9223372036854775807m",
+            "99999999999999h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_since(huge, now).is_err(), "{huge}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_time_or_an_error(s in ".{0,40}", n in proptest::num::u64::ANY, unit in "[smhdx]") {
+            let now = Utc::now();
+            let _ = parse_since(&s, now);
+            let _ = parse_since(&format!("{n}{unit}"), now);
         }
     }
 }

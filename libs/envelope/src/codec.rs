@@ -79,6 +79,7 @@ pub struct Codec {
 
 impl Codec {
     pub fn new(registry: Arc<dyn SchemaRegistry>) -> Self {
+        crate::bound_avro_allocations();
         let readers = EventType::ALL
             .iter()
             .map(|&t| {
@@ -611,5 +612,52 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DecodeError::Registry { id: 42, .. }), "{err}");
+    }
+
+    /// A forged length prefix claiming a string of 100 MB is refused at the
+    /// claim, not allocated and then found short.
+    #[tokio::test]
+    async fn a_forged_length_is_refused_before_it_is_allocated() {
+        let codec = Codec::new(Arc::new(MemoryRegistry::default()));
+        let bytes = codec.encode(&reserved()).await.unwrap();
+        let mut forged = bytes[..HEADER_LEN].to_vec();
+        // The first field (order_id) as a string of 100,000,000 bytes: the
+        // zig-zag varint of 100,000,000.
+        let mut n = 200_000_000u64;
+        while n >= 0x80 {
+            forged.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        forged.push(n as u8);
+        let err = codec.decode(None, &forged).await.unwrap_err().to_string();
+        assert!(err.contains("allocate"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes follow a known schema's frame (random, or a real
+        /// event with bytes changed or cut), decoding answers an event or
+        /// an error and never panics.
+        #[test]
+        fn any_payload_decodes_or_is_refused(
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..6),
+            cut in 0usize..400,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let codec = Codec::new(Arc::new(MemoryRegistry::default()));
+                let bytes = codec.encode(&reserved()).await.unwrap();
+                let mut random = bytes[..HEADER_LEN].to_vec();
+                random.extend(&tail);
+                let _ = codec.decode(None, &random).await;
+                let mut changed = bytes.clone();
+                for (at, byte) in &flips {
+                    let at = HEADER_LEN + at % (changed.len() - HEADER_LEN);
+                    changed[at] = *byte;
+                }
+                let _ = codec.decode(None, &changed).await;
+                let _ = codec.decode(None, &bytes[..cut.min(bytes.len())]).await;
+            });
+        }
     }
 }

@@ -215,4 +215,31 @@ mod tests {
         meta.traceparent = None;
         assert_eq!(meta.trace_id(), None);
     }
+
+    proptest::proptest! {
+        /// Any headers a producer (or a forger) sets read as attributes or
+        /// as an error naming the header, never a panic.
+        #[test]
+        fn any_headers_read_or_are_refused(
+            pairs in proptest::collection::vec(
+                ("(ce_[a-z]{2,12}|[a-zA-Z_]{0,12})", proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                0..12,
+            ),
+            time in ".{0,40}",
+        ) {
+            let _ = CloudEventHeaders::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+            let meta = CloudEventHeaders::new("order", "t".into(), "o-1");
+            let mut real: Vec<(String, Vec<u8>)> = meta
+                .to_pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_bytes()))
+                .collect();
+            for (k, v) in real.iter_mut() {
+                if k == "ce_time" {
+                    *v = time.clone().into_bytes();
+                }
+            }
+            let _ = CloudEventHeaders::from_pairs(real.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        }
+    }
 }

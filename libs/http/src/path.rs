@@ -1,13 +1,14 @@
 //! A path-parameter extractor whose rejection is a problem document.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path as AxumPath};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::problem::{Problem, ProblemType};
 
-/// Like `axum::extract::Path`; a bad parameter (e.g. invalid percent-encoding)
-/// is a 400 problem.
+/// Like `axum::extract::Path`; a parameter that does not parse (invalid
+/// percent-encoding, or outside its type's grammar) is a 422 problem.
 pub struct Path<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for Path<T>
@@ -21,6 +22,9 @@ where
         AxumPath::<T>::from_request_parts(parts, state)
             .await
             .map(|AxumPath(value)| Path(value))
-            .map_err(|rejection| Problem::new(ProblemType::MalformedBody, rejection.body_text()))
+            .map_err(|rejection| match rejection {
+                PathRejection::MissingPathParams(_) => Problem::internal(rejection.body_text()),
+                _ => Problem::new(ProblemType::ValidationFailed, rejection.body_text()),
+            })
     }
 }

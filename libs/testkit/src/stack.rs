@@ -44,6 +44,8 @@ pub struct Options {
     pub orders_burst: u32,
     /// How long the gateway waits for a request's headers.
     pub header_read_timeout_ms: u64,
+    /// Requests one caller may have in progress at the gateway.
+    pub max_requests_in_flight_per_caller: usize,
     /// `key:secret` the registry demands of every caller (as a managed
     /// registry's API key), given to the services; none by default.
     pub registry_basic_auth: Option<(String, String)>,
@@ -76,6 +78,7 @@ impl Default for Options {
             orders_per_second: 10_000.0,
             orders_burst: 10_000,
             header_read_timeout_ms: 10_000,
+            max_requests_in_flight_per_caller: 64,
             registry_basic_auth: None,
             notification: Default::default(),
             notification_replicas: 1,
@@ -257,6 +260,7 @@ impl Stack {
             orders_per_second: options.orders_per_second,
             orders_burst: options.orders_burst,
             header_read_timeout_ms: options.header_read_timeout_ms,
+            max_requests_in_flight_per_caller: options.max_requests_in_flight_per_caller,
             // Dead letters for the operator API, as `orderflow dev` gives them.
             kafka_bootstrap_servers: bootstrap.clone(),
             schema_registry_url: registry.clone(),

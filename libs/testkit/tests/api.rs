@@ -176,7 +176,7 @@ async fn bad_input_is_a_problem_and_changes_nothing() -> anyhow::Result<()> {
     assert!(stack.notifications("c-bad").await?.is_empty());
     let missing = stack
         .http
-        .get(stack.url("/v1/orders/does-not-exist"))
+        .get(stack.url("/v1/orders/0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b"))
         .send()
         .await?;
     assert_eq!(missing.status(), 404);

@@ -39,7 +39,9 @@ pub async fn authenticate(
     match verdict {
         Ok(principal) => {
             tracing::Span::current().record("enduser.id", principal.subject.as_str());
+            let bearer = Bearer(token.unwrap_or_default().into());
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(bearer);
             next.run(request).await
         }
         // The issuer is away: not the caller's fault, and worth a retry.
@@ -49,6 +51,23 @@ pub async fn authenticate(
         Err(e) => Problem::new(ProblemType::Unauthorized, e.to_string())
             .with_header("www-authenticate", e.challenge())
             .into_response(),
+    }
+}
+
+/// The caller's bearer token, as the gateway forwards it to the services:
+/// each checks it again and decides for itself what the caller may do.
+#[derive(Clone)]
+pub struct Bearer(Arc<str>);
+
+impl Bearer {
+    pub fn token(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(…)")
     }
 }
 

@@ -27,10 +27,21 @@ pub struct Config {
     pub orders_per_second: f64,
     /// …and at once, in a burst.
     pub orders_burst: u32,
-    /// Requests in progress at once, at most; past it, 503.
+    /// Authenticated requests in progress at once, at most; past it, 503…
     pub max_requests_in_flight: usize,
+    /// …and one caller's, at most; past it, 429.
+    pub max_requests_in_flight_per_caller: usize,
+    /// Requests whose token is still being checked (and requests for the
+    /// public paths) at once, at most; past it, 503.
+    pub max_anonymous_in_flight: usize,
+    /// Connections open at once, at most; one more is closed at once.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first byte.
+    pub first_byte_timeout_ms: u64,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout_ms: u64,
+    /// How long a connection may stay open with no request in progress.
+    pub idle_timeout_ms: u64,
     /// How long a whole request may take.
     pub request_timeout_ms: u64,
     /// Open `GET /v1/orders/stream`s, at most: per caller (429 past it)…
@@ -69,7 +80,12 @@ impl Default for Config {
             orders_per_second: 50.0,
             orders_burst: 100,
             max_requests_in_flight: 1_024,
+            max_requests_in_flight_per_caller: 64,
+            max_anonymous_in_flight: 128,
+            max_connections: 2_048,
+            first_byte_timeout_ms: 5_000,
             header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             request_timeout_ms: 30_000,
             max_streams_per_caller: 8,
             max_streams: 256,
@@ -175,11 +191,21 @@ impl ServiceConfig for Config {
                     .into(),
             );
         }
-        if self.max_requests_in_flight == 0 {
-            return Err(
-                "max_requests_in_flight must be above 0: set ORDERFLOW_MAX_REQUESTS_IN_FLIGHT"
-                    .into(),
-            );
+        for (name, n) in [
+            ("max_requests_in_flight", self.max_requests_in_flight),
+            (
+                "max_requests_in_flight_per_caller",
+                self.max_requests_in_flight_per_caller,
+            ),
+            ("max_anonymous_in_flight", self.max_anonymous_in_flight),
+            ("max_connections", self.max_connections),
+        ] {
+            if n == 0 {
+                return Err(format!(
+                    "{name} must be above 0: set ORDERFLOW_{}",
+                    name.to_uppercase()
+                ));
+            }
         }
         Ok(())
     }

@@ -73,7 +73,12 @@ fn filter(query: Option<String>) -> Result<Filter, Problem> {
         match key.as_ref() {
             "service" => filter.service = Some(value),
             "event_type" => filter.event_type = Some(value),
-            "order_id" => filter.order_id = Some(value),
+            "order_id" => {
+                if let Some(why) = orderflow_api::IdKind::Order.error(&value) {
+                    return Err(Problem::validation(format!("order_id: {why}")));
+                }
+                filter.order_id = Some(value)
+            }
             "error" => filter.error = Some(value),
             "since" => {
                 filter.since = Some(

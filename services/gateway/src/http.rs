@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures::future::try_join_all;
-use orderflow_api::{unknown_sku, OrderView, PlaceOrder, SetStock};
+use orderflow_api::{unknown_sku, CustomerId, OrderId, OrderView, PlaceOrder, SetStock, Sku};
 use orderflow_auth::Principal;
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use reqwest::Method;
 
 use std::sync::Arc;
 
-use crate::auth::require_operator;
+use crate::auth::{require_operator, Bearer};
 use crate::catalogue::KnownSkus;
 use crate::limits::RateLimiter;
 use crate::orders_feed;
@@ -34,7 +34,7 @@ pub struct Upstreams {
     pub orders_limit: Arc<RateLimiter>,
     /// Cancelled when the gateway stops: open order streams end.
     pub stop: tokio_util::sync::CancellationToken,
-    pub stream_slots: Arc<crate::limits::StreamSlots>,
+    pub stream_slots: Arc<crate::limits::Slots>,
 }
 
 const OPENAPI: &str = include_str!("../openapi.json");
@@ -64,6 +64,7 @@ pub fn routes(upstreams: Upstreams) -> Router {
 async fn place_order(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
     headers: HeaderMap,
     StrictJson(mut order): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
@@ -105,10 +106,10 @@ async fn place_order(
         }
     }
     order.validate()?;
-    check_skus(&u.inventory, &u.known_skus, &order).await?;
+    check_skus(&u.inventory, &bearer, &u.known_skus, &order).await?;
     let mut request = u
         .order
-        .request(Method::POST, &["v1", "orders"])
+        .request(&bearer, Method::POST, &["v1", "orders"])?
         .json(&order);
     if let Some(key) = headers.get("idempotency-key") {
         request = request.header("idempotency-key", key.as_bytes());
@@ -125,6 +126,7 @@ async fn place_order(
 /// Every SKU of the order must be in the catalogue (unknown → 422).
 async fn check_skus(
     inventory: &Upstream,
+    caller: &Bearer,
     known: &KnownSkus,
     order: &PlaceOrder,
 ) -> Result<(), Problem> {
@@ -138,7 +140,7 @@ async fn check_skus(
     skus.dedup();
     let lookups = skus.iter().map(|sku| async move {
         let response = inventory
-            .send(inventory.request(Method::GET, &["v1", "inventory", sku]))
+            .send(inventory.request(caller, Method::GET, &["v1", "inventory", sku])?)
             .await
             .map_err(|e| inventory.unavailable(e))?;
         match response.status().as_u16() {
@@ -164,21 +166,23 @@ fn not_found(order_id: &str) -> Problem {
 async fn get_order(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(order_id): Path<OrderId>,
 ) -> Result<Response, Problem> {
+    let order_id = order_id.as_str();
     let o = &u.order;
     let response = o
-        .send(o.request(Method::GET, &["v1", "orders", &order_id]))
+        .send(o.request(&bearer, Method::GET, &["v1", "orders", order_id])?)
         .await
         .map_err(|e| o.unavailable(e))?;
     match response.status().as_u16() {
         200 => {}
-        404 => return Err(not_found(&order_id)),
+        404 => return Err(not_found(order_id)),
         status => return Err(o.answered(status)),
     }
     let order: OrderView = response.json().await.map_err(|e| o.unavailable(e))?;
     if !caller.may_see(&order.customer_id) {
-        return Err(not_found(&order_id));
+        return Err(not_found(order_id));
     }
     Ok(Json(order).into_response())
 }
@@ -197,12 +201,18 @@ fn own(caller: &Principal, customer_id: &str) -> Result<(), Problem> {
 async fn list_orders(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
-    Path(customer_id): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(customer_id): Path<CustomerId>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
-    own(&caller, &customer_id)?;
+    let customer_id = customer_id.as_str();
+    own(&caller, customer_id)?;
     let o = &u.order;
-    let mut request = o.request(Method::GET, &["v1", "customers", &customer_id, "orders"]);
+    let mut request = o.request(
+        &bearer,
+        Method::GET,
+        &["v1", "customers", customer_id, "orders"],
+    )?;
     if let Some(query) = query {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -215,14 +225,17 @@ async fn list_orders(
 async fn list_notifications(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
-    Path(customer_id): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(customer_id): Path<CustomerId>,
 ) -> Result<Response, Problem> {
-    own(&caller, &customer_id)?;
+    let customer_id = customer_id.as_str();
+    own(&caller, customer_id)?;
     let n = &u.notification;
     n.relay(n.request(
+        &bearer,
         Method::GET,
-        &["v1", "customers", &customer_id, "notifications"],
-    ))
+        &["v1", "customers", customer_id, "notifications"],
+    )?)
     .await
 }
 
@@ -230,19 +243,22 @@ async fn list_notifications(
 async fn list_stock(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
 ) -> Result<Response, Problem> {
     require_operator(&caller)?;
-    u.inventory
-        .relay(u.inventory.request(Method::GET, &["v1", "inventory"]))
+    let i = &u.inventory;
+    i.relay(i.request(&bearer, Method::GET, &["v1", "inventory"])?)
         .await
 }
 
+/// One SKU's stock and price: any caller.
 async fn get_stock(
     State(u): State<Upstreams>,
-    Path(sku): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(sku): Path<Sku>,
 ) -> Result<Response, Problem> {
-    u.inventory
-        .relay(u.inventory.request(Method::GET, &["v1", "inventory", &sku]))
+    let i = &u.inventory;
+    i.relay(i.request(&bearer, Method::GET, &["v1", "inventory", sku.as_str()])?)
         .await
 }
 
@@ -250,20 +266,15 @@ async fn get_stock(
 async fn put_stock(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
-    Path(sku): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(sku): Path<Sku>,
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Response, Problem> {
     require_operator(&caller)?;
-    if sku.is_empty() || sku.chars().count() > orderflow_api::MAX_ID_LEN {
-        return Err(Problem::validation(format!(
-            "a SKU has 1 to {} characters",
-            orderflow_api::MAX_ID_LEN
-        )));
-    }
     body.validate()?;
     let request = u
         .inventory
-        .request(Method::PUT, &["v1", "inventory", &sku])
+        .request(&bearer, Method::PUT, &["v1", "inventory", sku.as_str()])?
         .json(&body);
     Ok(u.inventory.relay(request).await?.into_response())
 }
@@ -273,11 +284,12 @@ async fn put_stock(
 async fn get_payment(
     State(u): State<Upstreams>,
     Extension(caller): Extension<Principal>,
-    Path(order_id): Path<String>,
+    Extension(bearer): Extension<Bearer>,
+    Path(order_id): Path<OrderId>,
 ) -> Result<Response, Problem> {
     require_operator(&caller)?;
     let p = &u.payment;
-    p.relay(p.request(Method::GET, &["v1", "payments", &order_id]))
+    p.relay(p.request(&bearer, Method::GET, &["v1", "payments", order_id.as_str()])?)
         .await
 }
 

@@ -55,10 +55,19 @@ pub async fn serve(
             burst: config.orders_burst,
         })),
         stop: streams_stop.clone(),
-        stream_slots: limits::StreamSlots::new(config.max_streams_per_caller, config.max_streams),
+        stream_slots: limits::Slots::new(
+            "open order streams",
+            config.max_streams_per_caller,
+            config.max_streams,
+        ),
     };
     let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth()));
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_requests_in_flight));
+    let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous_in_flight));
+    let in_flight = limits::Slots::new(
+        "requests in progress",
+        config.max_requests_in_flight_per_caller,
+        config.max_requests_in_flight,
+    );
     let readiness = Readiness::default();
     let metrics = Metrics::new();
     let app = health_routes(readiness.clone())
@@ -69,12 +78,16 @@ pub async fn serve(
         .merge(console::routes(config.console_jaeger_url.clone()))
         .merge(metrics_route(metrics.clone()))
         .layer(axum::middleware::from_fn_with_state(
+            in_flight,
+            limits::admit_caller,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             verifier,
             auth::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            slots,
-            limits::concurrency,
+            anonymous,
+            limits::admit_anonymous,
         ))
         .layer(axum::middleware::from_fn_with_state(metrics, observe_http));
     readiness.set(true);
@@ -84,10 +97,14 @@ pub async fn serve(
         readiness.set(false);
         streams_stop.cancel();
     };
-    let timeouts = orderflow_http::Timeouts {
+    let limits = orderflow_http::Limits {
+        first_byte: Duration::from_millis(config.first_byte_timeout_ms),
         header_read: Duration::from_millis(config.header_read_timeout_ms),
         request: Duration::from_millis(config.request_timeout_ms),
+        idle: Duration::from_millis(config.idle_timeout_ms),
+        max_connections: config.max_connections,
+        ..Default::default()
     };
-    orderflow_http::serve_with(listener, app, timeouts, stop).await?;
+    orderflow_http::serve_with(listener, app, limits, stop).await?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Resource limits at the door: a token bucket per principal for placing
-//! orders (429 with `Retry-After` and the IETF `RateLimit` headers), a cap
-//! on requests in progress at once (503 past it), and caps on open order
-//! streams (each polls the order service while it is open).
+//! orders (429 with `Retry-After` and the IETF `RateLimit` headers), caps
+//! on requests in progress at once — a small one for requests not yet
+//! authenticated, then one per caller and one in all (429 and 503 past
+//! them) — and the same per-caller caps on open order streams (each polls
+//! the order service while it is open).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +12,9 @@ use std::time::{Duration, Instant};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use orderflow_auth::Principal;
 use orderflow_http::{Problem, ProblemType};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A bucket of `burst` tokens refilled at `per_second`; a request takes one.
 #[derive(Debug, Clone, Copy)]
@@ -112,36 +115,42 @@ impl RateLimiter {
     }
 }
 
-/// Open `GET /v1/orders/stream`s: at most `per_caller` for one principal
-/// (429) and `total` for the gateway (503). A request's in-flight slot ends
-/// with its headers; a stream's lasts as long as it is open.
-pub struct StreamSlots {
+/// Things a caller holds open (order streams; requests in progress): at
+/// most `per_caller` for one principal (429) and `total` for the gateway
+/// (503), so one caller cannot take every slot from the others.
+pub struct Slots {
+    /// What is held, for the refusals: "open order streams".
+    what: &'static str,
     per_caller: usize,
     total: usize,
     open: Mutex<HashMap<String, usize>>,
 }
 
-/// One open stream; dropping it frees its slot.
-pub struct StreamSlot {
-    slots: Arc<StreamSlots>,
+/// One held slot; dropping it frees it.
+pub struct Slot {
+    slots: Arc<Slots>,
     principal: String,
 }
 
-impl StreamSlots {
-    pub fn new(per_caller: usize, total: usize) -> Arc<Self> {
+impl Slots {
+    pub fn new(what: &'static str, per_caller: usize, total: usize) -> Arc<Self> {
         Arc::new(Self {
+            what,
             per_caller,
             total,
             open: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn open(self: &Arc<Self>, principal: &str) -> Result<StreamSlot, Problem> {
-        let mut open = self.open.lock().expect("stream slots lock");
+    pub fn open(self: &Arc<Self>, principal: &str) -> Result<Slot, Problem> {
+        let mut open = self.open.lock().expect("slots lock");
         if open.values().sum::<usize>() >= self.total {
             return Err(Problem::new(
                 ProblemType::Unavailable,
-                format!("this gateway has {} order streams open, its most: try again later or another replica", self.total),
+                format!(
+                    "this gateway has {} {}, its most: try again later or another replica",
+                    self.total, self.what
+                ),
             )
             .with_header("retry-after", "5"));
         }
@@ -150,22 +159,23 @@ impl StreamSlots {
             return Err(Problem::new(
                 ProblemType::TooManyRequests,
                 format!(
-                    "at most {} open order streams per caller: close one first",
-                    self.per_caller
+                    "at most {} {} per caller: let one finish first",
+                    self.per_caller, self.what
                 ),
-            ));
+            )
+            .with_header("retry-after", "1"));
         }
         *mine += 1;
-        Ok(StreamSlot {
+        Ok(Slot {
             slots: self.clone(),
             principal: principal.to_string(),
         })
     }
 }
 
-impl Drop for StreamSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.slots.open.lock().expect("stream slots lock");
+        let mut open = self.slots.open.lock().expect("slots lock");
         if let Some(n) = open.get_mut(&self.principal) {
             *n -= 1;
             if *n == 0 {
@@ -175,15 +185,31 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Requests in progress at once, at most: past it, 503 at once rather than
-/// a queue that grows until everything times out.
-pub async fn concurrency(
+/// A request's place among those not yet known to be anyone's: taken as
+/// it arrives, given back once its token is verified (or with the answer,
+/// for the public paths and refusals).
+#[derive(Clone)]
+pub struct Admission(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Admission {
+    fn release(&self) {
+        self.0.lock().expect("admission lock").take();
+    }
+}
+
+/// Requests not yet authenticated, at most so many at once: past it, 503 at
+/// once rather than a queue that grows until everything times out.
+pub async fn admit_anonymous(
     State(slots): State<Arc<Semaphore>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match slots.try_acquire() {
-        Ok(_slot) => next.run(request).await,
+    match slots.try_acquire_owned() {
+        Ok(permit) => {
+            let admission = Admission(Arc::new(Mutex::new(Some(permit))));
+            request.extensions_mut().insert(admission);
+            next.run(request).await
+        }
         Err(_) => Problem::new(
             ProblemType::Unavailable,
             "the gateway has as many requests in progress as it takes",
@@ -191,6 +217,29 @@ pub async fn concurrency(
         .with_header("retry-after", "1")
         .into_response(),
     }
+}
+
+/// After authentication: the caller's own share of requests in progress
+/// (a slow body or a slow upstream holds only theirs), and their place
+/// among the anonymous given back.
+pub async fn admit_caller(
+    State(slots): State<Arc<Slots>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(caller) = request.extensions().get::<Principal>() else {
+        return next.run(request).await;
+    };
+    let slot = match slots.open(&caller.subject) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Some(admission) = request.extensions().get::<Admission>() {
+        admission.release();
+    }
+    let response = next.run(request).await;
+    drop(slot);
+    response
 }
 
 #[cfg(test)]
@@ -244,7 +293,7 @@ mod tests {
 
     #[test]
     fn open_streams_are_capped_per_caller_and_in_all_and_freed_when_closed() {
-        let slots = StreamSlots::new(2, 3);
+        let slots = Slots::new("open order streams", 2, 3);
         let a1 = slots.open("a").unwrap();
         let _a2 = slots.open("a").unwrap();
         assert_eq!(slots.open("a").err().map(|p| p.status), Some(429));
@@ -256,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_caller_closing_one_of_two_streams_still_has_one_open() {
-        let slots = StreamSlots::new(2, 10);
+        let slots = Slots::new("open order streams", 2, 10);
         let a1 = slots.open("a").unwrap();
         let _a2 = slots.open("a").unwrap();
         drop(a1);
@@ -335,7 +384,7 @@ mod tests {
             .route("/", axum::routing::get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(Semaphore::new(slots)),
-                concurrency,
+                admit_anonymous,
             ));
         let response = app
             .oneshot(

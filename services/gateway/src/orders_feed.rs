@@ -17,6 +17,7 @@ use orderflow_auth::Principal;
 use orderflow_http::Problem;
 use reqwest::Method;
 
+use crate::auth::Bearer;
 use crate::http::Upstreams;
 use crate::stream::{ChangeId, Window};
 use crate::upstream::Upstream;
@@ -42,6 +43,11 @@ fn scoped(
             )));
         }
         let theirs = key == "customer_id" && !caller.is_operator();
+        if key == "customer_id" && !value.is_empty() {
+            if let Some(why) = orderflow_api::IdKind::Customer.error(&value) {
+                return Err(Problem::validation(format!("customer_id: {why}")));
+            }
+        }
         if !value.is_empty() && !theirs {
             pairs.push((key.into_owned(), value.into_owned()));
         }
@@ -56,11 +62,16 @@ fn scoped(
 pub async fn newest(
     State(Upstreams { order, .. }): State<Upstreams>,
     Extension(caller): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let pairs = scoped(&caller, query, &["status", "limit", "customer_id"])?;
     order
-        .relay(order.request(Method::GET, &["v1", "orders"]).query(&pairs))
+        .relay(
+            order
+                .request(&bearer, Method::GET, &["v1", "orders"])?
+                .query(&pairs),
+        )
         .await
 }
 
@@ -68,13 +79,14 @@ pub async fn newest(
 pub async fn summary(
     State(Upstreams { order, .. }): State<Upstreams>,
     Extension(caller): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let pairs = scoped(&caller, query, &["customer_id"])?;
     order
         .relay(
             order
-                .request(Method::GET, &["v1", "orders", "summary"])
+                .request(&bearer, Method::GET, &["v1", "orders", "summary"])?
                 .query(&pairs),
         )
         .await
@@ -101,6 +113,7 @@ pub async fn stream(
         ..
     }): State<Upstreams>,
     Extension(caller): Extension<Principal>,
+    Extension(bearer): Extension<Bearer>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
@@ -118,8 +131,16 @@ pub async fn stream(
     let slot = slots.open(&caller.subject)?;
     let window = Window::start(resume.as_ref(), orderflow_runtime::now_millis());
     let events = futures::stream::unfold(
-        (window, Vec::<Event>::new(), order, scope, stop, slot),
-        |(mut window, mut ready, order, scope, stop, slot)| async move {
+        (
+            window,
+            Vec::<Event>::new(),
+            order,
+            scope,
+            stop,
+            slot,
+            bearer,
+        ),
+        |(mut window, mut ready, order, scope, stop, slot, bearer)| async move {
             loop {
                 // The gateway is stopping: the stream ends, and the client
                 // resumes elsewhere.
@@ -127,10 +148,12 @@ pub async fn stream(
                     return None;
                 }
                 if let Some(event) = ready.pop() {
-                    return Some((Ok(event), (window, ready, order, scope, stop, slot)));
+                    return Some((Ok(event), (window, ready, order, scope, stop, slot, bearer)));
                 }
                 ready = tokio::select! {
-                    ready = read_changes(&order, &scope, &mut window) => ready,
+                    // The caller's token no longer holds (it expired): the
+                    // stream ends, and the client resumes with a fresh one.
+                    ready = read_changes(&order, &bearer, &scope, &mut window) => ready?,
                     _ = stop.cancelled() => return None,
                 };
                 ready.reverse();
@@ -148,19 +171,21 @@ pub async fn stream(
 }
 
 /// One read of the order service's changes, as events still to send. A
-/// failed read sends nothing and is tried again at the next poll.
+/// failed read sends nothing and is tried again at the next poll; `None`
+/// when the service no longer takes the caller's token.
 async fn read_changes(
     order: &Upstream,
+    caller: &Bearer,
     scope: &[(String, String)],
     window: &mut Window,
-) -> Vec<Event> {
-    let mut request = order
-        .request(Method::GET, &["v1", "order-changes"])
-        .query(scope)
-        .query(&[
-            ("since", window.since.to_string()),
-            ("limit", READ_LIMIT.to_string()),
-        ]);
+) -> Option<Vec<Event>> {
+    let Ok(request) = order.request(caller, Method::GET, &["v1", "order-changes"]) else {
+        return None;
+    };
+    let mut request = request.query(scope).query(&[
+        ("since", window.since.to_string()),
+        ("limit", READ_LIMIT.to_string()),
+    ]);
     if let Some(after) = &window.after {
         request = request.query(&[
             ("after_at", after.at.to_string()),
@@ -173,16 +198,17 @@ async fn read_changes(
             Ok(changes) => changes,
             Err(e) => {
                 tracing::warn!(error = %e, "the order service's changes did not read");
-                return Vec::new();
+                return Some(Vec::new());
             }
         },
+        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => return None,
         Ok(r) => {
             tracing::warn!(status = %r.status(), "the order service refused a read of changes");
-            return Vec::new();
+            return Some(Vec::new());
         }
         Err(e) => {
             tracing::debug!(error = %e, "the order service did not answer a read of changes");
-            return Vec::new();
+            return Some(Vec::new());
         }
     };
     let full = changes.changes.len() >= READ_LIMIT;
@@ -201,7 +227,7 @@ async fn read_changes(
             Some((id, c))
         })
         .collect();
-    window
+    let events = window
         .take(read, full)
         .into_iter()
         .filter_map(|(id, change)| {
@@ -211,5 +237,6 @@ async fn read_changes(
                 .json_data(change)
                 .ok()
         })
-        .collect()
+        .collect();
+    Some(events)
 }

@@ -11,6 +11,8 @@
 //! the window moves on. A change that becomes visible more than
 //! [`GRACE_MS`] after its stamp is not streamed (it is in the lists).
 
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+
 use std::collections::BTreeSet;
 
 /// How late a change may become visible and still be sent.
@@ -41,6 +43,11 @@ impl std::str::FromStr for ChangeId {
         else {
             return Err(bad());
         };
+        let status_ok = (1..=32).contains(&status.len())
+            && status.bytes().all(|c| c.is_ascii_uppercase() || c == b'_');
+        if !status_ok || orderflow_api::IdKind::Order.error(order_id).is_some() {
+            return Err(bad());
+        }
         Ok(Self {
             at: at.parse().map_err(|_| bad())?,
             status: status.to_string(),
@@ -64,10 +71,13 @@ impl Window {
     /// stamped just before it opened may become visible just after); a
     /// resumed one from [`GRACE_MS`] before the last change it had.
     pub fn start(resume_after: Option<&ChangeId>, now: i64) -> Self {
+        // A client's Last-Event-ID may name any time: i64::MIN less the
+        // grace must not wrap round to the far future.
         let since = match resume_after {
             Some(last) => last.at,
             None => now,
-        } - GRACE_MS;
+        }
+        .saturating_sub(GRACE_MS);
         let sent = resume_after.cloned().into_iter().collect();
         Self {
             since,
@@ -92,7 +102,7 @@ impl Window {
             .filter(|(c, _)| self.sent.insert(c.clone()))
             .collect();
         if let (Some(newest), false) = (newest, full) {
-            self.since = self.since.max(newest - GRACE_MS);
+            self.since = self.since.max(newest.saturating_sub(GRACE_MS));
         }
         // Changes older than the window cannot come back in a read.
         let since = self.since;
@@ -103,6 +113,7 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
     use super::*;
 
     fn change(at: i64, order: &str) -> ChangeId {
@@ -124,11 +135,51 @@ mod tests {
         let id = ChangeId {
             at: 1_700_000_000_123,
             status: "REFUND_PENDING".into(),
-            order_id: "0193-ab.cd".into(),
+            order_id: "0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b".into(),
         };
         assert_eq!(id.to_string().parse::<ChangeId>(), Ok(id));
-        for bad in ["", "12", "x.SHIPPED.o", "12.SHIPPED"] {
+        for bad in [
+            "",
+            "12",
+            "x.SHIPPED.0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b",
+            "12.SHIPPED",
+            "12.SHIPPED.o-1",
+            "12.shipped.0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b",
+            "12..0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b",
+        ] {
             assert!(bad.parse::<ChangeId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_resume_from_the_first_millisecond_of_time_does_not_overflow() {
+        let id: ChangeId = "-9223372036854775808.SHIPPED.0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b"
+            .parse()
+            .unwrap();
+        let w = Window::start(Some(&id), 0);
+        assert_eq!(w.since, i64::MIN, "the window starts as early as time goes");
+        let mut w = Window::start(None, i64::MIN + 1);
+        assert_eq!(w.since, i64::MIN);
+        take(&mut w, vec![change(i64::MIN, "a")], false);
+        assert_eq!(w.since, i64::MIN);
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends as Last-Event-ID, the stream starts or
+        /// refuses it, and never panics.
+        #[test]
+        fn any_last_event_id_starts_a_window_or_is_refused(
+            s in ".{0,60}",
+            at in proptest::num::i64::ANY,
+            now in proptest::num::i64::ANY,
+        ) {
+            if let Ok(id) = s.parse::<ChangeId>() {
+                Window::start(Some(&id), now);
+            }
+            let id = format!("{at}.SHIPPED.0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b");
+            let id: ChangeId = id.parse().unwrap();
+            let mut w = Window::start(Some(&id), now);
+            take(&mut w, vec![change(at, "a")], false);
         }
     }
 

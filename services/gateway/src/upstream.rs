@@ -8,6 +8,15 @@ use axum::response::Response;
 use orderflow_http::{Problem, ProblemType};
 use tracing::Instrument;
 
+use crate::auth::Bearer;
+
+/// Whether a URL keeps `segment` as it is once percent-encoded.
+fn keeps(segment: &str) -> bool {
+    !segment.is_empty()
+        && !segment.bytes().all(|c| c == b'.')
+        && !segment.chars().any(char::is_control)
+}
+
 #[derive(Clone)]
 pub struct Upstream {
     pub name: &'static str,
@@ -25,18 +34,38 @@ impl Upstream {
         Self { name, base, http }
     }
 
-    /// The URL of `segments` under the service's base, each segment escaped.
-    pub fn url(&self, segments: &[&str]) -> reqwest::Url {
+    /// The URL of `segments` under the service's base, each segment
+    /// percent-encoded. A segment that a URL would not keep as it is (empty,
+    /// `.` or `..`, which URLs resolve away, or with a control character,
+    /// which they strip) is refused: the path parameters' grammar keeps such
+    /// segments from getting this far, and this keeps them from ever
+    /// reaching a service as some other path.
+    pub fn url(&self, segments: &[&str]) -> Result<reqwest::Url, Problem> {
+        if let Some(bad) = segments.iter().find(|s| !keeps(s)) {
+            return Err(Problem::validation(format!(
+                "{bad:?} cannot be part of a path"
+            )));
+        }
         let mut url = self.base.clone();
         url.path_segments_mut()
-            .expect("http URLs have paths")
+            .map_err(|()| Problem::internal("the service's URL cannot have a path"))?
             .pop_if_empty()
             .extend(segments);
-        url
+        Ok(url)
     }
 
-    pub fn request(&self, method: reqwest::Method, segments: &[&str]) -> reqwest::RequestBuilder {
-        self.http.request(method, self.url(segments))
+    /// A request on the caller's behalf: their token goes along, and the
+    /// service checks it again.
+    pub fn request(
+        &self,
+        caller: &Bearer,
+        method: reqwest::Method,
+        segments: &[&str],
+    ) -> Result<reqwest::RequestBuilder, Problem> {
+        Ok(self
+            .http
+            .request(method, self.url(segments)?)
+            .bearer_auth(caller.token()))
     }
 
     /// Sends in a client span whose context goes along as `traceparent`, so
@@ -117,5 +146,31 @@ impl Upstream {
         }
         let body = response.bytes().await.map_err(|e| self.unavailable(e))?;
         builder.body(Body::from(body)).map_err(Problem::internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped_and_dot_segments_refused() {
+        let u = Upstream::new(
+            "inventory",
+            "http://inventory:8080/",
+            Duration::from_secs(1),
+        );
+        let url = |s: &str| u.url(&["v1", "inventory", s]).map(|u| u.to_string());
+        assert_eq!(
+            url("SKU-1").unwrap(),
+            "http://inventory:8080/v1/inventory/SKU-1"
+        );
+        assert_eq!(
+            url("a/b?c#d%").unwrap(),
+            "http://inventory:8080/v1/inventory/a%2Fb%3Fc%23d%25"
+        );
+        for bad in ["", ".", "..", "...", "SKU-1\t", "a\nb", "a\0b", "a\u{85}b"] {
+            assert!(url(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use orderflow_api::{SetStock, StockList, StockView};
+use orderflow_api::{SetStock, Sku, StockList, StockView};
 use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 
@@ -30,9 +30,9 @@ async fn list_stock(State(rt): State<Arc<Runtime>>) -> Result<Json<StockList>, P
 
 async fn get_stock(
     State(rt): State<Arc<Runtime>>,
-    Path(sku): Path<String>,
+    Path(sku): Path<Sku>,
 ) -> Result<Json<StockView>, Problem> {
-    store::stock(rt.db().reader(), &sku)
+    store::stock(rt.db().reader(), sku.as_str())
         .await
         .map_err(Problem::internal)?
         .map(Json)
@@ -41,21 +41,27 @@ async fn get_stock(
 
 async fn put_stock(
     State(rt): State<Arc<Runtime>>,
-    Path(sku): Path<String>,
+    Path(sku): Path<Sku>,
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Json<StockView>, Problem> {
     body.validate()?;
-    if let Some(other) = store::other_currency(rt.db().pool(), &sku, &body.unit_price.currency)
-        .await
-        .map_err(Problem::internal)?
+    if let Some(other) =
+        store::other_currency(rt.db().pool(), sku.as_str(), &body.unit_price.currency)
+            .await
+            .map_err(Problem::internal)?
     {
         return Err(Problem::validation(format!(
             "the catalogue is priced in {other}; an order cannot mix currencies, so every SKU must use {other}"
         )));
     }
-    store::set_stock(rt.db().pool(), &sku, body.available, &body.unit_price)
-        .await
-        .map_err(Problem::internal)?;
-    tracing::info!(sku, available = body.available, "stock set");
+    store::set_stock(
+        rt.db().pool(),
+        sku.as_str(),
+        body.available,
+        &body.unit_price,
+    )
+    .await
+    .map_err(Problem::internal)?;
+    tracing::info!(%sku, available = body.available, "stock set");
     get_stock(State(rt), Path(sku)).await
 }

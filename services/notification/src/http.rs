@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use orderflow_api::NotificationView;
+use orderflow_api::{CustomerId, NotificationView};
 use orderflow_http::{Path, Problem};
 use orderflow_runtime::Runtime;
 
@@ -19,9 +19,9 @@ pub fn routes(rt: Arc<Runtime>) -> Router {
 
 async fn list(
     State(rt): State<Arc<Runtime>>,
-    Path(customer_id): Path<String>,
+    Path(customer_id): Path<CustomerId>,
 ) -> Result<Json<Vec<NotificationView>>, Problem> {
-    store::for_customer(rt.db().reader(), &customer_id)
+    store::for_customer(rt.db().reader(), customer_id.as_str())
         .await
         .map(Json)
         .map_err(Problem::internal)

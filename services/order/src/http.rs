@@ -7,7 +7,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orderflow_api::{CustomerOrdersPage, OrderAccepted, OrderChanges, OrdersList, PlaceOrder};
+use orderflow_api::{
+    CustomerId, CustomerOrdersPage, IdKind, OrderAccepted, OrderChanges, OrderId, OrdersList,
+    PlaceOrder,
+};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use orderflow_runtime::group_commit::GroupCommit;
 use orderflow_runtime::telemetry::SagaMetrics;
@@ -99,9 +102,9 @@ async fn place_order(
 
 async fn get_order(
     State(AppState { rt, .. }): State<AppState>,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> Result<Response, Problem> {
-    match store::order_view(rt.db().reader(), &order_id)
+    match store::order_view(rt.db().reader(), order_id.as_str())
         .await
         .map_err(Problem::internal)?
     {
@@ -125,7 +128,7 @@ struct PageQuery {
 /// The customer's orders, newest first, a page at a time.
 async fn customer_orders(
     State(AppState { rt, .. }): State<AppState>,
-    Path(customer_id): Path<String>,
+    Path(customer_id): Path<CustomerId>,
     query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let axum::extract::Query(query) =
@@ -142,10 +145,14 @@ async fn customer_orders(
         })?),
         None => None,
     };
-    let mut rows =
-        store::customer_orders(rt.db().reader(), &customer_id, after.as_ref(), limit + 1)
-            .await
-            .map_err(Problem::internal)?;
+    let mut rows = store::customer_orders(
+        rt.db().reader(),
+        customer_id.as_str(),
+        after.as_ref(),
+        limit + 1,
+    )
+    .await
+    .map_err(Problem::internal)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|(cursor, _)| cursor.encode())
@@ -185,6 +192,14 @@ impl FeedQuery {
             return Err(Problem::validation(format!(
                 "limit must be between 1 and {max}, got {limit}"
             )));
+        }
+        for (field, id, kind) in [
+            ("customer_id", &q.customer_id, IdKind::Customer),
+            ("after_order_id", &q.after_order_id, IdKind::Order),
+        ] {
+            if let Some(why) = id.as_deref().and_then(|id| kind.error(id)) {
+                return Err(Problem::validation(format!("{field}: {why}")));
+            }
         }
         if let Some(status) = &q.status {
             if crate::domain::Status::from_name(status).is_none() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use orderflow_api::PaymentView;
+use orderflow_api::{OrderId, PaymentView};
 use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 use serde::{Deserialize, Serialize};
@@ -39,14 +39,15 @@ pub fn routes(
 
 async fn get_payment(
     State(s): State<AppState>,
-    Path(order_id): Path<String>,
+    Path(order_id): Path<OrderId>,
 ) -> Result<Json<PaymentView>, Problem> {
+    let order_id = order_id.as_str();
     let ledger = s
         .provider
-        .ledger(&order_id)
+        .ledger(order_id)
         .await
         .map_err(Problem::internal)?;
-    store::view(s.rt.db().reader(), &order_id, ledger)
+    store::view(s.rt.db().reader(), order_id, ledger)
         .await
         .map_err(Problem::internal)?
         .map(Json)
