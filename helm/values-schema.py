@@ -414,8 +414,9 @@ def schema():
                     {
                         "latencyMs": integer(minimum=0),
                         "failureRate": {"type": "number", "minimum": 0, "maximum": 1},
+                        "api": {"type": "boolean"},
                     },
-                    required=["latencyMs", "failureRate"],
+                    required=["latencyMs", "failureRate", "api"],
                 ),
                 "providerTimeoutMs": integer(minimum=1),
             },
@@ -489,7 +490,19 @@ def schema():
             {
                 "enabled": BOOLEAN,
                 "gatewayFrom": OBJECT_LIST,
-                "metricsFrom": OBJECT_LIST,
+                "prometheus": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "namespace": {"type": "string", "minLength": 1},
+                        "podLabels": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": {"type": "string"},
+                        },
+                    },
+                    "additionalProperties": False,
+                    "required": ["namespace", "podLabels"],
+                },
                 "extraIngressFrom": OBJECT_LIST,
                 "egress": obj(
                     {name: EGRESS for name in ["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "smtp", "oidc"]},

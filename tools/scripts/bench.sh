@@ -88,8 +88,11 @@ bootstrap=$(sed -n 's/^  kafka *//p' "$log" | head -1)
 sampler=$!
 
 result() { sed -n "s/^RESULT .*$1=\([0-9.]*\).*/\1/p" | tail -1; }
+# The sandbox's weather is an operator's call on the payment service's own API.
+operator_token=$("$bin/orderflow" token --operator)
 sandbox() {
   curl -sf -X PUT "$payment/v1/sandbox" -H 'content-type: application/json' \
+    -H "authorization: Bearer $operator_token" \
     -d "{\"latency_ms\": $1, \"failure_rate\": 0.0}" >/dev/null
 }
 

@@ -81,6 +81,8 @@ def check(name, problems):
 
 
 consumers = {"order", "inventory", "payment", "shipping", "notification"}
+# The peers a profile adds to every service's API port (networkPolicy.extraIngressFrom).
+extra_from = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "operators"}}}]
 pod_owners = [d for d in docs if d["kind"] in ("Deployment", "Job")]
 
 # Restricted Pod Security Standard (v1.30), the fields it constrains.
@@ -136,6 +138,61 @@ for d in (d for d in docs if d["kind"] == "Deployment"):
     if not c.get("resources", {}).get("requests"):
         problems.append(f"{name}: no resource requests")
 check("probes /healthz and /readyz, grace period >= 30s, requests", problems)
+
+# Two ports per pod: the API (http, 8080: every call needs a token) and the
+# operations port (ops, 9090: probes and /metrics), and the API's settings.
+problems = []
+for d in (d for d in docs if d["kind"] == "Deployment"):
+    name = d["metadata"]["name"]
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if ports != {"http": 8080, "ops": 9090}:
+        problems.append(f"{name}: ports {ports}")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if c.get(probe, {}).get("httpGet", {}).get("port") != "ops":
+            problems.append(f"{name}: {probe} is not on the ops port")
+for cm in (d for d in docs if d["kind"] == "ConfigMap" and "ORDERFLOW_HTTP_ADDR" in d.get("data", {})):
+    data = cm["data"]
+    if data.get("ORDERFLOW_OPS_ADDR") != "0.0.0.0:9090":
+        problems.append(f"{cm['metadata']['name']}: ORDERFLOW_OPS_ADDR is {data.get('ORDERFLOW_OPS_ADDR')}")
+    if not data.get("ORDERFLOW_AUTH_ISSUER") or "ORDERFLOW_AUTH_JWKS_URL" not in data:
+        problems.append(f"{cm['metadata']['name']}: no token issuer for its API")
+    if cm["metadata"]["name"].endswith("-payment") and data.get("ORDERFLOW_SANDBOX_API") not in ("false", "true"):
+        problems.append("payment: ORDERFLOW_SANDBOX_API unset")
+for m in (d for d in docs if d["kind"] == "ServiceMonitor"):
+    if m["spec"]["endpoints"][0].get("port") != "ops":
+        problems.append("ServiceMonitor does not scrape the ops port")
+check("API on http (8080), probes and /metrics on ops (9090), every API given the token issuer", problems)
+
+# Who may reach what: a service's API port only from the gateway's pods (and
+# extraIngressFrom); the ops port only from Prometheus's pods in its own
+# namespace; no rule admits every namespace.
+problems = []
+policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+gateway_peer = None
+for name, pol in policies.items():
+    component = pol["metadata"]["labels"].get("app.kubernetes.io/component")
+    for rule in pol["spec"].get("ingress", []):
+        ports = {p["port"] for p in rule.get("ports", [])}
+        peers = rule.get("from", [])
+        for peer in peers:
+            ns = peer.get("namespaceSelector")
+            if ns is not None and not ns.get("matchLabels") and not ns.get("matchExpressions"):
+                problems.append(f"{name}: a rule admits every namespace: {peer}")
+        if "ops" in ports:
+            if ports != {"ops"}:
+                problems.append(f"{name}: the ops rule opens {ports}")
+            for peer in peers:
+                if not (peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                        and peer.get("podSelector", {}).get("matchLabels")):
+                    problems.append(f"{name}: ops admits {peer}, not Prometheus's pods in one namespace")
+        if "http" in ports and component in consumers:
+            for peer in peers:
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                from_gateway = labels.get("app.kubernetes.io/component") == "gateway" and "namespaceSelector" not in peer
+                if not from_gateway and peer not in extra_from:
+                    problems.append(f"{name}: its API admits {peer}")
+check("NetworkPolicy: APIs from the gateway only, /metrics from Prometheus's namespace only", problems)
 
 # What values.schema.json promises, seen in the output: no consumer can be
 # scaled (statically, by the HPA, or by KEDA) past the partition count.

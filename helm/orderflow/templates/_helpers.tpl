@@ -196,6 +196,12 @@ The schema registry's URL and credentials (a YAML list): basic auth
 {{- define "orderflow.commonConfig" -}}
 {{- $v := .root.Values -}}
 ORDERFLOW_HTTP_ADDR: "0.0.0.0:8080"
+ORDERFLOW_OPS_ADDR: "0.0.0.0:9090"
+{{- /* Every API checks each call's token itself (the gateway forwards the caller's). */}}
+ORDERFLOW_AUTH_JWKS_URL: {{ $v.auth.jwksUrl | quote }}
+ORDERFLOW_AUTH_ISSUER: {{ $v.auth.issuer | quote }}
+ORDERFLOW_AUTH_AUDIENCE: {{ $v.auth.audience | quote }}
+ORDERFLOW_AUTH_OPERATOR_ROLE: {{ $v.auth.operatorRole | quote }}
 RUST_LOG: {{ $v.logs.level | quote }}
 ORDERFLOW_LOG_FORMAT: {{ $v.logs.format | quote }}
 {{- if ne .component "gateway" }}
@@ -360,13 +366,19 @@ by NOTES.txt and every Deployment so `helm template` fails too.
         matchLabels:
           {{- include "orderflow.selectorLabels" (dict "root" $root "component" "gateway") | nindent 10 }}
 {{- end }}
-{{- with $np.metricsFrom }}
-# Prometheus scrapes /metrics.
+{{- with $np.prometheus }}
+# Prometheus scrapes /metrics: the operations port only, from its namespace
+# and pods alone.
 - ports:
-    - port: http
+    - port: ops
       protocol: TCP
   from:
-    {{- toYaml . | nindent 4 }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .namespace | quote }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .podLabels | nindent 10 }}
 {{- end }}
 {{- with $np.extraIngressFrom }}
 - ports:

@@ -486,4 +486,31 @@ mod tests {
             "{detail}"
         );
     }
+
+    proptest::proptest! {
+        /// Any body either does not parse (400) or is judged valid or not
+        /// (422), never a panic: arbitrary bytes, and real orders with
+        /// arbitrary text in every field.
+        #[test]
+        fn any_body_is_parsed_and_judged_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            text in proptest::collection::vec(".{0,80}", 8),
+            quantity in proptest::num::i64::ANY,
+        ) {
+            if let Ok(o) = serde_json::from_slice::<PlaceOrder>(&bytes) {
+                let _ = o.validate();
+            }
+            let mut o = order();
+            o.customer_id = Some(text[0].clone());
+            o.items[0].sku = text[1].clone();
+            o.items[0].quantity = quantity;
+            o.payment.token = text[2].clone();
+            o.customer_email = Some(text[3].clone());
+            o.shipping_address.name = text[4].clone();
+            o.shipping_address.postal_code = text[5].clone();
+            o.shipping_address.country = text[6].clone();
+            o.shipping_address.city = text[7].clone();
+            let _ = o.validate();
+        }
+    }
 }

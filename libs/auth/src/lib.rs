@@ -6,10 +6,12 @@
 //! for the dev stack and the tests: a key pair made at start, its JWKS, and
 //! tokens minted on request. Cryptography is jsonwebtoken's and OpenSSL's.
 
+mod gate;
 mod issuer;
 mod principal;
 mod verifier;
 
+pub use gate::{authenticate, require_operator, require_own, Bearer, Gate};
 pub use issuer::{Issuer, TokenRequest, TokenResponse};
 pub use principal::{Principal, Role};
 pub use verifier::{AuthConfig, AuthError, Verifier};

@@ -22,6 +22,46 @@ pub struct AuthConfig {
     pub operator_role: String,
 }
 
+impl AuthConfig {
+    /// What cannot work, naming the variable that fixes it: an API with no
+    /// way to check tokens serves no one.
+    pub fn validate(&self) -> Result<(), String> {
+        let jwks =
+            reqwest::Url::parse(&self.jwks_url).is_ok_and(|u| u.scheme().starts_with("http"));
+        if !jwks {
+            return Err(format!(
+                "auth_jwks_url `{}` is not an http(s) URL: set ORDERFLOW_AUTH_JWKS_URL to the token issuer's JWKS, e.g. https://idp.example.com/.well-known/jwks.json (the API serves no one without it)",
+                self.jwks_url
+            ));
+        }
+        for (name, value, what) in [
+            (
+                "auth_issuer",
+                &self.issuer,
+                "to the `iss` of the tokens to accept",
+            ),
+            (
+                "auth_audience",
+                &self.audience,
+                "to the `aud` tokens are for",
+            ),
+            (
+                "auth_operator_role",
+                &self.operator_role,
+                "to the role or scope of operators",
+            ),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!(
+                    "{name} is empty: set ORDERFLOW_{} {what}",
+                    name.to_uppercase()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why a request's token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -1,4 +1,5 @@
 //! A dead letter's id: `<service>/<partition>/<offset>` on `<service>.dlq`.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +56,7 @@ impl FromStr for DlqId {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
     use super::*;
 
     #[test]
@@ -97,5 +99,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("inventory/0/42"));
+    }
+
+    proptest::proptest! {
+        /// Any text is an id or a refusal naming it, never a panic.
+        #[test]
+        fn any_text_is_an_id_or_refused(s in ".{0,60}", p in proptest::num::i64::ANY, o in "[0-9-]{0,25}") {
+            let _ = s.parse::<DlqId>();
+            let _ = format!("inventory/{p}/{o}").parse::<DlqId>();
+        }
     }
 }

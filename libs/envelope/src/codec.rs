@@ -1,5 +1,6 @@
 //! Avro payloads in the Confluent wire format: magic byte 0, the writer schema's
 //! 4-byte big-endian registry id, then the Avro binary datum.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -229,6 +230,7 @@ impl Codec {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
     use std::sync::Mutex;
 
     use async_trait::async_trait;

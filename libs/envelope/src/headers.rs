@@ -1,5 +1,6 @@
 //! CloudEvents 1.0 attributes in the Kafka protocol binding, binary mode: each
 //! attribute is a `ce_`-prefixed header, the payload is the record value.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
@@ -160,6 +161,7 @@ impl CloudEventHeaders {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
     use super::*;
 
     #[test]

@@ -1,5 +1,6 @@
 //! A JSON body extractor whose every rejection is a problem document, so a
 //! malformed body, a wrong content type or an oversized body all read alike.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};

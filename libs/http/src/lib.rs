@@ -6,12 +6,14 @@
 mod activity;
 mod health;
 mod json;
+mod listeners;
 mod path;
 mod problem;
 mod serve;
 
 pub use health::{health_routes, Readiness};
 pub use json::StrictJson;
+pub use listeners::Listeners;
 pub use path::Path;
 pub use problem::{Problem, ProblemType};
 pub use serve::{serve, serve_with, Limits, MAX_BODY_BYTES};

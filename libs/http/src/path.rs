@@ -1,4 +1,5 @@
 //! A path-parameter extractor whose rejection is a problem document.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path as AxumPath};

@@ -14,8 +14,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RuntimeConfig {
-    /// Where the service's HTTP API, health endpoints and metrics listen.
+    /// Where the service's HTTP API listens (every call needs a token).
     pub http_addr: SocketAddr,
+    /// Where its health endpoints and metrics listen, apart from the API
+    /// so that probes and Prometheus are admitted to this port alone.
+    pub ops_addr: SocketAddr,
+    /// The token issuer's JWKS (OIDC `jwks_uri`): the API checks every
+    /// call's bearer token against it, as the gateway does.
+    pub auth_jwks_url: String,
+    /// The `iss` every token must carry.
+    pub auth_issuer: String,
+    /// The `aud` every token must include.
+    pub auth_audience: String,
+    /// The role (or scope) that makes a caller an operator.
+    pub auth_operator_role: String,
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     pub database_url: String,
     /// SQLite only: sync every commit to disk (`synchronous=FULL`), so that a
@@ -98,6 +110,11 @@ impl Default for RuntimeConfig {
         let breaker = crate::resilience::BreakerSettings::default();
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            auth_jwks_url: String::new(),
+            auth_issuer: String::new(),
+            auth_audience: orderflow_auth::DEFAULT_AUDIENCE.into(),
+            auth_operator_role: orderflow_auth::DEFAULT_OPERATOR_ROLE.into(),
             database_url: "sqlite://.data/orderflow.db".into(),
             sqlite_durable: true,
             database_max_connections: 20,
@@ -156,10 +173,22 @@ impl RuntimeConfig {
         })
     }
 
-    /// The defaults for one service: its own port and SQLite file.
+    /// How the API checks tokens.
+    pub fn auth(&self) -> orderflow_auth::AuthConfig {
+        orderflow_auth::AuthConfig {
+            jwks_url: self.auth_jwks_url.clone(),
+            issuer: self.auth_issuer.clone(),
+            audience: self.auth_audience.clone(),
+            operator_role: self.auth_operator_role.clone(),
+        }
+    }
+
+    /// The defaults for one service: its own ports (the API's, and the
+    /// operations port 1,000 above it) and SQLite file.
     pub fn for_service(service: &str, port: u16) -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], port.saturating_add(1_000))),
             database_url: format!("sqlite://.data/{service}.db"),
             ..Self::default()
         }
@@ -190,6 +219,11 @@ impl RuntimeConfig {
 
     fn has_setting(&self, key: &str) -> bool {
         matches!(serde_json::to_value(self), Ok(serde_json::Value::Object(m)) if m.contains_key(key))
+    }
+
+    /// For a service with an API: that it can check tokens.
+    pub fn validate_api(&self) -> Result<(), String> {
+        self.auth().validate()
     }
 
     /// Checks what serde cannot: values that parse but cannot work.

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use orderflow_auth::{authenticate, Gate, Verifier};
 use orderflow_envelope::{
     CloudEventHeaders, Codec, Envelope, Event, EventType, HttpSchemaRegistry, Topic,
 };
-use orderflow_http::{health_routes, Readiness};
+use orderflow_http::{health_routes, Listeners, Readiness};
 use orderflow_telemetry::{metrics_route, observe_http, Metrics};
 use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
@@ -176,9 +176,12 @@ impl Runtime {
     /// outbox and runs `handler` on the topics the service consumes, until `shutdown`. Then: readiness goes
     /// false, the consumer finishes in-flight work, commits and leaves its
     /// group, in-flight HTTP requests finish, and the outbox is flushed.
+    /// Serves `routes` on the API port, each call's bearer token checked
+    /// (routes that need none: no API, and no token checked), and the
+    /// health probes and metrics on the operations port.
     pub async fn serve(
         self: Arc<Self>,
-        listener: TcpListener,
+        listeners: Listeners,
         routes: Router,
         handler: Option<Arc<dyn Handler>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -197,16 +200,25 @@ impl Runtime {
         let mut consumer_task = handler.map(|handler| {
             tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
-        let app = health_routes(self.readiness.clone())
-            .merge(routes)
-            .merge(metrics_route(self.metrics.clone()))
-            .layer(axum::middleware::from_fn_with_state(
-                self.metrics.clone(),
-                observe_http,
-            ));
+        let api = if routes.has_routes() {
+            let gate = Gate::new(Arc::new(Verifier::new(self.config.auth())));
+            routes.layer(axum::middleware::from_fn_with_state(gate, authenticate))
+        } else {
+            routes
+        }
+        .layer(axum::middleware::from_fn_with_state(
+            self.metrics.clone(),
+            observe_http,
+        ));
+        let ops = health_routes(self.readiness.clone()).merge(metrics_route(self.metrics.clone()));
         let http = tokio::spawn(orderflow_http::serve(
-            listener,
-            app,
+            listeners.api,
+            api,
+            stop_http.clone().cancelled_owned(),
+        ));
+        let ops = tokio::spawn(orderflow_http::serve(
+            listeners.ops,
+            ops,
             stop_http.clone().cancelled_owned(),
         ));
         self.readiness.set(true);
@@ -256,6 +268,7 @@ impl Runtime {
         // Rows the relay leaves are published at the next start.
         self.within_budget("the outbox relay's last rows", relay)
             .await;
+        let _ = ops.await;
         let _ = housekeeping.await;
         let _ = producer_watch.await;
         tracing::info!(service = self.service, "stopped");

@@ -23,6 +23,19 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
     Ok(bin)
 }
 
+/// What every service process needs besides its own settings: loopback
+/// ports for its API and operations port, and the token issuer the tests
+/// share (a service with an API refuses to start without one).
+pub fn service_env() -> Vec<(&'static str, String)> {
+    let issuer = crate::shared_issuer();
+    vec![
+        ("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0".into()),
+        ("ORDERFLOW_OPS_ADDR", "127.0.0.1:0".into()),
+        ("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url()),
+        ("ORDERFLOW_AUTH_ISSUER", issuer.url.clone()),
+    ]
+}
+
 /// Runs `orderflow args…` against `bootstrap` and `registry`.
 pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result<Output> {
     let bin = binary("orderflow")?;

@@ -198,11 +198,12 @@ impl Member {
     ) -> Result<Self> {
         let rt = Runtime::connect(spec, config).await?;
         let metrics = rt.metrics().clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let listeners = orderflow_http::Listeners::local().await?;
+        // A member has no API: its URL is the operations port's.
+        let (_, url) = listeners.urls()?;
         let stop = CancellationToken::new();
         let shutdown = Box::pin(stop.clone().cancelled_owned());
-        let task = tokio::spawn(rt.serve(listener, axum::Router::new(), Some(handler), shutdown));
+        let task = tokio::spawn(rt.serve(listeners, axum::Router::new(), Some(handler), shutdown));
         Ok(Member {
             metrics,
             url,

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use orderflow_http::Listeners;
 use orderflow_runtime::{RuntimeConfig, RuntimeError, Shutdown};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
@@ -31,6 +32,8 @@ pub struct Options {
     pub provider_timeout_ms: u64,
     /// The sandbox provider's added latency per call.
     pub sandbox_latency_ms: u64,
+    /// Whether payment serves `/v1/sandbox` (tests change the weather).
+    pub sandbox_api: bool,
     pub idempotency_key_ttl_ms: u64,
     /// Publish attempts of an outbox row before it is parked.
     pub outbox_max_attempts: u32,
@@ -68,6 +71,7 @@ impl Default for Options {
             step_deadline_ms: 60_000,
             provider_timeout_ms: 2_000,
             sandbox_latency_ms: 0,
+            sandbox_api: true,
             idempotency_key_ttl_ms: 24 * 3_600_000,
             outbox_max_attempts: 10,
             inbox_retention_ms: 7 * 24 * 3_600_000,
@@ -90,8 +94,13 @@ impl Default for Options {
 /// A running stack; dropping it without [`Stack::stop`] aborts the services.
 pub struct Stack {
     pub api: Api,
-    /// Each service's base URL, by name (`gateway`, `order`, …).
+    /// Each service's base URL, by name (`gateway`, `order`, …): its API,
+    /// where every call needs a token.
     pub urls: std::collections::BTreeMap<&'static str, String>,
+    /// Each one's operations port: `/healthz`, `/readyz`, `/metrics`.
+    pub ops: std::collections::BTreeMap<&'static str, String>,
+    /// The operations port of each notification replica.
+    pub notification_ops: Vec<String>,
     pub bootstrap: String,
     pub registry: String,
     /// Each consuming service's database URL, by name.
@@ -111,6 +120,13 @@ async fn bind() -> Result<(TcpListener, String)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((listener, url))
+}
+
+/// A service's two listeners, and the URLs of its API and operations port.
+async fn bind_both() -> Result<(Listeners, String, String)> {
+    let listeners = Listeners::local().await?;
+    let (api, ops) = listeners.urls()?;
+    Ok((listeners, api, ops))
 }
 
 impl Stack {
@@ -147,9 +163,13 @@ impl Stack {
         for service in orderflow_runtime::topics::CONSUMING_SERVICES {
             configs.insert(service, crate::database_url(dir.path(), service).await?);
         }
-        let runtime = |service: &str, listener: &TcpListener| -> Result<RuntimeConfig> {
+        let issuer = crate::shared_issuer();
+        let runtime = |service: &str, listeners: &Listeners| -> Result<RuntimeConfig> {
             Ok(RuntimeConfig {
-                http_addr: listener.local_addr()?,
+                http_addr: listeners.api.local_addr()?,
+                ops_addr: listeners.ops.local_addr()?,
+                auth_jwks_url: issuer.jwks_url(),
+                auth_issuer: issuer.url.clone(),
                 database_url: configs[service].clone(),
                 schema_registry_url: registry.clone(),
                 schema_registry_basic_auth: registry_basic_auth.clone(),
@@ -190,7 +210,9 @@ impl Stack {
         let stop = || -> Shutdown { Box::pin(shutdown.clone().cancelled_owned()) };
         let mut services = Vec::new();
 
-        let (l, order_url) = bind().await?;
+        let mut ops = std::collections::BTreeMap::new();
+        let (l, order_url, o) = bind_both().await?;
+        ops.insert("order", o);
         let config = orderflow_order::Config {
             runtime: runtime("order", &l)?,
             idempotency_key_ttl_ms: options.idempotency_key_ttl_ms,
@@ -200,7 +222,8 @@ impl Stack {
             tokio::spawn(orderflow_order::serve(config, l, stop())),
         ));
 
-        let (l, inventory_url) = bind().await?;
+        let (l, inventory_url, o) = bind_both().await?;
+        ops.insert("inventory", o);
         let config = orderflow_inventory::Config {
             runtime: runtime("inventory", &l)?,
         };
@@ -209,11 +232,13 @@ impl Stack {
             tokio::spawn(orderflow_inventory::serve(config, l, stop())),
         ));
 
-        let (l, payment) = bind().await?;
+        let (l, payment, o) = bind_both().await?;
+        ops.insert("payment", o);
         let config = orderflow_payment::Config {
             runtime: runtime("payment", &l)?,
             provider_timeout_ms: options.provider_timeout_ms,
             sandbox_latency_ms: options.sandbox_latency_ms,
+            sandbox_api: options.sandbox_api,
             ..Default::default()
         };
         services.push((
@@ -221,7 +246,8 @@ impl Stack {
             tokio::spawn(orderflow_payment::serve(config, l, stop())),
         ));
 
-        let (l, shipping_url) = bind().await?;
+        let (l, shipping_url, o) = bind_both().await?;
+        ops.insert("shipping", o);
         let config = orderflow_shipping::Config {
             runtime: runtime("shipping", &l)?,
             ..Default::default()
@@ -232,8 +258,10 @@ impl Stack {
         ));
 
         let mut notification_urls = Vec::new();
+        let mut notification_ops = Vec::new();
         for _ in 0..options.notification_replicas.max(1) {
-            let (l, url) = bind().await?;
+            let (l, url, o) = bind_both().await?;
+            notification_ops.push(o);
             let config = orderflow_notification::Config {
                 runtime: runtime("notification", &l)?,
                 ..options.notification.clone()
@@ -245,11 +273,13 @@ impl Stack {
             notification_urls.push(url);
         }
         let notification_url = notification_urls[0].clone();
+        ops.insert("notification", notification_ops[0].clone());
 
-        let (l, gateway) = bind().await?;
-        let issuer = crate::shared_issuer();
+        let (l, gateway, o) = bind_both().await?;
+        ops.insert("gateway", o);
         let config = orderflow_gateway::Config {
-            http_addr: l.local_addr()?,
+            http_addr: l.api.local_addr()?,
+            ops_addr: l.ops.local_addr()?,
             order_url: order_url.clone(),
             inventory_url: inventory_url.clone(),
             notification_url: notification_url.clone(),
@@ -285,6 +315,8 @@ impl Stack {
         let databases = configs.into_iter().collect();
         let stack = Self {
             urls,
+            ops,
+            notification_ops,
             databases,
             notification_replicas: notification_urls,
             retry_tiers: tiers,
@@ -312,7 +344,7 @@ impl Stack {
         loop {
             let ready = self
                 .http
-                .get(format!("{}/readyz", self.api.gateway))
+                .get(format!("{}/readyz", self.ops["gateway"]))
                 .send()
                 .await;
             if ready.is_ok_and(|r| r.status().is_success()) {

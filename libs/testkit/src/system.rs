@@ -62,6 +62,33 @@ struct Process {
     child: Mutex<Option<Child>>,
 }
 
+impl Process {
+    /// Its operations port (`/readyz`, `/metrics`), as `host:port`.
+    fn ops_addr(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "ORDERFLOW_OPS_ADDR")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// What every process needs to check tokens, and to listen on two ports.
+fn listen_and_verify(issuer: &orderflow_auth::Issuer) -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        (
+            "ORDERFLOW_HTTP_ADDR".into(),
+            format!("127.0.0.1:{}", free_port()?),
+        ),
+        (
+            "ORDERFLOW_OPS_ADDR".into(),
+            format!("127.0.0.1:{}", free_port()?),
+        ),
+        ("ORDERFLOW_AUTH_JWKS_URL".into(), issuer.jwks_url()),
+        ("ORDERFLOW_AUTH_ISSUER".into(), issuer.url.clone()),
+    ])
+}
+
 pub struct ProcessStack {
     pub api: Api,
     pub bootstrap: String,
@@ -205,6 +232,7 @@ impl ProcessStack {
 
         let registry = shared_registry().to_string();
 
+        let issuer = crate::shared_issuer();
         let mut processes = Vec::new();
         let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut databases = BTreeMap::new();
@@ -212,12 +240,14 @@ impl ProcessStack {
             let database = crate::database_url(logs.path(), service).await?;
             databases.insert(service, database.clone());
             for replica in 0..n {
-                let port = free_port()?;
+                let mut env = listen_and_verify(&issuer)?;
                 urls.entry(service)
                     .or_default()
-                    .push(format!("http://127.0.0.1:{port}"));
-                let env = vec![
-                    ("ORDERFLOW_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+                    .push(format!("http://{}", env[0].1));
+                if service == "payment" {
+                    env.push(("ORDERFLOW_SANDBOX_API".into(), "true".into()));
+                }
+                env.extend([
                     ("ORDERFLOW_DATABASE_URL".into(), database.clone()),
                     (
                         "ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS".into(),
@@ -238,7 +268,7 @@ impl ProcessStack {
                         json_list(&SLOW_TIERS_MS),
                     ),
                     ("ORDERFLOW_OUTBOX_POLL_MS".into(), "200".into()),
-                ];
+                ]);
                 let log = logs.path().join(format!("{service}-{replica}.log"));
                 processes.push(Process {
                     service,
@@ -249,35 +279,26 @@ impl ProcessStack {
                 });
             }
         }
-        let gateway_port = free_port()?;
-        let issuer = crate::shared_issuer();
         let first = |s: &str| urls[s][0].clone();
+        let mut env = listen_and_verify(&issuer)?;
+        let gateway = format!("http://{}", env[0].1);
+        env.extend([
+            ("ORDERFLOW_ORDER_URL".into(), first("order")),
+            ("ORDERFLOW_INVENTORY_URL".into(), first("inventory")),
+            ("ORDERFLOW_NOTIFICATION_URL".into(), first("notification")),
+            ("ORDERFLOW_PAYMENT_URL".into(), first("payment")),
+            ("ORDERFLOW_ORDERS_PER_SECOND".into(), "10000".into()),
+            ("ORDERFLOW_ORDERS_BURST".into(), "10000".into()),
+        ]);
         processes.push(Process {
             service: "gateway",
             replica: 0,
-            env: vec![
-                (
-                    "ORDERFLOW_HTTP_ADDR".into(),
-                    format!("127.0.0.1:{gateway_port}"),
-                ),
-                ("ORDERFLOW_ORDER_URL".into(), first("order")),
-                ("ORDERFLOW_INVENTORY_URL".into(), first("inventory")),
-                ("ORDERFLOW_NOTIFICATION_URL".into(), first("notification")),
-                ("ORDERFLOW_PAYMENT_URL".into(), first("payment")),
-                ("ORDERFLOW_AUTH_JWKS_URL".into(), issuer.jwks_url()),
-                ("ORDERFLOW_AUTH_ISSUER".into(), issuer.url.clone()),
-                ("ORDERFLOW_ORDERS_PER_SECOND".into(), "10000".into()),
-                ("ORDERFLOW_ORDERS_BURST".into(), "10000".into()),
-            ],
+            env,
             log: logs.path().join("gateway-0.log"),
             child: Mutex::new(None),
         });
 
-        let api = Api::new(
-            format!("http://127.0.0.1:{gateway_port}"),
-            urls["payment"].clone(),
-            issuer.clone(),
-        );
+        let api = Api::new(gateway, urls["payment"].clone(), issuer.clone());
         let extra_env = extra_env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -335,7 +356,7 @@ impl ProcessStack {
     async fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         for i in 0..self.processes.len() {
-            let addr = self.processes[i].env[0].1.clone();
+            let addr = self.processes[i].ops_addr();
             loop {
                 let exited = self.processes[i]
                     .child
@@ -384,11 +405,9 @@ impl ProcessStack {
         self._cluster.as_ref()
     }
 
-    /// Where a process's HTTP API listens (`127.0.0.1:port`).
-    pub fn addr(&self, service: &str, replica: usize) -> Result<String> {
-        Ok(self.processes[self.index(service, replica)?].env[0]
-            .1
-            .clone())
+    /// Where a process's health probes and metrics listen (`127.0.0.1:port`).
+    pub fn ops_addr(&self, service: &str, replica: usize) -> Result<String> {
+        Ok(self.processes[self.index(service, replica)?].ops_addr())
     }
 
     /// SIGTERM to one process; it must exit cleanly within 30 s.
@@ -472,13 +491,13 @@ impl ProcessStack {
             .unwrap_or_default()
     }
 
-    /// Every process's base URL by scrape job name (`orderflow-<service>`).
+    /// Every process's operations port by scrape job name (`orderflow-<service>`).
     pub fn scrape_targets(&self) -> BTreeMap<String, Vec<String>> {
         let mut jobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in &self.processes {
             jobs.entry(format!("orderflow-{}", p.service))
                 .or_default()
-                .push(p.env[0].1.clone());
+                .push(p.ops_addr());
         }
         jobs
     }

@@ -44,7 +44,7 @@ async fn two_hundred_orders_race_for_fifty_units() -> anyhow::Result<()> {
     stack.wait_idle().await?;
     let stock = stack.stock("SKU-010").await?;
     assert_eq!((stock.available, stock.reserved), (0, 0));
-    let inventory = scrape(&stack.http, &stack.urls["inventory"]).await?;
+    let inventory = scrape(&stack.http, &stack.ops["inventory"]).await?;
     assert_eq!(
         inventory.sum("orderflow_db_batch_fallbacks_total", ""),
         0.0,

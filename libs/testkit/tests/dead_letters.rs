@@ -180,7 +180,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
 
     // What the dead-letter alert counts.
     for (service, expected) in [("inventory", 2.0), ("notification", 2.0), ("order", 2.0)] {
-        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        let metrics = scrape(&stack.http, &stack.ops[service]).await?;
         assert_eq!(
             metrics.sum_where("orderflow_dead_letters_total", &[("topic", "orders")]),
             expected,
@@ -197,7 +197,7 @@ async fn garbage_is_dead_lettered_and_orders_after_it_complete() -> anyhow::Resu
         );
     }
     for service in ["payment", "shipping"] {
-        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        let metrics = scrape(&stack.http, &stack.ops[service]).await?;
         assert_eq!(
             metrics.sum("orderflow_dead_letters_total", ""),
             0.0,
@@ -283,7 +283,7 @@ async fn an_unknown_schema_and_a_broken_invariant_are_dead_lettered_at_once() ->
         "refers to order o-never-created, which this order service never created",
         began,
     );
-    let order = scrape(&stack.http, &stack.urls["order"]).await?;
+    let order = scrape(&stack.http, &stack.ops["order"]).await?;
     assert_eq!(order.sum("orderflow_dead_letters_total", ""), 3.0);
     assert_eq!(
         order.sum("orderflow_handler_retries_total", ""),

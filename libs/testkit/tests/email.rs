@@ -256,7 +256,7 @@ async fn email_goes_over_starttls_with_a_login_and_a_wrong_password_sends_nothin
     let listed = stack.notifications("c-s2").await?;
     assert!(listed.is_empty(), "not sent, so not listed: {listed:?}");
     let letters =
-        orderflow_testkit::metrics::scrape(&stack.http, &stack.urls["notification"]).await?;
+        orderflow_testkit::metrics::scrape(&stack.http, &stack.ops["notification"]).await?;
     assert_eq!(
         letters.sum("orderflow_dead_letters_total", ""),
         0.0,
@@ -286,7 +286,7 @@ async fn smtp_settings_that_cannot_work_stop_the_service_naming_the_variable() -
         let mut command = std::process::Command::new(&bin);
         command
             .args(args)
-            .env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0")
+            .envs(orderflow_testkit::cli::service_env())
             .env(
                 "ORDERFLOW_DATABASE_URL",
                 format!("sqlite://{}/n.db", dir.path().display()),
@@ -478,7 +478,7 @@ async fn an_order_and_its_payment_on_two_replicas_at_once_still_mail_once() -> R
     }
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while let Some(second) = stack.notification_replicas.get(1) {
+    while let Some(second) = stack.notification_ops.get(1) {
         let scrape = orderflow_testkit::metrics::scrape(&http, second).await?;
         let lag = scrape.lines("orderflow_consumer_lag");
         let owns = |topic: &str| lag.contains(&format!("topic=\"{topic}\""));

@@ -10,7 +10,7 @@ use orderflow_testkit::{order_body, Options, Stack};
 use serde_json::json;
 
 async fn calls_in_flight(stack: &Stack) -> Result<f64> {
-    Ok(scrape(&stack.http, &stack.urls["payment"])
+    Ok(scrape(&stack.http, &stack.ops["payment"])
         .await?
         .sum("orderflow_external_calls_in_flight", "payment-provider"))
 }

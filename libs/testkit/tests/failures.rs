@@ -16,7 +16,7 @@ use rdkafka::message::{Headers, Message};
 
 /// The value of a counter (summed over its series) on a service's `/metrics`.
 async fn metric(stack: &Stack, service: &str, name: &str, labels: &str) -> Result<f64> {
-    Ok(scrape(&stack.http, &stack.urls[service])
+    Ok(scrape(&stack.http, &stack.ops[service])
         .await?
         .sum(name, labels))
 }
@@ -149,7 +149,7 @@ async fn flaky_payments_wait_in_the_retry_tiers_without_slowing_other_orders() -
             n,
             10.0,
             "retries through the {tier} tier; payment's retry series:\n{}",
-            scrape(&stack.http, &stack.urls["payment"])
+            scrape(&stack.http, &stack.ops["payment"])
                 .await?
                 .lines("orderflow_handler_retries_total")
         );

@@ -11,7 +11,7 @@ async fn the_metrics_count_what_happened() -> Result<()> {
     let stack = Stack::start().await?;
     check_four_outcomes(&stack, stack.wait_idle()).await?;
     let read = |service: &'static str| {
-        let base = stack.urls[service].clone();
+        let base = stack.ops[service].clone();
         let http = stack.http.clone();
         async move { scrape(&http, &base).await }
     };
@@ -249,7 +249,7 @@ async fn every_metrics_endpoint_is_valid_openmetrics_with_types_and_help() -> Re
         ),
     ];
     for (service, wanted) in expected {
-        let families = openmetrics_families(&stack.http, &stack.urls[service]).await?;
+        let families = openmetrics_families(&stack.http, &stack.ops[service]).await?;
         for (name, (kind, help)) in &families {
             assert!(
                 !help.trim().is_empty(),
@@ -294,7 +294,7 @@ async fn every_metric_the_alert_rules_read_is_exported() -> Result<()> {
     assert!(read.len() >= 10, "the rules read {read:?}");
     let stack = Stack::start().await?;
     let mut scrapes = Vec::new();
-    for base in stack.urls.values() {
+    for base in stack.ops.values() {
         scrapes.push(scrape(&stack.http, base).await?);
     }
     let missing: Vec<&str> = read

@@ -115,7 +115,7 @@ async fn a_dead_letter_is_found_shown_replayed_and_its_order_completes() -> Resu
     .await?;
     assert!(out.contains("(replay 2)"), "{out}");
     stack.wait_idle().await?;
-    let inventory = scrape(&stack.http, &stack.urls["inventory"]).await?;
+    let inventory = scrape(&stack.http, &stack.ops["inventory"]).await?;
     assert_eq!(
         inventory.sum_where(
             "orderflow_events_consumed_total",

@@ -302,7 +302,7 @@ async fn lists_counts_and_the_catalogue_show_each_caller_what_is_theirs() -> Res
     // The order service's feed read a page at a time (a burst bigger than a
     // read): every change once, in the same order as in one read.
     let feed = format!("{}/v1/order-changes", stack.urls["order"]);
-    let plain = reqwest::Client::new();
+    let plain = stack.http.clone();
     let all: Value = get_json(&plain, format!("{feed}?since=0")).await?;
     let all = all["changes"].as_array().unwrap().clone();
     assert!(

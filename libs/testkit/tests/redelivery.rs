@@ -128,7 +128,7 @@ async fn a_second_delivery_of_every_event_changes_nothing() -> Result<()> {
                 "{service} consumes {topic}, which HANDLED does not list"
             );
         }
-        let metrics = scrape(&stack.http, &stack.urls[service]).await?;
+        let metrics = scrape(&stack.http, &stack.ops[service]).await?;
         for ((topic, event_type), (originals, copies)) in &census {
             if !consumed.contains(&topic.as_str()) {
                 continue;

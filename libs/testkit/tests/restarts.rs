@@ -14,7 +14,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 async fn metric(stack: &ProcessStack, service: &str, name: &str) -> Result<f64> {
-    let base = format!("http://{}", stack.addr(service, 0)?);
+    let base = format!("http://{}", stack.ops_addr(service, 0)?);
     Ok(scrape(&stack.http, &base).await?.sum(name, ""))
 }
 
@@ -80,7 +80,7 @@ async fn events_waiting_in_a_retry_tier_are_delivered_after_a_restart_once_each(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fatal_producer_error_stops_the_service_with_readiness_false_first() -> Result<()> {
     let stack = ProcessStack::start_embedded(&[]).await?;
-    let order = stack.addr("order", 0)?;
+    let order = stack.ops_addr("order", 0)?;
     // The next produce request the broker sees fails as if the broker had
     // lost the producer's sequence: librdkafka's idempotent producer can no
     // longer guarantee order or once-only delivery and fails fatally.

@@ -110,13 +110,23 @@ async fn without_a_valid_token_nothing_happens() -> Result<()> {
             }
         }
     }
-    // Health, readiness and the API description need no token.
-    for path in ["/healthz", "/readyz", "/openapi.json"] {
-        assert_eq!(
-            http.get(stack.url(path)).send().await?.status(),
-            200,
-            "{path}"
-        );
+    // The API description needs no token; health and readiness are on the
+    // operations port, apart from the API.
+    assert_eq!(
+        http.get(stack.url("/openapi.json")).send().await?.status(),
+        200
+    );
+    for (service, ops) in &stack.ops {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let status = http.get(format!("{ops}{path}")).send().await?.status();
+            assert_eq!(status, 200, "{service} {path}");
+            let status = http
+                .get(format!("{}{path}", stack.urls[service]))
+                .send()
+                .await?
+                .status();
+            assert_eq!(status, 404, "{service}'s API port serves no {path}");
+        }
     }
     assert_eq!(published(&stack).await?, before, "nothing was placed");
     stack.stop().await
@@ -532,7 +542,7 @@ async fn forged_events_are_dead_lettered_and_refund_nothing() -> Result<()> {
         (99, 0),
         "nothing released"
     );
-    let payment = scrape(&stack.http, &stack.urls["payment"]).await?;
+    let payment = scrape(&stack.http, &stack.ops["payment"]).await?;
     assert_eq!(
         payment.sum_where(
             "orderflow_events_produced_total",
@@ -548,10 +558,11 @@ async fn forged_events_are_dead_lettered_and_refund_nothing() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_error_names_nothing_internal() -> Result<()> {
     let issuer = orderflow_testkit::shared_issuer();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = format!("http://{}", listener.local_addr()?);
+    let listeners = orderflow_http::Listeners::local().await?;
+    let (gateway, _) = listeners.urls()?;
     let config = orderflow_gateway::Config {
-        http_addr: listener.local_addr()?,
+        http_addr: listeners.api.local_addr()?,
+        ops_addr: listeners.ops.local_addr()?,
         // Nothing listens on these ports.
         order_url: "http://127.0.0.1:9/internal".into(),
         inventory_url: "http://127.0.0.1:9/internal".into(),
@@ -564,7 +575,7 @@ async fn a_server_error_names_nothing_internal() -> Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(orderflow_gateway::serve(
         config,
-        listener,
+        listeners,
         Box::pin(stop.clone().cancelled_owned()),
     ));
     let http = orderflow_api::bearer_client(&issuer.operator());
@@ -605,7 +616,7 @@ async fn secrets_stay_out_of_what_a_service_prints() -> Result<()> {
                 "ORDERFLOW_KAFKA_PROPERTIES",
                 "security.protocol=SASL_SSL,sasl.password=s3cret",
             )
-            .env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0")
+            .envs(orderflow_testkit::cli::service_env())
             .kill_on_drop(true)
             .output()
     };
@@ -644,7 +655,7 @@ async fn a_registry_that_wants_credentials_gets_them() -> Result<()> {
     for basic_auth in [None, Some("svc-key:wrong-s3cret")] {
         let mut command = tokio::process::Command::new(&bin);
         command
-            .env("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0")
+            .envs(orderflow_testkit::cli::service_env())
             .env(
                 "ORDERFLOW_DATABASE_URL",
                 format!("sqlite://{}/inventory.db", dir.path().display()),
@@ -926,5 +937,171 @@ async fn slow_bodies_hold_only_their_callers_share() -> Result<()> {
         json!([]),
         "once they let go, they are served again"
     );
+    stack.stop().await
+}
+
+/// Nothing behind the gateway trusts a call for where it comes from: each
+/// service checks the bearer token itself and decides what the caller may
+/// do. Called directly, as a stolen pod would: no token 401, a customer
+/// reading another's 404, a customer on an operator route 403, a customer
+/// placing an order for another 403 — and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_service_checks_the_caller_itself() -> Result<()> {
+    let stack = Stack::start().await?;
+    let alice = stack.as_customer("c-alice");
+    let placed: Value = alice
+        .post(stack.url("/v1/orders"))
+        .json(&order_body("c-alice", "SKU-002", 1, "tok_visa", "DE"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let order_id = placed["order_id"].as_str().context("order_id")?.to_string();
+    let order = stack.wait_terminal(&order_id).await?;
+    stack.wait_idle().await?;
+    let before = published(&stack).await?;
+    let stock_before = stack.stock("SKU-002").await?;
+    let sandbox_before: Value = stack
+        .http
+        .get(format!("{}/v1/sandbox", stack.urls["payment"]))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+
+    let (order_svc, inventory, payment, notification) = (
+        &stack.urls["order"],
+        &stack.urls["inventory"],
+        &stack.urls["payment"],
+        &stack.urls["notification"],
+    );
+    let stock = json!({"available": 0, "unit_price": {"amount_minor": 1, "currency": "EUR"}});
+    let sandbox = json!({"latency_ms": 0, "failure_rate": 1.0});
+    let for_alice = order_body("c-alice", "SKU-002", 1, "tok_visa", "DE");
+    let calls: Vec<(&str, String, Option<&Value>)> = vec![
+        ("POST", format!("{order_svc}/v1/orders"), Some(&for_alice)),
+        ("GET", format!("{order_svc}/v1/orders/{order_id}"), None),
+        ("GET", format!("{order_svc}/v1/orders"), None),
+        ("GET", format!("{order_svc}/v1/orders/summary"), None),
+        ("GET", format!("{order_svc}/v1/order-changes?since=0"), None),
+        (
+            "GET",
+            format!("{order_svc}/v1/customers/c-alice/orders"),
+            None,
+        ),
+        ("GET", format!("{inventory}/v1/inventory"), None),
+        ("GET", format!("{inventory}/v1/inventory/SKU-002"), None),
+        (
+            "PUT",
+            format!("{inventory}/v1/inventory/SKU-002"),
+            Some(&stock),
+        ),
+        ("GET", format!("{payment}/v1/payments/{order_id}"), None),
+        ("GET", format!("{payment}/v1/sandbox"), None),
+        ("PUT", format!("{payment}/v1/sandbox"), Some(&sandbox)),
+        (
+            "GET",
+            format!("{notification}/v1/customers/c-alice/notifications"),
+            None,
+        ),
+    ];
+    let send = |client: &reqwest::Client, method: &str, url: &str, body: Option<&Value>| {
+        let mut request = client.request(method.parse().expect("a method"), url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send()
+    };
+    // No token, or a forged one: 401 everywhere.
+    let plain = reqwest::Client::new();
+    let forged = orderflow_api::bearer_client(&format!("{}x", stack.customer_token("c-alice")));
+    for client in [&plain, &forged] {
+        for (method, url, body) in &calls {
+            let (status, p, _) = problem(send(client, method, url, *body).await?).await?;
+            assert_eq!(status, 401, "{method} {url}: {p}");
+        }
+    }
+    // Bob, a customer: Alice's things are not found, operators' are
+    // forbidden, an order in her name is forbidden.
+    let bob = stack.as_customer("c-bob");
+    let expected = [
+        403, 404, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 404,
+    ];
+    for ((method, url, body), want) in calls.iter().zip(expected) {
+        let response = send(&bob, method, url, *body).await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        assert_eq!(status, want, "bob: {method} {url}: {text}");
+        if want == 200 {
+            assert!(!text.contains(&order_id), "{url}: {text}");
+        }
+    }
+    // The lists a customer reads are their own whatever they ask for.
+    for url in [
+        format!("{order_svc}/v1/orders?customer_id=c-alice"),
+        format!("{order_svc}/v1/order-changes?since=0&customer_id=c-alice"),
+    ] {
+        let text = bob.get(&url).send().await?.text().await?;
+        assert!(!text.contains(&order_id), "{url}: {text}");
+    }
+    // Alice and an operator are served.
+    for client in [&alice, &stack.http] {
+        let got: Value = client
+            .get(format!("{order_svc}/v1/orders/{order_id}"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        assert_eq!(got["status"], order.status.as_str());
+    }
+
+    stack.wait_idle().await?;
+    assert_eq!(published(&stack).await?, before, "no order was placed");
+    assert_eq!(
+        stack.stock("SKU-002").await?,
+        stock_before,
+        "no stock was set"
+    );
+    let sandbox_after: Value = stack
+        .http
+        .get(format!("{payment}/v1/sandbox"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        sandbox_after, sandbox_before,
+        "the sandbox's weather is as it was"
+    );
+    assert_eq!(
+        stack.wait_terminal(&order_id).await?.status,
+        order.status,
+        "Alice's order is as it was"
+    );
+    stack.stop().await
+}
+
+/// The sandbox's settings are a test and demo tool: unless configured, the
+/// payment service does not serve them, not even to an operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sandbox_settings_are_off_unless_configured() -> Result<()> {
+    let stack = Stack::start_with(Options {
+        sandbox_api: false,
+        ..Default::default()
+    })
+    .await?;
+    let sandbox = format!("{}/v1/sandbox", stack.urls["payment"]);
+    let response = stack.http.get(&sandbox).send().await?;
+    assert_eq!(response.status(), 404);
+    let response = stack
+        .http
+        .put(&sandbox)
+        .json(&json!({"latency_ms": 0, "failure_rate": 1.0}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 404);
     stack.stop().await
 }

@@ -350,7 +350,7 @@ async fn two_replicas_publish_each_outbox_row_once() -> Result<()> {
     for replica in 0..2 {
         let metrics = orderflow_testkit::metrics::scrape(
             &stack.http,
-            &format!("http://{}", stack.addr("order", replica)?),
+            &format!("http://{}", stack.ops_addr("order", replica)?),
         )
         .await?;
         let n = metrics.sum_where("orderflow_events_produced_total", &[("topic", &topic)]);

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct Config {
     pub http_addr: SocketAddr,
+    /// Where the health probes and the metrics listen, apart from the API.
+    pub ops_addr: SocketAddr,
     pub order_url: String,
     pub inventory_url: String,
     pub notification_url: String,
@@ -68,6 +70,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http_addr: ([127, 0, 0, 1], 8080).into(),
+            ops_addr: ([127, 0, 0, 1], 9080).into(),
             order_url: "http://127.0.0.1:8082".into(),
             inventory_url: "http://127.0.0.1:8083".into(),
             notification_url: "http://127.0.0.1:8086".into(),
@@ -144,18 +147,12 @@ impl ServiceConfig for Config {
             ("inventory_url", &self.inventory_url),
             ("notification_url", &self.notification_url),
             ("payment_url", &self.payment_url),
-            ("auth_jwks_url", &self.auth_jwks_url),
         ] {
             if is_http(url) {
                 continue;
             }
-            let hint = if name == "auth_jwks_url" {
-                " (the token issuer's JWKS, e.g. https://idp.example.com/.well-known/jwks.json: the gateway serves no one without it)"
-            } else {
-                ""
-            };
             return Err(format!(
-                "{name} `{}` is not an http(s) URL: set ORDERFLOW_{}{hint}",
+                "{name} `{}` is not an http(s) URL: set ORDERFLOW_{}",
                 orderflow_runtime::redact(url),
                 name.to_uppercase()
             ));
@@ -173,12 +170,7 @@ impl ServiceConfig for Config {
                 self.console_jaeger_url
             ));
         }
-        if self.auth_issuer.trim().is_empty() {
-            return Err("auth_issuer is empty: set ORDERFLOW_AUTH_ISSUER to the `iss` of the tokens to accept".into());
-        }
-        if self.auth_audience.trim().is_empty() {
-            return Err("auth_audience is empty: set ORDERFLOW_AUTH_AUDIENCE".into());
-        }
+        self.auth().validate()?;
         if self.orders_per_second.is_nan()
             || self.orders_per_second <= 0.0
             || self.orders_burst == 0

@@ -2,6 +2,7 @@
 //! payload decoded, replay one onto the topic it came from. The work is
 //! libs/dlq's, as for `orderflow dlq`; this puts it behind the gateway's
 //! authentication (operators only) and in problem+json.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -204,4 +205,44 @@ async fn replay(
         tracing::info!(dead_letter = %id, operator = %caller.subject, "dead letter replayed");
     }
     Ok(Json(outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+    use super::*;
+
+    #[test]
+    fn filters_read_as_the_cli_takes_them_and_refuse_the_rest() {
+        let f = filter(Some(
+            "service=inventory&since=1h&limit=5&order_id=0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b"
+                .into(),
+        ))
+        .unwrap();
+        assert_eq!(f.service.as_deref(), Some("inventory"));
+        assert_eq!(f.limit, Some(5));
+        assert!(f.since.is_some() && f.order_id.is_some());
+        for bad in [
+            "since=99999999999999999d",
+            "limit=0",
+            "limit=99999999999999999999999",
+            "limit=-1",
+            "order_id=..",
+            "order_id=a%2Fb",
+            "colour=red",
+        ] {
+            assert_eq!(filter(Some(bad.into())).unwrap_err().status, 422, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any query string is a filter or a 422, never a panic.
+        #[test]
+        fn any_query_is_a_filter_or_refused(q in ".{0,80}", n in ".{0,30}") {
+            let _ = filter(Some(q));
+            for key in ["since", "limit", "order_id", "include_reviewed"] {
+                let _ = filter(Some(format!("{key}={n}")));
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use reqwest::Method;
 
 use std::sync::Arc;
 
-use crate::auth::{require_operator, Bearer};
+use crate::auth::{require_operator, require_own, Bearer};
 use crate::catalogue::KnownSkus;
 use crate::limits::RateLimiter;
 use crate::orders_feed;
@@ -69,42 +69,7 @@ async fn place_order(
     StrictJson(mut order): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
     let limit_headers = u.orders_limit.check(&caller.subject)?;
-    match (&order.customer_id, caller.is_operator()) {
-        (Some(named), false) if *named != caller.subject => {
-            return Err(Problem::forbidden(
-                "a customer places orders as themselves: leave customer_id out (it comes from the token)",
-            ))
-        }
-        (None, false) => order.customer_id = Some(caller.subject.clone()),
-        (None, true) => {
-            return Err(Problem::validation(
-                "an operator placing an order names the customer in customer_id",
-            ))
-        }
-        _ => {}
-    }
-    // A customer's notifications go to the address their identity provider
-    // vouches for, never to one a request names (orderflow would mail anyone).
-    if !caller.is_operator() {
-        match (&order.customer_email, &caller.email) {
-            (Some(named), token) if Some(named) != token.as_ref() => {
-                return Err(Problem::forbidden(
-                    "a customer's email comes from the token's email claim: leave customer_email out",
-                ))
-            }
-            _ => {
-                // A claim that is no address (the issuer's doing, not the
-                // customer's) costs them their email, not their order.
-                order.customer_email = caller.email.clone().filter(|email| {
-                    let why = orderflow_api::email_error(email);
-                    if let Some(why) = &why {
-                        tracing::warn!(customer_id = %caller.subject, "the token's email claim {why}: no email for this order");
-                    }
-                    why.is_none()
-                });
-            }
-        }
-    }
+    order.on_behalf_of(&caller)?;
     order.validate()?;
     check_skus(&u.inventory, &bearer, &u.known_skus, &order).await?;
     let mut request = u
@@ -187,15 +152,6 @@ async fn get_order(
     Ok(Json(order).into_response())
 }
 
-/// A customer's own lists: another customer's are "not found".
-fn own(caller: &Principal, customer_id: &str) -> Result<(), Problem> {
-    if caller.may_see(customer_id) {
-        Ok(())
-    } else {
-        Err(Problem::not_found(format!("no customer {customer_id}")))
-    }
-}
-
 /// The customer's orders, a page at a time (`limit`, `cursor`), from the
 /// order service's projection.
 async fn list_orders(
@@ -206,7 +162,7 @@ async fn list_orders(
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let customer_id = customer_id.as_str();
-    own(&caller, customer_id)?;
+    require_own(&caller, customer_id)?;
     let o = &u.order;
     let mut request = o.request(
         &bearer,
@@ -229,7 +185,7 @@ async fn list_notifications(
     Path(customer_id): Path<CustomerId>,
 ) -> Result<Response, Problem> {
     let customer_id = customer_id.as_str();
-    own(&caller, customer_id)?;
+    require_own(&caller, customer_id)?;
     let n = &u.notification;
     n.relay(n.request(
         &bearer,
@@ -347,6 +303,25 @@ mod tests {
                 }
             }
         }
+        // Every id a path or filter names states its grammar, and its 422.
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let name = p["name"].as_str().unwrap_or_default();
+                    if ["order_id", "sku", "customer_id"].contains(&name) {
+                        assert!(p["schema"]["pattern"].is_string(), "{method} {path} {name}");
+                        assert!(op["responses"]["422"].is_object(), "{method} {path}");
+                    }
+                }
+                if path.starts_with("/v1/") {
+                    assert!(op["responses"]["429"].is_object(), "{method} {path}");
+                }
+            }
+        }
+        assert_eq!(
+            doc["paths"]["/v1/orders/{order_id}"]["get"]["parameters"][0]["schema"]["maxLength"],
+            36
+        );
         for (path, method) in [
             ("/v1/inventory/{sku}", "put"),
             ("/v1/inventory", "get"),

@@ -16,23 +16,22 @@ mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_http::{health_routes, Readiness};
+use orderflow_http::{health_routes, Listeners, Readiness};
 use orderflow_runtime::telemetry::{metrics_route, observe_http, Metrics};
 use orderflow_runtime::{RuntimeError, Shutdown};
-use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let listeners = Listeners::bind(config.http_addr, config.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.upstream_timeout_ms);
@@ -70,28 +69,34 @@ pub async fn serve(
     );
     let readiness = Readiness::default();
     let metrics = Metrics::new();
-    let app = health_routes(readiness.clone())
-        .merge(http::routes(upstreams))
+    let app = http::routes(upstreams)
         .merge(dead_letters::routes(dead_letters::Source::new(
             dead_letters,
         )))
         .merge(console::routes(config.console_jaeger_url.clone()))
-        .merge(metrics_route(metrics.clone()))
         .layer(axum::middleware::from_fn_with_state(
             in_flight,
             limits::admit_caller,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            verifier,
-            auth::authenticate,
+            auth::gate(verifier),
+            orderflow_auth::authenticate,
         ))
         .layer(axum::middleware::from_fn_with_state(
             anonymous,
             limits::admit_anonymous,
         ))
-        .layer(axum::middleware::from_fn_with_state(metrics, observe_http));
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            observe_http,
+        ));
+    let ops = health_routes(readiness.clone()).merge(metrics_route(metrics));
     readiness.set(true);
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    tracing::info!(
+        addr = %listeners.api.local_addr()?,
+        ops = %listeners.ops.local_addr()?,
+        "gateway listening"
+    );
     let stop = async move {
         shutdown.await;
         readiness.set(false);
@@ -105,6 +110,15 @@ pub async fn serve(
         max_connections: config.max_connections,
         ..Default::default()
     };
-    orderflow_http::serve_with(listener, app, limits, stop).await?;
+    let stop_ops = tokio_util::sync::CancellationToken::new();
+    let ops = tokio::spawn(orderflow_http::serve(
+        listeners.ops,
+        ops,
+        stop_ops.clone().cancelled_owned(),
+    ));
+    let served = orderflow_http::serve_with(listeners.api, app, limits, stop).await;
+    stop_ops.cancel();
+    let _ = ops.await;
+    served?;
     Ok(())
 }

@@ -206,9 +206,13 @@ pub async fn admit_anonymous(
 ) -> Response {
     match slots.try_acquire_owned() {
         Ok(permit) => {
+            // Held here until the answer, unless the caller's share takes
+            // over from it first.
             let admission = Admission(Arc::new(Mutex::new(Some(permit))));
-            request.extensions_mut().insert(admission);
-            next.run(request).await
+            request.extensions_mut().insert(admission.clone());
+            let response = next.run(request).await;
+            drop(admission);
+            response
         }
         Err(_) => Problem::new(
             ProblemType::Unavailable,
@@ -406,5 +410,98 @@ mod tests {
     async fn past_the_requests_in_progress_cap_a_request_gets_503_at_once() {
         assert_eq!(status_with_slots(1).await, (200, None));
         assert_eq!(status_with_slots(0).await, (503, Some("1".into())));
+    }
+
+    /// A router as the gateway layers it: the anonymous bucket, then (in
+    /// place of the token check) `caller` as the principal, then the
+    /// caller's share. The handler answers how many anonymous places were
+    /// free while it ran.
+    fn layered(
+        anonymous: Arc<Semaphore>,
+        shares: Arc<Slots>,
+        caller: Option<&str>,
+    ) -> axum::Router {
+        let caller = caller.map(|subject| Principal {
+            subject: subject.into(),
+            role: orderflow_auth::Role::Customer,
+            email: None,
+        });
+        let free = anonymous.clone();
+        axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(move || async move { free.available_permits().to_string() }),
+            )
+            .layer(axum::middleware::from_fn_with_state(shares, admit_caller))
+            .layer(axum::middleware::from_fn(
+                move |mut request: Request, next: Next| {
+                    let caller = caller.clone();
+                    async move {
+                        if let Some(caller) = caller {
+                            request.extensions_mut().insert(caller);
+                        }
+                        next.run(request).await
+                    }
+                },
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                anonymous,
+                admit_anonymous,
+            ))
+    }
+
+    async fn call(app: axum::Router) -> (u16, String) {
+        use tower::ServiceExt;
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_caller_gives_back_their_anonymous_place_and_holds_only_their_share() {
+        let anonymous = Arc::new(Semaphore::new(1));
+        let shares = Slots::new("requests in progress", 1, 10);
+        // Authenticated: the anonymous place is free again while it runs.
+        assert_eq!(
+            call(layered(anonymous.clone(), shares.clone(), Some("c-1"))).await,
+            (200, "1".into())
+        );
+        // Not authenticated (a public path): it keeps its place.
+        assert_eq!(
+            call(layered(anonymous.clone(), shares.clone(), None)).await,
+            (200, "0".into())
+        );
+        // c-1 with a request already in progress is refused; c-2 is not.
+        let held = shares.open("c-1").unwrap();
+        let (status, _) = call(layered(anonymous.clone(), shares.clone(), Some("c-1"))).await;
+        assert_eq!(status, 429);
+        assert_eq!(
+            call(layered(anonymous.clone(), shares.clone(), Some("c-2")))
+                .await
+                .0,
+            200
+        );
+        drop(held);
+        assert_eq!(
+            call(layered(anonymous, shares.clone(), Some("c-1")))
+                .await
+                .0,
+            200
+        );
+        assert!(
+            shares.open.lock().unwrap().is_empty(),
+            "every share given back"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! newest orders, counts by status, and `GET /v1/orders/stream`, one
 //! Server-Sent Event per status change, resumable with `Last-Event-ID`.
 //! An operator sees every customer's orders; a customer their own.
+#![deny(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -16,6 +16,7 @@ impl Default for Config {
 
 impl ServiceConfig for Config {
     fn validate(&self) -> Result<(), String> {
+        self.runtime.validate_api()?;
         self.runtime.validate()
     }
 }

@@ -1,12 +1,13 @@
-//! The catalogue API: read a SKU's stock and price, or every SKU's; set
-//! them (an operator call).
+//! The catalogue API: read a SKU's stock and price (any caller), or every
+//! SKU's; set them (operator calls).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use orderflow_api::{SetStock, Sku, StockList, StockView};
+use orderflow_auth::{require_operator, Principal};
 use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 
@@ -21,7 +22,11 @@ pub fn routes(rt: Arc<Runtime>) -> Router {
 
 /// The whole catalogue, by SKU (the console's stock page): the first
 /// 1,000 SKUs.
-async fn list_stock(State(rt): State<Arc<Runtime>>) -> Result<Json<StockList>, Problem> {
+async fn list_stock(
+    State(rt): State<Arc<Runtime>>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<StockList>, Problem> {
+    require_operator(&caller)?;
     store::all_stock(rt.db().reader(), 1_000)
         .await
         .map(|items| Json(StockList { items }))
@@ -41,9 +46,11 @@ async fn get_stock(
 
 async fn put_stock(
     State(rt): State<Arc<Runtime>>,
+    Extension(caller): Extension<Principal>,
     Path(sku): Path<Sku>,
     StrictJson(body): StrictJson<SetStock>,
 ) -> Result<Json<StockView>, Problem> {
+    require_operator(&caller)?;
     body.validate()?;
     if let Some(other) =
         store::other_currency(rt.db().pool(), sku.as_str(), &body.unit_price.currency)

@@ -10,8 +10,8 @@ mod store;
 use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
+use orderflow_http::Listeners;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
-use tokio::net::TcpListener;
 
 pub use config::Config;
 
@@ -26,21 +26,22 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     consumes: &[Topic::Orders, Topic::Payments, Topic::Shipments],
 };
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.runtime.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let runtime = &config.runtime;
+    let listeners = Listeners::bind(runtime.http_addr, runtime.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let routes = http::routes(rt.clone());
-    rt.serve(listener, routes, Some(handler()), shutdown).await
+    rt.serve(listeners, routes, Some(handler()), shutdown).await
 }
 
 /// Reservations and their releases, from the events inventory consumes.

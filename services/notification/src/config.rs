@@ -98,6 +98,7 @@ impl ServiceConfig for Config {
             }
             (other, _) => return Err(format!("channel `{other}` is unknown: set ORDERFLOW_CHANNEL to log, webhook or smtp")),
         }
+        self.runtime.validate_api()?;
         self.runtime.validate()
     }
 }

@@ -1,11 +1,12 @@
-//! A customer's notifications.
+//! A customer's notifications: their own, or any for an operator.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use orderflow_api::{CustomerId, NotificationView};
+use orderflow_auth::{require_own, Principal};
 use orderflow_http::{Path, Problem};
 use orderflow_runtime::Runtime;
 
@@ -19,8 +20,10 @@ pub fn routes(rt: Arc<Runtime>) -> Router {
 
 async fn list(
     State(rt): State<Arc<Runtime>>,
+    Extension(caller): Extension<Principal>,
     Path(customer_id): Path<CustomerId>,
 ) -> Result<Json<Vec<NotificationView>>, Problem> {
+    require_own(&caller, customer_id.as_str())?;
     store::for_customer(rt.db().reader(), customer_id.as_str())
         .await
         .map(Json)

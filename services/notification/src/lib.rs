@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
+use orderflow_http::Listeners;
 use orderflow_runtime::resilience::Policy;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
-use tokio::net::TcpListener;
 
 use channel::{Channel, LogChannel, WebhookChannel};
 pub use config::Config;
@@ -29,16 +29,17 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     consumes: &[Topic::Payments, Topic::Orders],
 };
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.runtime.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let runtime = &config.runtime;
+    let listeners = Listeners::bind(runtime.http_addr, runtime.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let timeout = Duration::from_millis(config.channel_timeout_ms);
@@ -65,7 +66,7 @@ pub async fn serve(
         .with_metrics(rt.metrics());
     let handler = handler(channel, policy);
     let routes = http::routes(rt.clone());
-    rt.serve(listener, routes, Some(handler), shutdown).await
+    rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 
 /// One message per outcome through `channel`, each send under `policy`.

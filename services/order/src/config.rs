@@ -28,6 +28,7 @@ impl ServiceConfig for Config {
                     .into(),
             );
         }
+        self.runtime.validate_api()?;
         self.runtime.validate()
     }
 }

@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use orderflow_api::{
     CustomerId, CustomerOrdersPage, IdKind, OrderAccepted, OrderChanges, OrderId, OrdersList,
     PlaceOrder,
 };
+use orderflow_auth::{require_own, Principal};
 use orderflow_http::{Path, Problem, ProblemType, StrictJson};
 use orderflow_runtime::group_commit::GroupCommit;
 use orderflow_runtime::telemetry::SagaMetrics;
@@ -57,9 +58,11 @@ fn accepted(order_id: &str, status: &str) -> Response {
 /// order and a different body under the same key is refused.
 async fn place_order(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     headers: HeaderMap,
-    StrictJson(request): StrictJson<PlaceOrder>,
+    StrictJson(mut request): StrictJson<PlaceOrder>,
 ) -> Result<Response, Problem> {
+    request.on_behalf_of(&caller)?;
     request.validate()?;
     let key = match headers.get(IDEMPOTENCY_KEY) {
         Some(v) => Some(
@@ -100,16 +103,18 @@ async fn place_order(
     }
 }
 
+/// An order; someone else's is "not found", as an unknown one is.
 async fn get_order(
     State(AppState { rt, .. }): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(order_id): Path<OrderId>,
 ) -> Result<Response, Problem> {
     match store::order_view(rt.db().reader(), order_id.as_str())
         .await
         .map_err(Problem::internal)?
     {
-        Some(order) => Ok(Json(order).into_response()),
-        None => Err(Problem::not_found(format!(
+        Some(order) if caller.may_see(&order.customer_id) => Ok(Json(order).into_response()),
+        _ => Err(Problem::not_found(format!(
             "order {order_id} does not exist"
         ))),
     }
@@ -128,9 +133,11 @@ struct PageQuery {
 /// The customer's orders, newest first, a page at a time.
 async fn customer_orders(
     State(AppState { rt, .. }): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(customer_id): Path<CustomerId>,
     query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
+    require_own(&caller, customer_id.as_str())?;
     let axum::extract::Query(query) =
         query.map_err(|e| Problem::validation(format!("query: {}", e.body_text())))?;
     let limit = query.limit.unwrap_or(20);
@@ -184,7 +191,9 @@ struct FeedQuery {
 type Query = Result<axum::extract::Query<FeedQuery>, axum::extract::rejection::QueryRejection>;
 
 impl FeedQuery {
-    fn read(query: Query, max: i64) -> Result<(Self, Scope, i64), Problem> {
+    /// The query, its scope and its limit. A customer's scope is their own
+    /// orders, whatever the query named.
+    fn read(query: Query, caller: &Principal, max: i64) -> Result<(Self, Scope, i64), Problem> {
         let axum::extract::Query(q) =
             query.map_err(|e| Problem::validation(format!("query: {}", e.body_text())))?;
         let limit = q.limit.unwrap_or(max.min(100));
@@ -208,8 +217,13 @@ impl FeedQuery {
                 )));
             }
         }
+        let customer_id = if caller.is_operator() {
+            q.customer_id.clone()
+        } else {
+            Some(caller.subject.clone())
+        };
         let scope = Scope {
-            customer_id: q.customer_id.clone(),
+            customer_id,
             status: q.status.clone(),
         };
         Ok((q, scope, limit))
@@ -219,9 +233,10 @@ impl FeedQuery {
 /// The newest orders (every customer's, or one's), newest first.
 async fn newest_orders(
     State(AppState { rt, .. }): State<AppState>,
+    Extension(caller): Extension<Principal>,
     query: Query,
 ) -> Result<Json<OrdersList>, Problem> {
-    let (_, scope, limit) = FeedQuery::read(query, 500)?;
+    let (_, scope, limit) = FeedQuery::read(query, &caller, 500)?;
     let orders = feeds::newest(rt.db().reader(), &scope, limit)
         .await
         .map_err(Problem::internal)?;
@@ -231,9 +246,10 @@ async fn newest_orders(
 /// Status changes since a moment, oldest first.
 async fn changes(
     State(AppState { rt, .. }): State<AppState>,
+    Extension(caller): Extension<Principal>,
     query: Query,
 ) -> Result<Json<OrderChanges>, Problem> {
-    let (q, scope, limit) = FeedQuery::read(query, 5_000)?;
+    let (q, scope, limit) = FeedQuery::read(query, &caller, 5_000)?;
     let since = q
         .since
         .ok_or_else(|| Problem::validation("since (milliseconds since the epoch) is required"))?;
@@ -257,9 +273,10 @@ async fn changes(
 /// Orders by status and reason, and placed per second over the last minute.
 async fn overview(
     State(AppState { rt, .. }): State<AppState>,
+    Extension(caller): Extension<Principal>,
     query: Query,
 ) -> Result<Json<orderflow_api::OrdersOverview>, Problem> {
-    let (_, scope, _) = FeedQuery::read(query, 500)?;
+    let (_, scope, _) = FeedQuery::read(query, &caller, 500)?;
     feeds::overview(rt.db().reader(), &scope, now_millis())
         .await
         .map(Json)

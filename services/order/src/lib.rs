@@ -3,6 +3,7 @@
 //! history, and announces `OrderCompleted` / `OrderCancelled`.
 
 mod config;
+mod cursor;
 pub mod domain;
 mod feeds;
 mod handlers;
@@ -14,9 +15,9 @@ mod store;
 use std::sync::Arc;
 
 use orderflow_envelope::{EventType, Topic};
+use orderflow_http::Listeners;
 use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -39,16 +40,17 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     ],
 };
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.runtime.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let runtime = &config.runtime;
+    let listeners = Listeners::bind(runtime.http_addr, runtime.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let key_ttl_ms = config.idempotency_key_ttl_ms as i64;
@@ -76,7 +78,7 @@ pub async fn serve(
     ));
     // Stops the gauge task however serve ends, early exits included.
     let _stop_gauges = stop_gauges.drop_guard();
-    rt.serve(listener, routes, Some(handler), shutdown).await
+    rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 
 /// The saga's reaction to the events the order service consumes.

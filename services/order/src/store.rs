@@ -2,6 +2,7 @@
 
 use orderflow_api::{CustomerOrderView, HistoryEntry, MoneyView, OrderLine, OrderView};
 
+pub use crate::cursor::Cursor;
 use crate::domain::{CancelReason, Status};
 use orderflow_envelope::{EventType, Money};
 use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
@@ -223,29 +224,6 @@ pub async fn project(conn: &mut AnyConnection, order_id: &str) -> Result<(), sql
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Where a page of a customer's list begins: just below this order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub placed_at: i64,
-    pub order_id: String,
-}
-
-impl Cursor {
-    /// Opaque to clients: hex of `placed_at:order_id`.
-    pub fn encode(&self) -> String {
-        hex::encode(format!("{}:{}", self.placed_at, self.order_id))
-    }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
-        let (placed_at, order_id) = text.split_once(':')?;
-        Some(Self {
-            placed_at: placed_at.parse().ok()?,
-            order_id: order_id.to_string(),
-        })
-    }
 }
 
 /// Up to `limit` of the customer's orders, newest first, below `after`.

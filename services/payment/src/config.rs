@@ -12,6 +12,10 @@ pub struct Config {
     pub sandbox_failure_rate: f64,
     /// Timeout of one provider call, in milliseconds.
     pub provider_timeout_ms: u64,
+    /// Serve `GET`/`PUT /v1/sandbox` (operators only) to change the sandbox's
+    /// latency and failure rate while it runs: for tests and demos; off by
+    /// default.
+    pub sandbox_api: bool,
 }
 
 impl Default for Config {
@@ -22,6 +26,7 @@ impl Default for Config {
             sandbox_latency_ms: 0,
             sandbox_failure_rate: 0.0,
             provider_timeout_ms: 2_000,
+            sandbox_api: false,
         }
     }
 }
@@ -34,6 +39,7 @@ impl ServiceConfig for Config {
                 self.sandbox_failure_rate
             ));
         }
+        self.runtime.validate_api()?;
         self.runtime.validate()
     }
 }

@@ -1,13 +1,16 @@
 //! An operator's view of a payment, including what the provider's ledger
-//! holds; and the sandbox provider's settings, changeable while it runs.
+//! holds; and the sandbox provider's settings, changeable while it runs
+//! (operators only, and only where `sandbox_api` turns it on: a test and
+//! demo tool, never a production one).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use orderflow_api::{OrderId, PaymentView};
+use orderflow_auth::{require_operator, Principal};
 use orderflow_http::{Path, Problem, StrictJson};
 use orderflow_runtime::Runtime;
 use serde::{Deserialize, Serialize};
@@ -26,21 +29,25 @@ pub fn routes(
     rt: Arc<Runtime>,
     provider: Arc<dyn PaymentProvider>,
     weather: Arc<Weather>,
+    sandbox_api: bool,
 ) -> Router {
-    Router::new()
-        .route("/v1/payments/{order_id}", get(get_payment))
-        .route("/v1/sandbox", put(set_sandbox).get(get_sandbox))
-        .with_state(AppState {
-            rt,
-            provider,
-            weather,
-        })
+    let mut router = Router::new().route("/v1/payments/{order_id}", get(get_payment));
+    if sandbox_api {
+        router = router.route("/v1/sandbox", put(set_sandbox).get(get_sandbox));
+    }
+    router.with_state(AppState {
+        rt,
+        provider,
+        weather,
+    })
 }
 
 async fn get_payment(
     State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(order_id): Path<OrderId>,
 ) -> Result<Json<PaymentView>, Problem> {
+    require_operator(&caller)?;
     let order_id = order_id.as_str();
     let ledger = s
         .provider
@@ -63,17 +70,23 @@ pub struct SandboxSettings {
     pub failure_rate: f64,
 }
 
-async fn get_sandbox(State(s): State<AppState>) -> Json<SandboxSettings> {
-    Json(SandboxSettings {
+async fn get_sandbox(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<SandboxSettings>, Problem> {
+    require_operator(&caller)?;
+    Ok(Json(SandboxSettings {
         latency_ms: s.weather.latency().as_millis() as u64,
         failure_rate: s.weather.failure_rate(),
-    })
+    }))
 }
 
 async fn set_sandbox(
     State(s): State<AppState>,
+    Extension(caller): Extension<Principal>,
     StrictJson(body): StrictJson<SandboxSettings>,
 ) -> Result<Json<SandboxSettings>, Problem> {
+    require_operator(&caller)?;
     if !(0.0..=1.0).contains(&body.failure_rate) {
         return Err(Problem::validation(format!(
             "failure_rate must be between 0 and 1, got {}",

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_envelope::{EventType, Topic};
+use orderflow_http::Listeners;
 use orderflow_runtime::resilience::Policy;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
-use tokio::net::TcpListener;
 
 pub use config::Config;
 use provider::{PaymentProvider, SandboxProvider, Weather};
@@ -31,16 +31,17 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     consumes: &[Topic::Inventory, Topic::Shipments],
 };
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.runtime.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let runtime = &config.runtime;
+    let listeners = Listeners::bind(runtime.http_addr, runtime.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let weather = Arc::new(Weather::new(
@@ -64,8 +65,8 @@ pub async fn serve(
         .with_breaker(breaker)
         .with_metrics(rt.metrics());
     let handler = handler(provider.clone(), policy);
-    let routes = http::routes(rt.clone(), provider, weather);
-    rt.serve(listener, routes, Some(handler), shutdown).await
+    let routes = http::routes(rt.clone(), provider, weather, config.sandbox_api);
+    rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 
 /// Charges and refunds through `provider`, each call under `policy`.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use orderflow_envelope::{EventType, Topic};
+use orderflow_http::Listeners;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
-use tokio::net::TcpListener;
 
 pub use config::Config;
 
@@ -21,16 +21,17 @@ pub static SPEC: ServiceSpec = ServiceSpec {
     consumes: &[Topic::Payments],
 };
 
-/// Binds the configured address and runs until `shutdown`.
+/// Binds the configured addresses and runs until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RuntimeError> {
-    let listener = TcpListener::bind(config.runtime.http_addr).await?;
-    serve(config, listener, shutdown).await
+    let runtime = &config.runtime;
+    let listeners = Listeners::bind(runtime.http_addr, runtime.ops_addr).await?;
+    serve(config, listeners, shutdown).await
 }
 
-/// Runs on an already-bound listener (tests bind `127.0.0.1:0`).
+/// Runs on already-bound listeners (tests bind `127.0.0.1:0`).
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let carrier = domain::Carrier {
@@ -39,7 +40,7 @@ pub async fn serve(
     };
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let handler = handler(carrier);
-    rt.serve(listener, Router::new(), Some(handler), shutdown)
+    rt.serve(listeners, Router::new(), Some(handler), shutdown)
         .await
 }
 

@@ -38,7 +38,8 @@ pub struct Args {
     database_server: Option<String>,
     /// The gateway's port; the embedded registry takes the next one, then
     /// order, inventory, payment, shipping and notification (8080 to 8086),
-    /// then the token issuer (8087).
+    /// then the token issuer (8087). Each process's health probes and
+    /// metrics listen 1,000 above its API (9080, 9082 to 9086).
     #[arg(long, default_value_t = 8080)]
     port: u16,
     #[arg(long, default_value_t = 12)]
@@ -54,6 +55,9 @@ pub struct Args {
     #[arg(long)]
     mail: bool,
 }
+
+/// How far above its API port a process's operations port is.
+const OPS_OFFSET: u16 = 1_000;
 
 /// Jaeger's usual ports: OTLP/HTTP, query API and UI, gRPC query API.
 const JAEGER_PORTS: (u16, u16, u16) = (4318, 16686, 16685);
@@ -76,6 +80,15 @@ struct Service {
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    if args.port.checked_add(7 + OPS_OFFSET).is_none() {
+        return Err(crate::UsageError(format!(
+            "--port {} leaves no room for the stack's ports (it takes --port to --port + {}): use 1024 to {}",
+            args.port,
+            7 + OPS_OFFSET,
+            u16::MAX - 7 - OPS_OFFSET
+        ))
+        .into());
+    }
     let bin_dir = std::env::current_exe()?
         .parent()
         .context("the binary's folder")?
@@ -201,13 +214,18 @@ pub async fn run(args: Args) -> Result<()> {
         (
             format!("127.0.0.1:{port}"),
             format!("http://127.0.0.1:{port}"),
+            format!("127.0.0.1:{}", port + OPS_OFFSET),
         )
     };
     let mut services = Vec::new();
     for name in SERVICES {
         let mut command = Command::new(bin_dir.join(format!("orderflow-{name}")));
+        // Every API checks the caller's token against the dev issuer.
         command
             .env("ORDERFLOW_HTTP_ADDR", url(name).0)
+            .env("ORDERFLOW_OPS_ADDR", url(name).2)
+            .env("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url())
+            .env("ORDERFLOW_AUTH_ISSUER", &issuer.url)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG")
@@ -238,9 +256,7 @@ pub async fn run(args: Args) -> Result<()> {
                 .env("ORDERFLOW_ORDER_URL", url("order").1)
                 .env("ORDERFLOW_INVENTORY_URL", url("inventory").1)
                 .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
-                .env("ORDERFLOW_PAYMENT_URL", url("payment").1)
-                .env("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url())
-                .env("ORDERFLOW_AUTH_ISSUER", &issuer.url);
+                .env("ORDERFLOW_PAYMENT_URL", url("payment").1);
             if let Some(jaeger) = &jaeger {
                 command.env("ORDERFLOW_CONSOLE_JAEGER_URL", &jaeger.query_url);
             }
@@ -252,6 +268,11 @@ pub async fn run(args: Args) -> Result<()> {
             command
                 .env("ORDERFLOW_DATABASE_URL", database)
                 .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string());
+            if name == "payment" {
+                // The sandbox's weather may be changed while it runs (an
+                // operator's call): a demo stack's knob.
+                command.env("ORDERFLOW_SANDBOX_API", "true");
+            }
         }
         // Every service talks to Kafka and the registry; the gateway for the operator
         // API's dead letters (the console's too).
@@ -405,6 +426,10 @@ fn banner(
     data: &str,
     console_token: &str,
 ) {
+    let ops = gateway
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some(format!("{host}:{}", port.parse::<u16>().ok()? + OPS_OFFSET)))
+        .unwrap_or_default();
     println!(
         r#"
 orderflow is running.
@@ -412,6 +437,7 @@ orderflow is running.
   kafka           {bootstrap}
   schema registry {registry}
   token issuer    {issuer}  (dev only: it signs a token for anyone on this machine)
+  health, metrics each process's API port + 1000 (gateway: {ops}/readyz, /metrics)
   data            {data}
 
 Every API call needs a bearer token. Get one for customer c-42 (an operator's: --operator):
