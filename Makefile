@@ -23,10 +23,13 @@ dev: build
 test: test-unit test-observability test-chart test-cluster test-containers test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite),
-## with a real Jaeger and Mailpit (built once from their Go modules).
+## with a real Jaeger and Mailpit (built once from their Go modules); the
+## parsers' property tests again in release mode.
 test-unit: deps companions
 	$(CARGO) build --bins
 	$(CARGO) test --workspace --no-fail-fast
+	# The parsers' property tests optimised as shipped, too (no librdkafka here).
+	$(CARGO) test --release --lib -p orderflow-api -p orderflow-envelope
 
 ## Jaeger and Mailpit, built once into ~/.cache/orderflow/tools.
 companions:

@@ -382,23 +382,21 @@ mod tests {
         );
     }
 
-    async fn status_with_slots(slots: usize) -> (u16, Option<String>) {
+    /// `GET /` of `app`.
+    async fn get(app: axum::Router) -> Response {
         use tower::ServiceExt;
+        let request = Request::builder().uri("/").body(axum::body::Body::empty());
+        app.oneshot(request.unwrap()).await.unwrap()
+    }
+
+    async fn status_with_slots(slots: usize) -> (u16, Option<String>) {
         let app = axum::Router::new()
             .route("/", axum::routing::get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(Semaphore::new(slots)),
                 admit_anonymous,
             ));
-        let response = app
-            .oneshot(
-                Request::builder()
-                    .uri("/")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response = get(app).await;
         let retry = response
             .headers()
             .get("retry-after")
@@ -451,16 +449,7 @@ mod tests {
     }
 
     async fn call(app: axum::Router) -> (u16, String) {
-        use tower::ServiceExt;
-        let response = app
-            .oneshot(
-                Request::builder()
-                    .uri("/")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response = get(app).await;
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
