@@ -278,3 +278,18 @@ fn signing_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The README states the leeway the verifier gives (it once said 60 s
+    /// while the code gave 30).
+    #[test]
+    fn the_readme_states_the_leeway_the_verifier_gives() {
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(&format!("({} s of leeway)", super::LEEWAY_S)),
+            "README.md's Security section must say ({} s of leeway)",
+            super::LEEWAY_S
+        );
+    }
+}

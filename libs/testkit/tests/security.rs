@@ -809,6 +809,24 @@ async fn no_path_parameter_reaches_a_service_as_another_path() -> Result<()> {
                 assert!(answer.contains("application/problem+json"), "{answer}");
             }
         }
+        // A dead letter's id: an operator's 422; a customer's 403 (422 when
+        // the segment is not even UTF-8: the path is refused before the role).
+        for (method, path) in [
+            ("GET", format!("/v1/dead-letters/{segment}/0/0")),
+            ("GET", format!("/v1/dead-letters/inventory/{segment}/0")),
+            (
+                "POST",
+                format!("/v1/dead-letters/inventory/0/{segment}/replay"),
+            ),
+        ] {
+            let (status, answer) = raw(&gateway, method, &path, &customer, "").await?;
+            assert!(
+                [403, 422].contains(&status),
+                "gateway {method} {path}: {answer}"
+            );
+            let (status, answer) = raw(&gateway, method, &path, &operator, "").await?;
+            assert_eq!(status, 422, "gateway {method} {path}: {answer}");
+        }
         // The services check the same grammar.
         for (service, method, path, body) in [
             ("order", "GET", format!("/v1/orders/{segment}"), ""),
