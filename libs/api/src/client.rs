@@ -64,7 +64,7 @@ pub struct GatewayClient {
 }
 
 impl GatewayClient {
-    /// A client with no token (the gateway refuses it all but health).
+    /// A client with no token (the gateway refuses every /v1 call).
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
@@ -185,6 +185,7 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
     headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder()
         .default_headers(headers)
+        .pool_idle_timeout(orderflow_http::CLIENT_POOL_IDLE)
         .build()
         .expect("reqwest client builds")
 }

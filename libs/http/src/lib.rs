@@ -16,4 +16,4 @@ pub use json::StrictJson;
 pub use listeners::Listeners;
 pub use path::Path;
 pub use problem::{Problem, ProblemType};
-pub use serve::{serve, serve_with, Limits, MAX_BODY_BYTES};
+pub use serve::{serve, serve_with, Limits, CLIENT_POOL_IDLE, MAX_BODY_BYTES};

@@ -60,6 +60,11 @@ impl Default for Limits {
     }
 }
 
+/// How long a client of an orderflow server keeps an idle pooled connection:
+/// well below the servers' idle limit (60 s by default), so it never sends a
+/// request on a connection the server is closing. reqwest keeps them 90 s.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(30);
+
 /// How long in-flight requests may take to finish once a server stops.
 const DRAIN: Duration = Duration::from_secs(10);
 

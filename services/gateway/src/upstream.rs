@@ -29,6 +29,7 @@ impl Upstream {
         let base = reqwest::Url::parse(base).expect("validated by Config::validate");
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .pool_idle_timeout(orderflow_http::CLIENT_POOL_IDLE)
             .build()
             .expect("reqwest client builds");
         Self { name, base, http }
