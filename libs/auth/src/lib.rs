@@ -9,6 +9,7 @@
 mod gate;
 mod issuer;
 mod principal;
+mod verified;
 mod verifier;
 
 pub use gate::{authenticate, require_operator, require_own, Bearer, Gate};

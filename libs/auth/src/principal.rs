@@ -36,6 +36,10 @@ impl Principal {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Claims {
     pub sub: String,
+    /// Seconds since the epoch (a NumericDate may have a fraction);
+    /// required, and checked by jsonwebtoken.
+    #[serde(default)]
+    pub exp: f64,
     #[serde(default)]
     pub email: Option<String>,
     /// OAuth scopes, space-separated (`scope`), or a list (`scp`, Entra ID).

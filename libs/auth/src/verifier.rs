@@ -1,13 +1,14 @@
 //! Validating bearer tokens against the issuer's JWKS.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::principal::{Claims, Principal, Role};
+use crate::verified::Verified;
 
 /// Where tokens come from and what they must say.
 #[derive(Debug, Clone)]
@@ -113,6 +114,7 @@ pub struct Verifier {
     keys: RwLock<Keys>,
     /// One fetch at a time.
     fetching: Mutex<()>,
+    verified: Verified,
 }
 
 impl Verifier {
@@ -131,16 +133,37 @@ impl Verifier {
                 fetched: None,
             }),
             fetching: Mutex::new(()),
+            verified: Verified::default(),
         }
     }
 
-    /// The caller a token names, if it is valid.
+    /// The caller a token names, if it is valid: from the tokens verified
+    /// before (`verified.rs`), or checked now.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed(format!(
                 "longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
+        let key = Verified::key(token);
+        if let Some(principal) = self.verified.get(&key) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.check(token).await?;
+        // Taken as long as the check would still pass it: until exp and
+        // the leeway.
+        let accepted_until = UNIX_EPOCH
+            + Duration::from_secs_f64(exp.max(0.0).min(1e12))
+            + Duration::from_secs(LEEWAY_S);
+        let left = accepted_until
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        self.verified.put(key, principal.clone(), left);
+        Ok(principal)
+    }
+
+    /// Checks a token's signature and claims: its caller and its `exp`.
+    async fn check(&self, token: &str) -> Result<(Principal, f64), AuthError> {
         // A header naming "none" (or any algorithm jsonwebtoken does not
         // know) does not parse: such a token never gets further.
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
@@ -183,11 +206,12 @@ impl Verifier {
         } else {
             Role::Customer
         };
-        Ok(Principal {
+        let principal = Principal {
             subject: claims.sub,
             role,
             email: claims.email,
-        })
+        };
+        Ok((principal, claims.exp))
     }
 
     /// The key a token names: from the cache, or from the issuer fetched
@@ -281,6 +305,71 @@ fn signing_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::Issuer;
+
+    /// An issuer serving its JWKS on loopback, and a verifier trusting it.
+    async fn issuer() -> (Arc<Issuer>, Verifier, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = Arc::new(Issuer::new(&url, crate::DEFAULT_AUDIENCE).unwrap());
+        let app = issuer.clone().router();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let verifier = Verifier::new(AuthConfig {
+            jwks_url: issuer.jwks_url(),
+            issuer: url,
+            audience: crate::DEFAULT_AUDIENCE.into(),
+            operator_role: crate::DEFAULT_OPERATOR_ROLE.into(),
+        });
+        (issuer, verifier, server)
+    }
+
+    /// A token verified once is taken again without a check: with the
+    /// issuer gone and its keys forgotten, it still passes, and a token
+    /// not seen before cannot.
+    #[tokio::test]
+    async fn a_verified_token_is_taken_again_without_a_second_check() {
+        let (issuer, verifier, server) = issuer().await;
+        let token = issuer.customer("c-1");
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "c-1");
+        server.abort();
+        let _ = server.await;
+        *verifier.keys.write().await = Keys {
+            by_kid: HashMap::new(),
+            fetched: None,
+        };
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "c-1");
+        let other = issuer.customer("c-2");
+        assert!(matches!(
+            verifier.verify(&other).await,
+            Err(AuthError::KeysUnavailable(_))
+        ));
+        // Refusals are not kept: a token changed by a byte is checked.
+        let forged = format!("{token}x");
+        assert!(verifier.verify(&forged).await.is_err());
+    }
+
+    /// Never taken past the moment the check would refuse it.
+    #[tokio::test]
+    async fn a_verified_token_is_not_taken_past_its_expiry() {
+        let (issuer, verifier, _server) = issuer().await;
+        let mut claims = issuer.claims("c-1", false, Duration::from_secs(60));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // Expired 29 s ago: the leeway takes it for one second more.
+        claims["exp"] = serde_json::json!(now - (LEEWAY_S - 1));
+        let token = issuer.sign(&claims, jsonwebtoken::Algorithm::ES256);
+        assert!(verifier.verify(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        assert_eq!(verifier.verify(&token).await, Err(AuthError::Expired));
+    }
+
     /// The README states the leeway the verifier gives (it once said 60 s
     /// while the code gave 30).
     #[test]
