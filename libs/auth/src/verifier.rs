@@ -151,12 +151,11 @@ impl Verifier {
         }
         let (principal, exp) = self.check(token).await?;
         // Taken as long as the check would still pass it: until exp and
-        // the leeway.
-        let accepted_until = UNIX_EPOCH
-            + Duration::from_secs_f64(exp.max(0.0).min(1e12))
-            + Duration::from_secs(LEEWAY_S);
-        let left = accepted_until
-            .duration_since(SystemTime::now())
+        // the leeway (an exp no time can hold: not kept at all).
+        let exp = Duration::try_from_secs_f64(exp).unwrap_or_default();
+        let left = UNIX_EPOCH
+            .checked_add(exp.saturating_add(Duration::from_secs(LEEWAY_S)))
+            .and_then(|until| until.duration_since(SystemTime::now()).ok())
             .unwrap_or_default();
         self.verified.put(key, principal.clone(), left);
         Ok(principal)
@@ -368,6 +367,29 @@ mod tests {
         assert!(verifier.verify(&token).await.is_ok());
         tokio::time::sleep(Duration::from_millis(2_100)).await;
         assert_eq!(verifier.verify(&token).await, Err(AuthError::Expired));
+    }
+
+    /// An `exp` no time can hold, or with a fraction, is judged and never
+    /// panics (a token is checked before it is kept).
+    #[tokio::test]
+    async fn any_expiry_a_token_names_is_judged_without_panic() {
+        let (issuer, verifier, _server) = issuer().await;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        for exp in [
+            serde_json::json!(now + 0.5),
+            serde_json::json!(1e30),
+            serde_json::json!(u64::MAX),
+            serde_json::json!(-1),
+        ] {
+            let mut claims = issuer.claims("c-1", false, Duration::from_secs(60));
+            claims["exp"] = exp.clone();
+            let token = issuer.sign(&claims, jsonwebtoken::Algorithm::ES256);
+            let first = verifier.verify(&token).await;
+            assert_eq!(verifier.verify(&token).await, first, "{exp}");
+        }
     }
 
     /// The README states the leeway the verifier gives (it once said 60 s
