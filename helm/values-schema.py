@@ -352,12 +352,13 @@ def schema():
                         "ordersPerSecond": {"type": "number", "exclusiveMinimum": 0},
                         "ordersBurst": integer(minimum=1),
                         "maxRequestsInFlight": integer(minimum=1),
+                        "maxRequestsInFlightPerCaller": integer(minimum=1),
                         "maxStreamsPerCaller": integer(minimum=1),
                         "maxStreams": integer(minimum=1),
                         "headerReadTimeoutMs": integer(minimum=1),
                         "requestTimeoutMs": integer(minimum=1),
                     },
-                    required=["ordersPerSecond", "ordersBurst", "maxRequestsInFlight", "maxStreamsPerCaller", "maxStreams", "headerReadTimeoutMs", "requestTimeoutMs"],
+                    required=["ordersPerSecond", "ordersBurst", "maxRequestsInFlight", "maxRequestsInFlightPerCaller", "maxStreamsPerCaller", "maxStreams", "headerReadTimeoutMs", "requestTimeoutMs"],
                 ),
                 "service": obj(
                     {
