@@ -113,6 +113,15 @@ impl Issuer {
         format!("{}/jwks.json", self.url)
     }
 
+    /// The settings of a verifier that trusts this issuer.
+    pub fn auth_config(&self) -> crate::AuthConfig {
+        crate::AuthConfig {
+            jwks_url: self.jwks_url(),
+            issuer: self.url.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Standard claims for `subject`, valid from now for `ttl`.
     pub fn claims(&self, subject: &str, operator: bool, ttl: Duration) -> Value {
         let now = now_s();

@@ -10,17 +10,36 @@ use tokio::sync::{Mutex, RwLock};
 use crate::principal::{Claims, Principal, Role};
 use crate::verified::Verified;
 
-/// Where tokens come from and what they must say.
-#[derive(Debug, Clone)]
+/// Where tokens come from and what they must say: the `ORDERFLOW_AUTH_*`
+/// settings, flattened into the gateway's and every service's configuration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AuthConfig {
-    /// The issuer's JWKS (`https://idp/.well-known/jwks.json`, say).
+    /// The issuer's JWKS (OIDC `jwks_uri`, `https://idp/.well-known/jwks.json`
+    /// say): required.
+    #[serde(rename = "auth_jwks_url")]
     pub jwks_url: String,
-    /// The `iss` every token must carry.
+    /// The `iss` every token must carry: required.
+    #[serde(rename = "auth_issuer")]
     pub issuer: String,
     /// The `aud` every token must include.
+    #[serde(rename = "auth_audience")]
     pub audience: String,
-    /// The role or scope that makes a caller an operator.
+    /// The role or scope (in `scope`, `scp`, `roles` or Keycloak's
+    /// `realm_access.roles`) that makes a caller an operator.
+    #[serde(rename = "auth_operator_role")]
     pub operator_role: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: String::new(),
+            issuer: String::new(),
+            audience: crate::DEFAULT_AUDIENCE.into(),
+            operator_role: crate::DEFAULT_OPERATOR_ROLE.into(),
+        }
+    }
 }
 
 impl AuthConfig {
@@ -318,12 +337,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let verifier = Verifier::new(AuthConfig {
-            jwks_url: issuer.jwks_url(),
-            issuer: url,
-            audience: crate::DEFAULT_AUDIENCE.into(),
-            operator_role: crate::DEFAULT_OPERATOR_ROLE.into(),
-        });
+        let verifier = Verifier::new(issuer.auth_config());
         (issuer, verifier, server)
     }
 

@@ -19,15 +19,10 @@ pub struct RuntimeConfig {
     /// Where its health endpoints and metrics listen, apart from the API
     /// so that probes and Prometheus are admitted to this port alone.
     pub ops_addr: SocketAddr,
-    /// The token issuer's JWKS (OIDC `jwks_uri`): the API checks every
-    /// call's bearer token against it, as the gateway does.
-    pub auth_jwks_url: String,
-    /// The `iss` every token must carry.
-    pub auth_issuer: String,
-    /// The `aud` every token must include.
-    pub auth_audience: String,
-    /// The role (or scope) that makes a caller an operator.
-    pub auth_operator_role: String,
+    /// How the API checks every call's bearer token, as the gateway does
+    /// (`ORDERFLOW_AUTH_JWKS_URL`, `_ISSUER`, `_AUDIENCE`, `_OPERATOR_ROLE`).
+    #[serde(flatten)]
+    pub auth: orderflow_auth::AuthConfig,
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     pub database_url: String,
     /// SQLite only: sync every commit to disk (`synchronous=FULL`), so that a
@@ -111,10 +106,7 @@ impl Default for RuntimeConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             ops_addr: SocketAddr::from(([127, 0, 0, 1], 9080)),
-            auth_jwks_url: String::new(),
-            auth_issuer: String::new(),
-            auth_audience: orderflow_auth::DEFAULT_AUDIENCE.into(),
-            auth_operator_role: orderflow_auth::DEFAULT_OPERATOR_ROLE.into(),
+            auth: Default::default(),
             database_url: "sqlite://.data/orderflow.db".into(),
             sqlite_durable: true,
             database_max_connections: 20,
@@ -173,16 +165,6 @@ impl RuntimeConfig {
         })
     }
 
-    /// How the API checks tokens.
-    pub fn auth(&self) -> orderflow_auth::AuthConfig {
-        orderflow_auth::AuthConfig {
-            jwks_url: self.auth_jwks_url.clone(),
-            issuer: self.auth_issuer.clone(),
-            audience: self.auth_audience.clone(),
-            operator_role: self.auth_operator_role.clone(),
-        }
-    }
-
     /// The defaults for one service: its own ports (the API's, and the
     /// operations port 1,000 above it) and SQLite file.
     pub fn for_service(service: &str, port: u16) -> Self {
@@ -223,7 +205,7 @@ impl RuntimeConfig {
 
     /// For a service with an API: that it can check tokens.
     pub fn validate_api(&self) -> Result<(), String> {
-        self.auth().validate()
+        self.auth.validate()
     }
 
     /// Checks what serde cannot: values that parse but cannot work.

@@ -201,7 +201,7 @@ impl Runtime {
             tokio::spawn(consumer::run(self.clone(), handler, stop_consumer.clone()))
         });
         let api = if routes.has_routes() {
-            let gate = Gate::new(Arc::new(Verifier::new(self.config.auth())));
+            let gate = Gate::new(Arc::new(Verifier::new(self.config.auth.clone())));
             routes.layer(axum::middleware::from_fn_with_state(gate, authenticate))
         } else {
             routes

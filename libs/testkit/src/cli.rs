@@ -27,10 +27,15 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
 /// ports for its API and operations port, and the token issuer the tests
 /// share (a service with an API refuses to start without one).
 pub fn service_env() -> Vec<(&'static str, String)> {
+    listening_env("127.0.0.1:0", "127.0.0.1:0")
+}
+
+/// A process's API and operations addresses, and the shared token issuer.
+pub fn listening_env(api: &str, ops: &str) -> Vec<(&'static str, String)> {
     let issuer = crate::shared_issuer();
     vec![
-        ("ORDERFLOW_HTTP_ADDR", "127.0.0.1:0".into()),
-        ("ORDERFLOW_OPS_ADDR", "127.0.0.1:0".into()),
+        ("ORDERFLOW_HTTP_ADDR", api.into()),
+        ("ORDERFLOW_OPS_ADDR", ops.into()),
         ("ORDERFLOW_AUTH_JWKS_URL", issuer.jwks_url()),
         ("ORDERFLOW_AUTH_ISSUER", issuer.url.clone()),
     ]

@@ -74,19 +74,13 @@ impl Process {
 }
 
 /// What every process needs to check tokens, and to listen on two ports.
-fn listen_and_verify(issuer: &orderflow_auth::Issuer) -> Result<Vec<(String, String)>> {
-    Ok(vec![
-        (
-            "ORDERFLOW_HTTP_ADDR".into(),
-            format!("127.0.0.1:{}", free_port()?),
-        ),
-        (
-            "ORDERFLOW_OPS_ADDR".into(),
-            format!("127.0.0.1:{}", free_port()?),
-        ),
-        ("ORDERFLOW_AUTH_JWKS_URL".into(), issuer.jwks_url()),
-        ("ORDERFLOW_AUTH_ISSUER".into(), issuer.url.clone()),
-    ])
+fn listen_and_verify() -> Result<Vec<(String, String)>> {
+    let api = format!("127.0.0.1:{}", free_port()?);
+    let ops = format!("127.0.0.1:{}", free_port()?);
+    Ok(crate::cli::listening_env(&api, &ops)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
 }
 
 pub struct ProcessStack {
@@ -240,7 +234,7 @@ impl ProcessStack {
             let database = crate::database_url(logs.path(), service).await?;
             databases.insert(service, database.clone());
             for replica in 0..n {
-                let mut env = listen_and_verify(&issuer)?;
+                let mut env = listen_and_verify()?;
                 urls.entry(service)
                     .or_default()
                     .push(format!("http://{}", env[0].1));
@@ -280,7 +274,7 @@ impl ProcessStack {
             }
         }
         let first = |s: &str| urls[s][0].clone();
-        let mut env = listen_and_verify(&issuer)?;
+        let mut env = listen_and_verify()?;
         let gateway = format!("http://{}", env[0].1);
         env.extend([
             ("ORDERFLOW_ORDER_URL".into(), first("order")),

@@ -568,8 +568,7 @@ async fn a_server_error_names_nothing_internal() -> Result<()> {
         inventory_url: "http://127.0.0.1:9/internal".into(),
         notification_url: "http://127.0.0.1:9/internal".into(),
         payment_url: "http://127.0.0.1:9/internal".into(),
-        auth_jwks_url: issuer.jwks_url(),
-        auth_issuer: issuer.url.clone(),
+        auth: issuer.auth_config(),
         ..Default::default()
     };
     let stop = tokio_util::sync::CancellationToken::new();

@@ -16,15 +16,9 @@ pub struct Config {
     pub payment_url: String,
     /// Timeout of one call to a service behind the gateway, in milliseconds.
     pub upstream_timeout_ms: u64,
-    /// The token issuer's JWKS (OIDC `jwks_uri`): required.
-    pub auth_jwks_url: String,
-    /// The `iss` every token must carry: required.
-    pub auth_issuer: String,
-    /// The `aud` every token must include.
-    pub auth_audience: String,
-    /// The role or scope (in `scope`, `scp`, `roles` or Keycloak's
-    /// `realm_access.roles`) that makes a caller an operator.
-    pub auth_operator_role: String,
+    /// How every call's bearer token is checked (`ORDERFLOW_AUTH_*`).
+    #[serde(flatten)]
+    pub auth: orderflow_auth::AuthConfig,
     /// Orders one caller may place per second, on average…
     pub orders_per_second: f64,
     /// …and at once, in a burst.
@@ -76,10 +70,7 @@ impl Default for Config {
             notification_url: "http://127.0.0.1:8086".into(),
             payment_url: "http://127.0.0.1:8084".into(),
             upstream_timeout_ms: 5_000,
-            auth_jwks_url: String::new(),
-            auth_issuer: String::new(),
-            auth_audience: orderflow_auth::DEFAULT_AUDIENCE.into(),
-            auth_operator_role: orderflow_auth::DEFAULT_OPERATOR_ROLE.into(),
+            auth: Default::default(),
             orders_per_second: 50.0,
             orders_burst: 100,
             max_requests_in_flight: 1_024,
@@ -99,17 +90,6 @@ impl Default for Config {
             schema_registry_bearer_token: String::new(),
             schema_registry_ca_file: String::new(),
             console_jaeger_url: String::new(),
-        }
-    }
-}
-
-impl Config {
-    pub fn auth(&self) -> orderflow_auth::AuthConfig {
-        orderflow_auth::AuthConfig {
-            jwks_url: self.auth_jwks_url.clone(),
-            issuer: self.auth_issuer.clone(),
-            audience: self.auth_audience.clone(),
-            operator_role: self.auth_operator_role.clone(),
         }
     }
 }
@@ -170,7 +150,7 @@ impl ServiceConfig for Config {
                 self.console_jaeger_url
             ));
         }
-        self.auth().validate()?;
+        self.auth.validate()?;
         if self.orders_per_second.is_nan()
             || self.orders_per_second <= 0.0
             || self.orders_burst == 0

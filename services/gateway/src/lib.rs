@@ -60,7 +60,7 @@ pub async fn serve(
             config.max_streams,
         ),
     };
-    let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth()));
+    let verifier = Arc::new(orderflow_auth::Verifier::new(config.auth.clone()));
     let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous_in_flight));
     let in_flight = limits::Slots::new(
         "requests in progress",
