@@ -172,13 +172,13 @@ impl Runtime {
         )
     }
 
-    /// Serves `routes` (plus `/healthz` and `/readyz`) on `listener`, relays the
-    /// outbox and runs `handler` on the topics the service consumes, until `shutdown`. Then: readiness goes
-    /// false, the consumer finishes in-flight work, commits and leaves its
-    /// group, in-flight HTTP requests finish, and the outbox is flushed.
-    /// Serves `routes` on the API port, each call's bearer token checked
-    /// (routes that need none: no API, and no token checked), and the
-    /// health probes and metrics on the operations port.
+    /// Serves `routes` on the API port, each call's bearer token checked (a
+    /// service with no routes has no API and checks none), and `/healthz`,
+    /// `/readyz` and `/metrics` on the operations port; relays the outbox
+    /// and runs `handler` on the topics the service consumes, until
+    /// `shutdown`. Then: readiness goes false, the consumer finishes
+    /// in-flight work, commits and leaves its group, in-flight HTTP requests
+    /// finish, and the outbox is flushed.
     pub async fn serve(
         self: Arc<Self>,
         listeners: Listeners,

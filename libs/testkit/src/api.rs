@@ -44,7 +44,10 @@ impl Api {
             payments,
             issuer,
             tokens: Mutex::default(),
-            plain: reqwest::Client::new(),
+            plain: reqwest::Client::builder()
+                .pool_idle_timeout(orderflow_http::CLIENT_POOL_IDLE)
+                .build()
+                .expect("reqwest client builds"),
         }
     }
 

@@ -927,17 +927,10 @@ async fn slow_bodies_hold_only_their_callers_share() -> Result<()> {
     .await?;
     assert_eq!(status, 429, "{p}");
     assert!(headers.contains_key("retry-after"));
-    let alice = stack.as_customer("c-alice");
-    let placed = alice
-        .post(stack.url("/v1/orders"))
-        .json(&order_body("c-alice", "SKU-001", 1, "tok_visa", "DE"))
-        .send()
+    // Another caller is served (placed as Alice: 202 or it fails).
+    let order_id = stack
+        .place(&order_body("c-alice", "SKU-001", 1, "tok_visa", "DE"))
         .await?;
-    assert_eq!(placed.status(), 202, "another caller is served");
-    let order_id = placed.json::<Value>().await?["order_id"]
-        .as_str()
-        .context("order_id")?
-        .to_string();
     stack.wait_terminal(&order_id).await?;
     // The slow bodies never completed: nothing of theirs was placed.
     drop(slow);
@@ -966,15 +959,9 @@ async fn slow_bodies_hold_only_their_callers_share() -> Result<()> {
 async fn every_service_checks_the_caller_itself() -> Result<()> {
     let stack = Stack::start().await?;
     let alice = stack.as_customer("c-alice");
-    let placed: Value = alice
-        .post(stack.url("/v1/orders"))
-        .json(&order_body("c-alice", "SKU-002", 1, "tok_visa", "DE"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
+    let order_id = stack
+        .place(&order_body("c-alice", "SKU-002", 1, "tok_visa", "DE"))
         .await?;
-    let order_id = placed["order_id"].as_str().context("order_id")?.to_string();
     let order = stack.wait_terminal(&order_id).await?;
     stack.wait_idle().await?;
     let before = published(&stack).await?;
