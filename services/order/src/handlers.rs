@@ -20,7 +20,7 @@ pub struct OrderSaga {
 #[async_trait]
 impl Handler for OrderSaga {
     fn handles(&self, event_type: EventType) -> bool {
-        event_type == EventType::OrderCreated || FOLLOWED.contains(&event_type)
+        FOLLOWED.contains(&event_type)
     }
 
     /// Two events of one order can be handled at once by two replicas (they
@@ -45,11 +45,6 @@ impl Handler for OrderSaga {
                 event.event_type().name()
             )));
         };
-        if let Event::OrderCreated(_) = event {
-            // Placing the order recorded it already; its customer's list gets it now.
-            store::project(ctx.tx, &order_id).await?;
-            return Ok(());
-        }
         store::record_history(
             ctx.tx,
             &order_id,
@@ -72,19 +67,17 @@ impl Handler for OrderSaga {
         if current.is_some_and(Status::is_terminal) {
             // Late events join the history and the record but change nothing.
             store::update(ctx.tx, &order_id, &order, None, now).await?;
-            store::project(ctx.tx, &order_id).await?;
             return Ok(());
         }
-        let seen = store::seen_events(ctx.tx, &order_id).await?;
+        // The history as loaded, and this event, recorded above.
+        order.seen.push(event.event_type());
         let unavailable = order.payment_failure.as_deref() == Some(PROVIDER_UNAVAILABLE);
-        let (status, reason) = derive_status(&seen, unavailable);
+        let (status, reason) = derive_status(&order.seen, unavailable);
         if current == Some(status) {
             store::update(ctx.tx, &order_id, &order, None, now).await?;
-            store::project(ctx.tx, &order_id).await?;
             return Ok(());
         }
         store::update(ctx.tx, &order_id, &order, Some((status, reason)), now).await?;
-        store::project(ctx.tx, &order_id).await?;
         tracing::info!(
             order_id,
             status = status.as_str(),

@@ -30,14 +30,9 @@ pub static SPEC: ServiceSpec = ServiceSpec {
         EventType::OrderCompleted,
         EventType::OrderCancelled,
     ],
-    // `orders` for its own OrderCreated: the customer's order list is a
-    // projection kept from the events, that one included.
-    consumes: &[
-        Topic::Orders,
-        Topic::Inventory,
-        Topic::Payments,
-        Topic::Shipments,
-    ],
+    // Not `orders`: placing an order writes everything the service keeps
+    // of it, so its own events have nothing to add.
+    consumes: &[Topic::Inventory, Topic::Payments, Topic::Shipments],
 };
 
 /// Binds the configured addresses and runs until `shutdown`.

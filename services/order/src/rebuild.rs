@@ -118,12 +118,6 @@ pub async fn rebuild(
         reader.await.expect("the reader does not panic")?;
     }
     rebuilt.orders = derive_statuses(into.pool()).await?;
-    sqlx::query(
-        "INSERT INTO customer_orders (customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at)
-         SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at FROM orders",
-    )
-    .execute(into.pool())
-    .await?;
     rebuilt.seconds = started.elapsed().as_secs_f64();
     Ok(rebuilt)
 }

@@ -16,6 +16,8 @@ pub struct OrderRow {
     pub placed_at: i64,
     /// Why the payment failed, once it did.
     pub payment_failure: Option<String>,
+    /// The types of the events in its history.
+    pub seen: Vec<EventType>,
 }
 
 /// A new order, PENDING; an order with this id already there is kept.
@@ -97,29 +99,43 @@ pub async fn lock_orders(conn: &mut AnyConnection, mut ids: Vec<&str>) -> Result
     Ok(())
 }
 
+/// The order's row and the types of the events in its history, in one
+/// statement (a row per history entry).
 pub async fn load(
     conn: &mut AnyConnection,
     order_id: &str,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT customer_id, status, total_minor, currency, tracking_id, placed_at, payment_failure FROM orders WHERE order_id = $1",
+    let rows = sqlx::query(
+        "SELECT o.customer_id, o.status, o.total_minor, o.currency, o.tracking_id, o.placed_at,
+                o.payment_failure, h.event_type
+         FROM orders o LEFT JOIN order_history h ON h.order_id = o.order_id
+         WHERE o.order_id = $1",
     )
     .bind(order_id)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    row.map(|r| {
-        let total_minor: Option<i64> = r.try_get("total_minor")?;
-        let currency: Option<String> = r.try_get("currency")?;
-        Ok(OrderRow {
-            customer_id: r.try_get("customer_id")?,
-            status: r.try_get("status")?,
-            total: total_minor.zip(currency).map(|(a, c)| Money::new(a, c)),
-            tracking_id: r.try_get("tracking_id")?,
-            placed_at: r.try_get("placed_at")?,
-            payment_failure: r.try_get("payment_failure")?,
-        })
-    })
-    .transpose()
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let total_minor: Option<i64> = r.try_get("total_minor")?;
+    let currency: Option<String> = r.try_get("currency")?;
+    Ok(Some(OrderRow {
+        customer_id: r.try_get("customer_id")?,
+        status: r.try_get("status")?,
+        total: total_minor.zip(currency).map(|(a, c)| Money::new(a, c)),
+        tracking_id: r.try_get("tracking_id")?,
+        placed_at: r.try_get("placed_at")?,
+        payment_failure: r.try_get("payment_failure")?,
+        seen: event_types(&rows, "event_type"),
+    }))
+}
+
+/// The event types named in `column` of `rows` (unknown names skipped).
+fn event_types(rows: &[sqlx::any::AnyRow], column: &str) -> Vec<EventType> {
+    rows.iter()
+        .filter_map(|r| r.try_get::<Option<String>, _>(column).ok().flatten())
+        .filter_map(|t| EventType::from_name(&t))
+        .collect()
 }
 
 /// Appends an event to the order's history; false if it was there already.
@@ -153,11 +169,7 @@ pub async fn seen_events(
         .bind(order_id)
         .fetch_all(conn)
         .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get::<String, _>("event_type").ok())
-        .filter_map(|t| EventType::from_name(&t))
-        .collect())
+    Ok(event_types(&rows, "event_type"))
 }
 
 /// Writes what the order's events added (total, tracking id, payment
@@ -209,23 +221,6 @@ pub async fn update(
     Ok(())
 }
 
-/// Copies the order's row into its customer's list (the projection behind
-/// `GET /v1/customers/{id}/orders`), after every event that changes it.
-pub async fn project(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO customer_orders (customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at)
-         SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency, updated_at
-         FROM orders WHERE order_id = $1
-         ON CONFLICT (customer_id, order_id) DO UPDATE SET status = excluded.status,
-             reason = excluded.reason, total_minor = excluded.total_minor,
-             currency = excluded.currency, updated_at = excluded.updated_at",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Up to `limit` of the customer's orders, newest first, below `after`.
 pub async fn customer_orders(
     pool: &AnyPool,
@@ -238,7 +233,7 @@ pub async fn customer_orders(
         None => (i64::MAX, String::new()),
     };
     let rows = sqlx::query(
-        "SELECT order_id, placed_at, status, reason, total_minor, currency FROM customer_orders
+        "SELECT order_id, placed_at, status, reason, total_minor, currency FROM orders
          WHERE customer_id = $1 AND (placed_at < $2 OR (placed_at = $3 AND order_id < $4) OR $5 = 0)
          ORDER BY placed_at DESC, order_id DESC LIMIT $6",
     )
@@ -430,7 +425,7 @@ pub async fn all_customer_lists(
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut lists: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for r in sqlx::query(
-        "SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency FROM customer_orders
+        "SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency FROM orders
          ORDER BY customer_id, placed_at DESC, order_id DESC",
     )
     .fetch_all(pool)
@@ -445,7 +440,10 @@ pub async fn all_customer_lists(
             r.try_get::<Option<i64>, _>("total_minor")?,
             r.try_get::<Option<String>, _>("currency")?,
         );
-        lists.entry(r.try_get("customer_id")?).or_default().push(entry);
+        lists
+            .entry(r.try_get("customer_id")?)
+            .or_default()
+            .push(entry);
     }
     Ok(lists)
 }
