@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DEV_ARGS ?=
 
-.PHONY: dev companions test test-unit test-observability test-chart test-cluster test-containers test-system images chaos build lint fmt bench bench-system mutants deps clean
+.PHONY: dev companions test test-unit test-observability test-chart test-cluster test-containers test-cpu test-system images chaos build lint fmt bench bench-system profile mutants deps clean
 
 deps:
 	@tools/scripts/ensure-build-deps.sh
@@ -18,9 +18,10 @@ dev: build
 	$(CARGO) run -q --bin orderflow -- dev $(DEV_FLAGS)
 
 ## Every tier: unit and component tests on the embedded broker, the chart
-## offline and in a real Kubernetes API server, then the system tier on real
-## Kafka and PostgreSQL (all started and stopped here).
-test: test-unit test-observability test-chart test-cluster test-containers test-system
+## offline and in a real Kubernetes API server, the containers, the CPU
+## budget, then the system tier on real Kafka and PostgreSQL (all started and
+## stopped here).
+test: test-unit test-observability test-chart test-cluster test-containers test-cpu test-system
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite),
 ## with a real Jaeger and Mailpit (built once from their Go modules); the
@@ -61,6 +62,12 @@ images: deps
 test-containers: deps
 	tools/scripts/container-tests.sh
 
+## The saga's CPU per order on the dev stack (release build, which the
+## container tier made), against a yardstick measured in the same run and
+## the budget in tools/cpu-budget.conf: counted CPU, not time.
+test-cpu: deps
+	tools/scripts/cpu-budget.sh
+
 ## Real Apache Kafka and PostgreSQL, services as separate processes.
 test-system: deps
 	tools/scripts/system-tests.sh
@@ -92,6 +99,12 @@ bench: deps
 ## The same on real Kafka and PostgreSQL (started and stopped by the script).
 bench-system: deps
 	tools/scripts/bench.sh system
+
+## Where the CPU goes: perf of every process of the dev stack during a burst
+## (release build with frame pointers), a flame graph per service and each
+## one's top functions, under $CARGO_TARGET_DIR/profile (or target/profile).
+profile: deps
+	tools/scripts/profile.sh
 
 clean:
 	$(CARGO) clean

@@ -7,6 +7,7 @@
 #   (e) peak RSS of the whole stack;
 #   (f) the order read model rebuilt from the log, seconds per 10,000 orders;
 #   (g) dead letters replayed per second;
+#   (h) the CPU the whole stack uses idle, % of one core over 10 s;
 # and the ratio of (b) to (a); on the system stack also what one order of (b)
 # costs: records and bytes written to and read from Kafka, PostgreSQL commits
 # and WAL syncs (tools/scripts/saga-volume.py; the chart's sizing guide uses
@@ -25,24 +26,26 @@ target=${CARGO_TARGET_DIR:-target}
 bin="$target/release"
 
 cargo build --release --bins
-
-data=$(mktemp -d)
-log=$(mktemp)
+source tools/scripts/lib/stack.sh
+STACK_BIN="$target/release"
+STACK_PORT=$PORT
+STACK_DATA=$(mktemp -d)
+bin=$STACK_BIN
+data=$STACK_DATA
 rss_log=$(mktemp)
-dev=""
 sampler=""
 cleanup() {
   [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
-  if [ -n "$dev" ]; then kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; fi
+  stack_stop
   if [ "$MODE" = system ]; then
     tools/scripts/kafka.sh stop || true
     tools/scripts/postgres.sh stop || true
   fi
-  rm -rf "$data" "$data-kafka" "$log" "$rss_log"
+  rm -rf "$data" "$data-kafka" "$rss_log"
 }
 trap cleanup EXIT
 
-dev_args=(--port "$PORT" --data-dir "$data")
+dev_args=()
 if [ "$MODE" = system ]; then
   export KAFKA_PORT=${KAFKA_PORT:-19092} PG_PORT=${PG_PORT:-15432}
   # Its own data folder, so the per-order volume reads this run's logs only
@@ -58,26 +61,17 @@ elif [ "$MODE" != dev ]; then
   exit 64
 fi
 
-"$bin/orderflow" dev "${dev_args[@]}" >"$log" 2>&1 &
-dev=$!
-for _ in $(seq 1 600); do
-  grep -q "orderflow is running" "$log" && break
-  kill -0 "$dev" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.2
-done
-grep -q "orderflow is running" "$log" || { echo "the stack did not start"; tail -50 "$log"; exit 1; }
-gateway="http://127.0.0.1:$PORT"
-payment="http://127.0.0.1:$((PORT + 4))"
-# `orderflow load` takes its customers' tokens from the stack's dev issuer.
-export ORDERFLOW_DEV_ISSUER="http://127.0.0.1:$((PORT + 7))"
-bootstrap=$(sed -n 's/^  kafka *//p' "$log" | head -1)
+stack_start "${dev_args[@]}"
+gateway=$GATEWAY
+payment=$PAYMENT
+bootstrap=$BOOTSTRAP
 
 # Peak resident memory of the stack: the dev process (which hosts the
 # embedded broker) and the six services, summed, sampled twice a second.
 (
   while true; do
     total=0
-    for pid in "$dev" $(pgrep -P "$dev"); do
+    for pid in $(stack_pids | cut -d' ' -f2); do
       kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
       total=$((total + ${kb:-0}))
     done
@@ -99,32 +93,26 @@ sandbox() {
 echo "== warm-up: 500 orders"
 "$bin/orderflow" load --gateway "$gateway" --orders 500 --concurrency 64 >/dev/null
 
+echo "== (h) idle: the whole stack's CPU over 10 s, after 5 s of quiet"
+sleep 5
+stack_cpu >"$data/idle-before"
+sleep 10
+stack_cpu >"$data/idle-after"
+# cpu_ms_per over 10 s: ms of CPU per second of quiet; ÷ 10 is % of a core.
+idle=$(cpu_ms_per 10 "$data/idle-before" "$data/idle-after" | awk '{ printf "%.1f", $NF / 10 }')
+
 echo "== (a) raw relay chain: $CHAIN messages, 5 hops, on $bootstrap"
 chain_out=$("$bin/orderflow" bench-chain --bootstrap-servers "$bootstrap" --hops 5 --messages "$CHAIN")
 echo "$chain_out" | grep -v '^RESULT'
 chain=$(echo "$chain_out" | result chain_msgs_per_s)
 
 volume() { sleep 2; tools/scripts/saga-volume.py snapshot "$KAFKA_DATA/logs" "$pg_url"; }
-# CPU seconds (user + system) each component's processes have used so far.
-SERVICES="gateway order inventory payment shipping notification"
-cpu() {
-  local s pid ticks hz
-  hz=$(getconf CLK_TCK)
-  for s in $SERVICES; do
-    ticks=0
-    for pid in $(pgrep -f "$bin/orderflow-$s\$" || true); do
-      ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-    done
-    echo "$s $ticks $hz"
-  done
-}
 echo "== (b) burst: $BURST orders, 128 in flight"
 [ "$MODE" = system ] && volume >"$data/before.json"
-cpu >"$data/cpu-before"
+stack_cpu >"$data/cpu-before"
 burst_out=$("$bin/orderflow" load --gateway "$gateway" --orders "$BURST" --concurrency 128)
-cpu >"$data/cpu-after"
-cpu_per_order=$(paste "$data/cpu-before" "$data/cpu-after" |
-  awk -v n="$BURST" '{ ms = ($5 - $2) * 1000 / $3 / n; total += ms; printf "%s %.2f, ", $1, ms } END { printf "total %.2f", total }')
+stack_cpu >"$data/cpu-after"
+cpu_per_order=$(cpu_ms_per "$BURST" "$data/cpu-before" "$data/cpu-after")
 echo "$burst_out" | grep -v '^RESULT'
 burst=$(echo "$burst_out" | result orders_per_s)
 volume_out=""
@@ -179,6 +167,7 @@ printf '%-58s %s\n' "(d) burst with ${LATENCY_MS} ms provider latency" "$slow or
 printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
 printf '%-58s %s\n' "(f) order read model rebuilt from the log" "$per_10k s per 10,000 orders"
 printf '%-58s %s\n' "(g) dead letters replayed" "$replays per second"
+printf '%-58s %s\n' "(h) the whole stack idle" "$idle % of one core"
 printf '%-58s %s\n' "CPU per order of (b), ms" "$cpu_per_order"
 if [ -n "$volume_out" ]; then
   printf '%-58s %s\n' "per order: Kafka records, bytes in / out" \

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Where the saga's CPU goes (make profile): a release build with frame
+# pointers and line tables (the `profiling` profile), the dev stack, and
+# `perf record` of every process of it during a burst of ORDERS orders.
+# Writes, under $target/profile/:
+#   <component>.svg       a flame graph per process (inferno)
+#   <component>.folded    its folded stacks
+#   top.md                per component, the ten functions with the most
+#                         self time (share of that process's samples)
+# and prints top.md. The components: the dev process (embedded broker,
+# schema registry, dev issuer) and the six services. Asserts nothing.
+#
+# perf follows the threads that exist when it starts (`-t`, every thread of
+# each process after a warm-up): `perf record -p` caught only the main
+# thread of a Tokio process on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ORDERS=${ORDERS:-5000}
+FREQ=${FREQ:-499}
+target=${CARGO_TARGET_DIR:-target}
+out="$target/profile"
+inferno="$HOME/.cache/orderflow/tools/inferno-0.12.8/bin"
+source tools/scripts/lib/stack.sh
+
+if [ ! -x "$inferno/inferno-flamegraph" ]; then
+  echo "== installing inferno 0.12.8 (flame graphs) under ~/.cache/orderflow/tools"
+  cargo install inferno --version 0.12.8 --locked --no-default-features --features cli \
+    --root "$HOME/.cache/orderflow/tools/inferno-0.12.8"
+fi
+echo "== profiling build (release, frame pointers, line tables)"
+RUSTFLAGS="-C force-frame-pointers=yes" CFLAGS="-fno-omit-frame-pointer -g1" \
+  CXXFLAGS="-fno-omit-frame-pointer" cargo build --profile profiling --bins
+
+STACK_BIN="$target/profiling"
+STACK_PORT=${PORT:-18080}
+STACK_DATA=$(mktemp -d)
+perfs=()
+cleanup() {
+  for p in "${perfs[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  stack_stop
+  rm -rf "$STACK_DATA"
+}
+trap cleanup EXIT
+rm -rf "$out" && mkdir -p "$out"
+stack_start
+
+echo "== warm-up: 500 orders"
+"$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders 500 --concurrency 64 >/dev/null
+
+echo "== perf record of every process during a burst of $ORDERS orders"
+while read -r name pid; do
+  threads=$(ls "/proc/$pid/task" | paste -sd,)
+  perf record -q -e cpu-clock -F "$FREQ" -g -t "$threads" -o "$out/$name.perf.data" >/dev/null 2>&1 &
+  perfs+=($!)
+done < <(stack_pids)
+sleep 1
+"$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders "$ORDERS" --concurrency 128 | grep -v '^RESULT'
+for p in "${perfs[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+for p in "${perfs[@]}"; do wait "$p" 2>/dev/null || true; done
+perfs=()
+
+echo "== flame graphs and top functions"
+: >"$out/top.md"
+while read -r name _; do
+  data="$out/$name.perf.data"
+  [ -s "$data" ] || continue
+  perf script -i "$data" 2>/dev/null | "$inferno/inferno-collapse-perf" >"$out/$name.folded"
+  "$inferno/inferno-flamegraph" --title "orderflow-$name, $ORDERS orders" <"$out/$name.folded" >"$out/$name.svg"
+  tools/scripts/lib/top-self.py "$name" "$out/$name.folded" >>"$out/top.md"
+done < <(stack_pids)
+cat "$out/top.md"
+echo "flame graphs: $out/*.svg"
