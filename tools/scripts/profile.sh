@@ -22,6 +22,7 @@ out="$target/profile"
 inferno="$HOME/.cache/orderflow/tools/inferno-0.12.8/bin"
 source tools/scripts/lib/stack.sh
 
+command -v perf >/dev/null || { echo "perf is needed (Debian: apt-get install linux-perf)" >&2; exit 1; }
 if [ ! -x "$inferno/inferno-flamegraph" ]; then
   echo "== installing inferno 0.12.8 (flame graphs) under ~/.cache/orderflow/tools"
   cargo install inferno --version 0.12.8 --locked --no-default-features --features cli \
