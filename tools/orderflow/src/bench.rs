@@ -242,7 +242,7 @@ fn chain(args: &Args, topics: &[String], partitions: i32) -> Result<()> {
         hop.join().expect("hop thread").context("hop")?;
     }
     let rate = args.messages as f64 / elapsed.as_secs_f64();
-    println!(
+    outln!(
         "raw chain: {} messages through {} hops ({} partitions) in {:.2}s: {:.0} msg/s",
         args.messages,
         args.hops,
@@ -250,6 +250,6 @@ fn chain(args: &Args, topics: &[String], partitions: i32) -> Result<()> {
         elapsed.as_secs_f64(),
         rate
     );
-    println!("RESULT chain_msgs_per_s={rate:.0}");
+    outln!("RESULT chain_msgs_per_s={rate:.0}");
     Ok(())
 }

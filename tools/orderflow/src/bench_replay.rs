@@ -83,11 +83,13 @@ pub async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let summary = dlq.replay(&fresh, false, false, &|_| {}).await?;
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "replayed {} dead letters in {seconds:.2} s ({} skipped, {} failed)",
-        summary.replayed, summary.skipped, summary.failed
+        summary.replayed,
+        summary.skipped,
+        summary.failed
     );
-    println!(
+    outln!(
         "RESULT replayed={} replays_per_s={:.0}",
         summary.replayed,
         summary.replayed as f64 / seconds

@@ -123,7 +123,7 @@ pub async fn run(args: Args) -> Result<()> {
             let report = orderflow_runtime::topics::apply(&config, 1, None)
                 .await
                 .context("creating topics")?;
-            println!(
+            outln!(
                 "topics created on {kafka}: {}",
                 if report.created.is_empty() {
                     "none (all exist)".into()
@@ -132,7 +132,7 @@ pub async fn run(args: Args) -> Result<()> {
                 }
             );
             for weaker in &report.weaker {
-                println!("weaker than wanted: {weaker}");
+                outln!("weaker than wanted: {weaker}");
             }
             (None, kafka.clone())
         }
@@ -300,7 +300,7 @@ pub async fn run(args: Args) -> Result<()> {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    println!("{name:>12} | {line}");
+                    outln!("{name:>12} | {line}");
                 }
             });
         }
@@ -341,13 +341,13 @@ pub async fn run(args: Args) -> Result<()> {
         &console_token,
     );
     if let Some(jaeger) = &jaeger {
-        println!(
+        outln!(
             "Traces: Jaeger's query API at {url} (e.g. {url}/api/traces?service=orderflow-gateway).\n  This Jaeger is built from its Go module, without the UI's assets: {url} shows a placeholder page.\n",
             url = jaeger.query_url
         );
     }
     if let Some(mailpit) = &mailpit {
-        println!(
+        outln!(
             "Email: notifications go to Mailpit (SMTP 127.0.0.1:{}); read them with\n  curl -s {}/api/v1/messages\n  A customer gets email when their token has an address: token --customer c-42 --email ada@example.com\n",
             mailpit.smtp_port, mailpit.http_url
         );
@@ -357,7 +357,7 @@ pub async fn run(args: Args) -> Result<()> {
         _ = orderflow_runtime::shutdown::signal() => Ok(()),
         exited = first_exit(&mut services) => Err(exited),
     };
-    println!("stopping…");
+    outln!("stopping…");
     stop(&mut services).await;
     drop(cluster);
     drop((jaeger, mailpit));
@@ -430,7 +430,7 @@ fn banner(
         .rsplit_once(':')
         .and_then(|(host, port)| Some(format!("{host}:{}", port.parse::<u16>().ok()? + OPS_OFFSET)))
         .unwrap_or_default();
-    println!(
+    outln!(
         r#"
 orderflow is running.
   gateway         {gateway}

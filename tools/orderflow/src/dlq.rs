@@ -140,11 +140,11 @@ pub async fn run(command: Command) -> Result<()> {
         } => {
             let listing = open(&connect)?.list(&filters.filter()?).await?;
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&listing)?),
                 Output::Table => {
                     print_table(&listing.letters);
                     if listing.reviewed_hidden > 0 {
-                        println!(
+                        outln!(
                             "({} reviewed dead letter(s) not shown: --include-reviewed shows them; `orderflow dlq markers` shows the markers)",
                             listing.reviewed_hidden
                         );
@@ -163,7 +163,7 @@ pub async fn run(command: Command) -> Result<()> {
             let letter = dlq.show(&id).await?;
             let decoded = dlq.decode(&letter).await;
             match output {
-                Output::Json => println!(
+                Output::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "dead_letter": letter,
@@ -215,17 +215,17 @@ pub async fn run(command: Command) -> Result<()> {
                         partition,
                         offset,
                         replay_count,
-                    } => println!(
+                    } => outln!(
                         "replayed {id} → {topic}/{partition}/{offset} (replay {replay_count})"
                     ),
                     ReplayOutcome::WouldReplay { id, topic } => {
-                        println!("would replay {id} → {topic}")
+                        outln!("would replay {id} → {topic}")
                     }
-                    ReplayOutcome::Skipped { id, reason } => println!("skipped {id}: {reason}"),
-                    ReplayOutcome::Failed { id, reason } => println!("failed {id}: {reason}"),
+                    ReplayOutcome::Skipped { id, reason } => outln!("skipped {id}: {reason}"),
+                    ReplayOutcome::Failed { id, reason } => outln!("failed {id}: {reason}"),
                 }
             }
-            println!(
+            outln!(
                 "{}: {} replayed, {} skipped, {} failed",
                 if dry_run { "dry run" } else { "done" },
                 summary.replayed,
@@ -252,10 +252,10 @@ pub async fn run(command: Command) -> Result<()> {
                 .mark_reviewed(&services, up_to.as_ref())
                 .await?;
             if set.is_empty() {
-                println!("nothing new to mark reviewed");
+                outln!("nothing new to mark reviewed");
             }
             for m in &set {
-                println!(
+                outln!(
                     "{}.dlq partition {}: reviewed up to offset {} (nothing is deleted; `list --include-reviewed` still shows them)",
                     m.service, m.partition, m.reviewed_up_to
                 );
@@ -267,10 +267,10 @@ pub async fn run(command: Command) -> Result<()> {
                 .markers(&services(service.as_deref())?)
                 .await?;
             if markers.is_empty() {
-                println!("no dead letters marked reviewed");
+                outln!("no dead letters marked reviewed");
             }
             for m in markers {
-                println!(
+                outln!(
                     "{}.dlq partition {}: reviewed up to offset {}{}",
                     m.service,
                     m.partition,
@@ -297,15 +297,20 @@ fn services(service: Option<&str>) -> Result<Vec<String>> {
 
 fn print_table(letters: &[DeadLetter]) {
     if letters.is_empty() {
-        println!("no dead letters");
+        outln!("no dead letters");
         return;
     }
-    println!(
+    outln!(
         "{:<22} {:<20} {:<13} {:<21} {:<38} {:>3}  ERROR",
-        "ID", "FAILED AT", "SERVICE", "EVENT", "ORDER", "TRY"
+        "ID",
+        "FAILED AT",
+        "SERVICE",
+        "EVENT",
+        "ORDER",
+        "TRY"
     );
     for l in letters {
-        println!(
+        outln!(
             "{:<22} {:<20} {:<13} {:<21} {:<38} {:>3}  {}",
             l.id.to_string(),
             l.failed_at.format("%Y-%m-%d %H:%M:%S"),
@@ -322,30 +327,30 @@ fn print_table(letters: &[DeadLetter]) {
 }
 
 fn print_one(l: &DeadLetter, decoded: &Decoded) {
-    println!("dead letter  {}", l.id);
-    println!("failed at    {}", l.failed_at.to_rfc3339());
-    println!("service      {}", l.id.service);
+    outln!("dead letter  {}", l.id);
+    outln!("failed at    {}", l.failed_at.to_rfc3339());
+    outln!("service      {}", l.id.service);
     match &l.source {
         Some((topic, partition, offset)) => {
-            println!("source       {topic}/{partition}/{offset}")
+            outln!("source       {topic}/{partition}/{offset}")
         }
-        None => println!("source       (unknown)"),
+        None => outln!("source       (unknown)"),
     }
-    println!("attempts     {}", l.attempts);
+    outln!("attempts     {}", l.attempts);
     if let Some(from) = &l.replayed_from {
-        println!("replay of    {from} (replay {})", l.replay_count);
+        outln!("replay of    {from} (replay {})", l.replay_count);
     }
-    println!("error        {}", l.error);
-    println!("headers:");
+    outln!("error        {}", l.error);
+    outln!("headers:");
     for (k, v) in &l.headers {
-        println!("  {k}: {v}");
+        outln!("  {k}: {v}");
     }
     match decoded {
-        Decoded::Json { value } => println!(
+        Decoded::Json { value } => outln!(
             "payload (decoded with its writer's schema):\n{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Decoded::Hex { hex, why } => println!("payload (does not decode: {why}):\n{hex}"),
-        Decoded::Empty => println!("payload: (none)"),
+        Decoded::Hex { hex, why } => outln!("payload (does not decode: {why}):\n{hex}"),
+        Decoded::Empty => outln!("payload: (none)"),
     }
 }

@@ -122,7 +122,7 @@ pub async fn run(args: Args) -> Result<()> {
     let placing = started.elapsed();
     placing_bar.finish_and_clear();
     let pending: Vec<String> = placed.into_iter().collect::<Result<_>>()?;
-    println!(
+    outln!(
         "placed {} orders in {:.2}s",
         pending.len(),
         placing.as_secs_f64()
@@ -139,9 +139,9 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
     terminal_bar.finish_and_clear();
     let stats = orderflow_api::SagaStats::of(&done);
-    println!("{stats}");
+    outln!("{stats}");
     // One line for scripts (make bench).
-    println!(
+    outln!(
         "RESULT orders={} orders_per_s={:.1} p50_ms={} p99_ms={} placing_s={:.2}",
         done.len(),
         stats.per_second(),

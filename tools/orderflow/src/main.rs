@@ -2,6 +2,22 @@
 //! machine; `topics` shows and provisions the topic layout; `dlq` finds,
 //! inspects and replays dead letters; `load` places orders and measures them.
 
+/// `println!` for what the commands print: a reader that stops early
+/// (`orderflow dlq list | head`) ends the command quietly, with the status a
+/// shell gives a tool its pipe closed on (128 + SIGPIPE), not with a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod bench;
 mod bench_replay;
 mod connect;
@@ -182,7 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     true => anyhow::Error::new(UsageError(format!("{subject}: {e}"))),
                     false => anyhow::anyhow!("{subject}: {e}"),
                 })?;
-                println!("{subject}: id {id}");
+                outln!("{subject}: id {id}");
             }
             Ok(())
         }
@@ -191,7 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for t in orderflow_runtime::topics::layout(partitions, &tiers) {
                 let config: Vec<String> =
                     t.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
+                outln!(
                     "{:<22} partitions={:<3} {}",
                     t.name,
                     t.partitions,
@@ -219,13 +235,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 orderflow_runtime::topics::apply(&config, replication_factor, min_insync_replicas)
                     .await?;
             if report.created.is_empty() {
-                println!("all topics exist; nothing created");
+                outln!("all topics exist; nothing created");
             }
             for name in &report.created {
-                println!("created {name}");
+                outln!("created {name}");
             }
             for weaker in &report.weaker {
-                println!(
+                outln!(
                     "weaker than wanted (not changed; alter it with kafka-configs.sh): {weaker}"
                 );
             }

@@ -55,7 +55,7 @@ pub async fn run(command: Command) -> Result<()> {
     let spinner = orderflow_api::progress::status("rebuilding {spinner} {pos} events {per_sec}");
     let rebuilt = rebuild(&source, &target, &|n| spinner.set_position(n)).await?;
     spinner.finish_and_clear();
-    println!(
+    outln!(
         "rebuilt {} orders from {} events in {:.1} s ({:.0} events/s; {} messages that are not orderflow events skipped) into {}",
         rebuilt.orders,
         rebuilt.events,
@@ -65,14 +65,14 @@ pub async fn run(command: Command) -> Result<()> {
         orderflow_runtime::redact(&into)
     );
     let Some(live) = live else {
-        println!("no live database to compare with (--live URL)");
+        outln!("no live database to compare with (--live URL)");
         return Ok(());
     };
     let live_db = Database::connect(&live, 4, false)
         .await
         .with_context(|| format!("opening {}", orderflow_runtime::redact(&live)))?;
     let c = compare(live_db.reader(), target.reader()).await?;
-    println!(
+    outln!(
         "compared with {}: {} live orders, {} rebuilt; {} equal, {} differ, {} missing (placed after the log was read), {} extra; {} customer lists differ",
         orderflow_runtime::redact(&live),
         c.live_orders,
@@ -84,10 +84,10 @@ pub async fn run(command: Command) -> Result<()> {
         c.customer_lists_differing
     );
     for m in &c.mismatches {
-        println!("  {m}");
+        outln!("  {m}");
     }
     if c.mismatched == 0 && c.missing == 0 && c.extra == 0 && c.customer_lists_differing == 0 {
-        println!("the rebuilt read model equals the live one");
+        outln!("the rebuilt read model equals the live one");
     }
     Ok(())
 }

@@ -76,6 +76,6 @@ pub async fn run(args: Args) -> Result<()> {
         email: args.email,
         ttl_s: args.ttl_s,
     };
-    println!("{}", fetch(&args.issuer.url()?, &request).await?);
+    outln!("{}", fetch(&args.issuer.url()?, &request).await?);
     Ok(())
 }
