@@ -23,7 +23,6 @@ CHAIN=${CHAIN:-40000}
 LATENCY_MS=${LATENCY_MS:-200}
 PORT=${PORT:-18080}
 target=${CARGO_TARGET_DIR:-target}
-bin="$target/release"
 
 cargo build --release --bins
 source tools/scripts/lib/stack.sh
@@ -91,7 +90,7 @@ sandbox() {
 }
 
 echo "== warm-up: 500 orders"
-"$bin/orderflow" load --gateway "$gateway" --orders 500 --concurrency 64 >/dev/null
+stack_warm_up
 
 echo "== (h) idle: the whole stack's CPU over 10 s, after 5 s of quiet"
 sleep 5
@@ -141,7 +140,7 @@ kill "$sampler" 2>/dev/null || true
 sampler=""
 peak_kb=$(sort -n "$rss_log" | tail -1)
 
-connect=(--bootstrap-servers "$bootstrap" --registry-url "http://127.0.0.1:$((PORT + 1))")
+connect=(--bootstrap-servers "$bootstrap" --registry-url "$REGISTRY")
 if [ "$MODE" = system ]; then
   live="postgres://orderflow:orderflow@127.0.0.1:$PG_PORT/order"
 else

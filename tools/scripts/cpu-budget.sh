@@ -35,12 +35,12 @@ trap 'stack_stop; rm -rf "$STACK_DATA"' EXIT
 # shellcheck disable=SC2086 # options, split as a shell splits words
 stack_start ${DEV_ARGS:-}
 
-"$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders 500 --concurrency 64 >/dev/null
+stack_warm_up
 
 # The yardstick: CPU per message per hop of the raw chain, the chain's own
 # (bash's `time` of the process) plus the broker's (the dev process).
 hz=$(getconf CLK_TCK)
-dev_ticks() { awk '{ print $14 + $15 }' "/proc/$STACK_PID/stat"; }
+dev_ticks() { stack_cpu | awk '$1 == "dev" { print $2 }'; }
 chain_us_per_hop() {
   local before after cpu
   before=$(dev_ticks)

@@ -46,7 +46,7 @@ rm -rf "$out" && mkdir -p "$out"
 stack_start
 
 echo "== warm-up: 500 orders"
-"$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders 500 --concurrency 64 >/dev/null
+stack_warm_up
 
 echo "== perf record of every process during a burst of $ORDERS orders"
 while read -r name pid; do

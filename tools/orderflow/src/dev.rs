@@ -123,16 +123,16 @@ pub async fn run(args: Args) -> Result<()> {
             let report = orderflow_runtime::topics::apply(&config, 1, None)
                 .await
                 .context("creating topics")?;
-            outln!(
+            say(format_args!(
                 "topics created on {kafka}: {}",
                 if report.created.is_empty() {
                     "none (all exist)".into()
                 } else {
                     report.created.join(", ")
                 }
-            );
+            ));
             for weaker in &report.weaker {
-                outln!("weaker than wanted: {weaker}");
+                say(format_args!("weaker than wanted: {weaker}"));
             }
             (None, kafka.clone())
         }
@@ -298,9 +298,11 @@ pub async fn run(args: Args) -> Result<()> {
         .flatten()
         {
             tokio::spawn(async move {
+                // Read to the end whatever becomes of our stdout: a child
+                // whose pipe fills stops.
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    outln!("{name:>12} | {line}");
+                    say(format_args!("{name:>12} | {line}"));
                 }
             });
         }
@@ -341,23 +343,23 @@ pub async fn run(args: Args) -> Result<()> {
         &console_token,
     );
     if let Some(jaeger) = &jaeger {
-        outln!(
+        say(format_args!(
             "Traces: Jaeger's query API at {url} (e.g. {url}/api/traces?service=orderflow-gateway).\n  This Jaeger is built from its Go module, without the UI's assets: {url} shows a placeholder page.\n",
             url = jaeger.query_url
-        );
+        ));
     }
     if let Some(mailpit) = &mailpit {
-        outln!(
+        say(format_args!(
             "Email: notifications go to Mailpit (SMTP 127.0.0.1:{}); read them with\n  curl -s {}/api/v1/messages\n  A customer gets email when their token has an address: token --customer c-42 --email ada@example.com\n",
             mailpit.smtp_port, mailpit.http_url
-        );
+        ));
     }
 
     let result = tokio::select! {
         _ = orderflow_runtime::shutdown::signal() => Ok(()),
         exited = first_exit(&mut services) => Err(exited),
     };
-    outln!("stopping…");
+    say(format_args!("stopping…"));
     stop(&mut services).await;
     drop(cluster);
     drop((jaeger, mailpit));
@@ -430,7 +432,7 @@ fn banner(
         .rsplit_once(':')
         .and_then(|(host, port)| Some(format!("{host}:{}", port.parse::<u16>().ok()? + OPS_OFFSET)))
         .unwrap_or_default();
-    outln!(
+    say(format_args!(
         r#"
 orderflow is running.
   gateway         {gateway}
@@ -455,5 +457,14 @@ Console (signed in as an operator for 12 hours):
 
 Ctrl-C stops everything.
 "#
-    );
+    ));
+}
+
+/// What `orderflow dev` prints. A closed stdout (`orderflow dev | head`)
+/// drops the lines and nothing else: the stack runs until it is stopped,
+/// and stopping it stops its services (exiting here would leave them
+/// running).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

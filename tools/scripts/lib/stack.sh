@@ -6,6 +6,8 @@
 #                                         PAYMENT, BOOTSTRAP, REGISTRY and
 #                                         exports ORDERFLOW_DEV_ISSUER
 #   stack_stop                            stops it (safe to call twice)
+#   stack_warm_up                         500 orders, so caches, pools and
+#                                         consumer assignments are settled
 #   stack_pids                            "component pid" per process: the dev
 #                                         process (broker, registry, issuer) as
 #                                         "dev", then each service
@@ -43,6 +45,10 @@ stack_stop() {
   fi
   STACK_PID=""
   [ -n "$STACK_LOG" ] && rm -f "$STACK_LOG"
+}
+
+stack_warm_up() {
+  "$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders 500 --concurrency 64 >/dev/null
 }
 
 stack_pids() {
