@@ -1,5 +1,4 @@
-//! The delivery report of one message: rdkafka's [`DeliveryFuture`], which
-//! tells its producer's [`Stall`] when the message is done with (delivered,
+//! The delivery report of one message ([`Report`]), which tells its producer's [`Stall`] when the message is done with (delivered,
 //! failed, or nobody waits for it any more), and which ends when its producer
 //! is destroyed ([`super::Retired`]) even if librdkafka never reported: a
 //! producer destroyed while it still held messages may drop their reports,
@@ -11,18 +10,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::DeliveryFuture;
+use tokio::sync::oneshot;
 
+use super::client::Report;
 use super::stall::Stall;
 
 pub struct Delivery {
-    inner: DeliveryFuture,
+    inner: oneshot::Receiver<Report>,
     /// The producer's account of it, and its number there, until it is done.
     stall: Option<(Arc<Stall>, u64)>,
 }
 
 impl Delivery {
-    pub(super) fn new(inner: DeliveryFuture, stall: Arc<Stall>, n: u64) -> Self {
+    pub(super) fn new(inner: oneshot::Receiver<Report>, stall: Arc<Stall>, n: u64) -> Self {
         Self {
             inner,
             stall: Some((stall, n)),
@@ -57,9 +57,8 @@ impl Future for Delivery {
         };
         self.done();
         Poll::Ready(match report {
-            Some(Ok(Ok(delivered))) => Ok((delivered.partition, delivered.offset)),
-            Some(Ok(Err((e, _)))) => Err(e),
-            Some(Err(_canceled)) => Err(KafkaError::Canceled),
+            Some(Ok(report)) => report,
+            Some(Err(_dropped)) => Err(KafkaError::Canceled),
             None => {
                 tracing::warn!("a delivery report never came; the message is taken as not sent");
                 Err(KafkaError::Canceled)

@@ -8,6 +8,7 @@
 //! published stays in the outbox). A producer with a message waiting for
 //! [`STALL_LIMIT`] is replaced by a new one ([`stall`], [`replace`]).
 
+mod client;
 mod delivery;
 mod replace;
 mod stall;
@@ -15,15 +16,15 @@ mod stall;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
+use client::Client;
 pub use delivery::Delivery;
 pub use replace::Retired;
 use stall::Stall;
@@ -68,16 +69,6 @@ impl Fatal {
     }
 }
 
-/// Logs the producer's errors. librdkafka reports a fatal error with its
-/// underlying code, so [`Producer::check_fatal`] asks the client itself.
-pub struct ProducerContext;
-
-impl ClientContext for ProducerContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, reason, "kafka producer error");
-    }
-}
-
 #[derive(Clone)]
 pub struct Producer {
     /// The producer in use; replaced when it is stuck.
@@ -89,20 +80,14 @@ pub struct Producer {
 
 /// One librdkafka producer and whether it still delivers.
 struct Generation {
-    inner: FutureProducer<ProducerContext>,
+    inner: Client,
     stall: Arc<Stall>,
 }
 
 impl Generation {
     fn new(client: &ClientConfig) -> Result<Self, RuntimeError> {
-        let inner = client
-            .create_with_context(ProducerContext)
-            .map_err(|source| RuntimeError::Kafka {
-                what: "producer",
-                source,
-            })?;
         Ok(Self {
-            inner,
+            inner: Client::new(client)?,
             stall: Arc::default(),
         })
     }
@@ -146,7 +131,7 @@ impl Producer {
     /// after every failed send and periodically by the relay.
     pub fn check_fatal(&self) -> bool {
         use rdkafka::producer::Producer as _;
-        match self.current().inner.client().fatal_error() {
+        match self.current().inner.producer().client().fatal_error() {
             Some((code, reason)) => {
                 self.fatal.raise(format!("{code}: {reason}"));
                 true
@@ -173,7 +158,8 @@ impl Producer {
                 value: Some(value.as_slice()),
             });
         }
-        let mut record = FutureRecord::to(topic)
+        let (report_to, report) = tokio::sync::oneshot::channel();
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(report_to))
             .key(key)
             .payload(payload)
             .headers(owned);
@@ -181,13 +167,13 @@ impl Producer {
             // Not held across the wait below: a replaced producer is
             // destroyed once nobody holds it (replace::Retired).
             let current = self.current();
-            let sent = current.inner.send_result(record);
+            let sent = current.inner.producer().send(record);
             let stall = current.stall.clone();
             drop(current);
             match sent {
-                Ok(delivery) => {
+                Ok(()) => {
                     let n = stall.sent(Instant::now());
-                    return Ok(Delivery::new(delivery, stall, n));
+                    return Ok(Delivery::new(report, stall, n));
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The local queue is full: wait for deliveries to drain it.
@@ -220,7 +206,7 @@ impl Producer {
     /// Waits until every queued message is delivered (or `timeout` passes).
     pub fn flush(&self, timeout: Duration) {
         use rdkafka::producer::Producer as _;
-        if let Err(e) = self.current().inner.flush(timeout) {
+        if let Err(e) = self.current().inner.producer().flush(timeout) {
             tracing::warn!(error = %e, "producer flush did not complete");
         }
     }
