@@ -28,7 +28,7 @@ pub mod shutdown;
 pub mod simulation;
 pub mod topics;
 
-pub use config::{load_or_exit, RuntimeConfig, ServiceConfig};
+pub use config::{load_or_exit, RuntimeConfig, ServiceConfig, EMBEDDED_BROKER_FETCH_WAIT_MS};
 pub use consumer::parking::parked_orders;
 pub use consumer::retry::{tier_topic, RETRY_HEADER_PREFIX};
 pub use consumer::PREFETCH;

@@ -118,6 +118,7 @@ impl Harness {
             database_url: self.database_url.clone(),
             schema_registry_url: self.registry.clone(),
             kafka_bootstrap_servers: self.bootstrap.clone(),
+            kafka_fetch_wait_max_ms: orderflow_runtime::EMBEDDED_BROKER_FETCH_WAIT_MS,
             kafka_session_timeout_ms: 6_000,
             kafka_auto_commit_interval_ms: 100,
             outbox_poll_ms: 100,

@@ -174,6 +174,7 @@ impl Stack {
                 schema_registry_basic_auth: registry_basic_auth.clone(),
                 kafka_bootstrap_servers: bootstrap.clone(),
                 kafka_partitions: options.partitions,
+                kafka_fetch_wait_max_ms: orderflow_runtime::EMBEDDED_BROKER_FETCH_WAIT_MS,
                 kafka_auto_commit_interval_ms: 100,
                 kafka_session_timeout_ms: 6_000,
                 retry_backoff_ms: options.retry_backoff_ms.clone(),

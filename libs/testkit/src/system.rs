@@ -263,6 +263,12 @@ impl ProcessStack {
                     ),
                     ("ORDERFLOW_OUTBOX_POLL_MS".into(), "200".into()),
                 ]);
+                if cluster.is_some() {
+                    env.push((
+                        "ORDERFLOW_KAFKA_FETCH_WAIT_MAX_MS".into(),
+                        orderflow_runtime::EMBEDDED_BROKER_FETCH_WAIT_MS.to_string(),
+                    ));
+                }
                 let log = logs.path().join(format!("{service}-{replica}.log"));
                 processes.push(Process {
                     service,

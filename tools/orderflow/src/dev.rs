@@ -109,7 +109,6 @@ pub async fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
 
-    // The broker: embedded unless told otherwise. It lives as long as this function.
     // The broker: embedded unless told otherwise; it lives as long as this
     // function. The embedded one does not serve the admin API's CreateTopics,
     // so its topics come from its own call; a real one gets `topics apply`.
@@ -268,6 +267,12 @@ pub async fn run(args: Args) -> Result<()> {
             command
                 .env("ORDERFLOW_DATABASE_URL", database)
                 .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string());
+            if cluster.is_some() {
+                command.env(
+                    "ORDERFLOW_KAFKA_FETCH_WAIT_MAX_MS",
+                    orderflow_runtime::EMBEDDED_BROKER_FETCH_WAIT_MS.to_string(),
+                );
+            }
             if name == "payment" {
                 // The sandbox's weather may be changed while it runs (an
                 // operator's call): a demo stack's knob.
