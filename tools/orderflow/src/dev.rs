@@ -267,7 +267,9 @@ pub async fn run(args: Args) -> Result<()> {
             command
                 .env("ORDERFLOW_DATABASE_URL", database)
                 .env("ORDERFLOW_KAFKA_PARTITIONS", args.partitions.to_string());
-            if cluster.is_some() {
+            // The embedded broker's fetch wait, unless the caller chose one.
+            if cluster.is_some() && std::env::var_os("ORDERFLOW_KAFKA_FETCH_WAIT_MAX_MS").is_none()
+            {
                 command.env(
                     "ORDERFLOW_KAFKA_FETCH_WAIT_MAX_MS",
                     orderflow_runtime::EMBEDDED_BROKER_FETCH_WAIT_MS.to_string(),
