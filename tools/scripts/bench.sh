@@ -8,6 +8,8 @@
 #   (f) the order read model rebuilt from the log, seconds per 10,000 orders;
 #   (g) dead letters replayed per second;
 #   (h) the CPU the whole stack uses idle, % of one core over 10 s;
+#   (i) on the dev stack, CPU per SQLite statement handed to another thread
+#       (sqlx, as the services run it) and not (rusqlite): orderflow-sqlite-hop;
 # and the ratio of (b) to (a); on the system stack also what one order of (b)
 # costs: records and bytes written to and read from Kafka, PostgreSQL commits
 # and WAL syncs (tools/scripts/saga-volume.py; the chart's sizing guide uses
@@ -157,6 +159,13 @@ replay_out=$("$bin/orderflow" bench-replay --messages 2000 "${connect[@]}")
 echo "$replay_out" | grep -v '^RESULT'
 replays=$(echo "$replay_out" | result replays_per_s)
 
+hop_out=""
+if [ "$MODE" = dev ]; then
+  echo "== (i) CPU per SQLite statement, with and without a thread hop each"
+  hop_out=$("$bin/orderflow-sqlite-hop")
+  echo "$hop_out" | grep -v '^RESULT'
+fi
+
 echo
 echo "== summary ($MODE stack; $(nproc) cores)"
 printf '%-58s %s\n' "(a) raw relay chain, 5 hops" "$chain msg/s"
@@ -167,6 +176,10 @@ printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
 printf '%-58s %s\n' "(f) order read model rebuilt from the log" "$per_10k s per 10,000 orders"
 printf '%-58s %s\n' "(g) dead letters replayed" "$replays per second"
 printf '%-58s %s\n' "(h) the whole stack idle" "$idle % of one core"
+if [ -n "$hop_out" ]; then
+  printf '%-58s %s\n' "(i) CPU per SQLite statement: sqlx / rusqlite, µs" \
+    "$(echo "$hop_out" | result sqlx_any_us) / $(echo "$hop_out" | result rusqlite_thread_us) (a hop per transaction) / $(echo "$hop_out" | result rusqlite_here_us) (none)"
+fi
 printf '%-58s %s\n' "CPU per order of (b), ms" "$cpu_per_order"
 if [ -n "$volume_out" ]; then
   printf '%-58s %s\n' "per order: Kafka records, bytes in / out" \
