@@ -1,5 +1,6 @@
-//! The delivery report of one message ([`Report`]), which tells its producer's [`Stall`] when the message is done with (delivered,
-//! failed, or nobody waits for it any more), and which ends when its producer
+//! The delivery report of one message ([`Report`]), which tells its
+//! producer's [`Stall`] when the message is done with (delivered, failed,
+//! or nobody waits for it any more), and which ends when its producer
 //! is destroyed ([`super::Retired`]) even if librdkafka never reported: a
 //! producer destroyed while it still held messages may drop their reports,
 //! and a relay waiting for them would wait for good.
