@@ -36,7 +36,8 @@ pub struct Limits {
     /// To be answered in full (503 past it).
     pub request: Duration,
     /// Open with no request in progress (a kept-alive HTTP/1 connection,
-    /// an HTTP/2 connection with no stream): then it is closed.
+    /// an HTTP/2 connection with no stream): then it is closed. A kept-alive
+    /// HTTP/1 connection meets `header_read` first (see [`CLIENT_POOL_IDLE`]).
     pub idle: Duration,
     /// Connections open at once; one more is closed as it is accepted.
     pub max_connections: usize,
@@ -61,9 +62,12 @@ impl Default for Limits {
 }
 
 /// How long a client of an orderflow server keeps an idle pooled connection:
-/// well below the servers' idle limit (60 s by default), so it never sends a
-/// request on a connection the server is closing. reqwest keeps them 90 s.
-pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(30);
+/// half the time a server keeps one, so it never sends a request on a
+/// connection the server is closing. A kept-alive HTTP/1 connection is
+/// closed at the header deadline (10 s by default), not the idle limit:
+/// hyper starts that deadline as soon as the connection waits for its next
+/// request. reqwest keeps them 90 s.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(5);
 
 /// How long in-flight requests may take to finish once a server stops.
 const DRAIN: Duration = Duration::from_secs(10);

@@ -148,6 +148,44 @@ async fn an_idle_http1_keep_alive_connection_is_closed() {
     server.stop().await;
 }
 
+/// hyper starts the HTTP/1 header deadline as soon as a kept-alive
+/// connection waits for its next request, so such a connection is closed
+/// at the header deadline, well before the idle limit.
+#[tokio::test]
+async fn a_kept_alive_http1_connection_is_closed_at_the_header_deadline() {
+    let server = Server::start(Limits {
+        header_read: Duration::from_millis(400),
+        idle: Duration::from_secs(8),
+        ..Default::default()
+    })
+    .await;
+    let mut kept = TcpStream::connect(&server.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = kept.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    let (took, _) = closed_after(&mut kept).await;
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    server.stop().await;
+}
+
+/// A pooled client that sends on a connection the server is closing gets
+/// "error sending request" (the gateway answered 503 so when its
+/// connection to the order service had been idle for the header deadline):
+/// orderflow's clients give an idle connection up before any server does.
+#[test]
+fn clients_give_up_idle_connections_before_servers_close_them() {
+    let server = Limits::default();
+    let closes_idle_at = server.header_read.min(server.idle);
+    assert!(
+        orderflow_http::CLIENT_POOL_IDLE * 2 <= closes_idle_at,
+        "clients keep idle connections {:?}, servers close them at {closes_idle_at:?}",
+        orderflow_http::CLIENT_POOL_IDLE
+    );
+}
+
 #[tokio::test]
 async fn an_idle_h2c_connection_is_closed() {
     let server = Server::start(quick()).await;
