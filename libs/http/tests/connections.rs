@@ -87,6 +87,19 @@ async fn closed_after(stream: &mut TcpStream) -> (Duration, Vec<u8>) {
     (start.elapsed(), got)
 }
 
+/// Asks once on a kept-alive HTTP/1 connection, then waits: how long the
+/// server took to close it after the answer.
+async fn closed_after_one_request(server: &Server) -> Duration {
+    let mut kept = TcpStream::connect(&server.addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = kept.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    closed_after(&mut kept).await.0
+}
+
 #[tokio::test]
 async fn a_silent_connection_is_closed_at_the_first_byte_deadline() {
     let server = Server::start(quick()).await;
@@ -136,14 +149,7 @@ async fn a_header_sent_a_byte_at_a_time_is_cut_off_at_the_deadline() {
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_is_closed() {
     let server = Server::start(quick()).await;
-    let mut kept = TcpStream::connect(&server.addr).await.unwrap();
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = [0u8; 512];
-    let n = kept.read(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
-    let (took, _) = closed_after(&mut kept).await;
+    let took = closed_after_one_request(&server).await;
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     server.stop().await;
 }
@@ -159,14 +165,7 @@ async fn a_kept_alive_http1_connection_is_closed_at_the_header_deadline() {
         ..Default::default()
     })
     .await;
-    let mut kept = TcpStream::connect(&server.addr).await.unwrap();
-    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = [0u8; 512];
-    let n = kept.read(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
-    let (took, _) = closed_after(&mut kept).await;
+    let took = closed_after_one_request(&server).await;
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     server.stop().await;
 }
