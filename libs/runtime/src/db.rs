@@ -1,5 +1,5 @@
-//! One SQL code path for SQLite (the embedded default) and PostgreSQL, through
-//! sqlx's `Any` driver. Queries use `$n` placeholders, which both accept.
+//! A service's database, SQLite (the embedded default) or PostgreSQL: where
+//! it writes and where it reads. Statements go through [`crate::sql`].
 
 use crate::secrets::redact;
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
@@ -7,6 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 use crate::error::RuntimeError;
+use crate::sql::{Connection, SqliteWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -17,9 +18,12 @@ pub enum Backend {
 /// A service's database: where it writes, where it reads, and which backend it is.
 #[derive(Clone)]
 pub struct Database {
+    /// Migrations, and every write on PostgreSQL.
     pool: AnyPool,
     reader: AnyPool,
     backend: Backend,
+    /// SQLite's writing connection (writes do not go through `pool` there).
+    writer: Option<SqliteWriter>,
 }
 
 /// Read connections of a SQLite database: WAL lets them read beside the one writer.
@@ -51,6 +55,7 @@ impl Database {
                 reader: pool.clone(),
                 pool,
                 backend: Backend::Postgres,
+                writer: None,
             };
             db.upgrade_runtime_tables().await.map_err(err)?;
             return Ok(db);
@@ -105,6 +110,7 @@ impl Database {
             reader: pool.clone(),
             pool,
             backend: Backend::Sqlite,
+            writer: None,
         };
         db.upgrade_runtime_tables().await.map_err(err)?;
         let reader = options()
@@ -112,7 +118,12 @@ impl Database {
             .connect(&url)
             .await
             .map_err(err)?;
-        Ok(Self { reader, ..db })
+        let writer = SqliteWriter::open(path, durable).map_err(err)?;
+        Ok(Self {
+            reader,
+            writer: Some(writer),
+            ..db
+        })
     }
 
     /// Runs a service's migrations.
@@ -121,9 +132,28 @@ impl Database {
         Ok(())
     }
 
-    /// Where transactions run.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A connection in a new transaction, for writes; dropping it without
+    /// [`Connection::commit`] rolls back. On SQLite it holds the process's
+    /// one writing connection until then.
+    pub async fn begin(&self) -> Result<Connection, sqlx::Error> {
+        match &self.writer {
+            Some(writer) => writer.acquire(true).await,
+            None => Ok(self.pool.begin().await?.into()),
+        }
+    }
+
+    /// A connection for writes outside a transaction (each statement
+    /// commits on its own).
+    pub async fn acquire(&self) -> Result<Connection, sqlx::Error> {
+        match &self.writer {
+            Some(writer) => writer.acquire(false).await,
+            None => Ok(self.pool.acquire().await?.into()),
+        }
+    }
+
+    /// A connection for reads that need no transaction, from [`Self::reader`].
+    pub async fn read(&self) -> Result<Connection, sqlx::Error> {
+        Ok(self.reader.acquire().await?.into())
     }
 
     /// Where reads that need no transaction run (HTTP views, gauges): on
@@ -305,7 +335,7 @@ pub(crate) fn headers_json(headers: &[(String, Vec<u8>)]) -> String {
 
 /// The headers kept in `column` of `row` (see [`headers_json`]).
 pub(crate) fn headers_from(
-    row: &sqlx::any::AnyRow,
+    row: &crate::sql::Row,
     column: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
     let json: String = row.try_get(column)?;

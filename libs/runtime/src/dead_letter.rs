@@ -3,7 +3,8 @@
 //! refuses for good (too large, topic missing, not authorized) is kept in the
 //! service database instead of being retried forever.
 
-use sqlx::AnyPool;
+use crate::db::Database;
+use crate::sql;
 
 use crate::consumer::retry::{Source, RETRY_HEADER_PREFIX};
 
@@ -47,7 +48,7 @@ pub fn dead_letter_headers(
 /// Keeps a dead letter the broker refused for good; writing it again is a no-op.
 #[allow(clippy::too_many_arguments)]
 pub async fn keep_unwritten(
-    pool: &AnyPool,
+    db: &Database,
     consumer: &str,
     source: &Source,
     key: Option<&[u8]>,
@@ -56,7 +57,7 @@ pub async fn keep_unwritten(
     error: &str,
     produce_error: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO orderflow_dead_letters_unwritten
             (consumer, source_topic, source_partition, source_offset, message_key, headers, payload, error, produce_error, parked_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -72,7 +73,7 @@ pub async fn keep_unwritten(
     .bind(error)
     .bind(produce_error)
     .bind(crate::now_millis())
-    .execute(pool)
+    .execute(&mut db.acquire().await?)
     .await?;
     Ok(())
 }

@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderflow_envelope::Envelope;
-use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::db::Database;
 use crate::fault::FaultPoint;
 use crate::handler::HandlerError;
 use crate::outbox::{self, OutboxRelay};
+use crate::sql::Connection;
 
 /// A transaction of a batch: the connection, and the events to publish once
 /// it commits.
 pub struct Tx<'c> {
-    pub conn: &'c mut AnyConnection,
+    pub conn: &'c mut Connection,
     outbox: &'c mut Vec<Envelope>,
 }
 
@@ -180,7 +180,7 @@ fn stopped() -> HandlerError {
 #[async_trait]
 impl<W: Work> Attempt<W> for Writer<W> {
     async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
-        let mut conn = self.db.pool().begin().await?;
+        let mut conn = self.db.begin().await?;
         let rows = stage::<W>(&mut conn, &self.context, items, self.relay.fresh_lease()).await?;
         crate::fault::reached(FaultPoint::BeforeCommit, || {
             items.iter().map(W::key).collect()
@@ -222,7 +222,7 @@ impl<W: Work> Writer<W> {
 /// emitted to the outbox (leased until `lease`, for the relay that is handed
 /// them); committing is the caller's.
 pub(crate) async fn stage<W: Work>(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     context: &W::Context,
     items: &mut [W],
     lease: i64,

@@ -5,7 +5,8 @@
 
 use async_trait::async_trait;
 use orderflow_envelope::{CloudEventHeaders, DecodeError, Event, EventType};
-use sqlx::AnyConnection;
+
+use crate::sql::Connection;
 
 /// How a handler failed: worth retrying, or never going to work.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,7 +60,7 @@ pub struct EventSource {
 /// What a handler works with: the open transaction, the incoming event's
 /// metadata, and what it leaves for the runtime to do once it commits.
 pub struct HandlerCtx<'a> {
-    pub tx: &'a mut AnyConnection,
+    pub tx: &'a mut Connection,
     pub meta: &'a CloudEventHeaders,
     /// Where the event was first read.
     pub source: &'a EventSource,
@@ -70,7 +71,7 @@ pub struct HandlerCtx<'a> {
 
 impl<'a> HandlerCtx<'a> {
     pub(crate) fn new(
-        tx: &'a mut AnyConnection,
+        tx: &'a mut Connection,
         meta: &'a CloudEventHeaders,
         source: &'a EventSource,
     ) -> Self {
@@ -122,7 +123,7 @@ pub trait Handler: Send + Sync + 'static {
     async fn lock_rows(
         &self,
         events: &[&Event],
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
     ) -> Result<(), HandlerError> {
         let _ = (events, conn);
         Ok(())

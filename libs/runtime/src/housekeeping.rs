@@ -25,7 +25,7 @@ pub async fn run(rt: Arc<Runtime>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         let before = crate::now_millis() - retention;
-        wait = match inbox::prune(rt.db().pool(), before, BATCH).await {
+        wait = match inbox::prune(rt.db(), before, BATCH).await {
             Ok(n) if n as i64 == BATCH => Duration::from_millis(200),
             Ok(n) => {
                 if n > 0 {

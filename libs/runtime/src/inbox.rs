@@ -6,25 +6,24 @@
 
 use std::collections::HashSet;
 
-use sqlx::{AnyConnection, Row};
-
-use crate::db::{in_list, values_list};
+use crate::db::{in_list, values_list, Database};
+use crate::sql::{self, Connection};
 
 /// Records the events as received; returns the ids not seen before.
 pub async fn record_all(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     events: &[(&str, &str)],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut first = HashSet::with_capacity(events.len());
     let now = crate::now_millis();
     for chunk in events.chunks(200) {
-        let sql = format!(
+        let statement = format!(
             "INSERT INTO orderflow_inbox (consumer, event_id, event_type, received_at) VALUES {}
              ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
             values_list(chunk.len(), 4, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&statement);
         for (event_id, event_type) in chunk {
             query = query
                 .bind(consumer)
@@ -42,16 +41,16 @@ pub async fn record_all(
 /// Takes back the rows of events that are not done after all (an external
 /// call is still to come, or they go to a retry tier or a dead letter).
 pub async fn forget(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     event_ids: &[&str],
 ) -> Result<(), sqlx::Error> {
     for chunk in event_ids.chunks(200) {
-        let sql = format!(
+        let statement = format!(
             "DELETE FROM orderflow_inbox WHERE consumer = $1 AND event_id IN ({})",
             in_list(chunk.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(consumer);
+        let mut query = sql::query(&statement).bind(consumer);
         for id in chunk {
             query = query.bind(id.to_string());
         }
@@ -61,15 +60,15 @@ pub async fn forget(
 }
 
 /// Deletes up to `limit` rows received before `before` (ms); returns how many.
-pub async fn prune(pool: &sqlx::AnyPool, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn prune(db: &Database, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    let result = sql::query(
         "DELETE FROM orderflow_inbox WHERE received_at < $1 AND event_id IN (
              SELECT event_id FROM orderflow_inbox WHERE received_at < $2 LIMIT $3)",
     )
     .bind(before)
     .bind(before)
     .bind(limit)
-    .execute(pool)
+    .execute(&mut db.acquire().await?)
     .await?;
     Ok(result.rows_affected())
 }

@@ -26,6 +26,7 @@ mod service;
 pub mod shutdown;
 #[cfg(feature = "simulation")]
 pub mod simulation;
+pub mod sql;
 pub mod topics;
 
 pub use config::{load_or_exit, RuntimeConfig, ServiceConfig, EMBEDDED_BROKER_FETCH_WAIT_MS};

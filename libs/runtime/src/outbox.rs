@@ -22,12 +22,12 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use orderflow_envelope::Envelope;
-use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{in_list, values_list, Backend, Database};
 use crate::producer::{is_purged, Producer};
+use crate::sql::{self, Connection};
 use orderflow_telemetry::metrics_types::TopicEventLabels;
 use orderflow_telemetry::Metrics;
 
@@ -51,18 +51,18 @@ pub struct OutboxRow {
 /// Writes events to the outbox inside the caller's transaction, leased to
 /// this process until `lease_until`; returns the rows for the relay.
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     envelopes: &[Envelope],
     lease_until: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let mut rows = Vec::with_capacity(envelopes.len());
     let now = crate::now_millis();
     for chunk in envelopes.chunks(64) {
-        let sql = format!(
+        let statement = format!(
             "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at, lease_until) VALUES {}",
             values_list(chunk.len(), 7, 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&statement);
         for envelope in chunk {
             let headers: Vec<(&str, String)> = envelope.headers.to_pairs();
             let json = serde_json::to_string(&headers).expect("headers serialize");
@@ -148,10 +148,12 @@ impl OutboxRelay {
     pub async fn run(&self, shutdown: CancellationToken) {
         if self.db.backend() == Backend::Sqlite {
             // One process owns a SQLite file: leases of its last life are void.
-            if let Err(e) = sqlx::query("UPDATE orderflow_outbox SET lease_until = 0")
-                .execute(self.db.pool())
-                .await
-            {
+            let released = async {
+                sql::query("UPDATE orderflow_outbox SET lease_until = 0")
+                    .execute(&mut self.db.acquire().await?)
+                    .await
+            };
+            if let Err(e) = released.await {
                 tracing::warn!(error = %e, "could not release the outbox leases of the last run");
             }
         }
@@ -254,7 +256,7 @@ impl OutboxRelay {
     /// Backlog, age of the oldest row and parked rows, for the metrics.
     async fn measure_backlog(&self) -> Result<(), sqlx::Error> {
         let row =
-            sqlx::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orderflow_outbox")
+            sql::query("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orderflow_outbox")
                 .fetch_one(self.db.reader())
                 .await?;
         let n: i64 = row.try_get("n")?;
@@ -264,7 +266,7 @@ impl OutboxRelay {
             .map(|t| (crate::now_millis() - t).max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         self.metrics.outbox_oldest_age_seconds.set(age);
-        let parked: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orderflow_outbox_parked")
+        let parked: i64 = sql::query("SELECT COUNT(*) AS n FROM orderflow_outbox_parked")
             .fetch_one(self.db.reader())
             .await?
             .try_get("n")?;
@@ -371,21 +373,21 @@ impl OutboxRelay {
         let now = crate::now_millis();
         if attempts < self.max_attempts {
             let backoff = 1_000i64.saturating_mul(1 << attempts.min(6)).min(60_000);
-            sqlx::query(
+            sql::query(
                 "UPDATE orderflow_outbox SET attempts = $1, last_error = $2, lease_until = $3 WHERE id = $4",
             )
             .bind(attempts)
             .bind(error)
             .bind(now + backoff)
             .bind(&row.id)
-            .execute(self.db.pool())
+            .execute(&mut self.db.acquire().await?)
             .await?;
             return Ok(());
         }
         tracing::error!(id = %row.id, topic = %row.topic, key = %row.key, attempts, error,
             "outbox row parked after {attempts} failed attempts; it needs an operator (orderflow_outbox_parked)");
-        let mut tx = self.db.pool().begin().await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        sql::query(
             "INSERT INTO orderflow_outbox_parked (id, topic, message_key, headers, payload, created_at, attempts, error, parked_at)
              SELECT id, topic, message_key, headers, payload, created_at, $1, $2, $3 FROM orderflow_outbox WHERE id = $4",
         )
@@ -393,11 +395,11 @@ impl OutboxRelay {
         .bind(error)
         .bind(now)
         .bind(&row.id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query("DELETE FROM orderflow_outbox WHERE id = $1")
+        sql::query("DELETE FROM orderflow_outbox WHERE id = $1")
             .bind(&row.id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         self.metrics.outbox_parked_total.inc();
@@ -433,16 +435,16 @@ pub(crate) async fn claim(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let sql = format!(
+    let statement = format!(
         "UPDATE orderflow_outbox SET lease_until = $1 WHERE id IN (
              SELECT id FROM orderflow_outbox WHERE lease_until <= $2 ORDER BY id LIMIT $3{lock})
          RETURNING id, topic, message_key, headers, payload, attempts"
     );
-    let rows = sqlx::query(&sql)
+    let rows = sql::query(&statement)
         .bind(lease_until)
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(db.pool())
+        .fetch_all(&mut db.acquire().await?)
         .await?;
     let mut claimed = rows
         .iter()
@@ -465,15 +467,15 @@ pub(crate) async fn claim(
 /// Deletes the rows `ids` (published).
 pub(crate) async fn delete(db: &Database, ids: &[&str]) -> Result<(), sqlx::Error> {
     for chunk in ids.chunks(500) {
-        let sql = format!(
+        let statement = format!(
             "DELETE FROM orderflow_outbox WHERE id IN ({})",
             in_list(chunk.len(), 1)
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&statement);
         for id in chunk {
             query = query.bind(id.to_string());
         }
-        query.execute(db.pool()).await?;
+        query.execute(&mut db.acquire().await?).await?;
     }
     Ok(())
 }

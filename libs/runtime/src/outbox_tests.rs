@@ -73,7 +73,7 @@ fn start(relay: &Arc<OutboxRelay>) -> (CancellationToken, tokio::task::JoinHandl
 /// Writes `row` into the outbox, leased until `lease_until`, as a
 /// handler's transaction does before handing it to the relay.
 async fn write(db: &Database, row: &OutboxRow, lease_until: i64) {
-    sqlx::query(
+    sql::query(
         "INSERT INTO orderflow_outbox (id, topic, message_key, headers, payload, created_at, lease_until)
          VALUES ($1, $2, $3, '[]', $4, 0, $5)",
     )
@@ -82,16 +82,16 @@ async fn write(db: &Database, row: &OutboxRow, lease_until: i64) {
     .bind(&row.key)
     .bind(row.payload.clone())
     .bind(lease_until)
-    .execute(db.pool())
+    .execute(&mut db.acquire().await.expect("the writer"))
     .await
     .expect("a row written");
 }
 
 /// Whether the row `id` is still in the outbox.
 async fn stored(db: &Database, id: &str) -> bool {
-    sqlx::query("SELECT id FROM orderflow_outbox WHERE id = $1")
+    sql::query("SELECT id FROM orderflow_outbox WHERE id = $1")
         .bind(id)
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await
         .expect("read the outbox")
         .is_some()
@@ -103,8 +103,10 @@ async fn stored(db: &Database, id: &str) -> bool {
 /// never empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_whose_lease_ran_out_goes_out_while_new_rows_keep_coming() {
+    // The folder is bound, not `..`-dropped: the database lives in it.
     let Setup {
         cluster: _cluster,
+        _dir,
         db,
         relay,
         ..
@@ -164,10 +166,10 @@ fn read_until(bootstrap: &str, last: &str) -> Vec<String> {
 async fn a_row_its_producer_dropped_goes_before_the_rows_written_after_it() {
     let Setup {
         cluster,
+        _dir,
         db,
         producer,
         relay,
-        ..
     } = Setup::new().await;
     let (stop, running) = start(&relay);
     cluster.broker_down(1).expect("broker down");

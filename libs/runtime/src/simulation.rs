@@ -21,6 +21,7 @@ use crate::group_commit::{stage, together_or_alone, Attempt, Failed, Work};
 use crate::handler::{ExternalCall, Handler, HandlerError};
 use crate::outbox::{self, OutboxRow};
 use crate::service::{Emitter, ServiceSpec};
+use crate::sql;
 
 pub use crate::consumer::parking::{Parked, ParkedEvent};
 
@@ -109,7 +110,7 @@ impl Task {
 /// A batch of one replica between its steps: prepared, staged in its open
 /// transaction, ended.
 pub struct Batch {
-    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    tx: Option<crate::sql::Connection>,
     items: Vec<HandleWork>,
     ended: Vec<Option<Ended>>,
     /// Where each item stands among `ended`.
@@ -201,7 +202,7 @@ impl Member {
                 Err(e) => batch.ended.push(Some(Ended::Failed(e))),
             }
         }
-        match self.db.pool().begin().await {
+        match self.db.begin().await {
             Ok(tx) => batch.tx = Some(tx),
             Err(e) => batch.staged = Some(Err(e.into())),
         }
@@ -210,10 +211,9 @@ impl Member {
 
     /// The PostgreSQL backend of the batch's transaction, if it has one.
     pub async fn backend_pid(&self, batch: &mut Batch) -> Option<i32> {
-        use sqlx::Row;
         let tx = batch.tx.as_mut()?;
-        let row = sqlx::query("SELECT pg_backend_pid() AS pid")
-            .fetch_one(&mut **tx)
+        let row = sql::query("SELECT pg_backend_pid() AS pid")
+            .fetch_one(tx)
             .await
             .ok()?;
         row.try_get("pid").ok()
@@ -221,8 +221,7 @@ impl Member {
 
     /// Whether that backend waits for a lock another transaction holds.
     pub async fn waits_for_lock(&self, pid: i32) -> bool {
-        use sqlx::Row;
-        sqlx::query(
+        sql::query(
             "SELECT CAST(COALESCE(wait_event_type, '') AS TEXT) AS waits
              FROM pg_stat_activity WHERE pid = $1",
         )
@@ -358,7 +357,7 @@ impl Member {
         let Some(seq) = message.parked_seq else {
             return Ok(());
         };
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.acquire().await?;
         parking::forget(&mut conn, self.group(), &message.key, seq).await
     }
 
@@ -383,7 +382,7 @@ impl Member {
     /// the consumer's look for stalled heads finds and claims them (here at
     /// once, with no 30 s wait).
     pub async fn claim_stalled(&self) -> Result<Vec<ParkedEvent>, sqlx::Error> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.acquire().await?;
         let mut claimed = Vec::new();
         for head in parking::stalled_heads(&mut conn, self.group(), -1).await? {
             if parking::claim_stalled(&mut conn, self.group(), &head, -1).await? {
@@ -395,7 +394,7 @@ impl Member {
 
     /// Every inbox row goes, as retention prunes them after days.
     pub async fn expire_inbox(&self) -> Result<u64, sqlx::Error> {
-        crate::inbox::prune(self.db.pool(), i64::MAX, i64::MAX).await
+        crate::inbox::prune(&self.db, i64::MAX, i64::MAX).await
     }
 
     /// The outbox rows committed so far, oldest first, as the relay publishes
@@ -411,7 +410,7 @@ impl Member {
 
     /// The orders parked now (a key's row or an event stored behind one).
     pub async fn parked(&self) -> Result<Vec<String>, sqlx::Error> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.acquire().await?;
         parking::parked_orders(&mut conn).await
     }
 }
@@ -426,7 +425,7 @@ struct Ending<'a, W: Work> {
 #[async_trait::async_trait]
 impl<W: Work> Attempt<W> for Ending<'_, W> {
     async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         // Leased as expired: the simulation's relay claims the rows.
         stage(&mut tx, self.context, items, 0).await?;
         if self.commit {

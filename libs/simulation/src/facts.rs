@@ -5,7 +5,8 @@
 
 use orderflow_api::OrderLine;
 use orderflow_invariants::{self as invariants, OrderFacts, StockFacts, Violation};
-use orderflow_runtime::sqlx::{self, Row};
+use orderflow_runtime::sql;
+use orderflow_runtime::sqlx;
 
 use crate::run::{Run, INITIAL_STOCK};
 use crate::world::{World, INVENTORY, ORDER};
@@ -14,10 +15,10 @@ use crate::world::{World, INVENTORY, ORDER};
 pub async fn check(world: &World, run: &Run<'_>) -> Result<Vec<Violation>, sqlx::Error> {
     let made = world.provider.made();
     let mut mail = world.mailbox.kinds();
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT order_id, status, reason, items, placed_at FROM orders ORDER BY order_id",
     )
-    .fetch_all(world.services[ORDER].db.pool())
+    .fetch_all(world.services[ORDER].db.reader())
     .await?;
     let mut orders = Vec::new();
     for row in rows {
@@ -37,8 +38,8 @@ pub async fn check(world: &World, run: &Run<'_>) -> Result<Vec<Violation>, sqlx:
             order_id,
         });
     }
-    let stock = sqlx::query("SELECT sku, available, reserved FROM stock ORDER BY sku")
-        .fetch_all(world.services[INVENTORY].db.pool())
+    let stock = sql::query("SELECT sku, available, reserved FROM stock ORDER BY sku")
+        .fetch_all(world.services[INVENTORY].db.reader())
         .await?
         .iter()
         .map(|row| {

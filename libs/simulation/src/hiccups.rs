@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use orderflow_envelope::{Event, EventType};
-use orderflow_runtime::sqlx::AnyConnection;
+use orderflow_runtime::sql::Connection;
 use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
 
 use crate::dice::Dice;
@@ -75,7 +75,7 @@ impl Handler for Hiccups {
     async fn lock_rows(
         &self,
         events: &[&Event],
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
     ) -> Result<(), HandlerError> {
         self.inner.lock_rows(events, conn).await
     }

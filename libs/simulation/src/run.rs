@@ -145,7 +145,7 @@ impl<'w> Run<'w> {
     pub async fn stock(&mut self) -> Result<(), String> {
         let db = &self.world.services[INVENTORY].db;
         for sku in SKUS {
-            orderflow_inventory::set_stock(db.pool(), sku, INITIAL_STOCK, &price())
+            orderflow_inventory::set_stock(db, sku, INITIAL_STOCK, &price())
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -406,11 +406,11 @@ impl<'w> Run<'w> {
         let sku = SKUS[self.world.dice.below(SKUS.len())];
         let n = 2 + self.world.dice.below(6) as i64;
         let db = &self.world.services[INVENTORY].db;
-        let stock = orderflow_inventory::stock(db.pool(), sku)
+        let stock = orderflow_inventory::stock(db.reader(), sku)
             .await
             .map_err(|e| e.to_string())?
             .map_or(0, |s| s.available);
-        orderflow_inventory::set_stock(db.pool(), sku, stock + n, &price())
+        orderflow_inventory::set_stock(db, sku, stock + n, &price())
             .await
             .map_err(|e| e.to_string())?;
         *self.restocked.entry(sku.to_string()).or_default() += n;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use orderflow_envelope::Codec;
 use orderflow_runtime::resilience::Policy;
 use orderflow_runtime::simulation::Member;
-use orderflow_runtime::sqlx::{self, Row};
+use orderflow_runtime::sql;
+use orderflow_runtime::sqlx;
 use orderflow_runtime::telemetry::{Metrics, SagaMetrics};
 use orderflow_runtime::{Backend, Database, Emitter, Handler, ServiceSpec};
 
@@ -168,15 +169,15 @@ async fn empty(db: &Database) -> Result<(), sqlx::Error> {
              WHERE schemaname = current_schema() AND tablename NOT LIKE '_sqlx%'"
         }
     };
-    let tables: Vec<String> = sqlx::query(list)
-        .fetch_all(db.pool())
+    let tables: Vec<String> = sql::query(list)
+        .fetch_all(db.reader())
         .await?
         .iter()
         .map(|r| r.try_get("name"))
         .collect::<Result<_, _>>()?;
     for table in tables {
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(db.pool())
+        sql::query(&format!("DELETE FROM {table}"))
+            .execute(&mut db.acquire().await?)
             .await?;
     }
     Ok(())

@@ -139,7 +139,9 @@ pub async fn parked_orders(
     let mut parked = Vec::new();
     for (service, url) in databases {
         let pool = sqlx::AnyPool::connect(url).await?;
-        let keys = orderflow_runtime::parked_orders(&mut *pool.acquire().await?).await?;
+        let mut conn = orderflow_runtime::sql::Connection::from(pool.acquire().await?);
+        let keys = orderflow_runtime::parked_orders(&mut conn).await?;
+        drop(conn);
         pool.close().await;
         parked.push((service.to_string(), keys));
     }

@@ -8,7 +8,7 @@ use orderflow_envelope::{
     Event, EventType, InventoryReleased, InventoryReserved, InventoryUnavailable, OrderCreated,
     ReservedLine,
 };
-use orderflow_runtime::sqlx::AnyConnection;
+use orderflow_runtime::sql::Connection;
 use orderflow_runtime::{Handler, HandlerCtx, HandlerError};
 
 use crate::{domain, store};
@@ -51,7 +51,7 @@ impl Handler for InventoryHandler {
     async fn lock_rows(
         &self,
         events: &[&Event],
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
     ) -> Result<(), HandlerError> {
         let mut skus: Vec<String> = Vec::new();
         let mut holding: Vec<&str> = Vec::new();

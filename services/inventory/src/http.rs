@@ -53,7 +53,7 @@ async fn put_stock(
     require_operator(&caller)?;
     body.validate()?;
     if let Some(other) =
-        store::other_currency(rt.db().pool(), sku.as_str(), &body.unit_price.currency)
+        store::other_currency(rt.db().reader(), sku.as_str(), &body.unit_price.currency)
             .await
             .map_err(Problem::internal)?
     {
@@ -61,14 +61,9 @@ async fn put_stock(
             "the catalogue is priced in {other}; an order cannot mix currencies, so every SKU must use {other}"
         )));
     }
-    store::set_stock(
-        rt.db().pool(),
-        sku.as_str(),
-        body.available,
-        &body.unit_price,
-    )
-    .await
-    .map_err(Problem::internal)?;
+    store::set_stock(rt.db(), sku.as_str(), body.available, &body.unit_price)
+        .await
+        .map_err(Problem::internal)?;
     tracing::info!(%sku, available = body.available, "stock set");
     get_stock(State(rt), Path(sku)).await
 }

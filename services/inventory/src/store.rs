@@ -4,16 +4,18 @@
 
 use orderflow_api::{MoneyView, StockView};
 use orderflow_envelope::{Money, OrderItem};
-use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+use orderflow_runtime::sql::{self, Connection};
+use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::Database;
 
 /// Takes `quantity` from available into reserved; returns the SKU's unit
 /// price, or None if not enough stock (or no such SKU).
 pub async fn take(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     sku: &str,
     quantity: i64,
 ) -> Result<Option<Money>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "UPDATE stock SET available = available - $1, reserved = reserved + $2, updated_at = $3
          WHERE sku = $4 AND available >= $5 RETURNING unit_price_minor, currency",
     )
@@ -36,10 +38,10 @@ pub async fn take(
 /// What inventory decided for this order before (RESERVED or UNAVAILABLE),
 /// if it did.
 pub async fn decision(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT outcome FROM order_decisions WHERE order_id = $1
          UNION ALL SELECT 'RESERVED' AS outcome FROM reservations WHERE order_id = $2
          LIMIT 1",
@@ -53,11 +55,11 @@ pub async fn decision(
 
 /// Records what inventory decided for the order (RESERVED or UNAVAILABLE).
 pub async fn record_decision(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     outcome: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO order_decisions (order_id, outcome, decided_at) VALUES ($1, $2, $3)")
+    sql::query("INSERT INTO order_decisions (order_id, outcome, decided_at) VALUES ($1, $2, $3)")
         .bind(order_id)
         .bind(outcome)
         .bind(orderflow_runtime::now_millis())
@@ -67,8 +69,8 @@ pub async fn record_decision(
 }
 
 /// Whether the catalogue has this SKU at all.
-pub async fn in_catalogue(conn: &mut AnyConnection, sku: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 AS one FROM stock WHERE sku = $1")
+pub async fn in_catalogue(conn: &mut Connection, sku: &str) -> Result<bool, sqlx::Error> {
+    Ok(sql::query("SELECT 1 AS one FROM stock WHERE sku = $1")
         .bind(sku)
         .fetch_optional(conn)
         .await?
@@ -77,17 +79,17 @@ pub async fn in_catalogue(conn: &mut AnyConnection, sku: &str) -> Result<bool, s
 
 /// The SKUs these orders hold reservations of.
 pub async fn skus_held(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_ids: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     if order_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
+    let statement = format!(
         "SELECT DISTINCT sku FROM reservations WHERE status = 'RESERVED' AND order_id IN ({})",
         orderflow_runtime::in_list(order_ids.len(), 1)
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sql::query(&statement);
     for id in order_ids {
         query = query.bind(id.to_string());
     }
@@ -101,20 +103,17 @@ pub async fn skus_held(
 
 /// Locks the stock rows of `skus` in SKU order (PostgreSQL), so concurrent
 /// batches queue up instead of deadlocking.
-pub async fn lock_stock(
-    conn: &mut AnyConnection,
-    mut skus: Vec<String>,
-) -> Result<(), sqlx::Error> {
+pub async fn lock_stock(conn: &mut Connection, mut skus: Vec<String>) -> Result<(), sqlx::Error> {
     skus.sort_unstable();
     skus.dedup();
     if skus.is_empty() {
         return Ok(());
     }
-    let sql = format!(
+    let statement = format!(
         "SELECT sku FROM stock WHERE sku IN ({}) ORDER BY sku FOR UPDATE",
         orderflow_runtime::in_list(skus.len(), 1)
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sql::query(&statement);
     for sku in skus {
         query = query.bind(sku);
     }
@@ -123,12 +122,8 @@ pub async fn lock_stock(
 }
 
 /// Gives reserved units back to available.
-pub async fn give_back(
-    conn: &mut AnyConnection,
-    sku: &str,
-    quantity: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn give_back(conn: &mut Connection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
+    sql::query(
         "UPDATE stock SET available = available + $1, reserved = reserved - $2, updated_at = $3 WHERE sku = $4",
     )
     .bind(quantity)
@@ -141,8 +136,8 @@ pub async fn give_back(
 }
 
 /// Reserved units left the warehouse.
-pub async fn ship(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE sku = $3")
+pub async fn ship(conn: &mut Connection, sku: &str, quantity: i64) -> Result<(), sqlx::Error> {
+    sql::query("UPDATE stock SET reserved = reserved - $1, updated_at = $2 WHERE sku = $3")
         .bind(quantity)
         .bind(orderflow_runtime::now_millis())
         .bind(sku)
@@ -152,11 +147,11 @@ pub async fn ship(conn: &mut AnyConnection, sku: &str, quantity: i64) -> Result<
 }
 
 pub async fn insert_reservation(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     item: &OrderItem,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO reservations (order_id, sku, quantity, status, updated_at) VALUES ($1, $2, $3, 'RESERVED', $4)",
     )
     .bind(order_id)
@@ -171,11 +166,11 @@ pub async fn insert_reservation(
 /// Moves the order's RESERVED lines to `status` (RELEASED, SHIPPED) and
 /// returns them: nothing when none were held any more.
 pub async fn settle_reservation(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     status: &str,
 ) -> Result<Vec<OrderItem>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = 'RESERVED'
          RETURNING sku, quantity",
     )
@@ -200,7 +195,7 @@ pub async fn settle_reservation(
 }
 
 pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT sku, available, reserved, unit_price_minor, currency FROM stock WHERE sku = $1",
     )
     .bind(sku)
@@ -211,7 +206,7 @@ pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx:
 
 /// Every SKU's stock, by SKU, at most `limit`.
 pub async fn all_stock(pool: &AnyPool, limit: i64) -> Result<Vec<StockView>, sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "SELECT sku, available, reserved, unit_price_minor, currency FROM stock ORDER BY sku LIMIT $1",
     )
     .bind(limit)
@@ -222,7 +217,7 @@ pub async fn all_stock(pool: &AnyPool, limit: i64) -> Result<Vec<StockView>, sql
     .collect()
 }
 
-fn stock_view(r: &sqlx::any::AnyRow) -> Result<StockView, sqlx::Error> {
+fn stock_view(r: &sql::Row) -> Result<StockView, sqlx::Error> {
     Ok(StockView {
         sku: r.try_get("sku")?,
         available: r.try_get("available")?,
@@ -240,7 +235,7 @@ pub async fn other_currency(
     sku: &str,
     currency: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT currency FROM stock WHERE sku <> $1 AND currency <> $2 LIMIT 1")
+    let row = sql::query("SELECT currency FROM stock WHERE sku <> $1 AND currency <> $2 LIMIT 1")
         .bind(sku)
         .bind(currency)
         .fetch_optional(pool)
@@ -251,12 +246,12 @@ pub async fn other_currency(
 /// Sets a SKU's available stock and price, creating it if new; reserved
 /// units are left as they are.
 pub async fn set_stock(
-    pool: &AnyPool,
+    db: &Database,
     sku: &str,
     available: i64,
     price: &MoneyView,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO stock (sku, available, reserved, unit_price_minor, currency, updated_at)
          VALUES ($1, $2, 0, $3, $4, $5)
          ON CONFLICT (sku) DO UPDATE SET available = excluded.available,
@@ -268,7 +263,7 @@ pub async fn set_stock(
     .bind(price.amount_minor)
     .bind(&price.currency)
     .bind(orderflow_runtime::now_millis())
-    .execute(pool)
+    .execute(&mut db.acquire().await?)
     .await?;
     Ok(())
 }

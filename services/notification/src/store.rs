@@ -1,7 +1,8 @@
 //! The notification service's SQL.
 
 use orderflow_api::NotificationView;
-use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+use orderflow_runtime::sql::{self, Connection};
+use orderflow_runtime::sqlx::{self, AnyPool};
 
 use crate::domain::Notification;
 
@@ -12,11 +13,11 @@ pub const WAITING: &str = "WAITING";
 
 /// The notification's status (PENDING, WAITING, NO_ADDRESS or SENT), if it was recorded.
 pub async fn status(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     kind: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT status FROM notifications WHERE order_id = $1 AND kind = $2")
+    sql::query("SELECT status FROM notifications WHERE order_id = $1 AND kind = $2")
         .bind(order_id)
         .bind(kind)
         .fetch_optional(conn)
@@ -28,12 +29,12 @@ pub async fn status(
 /// Records `n` as `status` (PENDING: the intent to send it; WAITING: for
 /// its address); false if it was recorded before.
 pub async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     n: &Notification,
     channel: &str,
     status: &str,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sql::query(
         "INSERT INTO notifications (notification_id, order_id, customer_id, kind, channel, message, sent_at, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
@@ -54,10 +55,10 @@ pub async fn record(
 /// until the channel took them ([`mark_sent`]): a send that fails is tried
 /// again with its OrderCreated.
 pub async fn waiting(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
 ) -> Result<Vec<Notification>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT kind, customer_id, message FROM notifications WHERE order_id = $1 AND status = 'WAITING' ORDER BY sent_at, kind",
     )
     .bind(order_id)
@@ -81,8 +82,8 @@ pub async fn waiting(
 }
 
 /// The order has no address: what waited for one never goes.
-pub async fn give_up_waiting(conn: &mut AnyConnection, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn give_up_waiting(conn: &mut Connection, order_id: &str) -> Result<(), sqlx::Error> {
+    sql::query(
         "UPDATE notifications SET status = 'NO_ADDRESS' WHERE order_id = $1 AND status = 'WAITING'",
     )
     .bind(order_id)
@@ -92,11 +93,8 @@ pub async fn give_up_waiting(conn: &mut AnyConnection, order_id: &str) -> Result
 }
 
 /// The channel took it; false if it was marked sent already.
-pub async fn mark_sent(
-    conn: &mut AnyConnection,
-    notification_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn mark_sent(conn: &mut Connection, notification_id: &str) -> Result<bool, sqlx::Error> {
+    let result = sql::query(
         "UPDATE notifications SET status = 'SENT', sent_at = $1 WHERE notification_id = $2 AND status IN ('PENDING', 'WAITING')",
     )
     .bind(orderflow_runtime::now_millis())
@@ -108,11 +106,11 @@ pub async fn mark_sent(
 
 /// Remembers where `order_id`'s notifications go by email (`None`: nowhere).
 pub async fn record_recipient(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     email: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO order_recipients (order_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(order_id)
@@ -125,10 +123,10 @@ pub async fn record_recipient(
 /// Where `order_id`'s notifications go by email: `None` if its OrderCreated
 /// was not seen yet, `Some(None)` if it has no address.
 pub async fn recipient(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
 ) -> Result<Option<Option<String>>, sqlx::Error> {
-    sqlx::query("SELECT email FROM order_recipients WHERE order_id = $1")
+    sql::query("SELECT email FROM order_recipients WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(conn)
         .await?
@@ -141,7 +139,7 @@ pub async fn for_customer(
     pool: &AnyPool,
     customer_id: &str,
 ) -> Result<Vec<NotificationView>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT notification_id, order_id, kind, channel, message, sent_at FROM notifications
          WHERE customer_id = $1 AND status = 'SENT' ORDER BY sent_at DESC, notification_id DESC LIMIT 500",
     )

@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 
 use orderflow_api::{OrderSummary, OrdersOverview};
-use orderflow_runtime::sqlx::{self, any::AnyRow, AnyPool, Row};
+use orderflow_runtime::sql::{self, Row};
+use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::Database;
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+use sql::Query as AnyQuery;
 
 use crate::domain::{CancelReason, Status};
 use crate::store::{millis_to_rfc3339, total_of};
@@ -52,7 +54,7 @@ fn bind_all<'q>(mut query: AnyQuery<'q>, values: Vec<String>) -> AnyQuery<'q> {
     query
 }
 
-fn summary(r: &AnyRow, changed_at: i64) -> Result<OrderSummary, sqlx::Error> {
+fn summary(r: &Row, changed_at: i64) -> Result<OrderSummary, sqlx::Error> {
     Ok(OrderSummary {
         order_id: r.try_get("order_id")?,
         customer_id: r.try_get("customer_id")?,
@@ -78,14 +80,14 @@ pub async fn newest(
     limit: i64,
 ) -> Result<Vec<OrderSummary>, sqlx::Error> {
     let (filter, values) = conditions(scope, 1, "o");
-    let sql = format!(
+    let statement = format!(
         "SELECT o.order_id, o.customer_id, o.status, o.reason, o.total_minor, o.currency,
                 o.placed_at, o.updated_at
          FROM orders o WHERE 1 = 1{filter}
          ORDER BY o.placed_at DESC, o.order_id DESC LIMIT ${}",
         values.len() + 1
     );
-    bind_all(sqlx::query(&sql), values)
+    bind_all(sql::query(&statement), values)
         .bind(limit)
         .fetch_all(pool)
         .await?
@@ -116,7 +118,7 @@ pub async fn changes_since(
     // With no `after`, the smallest key: every change qualifies.
     let (after_at, after_order, after_status) =
         after.unwrap_or((i64::MIN, String::new(), String::new()));
-    let sql = format!(
+    let statement = format!(
         "SELECT c.order_id, o.customer_id, c.status, c.reason, o.total_minor, o.currency,
                 o.placed_at, c.changed_at
          FROM order_changes c JOIN orders o ON o.order_id = c.order_id
@@ -126,7 +128,7 @@ pub async fn changes_since(
          ORDER BY c.changed_at, c.order_id, c.status LIMIT ${}",
         values.len() + 7
     );
-    let query = sqlx::query(&sql)
+    let query = sql::query(&statement)
         .bind(since)
         .bind(after_at)
         .bind(after_at)
@@ -154,11 +156,11 @@ pub async fn overview(
     now: i64,
 ) -> Result<OrdersOverview, sqlx::Error> {
     let (filter, values) = conditions(scope, 1, "o");
-    let sql = format!(
+    let statement = format!(
         "SELECT o.status, o.reason, COUNT(*) AS n FROM orders o WHERE 1 = 1{filter}
          GROUP BY o.status, o.reason"
     );
-    let query = bind_all(sqlx::query(&sql), values.clone());
+    let query = bind_all(sql::query(&statement), values.clone());
     let mut counts: BTreeMap<String, i64> =
         Status::ALL.iter().map(|s| (s.as_str().into(), 0)).collect();
     let mut cancelled: BTreeMap<String, i64> = CancelReason::ALL
@@ -178,14 +180,14 @@ pub async fn overview(
     }
     // Counted by the database, a row per second: not every order of the minute.
     let first_second = now / 1000 - 59;
-    let sql = format!(
+    let statement = format!(
         "SELECT o.placed_at / 1000 AS second, COUNT(*) AS n FROM orders o
          WHERE 1 = 1{filter} AND o.placed_at >= ${}
          GROUP BY o.placed_at / 1000",
         values.len() + 1
     );
     let mut placed_per_second = vec![0; 60];
-    let rows = bind_all(sqlx::query(&sql), values)
+    let rows = bind_all(sql::query(&statement), values)
         .bind(first_second * 1000)
         .fetch_all(pool)
         .await?;
@@ -207,14 +209,14 @@ pub async fn overview(
 }
 
 /// Deletes up to `limit` status changes made before `before`; returns how many.
-pub async fn prune_changes(pool: &AnyPool, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn prune_changes(db: &Database, before: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    let result = sql::query(
         "DELETE FROM order_changes WHERE (order_id, status) IN (
              SELECT order_id, status FROM order_changes WHERE changed_at < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)
-    .execute(pool)
+    .execute(&mut db.acquire().await?)
     .await?;
     Ok(result.rows_affected())
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use orderflow_envelope::{Event, EventType, OrderCancelled, OrderCompleted};
-use orderflow_runtime::sqlx::AnyConnection;
+use orderflow_runtime::sql::Connection;
 use orderflow_runtime::telemetry::metrics_types::OutcomeLabels;
 use orderflow_runtime::telemetry::SagaMetrics;
 use orderflow_runtime::{now_millis, Handler, HandlerCtx, HandlerError};
@@ -30,7 +30,7 @@ impl Handler for OrderSaga {
     async fn lock_rows(
         &self,
         events: &[&Event],
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
     ) -> Result<(), HandlerError> {
         let ids: Vec<&str> = events.iter().map(|e| e.order_id()).collect();
         store::lock_orders(conn, ids).await?;

@@ -102,13 +102,13 @@ async fn measure_in_flight(
             Err(e) => tracing::debug!(error = %e, "could not measure sagas in flight"),
         }
         let expired = orderflow_runtime::now_millis() - key_ttl_ms;
-        if let Err(e) = store::prune_idempotency_keys(rt.db().pool(), expired, 1_000).await {
+        if let Err(e) = store::prune_idempotency_keys(rt.db(), expired, 1_000).await {
             tracing::debug!(error = %e, "could not delete expired idempotency keys");
         }
         // Batches until none is full: a day's changes at any rate go.
         let old = orderflow_runtime::now_millis() - feeds::CHANGES_KEPT_MS;
         for _ in 0..100 {
-            match feeds::prune_changes(rt.db().pool(), old, 1_000).await {
+            match feeds::prune_changes(rt.db(), old, 1_000).await {
                 Ok(1_000) => continue,
                 Ok(_) => break,
                 Err(e) => {

@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, Topic};
 use orderflow_runtime::log_reader::{read_to_end, LogError};
-use orderflow_runtime::sqlx::{self, AnyPool, Row};
+use orderflow_runtime::sql;
+use orderflow_runtime::sqlx::{self, AnyPool};
 use orderflow_runtime::Database;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
@@ -81,8 +82,8 @@ pub async fn rebuild(
 ) -> Result<Rebuilt, RebuildError> {
     let started = Instant::now();
     into.migrate(&crate::SPEC.migrations).await?;
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orders")
-        .fetch_one(into.pool())
+    let existing: i64 = sql::query("SELECT COUNT(*) AS n FROM orders")
+        .fetch_one(into.reader())
         .await?
         .try_get("n")?;
     if existing > 0 {
@@ -107,7 +108,7 @@ pub async fn rebuild(
             let done = logged.is_none();
             batch.extend(logged);
             if batch.len() >= BATCH || (done && !batch.is_empty()) {
-                apply(into.pool(), &codec, &batch, &mut rebuilt).await?;
+                apply(into, &codec, &batch, &mut rebuilt).await?;
                 batch.clear();
                 progress(rebuilt.events + rebuilt.skipped);
             }
@@ -117,7 +118,7 @@ pub async fn rebuild(
         }
         reader.await.expect("the reader does not panic")?;
     }
-    rebuilt.orders = derive_statuses(into.pool()).await?;
+    rebuilt.orders = derive_statuses(into).await?;
     rebuilt.seconds = started.elapsed().as_secs_f64();
     Ok(rebuilt)
 }
@@ -165,12 +166,12 @@ fn spawn_reader(
 /// and what events add to an order (total, tracking id, payment failure).
 /// A redelivered event (the same id) adds nothing.
 async fn apply(
-    pool: &AnyPool,
+    into: &Database,
     codec: &Codec,
     batch: &[Logged],
     rebuilt: &mut Rebuilt,
 ) -> Result<(), RebuildError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = into.begin().await?;
     for logged in batch {
         let pairs = logged
             .headers
@@ -251,11 +252,11 @@ async fn apply(
 
 /// Every order's status and reason from the events in its history, as the
 /// live handler derives them; returns how many orders there are.
-async fn derive_statuses(pool: &AnyPool) -> Result<u64, RebuildError> {
-    let orders = sqlx::query("SELECT order_id, payment_failure FROM orders")
-        .fetch_all(pool)
+async fn derive_statuses(into: &Database) -> Result<u64, RebuildError> {
+    let orders = sql::query("SELECT order_id, payment_failure FROM orders")
+        .fetch_all(into.reader())
         .await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = into.begin().await?;
     for (i, row) in orders.iter().enumerate() {
         let order_id: String = row.try_get("order_id")?;
         let failure: Option<String> = row.try_get("payment_failure")?;
@@ -266,7 +267,7 @@ async fn derive_statuses(pool: &AnyPool) -> Result<u64, RebuildError> {
         store::set_derived_status(&mut tx, &order_id, status, reason).await?;
         if (i + 1) % BATCH == 0 {
             tx.commit().await?;
-            tx = pool.begin().await?;
+            tx = into.begin().await?;
         }
     }
     tx.commit().await?;

@@ -5,7 +5,9 @@ use orderflow_api::{CustomerOrderView, HistoryEntry, MoneyView, OrderLine, Order
 pub use crate::cursor::Cursor;
 use crate::domain::{CancelReason, Status};
 use orderflow_envelope::{EventType, Money};
-use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+use orderflow_runtime::sql::{self, Connection};
+use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::Database;
 
 /// The columns of an order that its events update.
 pub struct OrderRow {
@@ -22,7 +24,7 @@ pub struct OrderRow {
 
 /// A new order, PENDING; an order with this id already there is kept.
 pub async fn insert_order(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     customer_id: &str,
     items: &[OrderLine],
@@ -30,7 +32,7 @@ pub async fn insert_order(
     trace_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let items = serde_json::to_string(items).expect("order lines serialize");
-    sqlx::query(
+    sql::query(
         "INSERT INTO orders (order_id, customer_id, status, items, placed_at, updated_at, trace_id)
          VALUES ($1, $2, 'PENDING', $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
     )
@@ -48,13 +50,13 @@ pub async fn insert_order(
 /// Records that the order took `status` now (the feed of
 /// `GET /v1/orders/stream`); an order takes each status once.
 pub async fn record_change(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     status: Status,
     reason: Option<CancelReason>,
     at: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO order_changes (order_id, status, reason, changed_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (order_id, status) DO NOTHING",
     )
@@ -68,11 +70,8 @@ pub async fn record_change(
 }
 
 /// An order's status, if it exists.
-pub async fn status(
-    conn: &mut AnyConnection,
-    order_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT status FROM orders WHERE order_id = $1")
+pub async fn status(conn: &mut Connection, order_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sql::query("SELECT status FROM orders WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(conn)
         .await?
@@ -81,17 +80,17 @@ pub async fn status(
 }
 
 /// Locks the rows of these orders in id order (PostgreSQL).
-pub async fn lock_orders(conn: &mut AnyConnection, mut ids: Vec<&str>) -> Result<(), sqlx::Error> {
+pub async fn lock_orders(conn: &mut Connection, mut ids: Vec<&str>) -> Result<(), sqlx::Error> {
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!(
+    let statement = format!(
         "SELECT order_id FROM orders WHERE order_id IN ({}) ORDER BY order_id FOR UPDATE",
         orderflow_runtime::in_list(ids.len(), 1)
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sql::query(&statement);
     for id in ids {
         query = query.bind(id.to_string());
     }
@@ -101,11 +100,8 @@ pub async fn lock_orders(conn: &mut AnyConnection, mut ids: Vec<&str>) -> Result
 
 /// The order's row and the types of the events in its history, in one
 /// statement (a row per history entry).
-pub async fn load(
-    conn: &mut AnyConnection,
-    order_id: &str,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    let rows = sqlx::query(
+pub async fn load(conn: &mut Connection, order_id: &str) -> Result<Option<OrderRow>, sqlx::Error> {
+    let rows = sql::query(
         "SELECT o.customer_id, o.status, o.total_minor, o.currency, o.tracking_id, o.placed_at,
                 o.payment_failure, h.event_type
          FROM orders o LEFT JOIN order_history h ON h.order_id = o.order_id
@@ -131,7 +127,7 @@ pub async fn load(
 }
 
 /// The event types named in `column` of `rows` (unknown names skipped).
-fn event_types(rows: &[sqlx::any::AnyRow], column: &str) -> Vec<EventType> {
+fn event_types(rows: &[sql::Row], column: &str) -> Vec<EventType> {
     rows.iter()
         .filter_map(|r| r.try_get::<Option<String>, _>(column).ok().flatten())
         .filter_map(|t| EventType::from_name(&t))
@@ -140,14 +136,14 @@ fn event_types(rows: &[sqlx::any::AnyRow], column: &str) -> Vec<EventType> {
 
 /// Appends an event to the order's history; false if it was there already.
 pub async fn record_history(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     event_id: &str,
     event_type: EventType,
     source: &str,
     at: i64,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sql::query(
         "INSERT INTO order_history (order_id, event_id, event_type, source, at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id, event_id) DO NOTHING",
     )
@@ -162,10 +158,10 @@ pub async fn record_history(
 }
 
 pub async fn seen_events(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
 ) -> Result<Vec<EventType>, sqlx::Error> {
-    let rows = sqlx::query("SELECT event_type FROM order_history WHERE order_id = $1")
+    let rows = sql::query("SELECT event_type FROM order_history WHERE order_id = $1")
         .bind(order_id)
         .fetch_all(conn)
         .await?;
@@ -175,7 +171,7 @@ pub async fn seen_events(
 /// Writes what the order's events added (total, tracking id, payment
 /// failure) and, when given, its new status and reason.
 pub async fn update(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     order: &OrderRow,
     status: Option<(Status, Option<CancelReason>)>,
@@ -189,7 +185,7 @@ pub async fn update(
         record_change(&mut *conn, order_id, status, reason, now).await?;
     }
     let query = match status {
-        Some((status, reason)) => sqlx::query(
+        Some((status, reason)) => sql::query(
             "UPDATE orders SET total_minor = $1, currency = $2, tracking_id = $3, payment_failure = $4,
                     updated_at = $5, status = $6, reason = $7,
                     terminal_at = CASE WHEN $8 = 1 THEN $9 ELSE terminal_at END
@@ -205,7 +201,7 @@ pub async fn update(
         .bind(i64::from(status.is_terminal()))
         .bind(now)
         .bind(order_id),
-        None => sqlx::query(
+        None => sql::query(
             "UPDATE orders SET total_minor = $1, currency = $2, tracking_id = $3, payment_failure = $4,
                     updated_at = $5
              WHERE order_id = $6",
@@ -232,7 +228,7 @@ pub async fn customer_orders(
         Some(c) => (c.placed_at, c.order_id.clone()),
         None => (i64::MAX, String::new()),
     };
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT order_id, placed_at, status, reason, total_minor, currency FROM orders
          WHERE customer_id = $1 AND (placed_at < $2 OR (placed_at = $3 AND order_id < $4) OR $5 = 0)
          ORDER BY placed_at DESC, order_id DESC LIMIT $6",
@@ -267,7 +263,7 @@ pub async fn customer_orders(
 }
 
 /// A row's total (`total_minor`, `currency`), once the order has one.
-pub(crate) fn total_of(r: &sqlx::any::AnyRow) -> Result<Option<MoneyView>, sqlx::Error> {
+pub(crate) fn total_of(r: &sql::Row) -> Result<Option<MoneyView>, sqlx::Error> {
     let total_minor: Option<i64> = r.try_get("total_minor")?;
     let currency: Option<String> = r.try_get("currency")?;
     Ok(total_minor
@@ -287,13 +283,13 @@ pub(crate) fn millis_to_rfc3339(ms: i64) -> String {
 /// Orders not yet terminal, when the oldest of them was placed, and orders
 /// waiting for an operator because their refund failed.
 pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT COUNT(*) AS n, MIN(placed_at) AS oldest FROM orders WHERE status NOT IN ('SHIPPED', 'CANCELLED', 'REFUND_PENDING')",
     )
     .fetch_one(pool)
     .await?;
     let refund_pending: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE status = 'REFUND_PENDING'")
+        sql::query("SELECT COUNT(*) AS n FROM orders WHERE status = 'REFUND_PENDING'")
             .fetch_one(pool)
             .await?
             .try_get("n")?;
@@ -309,19 +305,19 @@ pub struct KeyUse {
 /// Claims the key for `order_id`; returns the earlier use if it was taken
 /// within `ttl_ms`. An older use has expired: the key starts afresh.
 pub async fn claim_idempotency_key(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     key: &str,
     fingerprint: &str,
     order_id: &str,
     now: i64,
     ttl_ms: i64,
 ) -> Result<Option<KeyUse>, sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = $1 AND created_at < $2")
+    sql::query("DELETE FROM idempotency_keys WHERE idempotency_key = $1 AND created_at < $2")
         .bind(key)
         .bind(now - ttl_ms)
         .execute(&mut *conn)
         .await?;
-    let inserted = sqlx::query(
+    let inserted = sql::query(
         "INSERT INTO idempotency_keys (idempotency_key, fingerprint, order_id, created_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
     )
@@ -334,12 +330,11 @@ pub async fn claim_idempotency_key(
     if inserted.rows_affected() == 1 {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT fingerprint, order_id FROM idempotency_keys WHERE idempotency_key = $1",
-    )
-    .bind(key)
-    .fetch_one(conn)
-    .await?;
+    let row =
+        sql::query("SELECT fingerprint, order_id FROM idempotency_keys WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(conn)
+            .await?;
     Ok(Some(KeyUse {
         fingerprint: row.try_get("fingerprint")?,
         order_id: row.try_get("order_id")?,
@@ -348,18 +343,18 @@ pub async fn claim_idempotency_key(
 
 /// Deletes up to `limit` idempotency keys created before `before`; returns how many.
 pub async fn prune_idempotency_keys(
-    pool: &AnyPool,
+    db: &Database,
     before: i64,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sql::query(
         "DELETE FROM idempotency_keys WHERE created_at < $1 AND idempotency_key IN (
              SELECT idempotency_key FROM idempotency_keys WHERE created_at < $2 LIMIT $3)",
     )
     .bind(before)
     .bind(before)
     .bind(limit)
-    .execute(pool)
+    .execute(&mut db.acquire().await?)
     .await?;
     Ok(result.rows_affected())
 }
@@ -368,7 +363,7 @@ const ORDER_COLUMNS: &str =
     "order_id, customer_id, status, reason, items, total_minor, currency, tracking_id, trace_id";
 
 pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
-    let Some(r) = sqlx::query(&format!(
+    let Some(r) = sql::query(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
     ))
     .bind(order_id)
@@ -377,7 +372,7 @@ pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderVi
     else {
         return Ok(None);
     };
-    let history = sqlx::query(
+    let history = sql::query(
         "SELECT event_type, source, at FROM order_history WHERE order_id = $1 ORDER BY at, event_id",
     )
     .bind(order_id)
@@ -395,7 +390,7 @@ pub async fn all_order_views(
 ) -> Result<std::collections::BTreeMap<String, OrderView>, sqlx::Error> {
     let mut histories: std::collections::HashMap<String, Vec<HistoryEntry>> =
         std::collections::HashMap::new();
-    for h in sqlx::query(
+    for h in sql::query(
         "SELECT order_id, event_type, source, at FROM order_history ORDER BY order_id, at, event_id",
     )
     .fetch_all(pool)
@@ -406,7 +401,7 @@ pub async fn all_order_views(
             .or_default()
             .push(history_entry(&h)?);
     }
-    sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders"))
+    sql::query(&format!("SELECT {ORDER_COLUMNS} FROM orders"))
         .fetch_all(pool)
         .await?
         .iter()
@@ -424,7 +419,7 @@ pub async fn all_customer_lists(
     pool: &AnyPool,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut lists: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for r in sqlx::query(
+    for r in sql::query(
         "SELECT customer_id, order_id, placed_at, status, reason, total_minor, currency FROM orders
          ORDER BY customer_id, placed_at DESC, order_id DESC",
     )
@@ -448,7 +443,7 @@ pub async fn all_customer_lists(
     Ok(lists)
 }
 
-fn history_entry(h: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
+fn history_entry(h: &sql::Row) -> Result<HistoryEntry, sqlx::Error> {
     let at: i64 = h.try_get("at")?;
     Ok(HistoryEntry {
         event_type: h.try_get("event_type")?,
@@ -457,7 +452,7 @@ fn history_entry(h: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
     })
 }
 
-fn view_of(r: &sqlx::any::AnyRow, history: Vec<HistoryEntry>) -> Result<OrderView, sqlx::Error> {
+fn view_of(r: &sql::Row, history: Vec<HistoryEntry>) -> Result<OrderView, sqlx::Error> {
     let items: String = r.try_get("items")?;
     Ok(OrderView {
         order_id: r.try_get("order_id")?,
@@ -475,24 +470,24 @@ fn view_of(r: &sqlx::any::AnyRow, history: Vec<HistoryEntry>) -> Result<OrderVie
 /// What an event adds to its order, written on its own (a rebuild applies
 /// events one by one; the live handler writes all of it with the status).
 pub async fn record_detail(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     event: &orderflow_envelope::Event,
 ) -> Result<(), sqlx::Error> {
     use orderflow_envelope::Event;
     let query = match event {
         Event::InventoryReserved(e) => {
-            sqlx::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
+            sql::query("UPDATE orders SET total_minor = $1, currency = $2 WHERE order_id = $3")
                 .bind(e.total.amount_minor)
                 .bind(e.total.currency.clone())
                 .bind(e.order_id.clone())
         }
         Event::ShipmentCreated(e) => {
-            sqlx::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
+            sql::query("UPDATE orders SET tracking_id = $1 WHERE order_id = $2")
                 .bind(e.tracking_id.clone())
                 .bind(e.order_id.clone())
         }
         Event::PaymentFailed(e) => {
-            sqlx::query("UPDATE orders SET payment_failure = $1 WHERE order_id = $2")
+            sql::query("UPDATE orders SET payment_failure = $1 WHERE order_id = $2")
                 .bind(e.reason.clone())
                 .bind(e.order_id.clone())
         }
@@ -504,18 +499,18 @@ pub async fn record_detail(
 
 /// Sets a derived status; the order's last event's time is when it changed.
 pub async fn set_derived_status(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     status: Status,
     reason: Option<CancelReason>,
 ) -> Result<(), sqlx::Error> {
     let last: Option<i64> =
-        sqlx::query("SELECT MAX(at) AS at FROM order_history WHERE order_id = $1")
+        sql::query("SELECT MAX(at) AS at FROM order_history WHERE order_id = $1")
             .bind(order_id)
             .fetch_one(&mut *conn)
             .await?
             .try_get("at")?;
-    sqlx::query(
+    sql::query(
         "UPDATE orders SET status = $1, reason = $2, updated_at = COALESCE($3, placed_at),
                 terminal_at = $4 WHERE order_id = $5",
     )

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use orderflow_envelope::Money;
 use orderflow_runtime::group_commit::{Failed, GroupCommit, Tx, Work};
 use orderflow_runtime::resilience::Retryable;
-use orderflow_runtime::sqlx::{self, AnyPool, Row};
+use orderflow_runtime::sql;
+use orderflow_runtime::sqlx::{self, AnyPool};
 use rand::Rng;
 
 use crate::domain;
@@ -227,7 +228,7 @@ impl PaymentProvider for SandboxProvider {
         amount: &Money,
     ) -> Result<(), ProviderError> {
         let token: Option<String> =
-            sqlx::query("SELECT token FROM sandbox_charges WHERE payment_id = $1")
+            sql::query("SELECT token FROM sandbox_charges WHERE payment_id = $1")
                 .bind(payment_id)
                 .fetch_optional(&self.reader)
                 .await
@@ -275,7 +276,7 @@ impl PaymentProvider for SandboxProvider {
         let count = |sql: &'static str| {
             let prefix = prefix.clone();
             async move {
-                sqlx::query(sql)
+                sql::query(sql)
                     .bind(prefix)
                     .fetch_one(&self.reader)
                     .await
@@ -365,7 +366,7 @@ impl LedgerEntry {
                     ChargeOutcome::Declined { reason } => (None, Some(reason.as_str())),
                     ChargeOutcome::NotCharged => (None, None),
                 };
-                sqlx::query(
+                sql::query(
                     "INSERT INTO sandbox_charges (idempotency_key, token, amount_minor, currency, payment_id, decline_reason, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
                 )
@@ -378,7 +379,7 @@ impl LedgerEntry {
                 .bind(now)
                 .execute(&mut *tx.conn)
                 .await?;
-                let row = sqlx::query(
+                let row = sql::query(
                     "SELECT payment_id, decline_reason FROM sandbox_charges WHERE idempotency_key = $1",
                 )
                 .bind(&self.key)
@@ -394,7 +395,7 @@ impl LedgerEntry {
                 });
             }
             LedgerKind::Refund { payment_id } => {
-                sqlx::query(
+                sql::query(
                     "INSERT INTO sandbox_refunds (idempotency_key, payment_id, amount_minor, currency, created_at)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING",
                 )
@@ -405,13 +406,12 @@ impl LedgerEntry {
                 .bind(now)
                 .execute(&mut *tx.conn)
                 .await?;
-                let held: String = sqlx::query(
-                    "SELECT payment_id FROM sandbox_refunds WHERE idempotency_key = $1",
-                )
-                .bind(&self.key)
-                .fetch_one(&mut *tx.conn)
-                .await?
-                .try_get("payment_id")?;
+                let held: String =
+                    sql::query("SELECT payment_id FROM sandbox_refunds WHERE idempotency_key = $1")
+                        .bind(&self.key)
+                        .fetch_one(&mut *tx.conn)
+                        .await?
+                        .try_get("payment_id")?;
                 self.refunded = Some(!held.is_empty());
             }
         }

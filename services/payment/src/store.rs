@@ -2,7 +2,8 @@
 
 use orderflow_api::{MoneyView, PaymentView};
 use orderflow_envelope::Money;
-use orderflow_runtime::sqlx::{self, AnyConnection, AnyPool, Row};
+use orderflow_runtime::sql::{self, Connection};
+use orderflow_runtime::sqlx::{self, AnyPool};
 
 pub use crate::domain::Status;
 
@@ -20,10 +21,10 @@ pub struct PaymentRow {
 }
 
 pub async fn find(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT status, payment_id, amount_minor, currency, shipped_at FROM payments WHERE order_id = $1",
     )
     .bind(order_id)
@@ -45,14 +46,14 @@ pub async fn find(
 
 /// Records the intent to charge an order; false if it has a payment already.
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     customer_id: &str,
     status: Status,
     amount: &Money,
 ) -> Result<bool, sqlx::Error> {
     let now = orderflow_runtime::now_millis();
-    let result = sqlx::query(
+    let result = sql::query(
         "INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
     )
@@ -72,7 +73,7 @@ pub async fn insert(
 /// id and reason when given. False when it was not (another attempt moved
 /// it first): then nothing is to be announced.
 pub async fn finish(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     order_id: &str,
     from: &[Status],
     to: Status,
@@ -80,12 +81,12 @@ pub async fn finish(
     reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let from_list = orderflow_runtime::in_list(from.len(), 5);
-    let sql = format!(
+    let statement = format!(
         "UPDATE payments SET status = $1, payment_id = COALESCE($2, payment_id), reason = COALESCE($3, reason), updated_at = $4
          WHERE status IN ({from_list}) AND order_id = ${}",
         5 + from.len()
     );
-    let mut query = sqlx::query(&sql)
+    let mut query = sql::query(&statement)
         .bind(to.as_str())
         .bind(payment_id)
         .bind(reason)
@@ -98,8 +99,8 @@ pub async fn finish(
 }
 
 /// The order's shipment was created; false when there is no payment.
-pub async fn mark_shipped(conn: &mut AnyConnection, order_id: &str) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn mark_shipped(conn: &mut Connection, order_id: &str) -> Result<bool, sqlx::Error> {
+    let result = sql::query(
         "UPDATE payments SET shipped_at = $1 WHERE order_id = $2 AND shipped_at IS NULL",
     )
     .bind(orderflow_runtime::now_millis())
@@ -114,7 +115,7 @@ pub async fn view(
     order_id: &str,
     ledger: (u32, u32),
 ) -> Result<Option<PaymentView>, sqlx::Error> {
-    let row = sqlx::query("SELECT status, payment_id, amount_minor, currency, reason FROM payments WHERE order_id = $1")
+    let row = sql::query("SELECT status, payment_id, amount_minor, currency, reason FROM payments WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(pool)
         .await?;

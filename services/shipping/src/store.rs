@@ -1,6 +1,7 @@
 //! The shipping service's SQL.
 
-use orderflow_runtime::sqlx::{self, AnyConnection};
+use orderflow_runtime::sql::{self, Connection};
+use orderflow_runtime::sqlx;
 
 pub struct NewShipment<'a> {
     pub order_id: &'a str,
@@ -12,8 +13,8 @@ pub struct NewShipment<'a> {
 }
 
 /// Records the order's shipment; false if it had one already.
-pub async fn insert(conn: &mut AnyConnection, s: NewShipment<'_>) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn insert(conn: &mut Connection, s: NewShipment<'_>) -> Result<bool, sqlx::Error> {
+    let result = sql::query(
         "INSERT INTO shipments (order_id, status, shipment_id, tracking_id, carrier, reason, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
     )

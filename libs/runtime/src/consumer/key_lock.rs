@@ -17,7 +17,7 @@
 //! is what the saga's handlers already tolerate (each decides from state).
 //! SQLite has one writer and needs none of it.
 
-use sqlx::AnyConnection;
+use crate::sql::{self, Connection};
 
 /// The advisory lock ids of `keys` for `consumer`'s group: a 64-bit FNV-1a
 /// hash of both, sorted and without repeats. Two keys with the same id only
@@ -40,7 +40,7 @@ fn lock_id(consumer: &str, key: &str) -> i64 {
 /// Takes the locks of `keys`, held until the transaction ends (PostgreSQL
 /// only). `unnest` yields the ids in array order, so they are taken in it.
 pub async fn lock_keys(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     keys: &[&str],
 ) -> Result<(), sqlx::Error> {
@@ -50,8 +50,9 @@ pub async fn lock_keys(
             .map(|i| format!("${i}::bigint"))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!("SELECT pg_advisory_xact_lock(id) FROM unnest(ARRAY[{list}]) AS t(id)");
-        let mut query = sqlx::query(&sql);
+        let statement =
+            format!("SELECT pg_advisory_xact_lock(id) FROM unnest(ARRAY[{list}]) AS t(id)");
+        let mut query = sql::query(&statement);
         for id in chunk {
             query = query.bind(*id);
         }

@@ -12,9 +12,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AnyConnection, Row};
-
 use crate::db::{headers_from, headers_json, in_list, Backend, Database};
+use crate::sql::{self, Connection};
 
 use super::retry::Source;
 
@@ -31,7 +30,7 @@ pub struct ParkedEvent {
 
 /// The head event of each of `keys` that is parked.
 pub async fn heads(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     backend: Backend,
     consumer: &str,
     keys: &[&str],
@@ -43,12 +42,12 @@ pub async fn heads(
         Backend::Postgres => " ORDER BY message_key FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let sql = format!(
+    let statement = format!(
         "SELECT message_key, head_event_id FROM orderflow_parked_keys
          WHERE consumer = $1 AND message_key IN ({}){lock}",
         in_list(keys.len(), 2)
     );
-    let mut query = sqlx::query(&sql).bind(consumer);
+    let mut query = sql::query(&statement).bind(consumer);
     for key in keys {
         query = query.bind(key.to_string());
     }
@@ -63,7 +62,7 @@ pub async fn heads(
 /// Stores an event behind its key's head. Storing the same event twice
 /// changes nothing.
 pub async fn park_behind(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     key: &str,
     event_id: &str,
@@ -71,7 +70,7 @@ pub async fn park_behind(
     headers: &[(String, Vec<u8>)],
     payload: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO orderflow_parked_events
             (consumer, message_key, seq, event_id, source_topic, source_partition, source_offset, headers, payload, parked_at)
          VALUES ($1, $2,
@@ -118,9 +117,9 @@ pub async fn hold(
     headers: &[(String, Vec<u8>)],
     payload: &[u8],
 ) -> Result<Parked, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     lock_key(&mut tx, db.backend(), consumer, key).await?;
-    sqlx::query(
+    sql::query(
         "INSERT INTO orderflow_parked_keys (consumer, message_key, head_event_id, parked_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT (consumer, message_key) DO NOTHING",
     )
@@ -128,7 +127,7 @@ pub async fn hold(
     .bind(key)
     .bind(event_id)
     .bind(crate::now_millis())
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     let head = heads(&mut tx, db.backend(), consumer, &[key]).await?;
     let parked = if head.get(key).map(String::as_str) == Some(event_id) {
@@ -152,7 +151,7 @@ pub async fn resolve_unhandled(
     event_id: &str,
     parked_seq: Option<i64>,
 ) -> Result<Option<ParkedEvent>, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     lock_key(&mut tx, db.backend(), consumer, key).await?;
     if let Some(seq) = parked_seq {
         forget(&mut tx, consumer, key, seq).await?;
@@ -169,7 +168,7 @@ pub async fn resolve_unhandled(
 
 /// The order's lock (PostgreSQL), taken first as every batch takes it.
 async fn lock_key(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     backend: Backend,
     consumer: &str,
     key: &str,
@@ -183,11 +182,11 @@ async fn lock_key(
 /// The key's head is resolved: the next stored event becomes the head and is
 /// returned to be handled, or the key is no longer parked.
 pub async fn release(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     key: &str,
 ) -> Result<Option<ParkedEvent>, sqlx::Error> {
-    let next = sqlx::query(
+    let next = sql::query(
         "SELECT seq, event_id, source_topic, source_partition, source_offset, headers, payload
          FROM orderflow_parked_events WHERE consumer = $1 AND message_key = $2 ORDER BY seq LIMIT 1",
     )
@@ -196,7 +195,7 @@ pub async fn release(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = next else {
-        sqlx::query("DELETE FROM orderflow_parked_keys WHERE consumer = $1 AND message_key = $2")
+        sql::query("DELETE FROM orderflow_parked_keys WHERE consumer = $1 AND message_key = $2")
             .bind(consumer)
             .bind(key)
             .execute(&mut *conn)
@@ -204,7 +203,7 @@ pub async fn release(
         return Ok(None);
     };
     let event = parked_event(key, &row)?;
-    sqlx::query(
+    sql::query(
         "UPDATE orderflow_parked_keys SET head_event_id = $1, parked_at = $2
          WHERE consumer = $3 AND message_key = $4",
     )
@@ -219,12 +218,12 @@ pub async fn release(
 
 /// A stored event was handled (or went to a retry tier of its own).
 pub async fn forget(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     key: &str,
     seq: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sql::query(
         "DELETE FROM orderflow_parked_events WHERE consumer = $1 AND message_key = $2 AND seq = $3",
     )
     .bind(consumer)
@@ -238,11 +237,11 @@ pub async fn forget(
 /// Stored events that became their key's head at least `older_than_ms` ago
 /// and were not handled (their handler stopped in between): to be handled now.
 pub async fn stalled_heads(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     older_than_ms: i64,
 ) -> Result<Vec<ParkedEvent>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT e.message_key, e.seq, e.event_id, e.source_topic, e.source_partition, e.source_offset, e.headers, e.payload
          FROM orderflow_parked_keys k JOIN orderflow_parked_events e
            ON e.consumer = k.consumer AND e.message_key = k.message_key AND e.event_id = k.head_event_id
@@ -262,13 +261,13 @@ pub async fn stalled_heads(
 /// replica, looking at the same moment, takes it too); false when another
 /// did first or the key moved on.
 pub async fn claim_stalled(
-    conn: &mut AnyConnection,
+    conn: &mut Connection,
     consumer: &str,
     stalled: &ParkedEvent,
     older_than_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     let now = crate::now_millis();
-    let claimed = sqlx::query(
+    let claimed = sql::query(
         "UPDATE orderflow_parked_keys SET parked_at = $1
          WHERE consumer = $2 AND message_key = $3 AND head_event_id = $4 AND parked_at < $5",
     )
@@ -283,8 +282,8 @@ pub async fn claim_stalled(
 }
 
 /// How many keys of this consumer are parked.
-pub async fn count(conn: &mut AnyConnection, consumer: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM orderflow_parked_keys WHERE consumer = $1")
+pub async fn count(conn: &mut Connection, consumer: &str) -> Result<i64, sqlx::Error> {
+    sql::query("SELECT COUNT(*) AS n FROM orderflow_parked_keys WHERE consumer = $1")
         .bind(consumer)
         .fetch_one(conn)
         .await?
@@ -294,8 +293,8 @@ pub async fn count(conn: &mut AnyConnection, consumer: &str) -> Result<i64, sqlx
 /// Every order a service database holds parked, of any consumer: a key's
 /// row or an event stored behind one. At rest both are empty; an event
 /// whose key has no row would never be resumed.
-pub async fn parked_orders(conn: &mut AnyConnection) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(
+pub async fn parked_orders(conn: &mut Connection) -> Result<Vec<String>, sqlx::Error> {
+    sql::query(
         "SELECT message_key FROM orderflow_parked_keys
          UNION SELECT message_key FROM orderflow_parked_events ORDER BY 1",
     )
@@ -306,7 +305,7 @@ pub async fn parked_orders(conn: &mut AnyConnection) -> Result<Vec<String>, sqlx
     .collect()
 }
 
-fn parked_event(key: &str, row: &sqlx::any::AnyRow) -> Result<ParkedEvent, sqlx::Error> {
+fn parked_event(key: &str, row: &sql::Row) -> Result<ParkedEvent, sqlx::Error> {
     Ok(ParkedEvent {
         key: key.to_string(),
         seq: row.try_get("seq")?,

@@ -612,7 +612,7 @@ async fn retry_later(
     if let Some(seq) = attempt.parked_seq {
         // Its retry copy stands for it now.
         let forgotten = persist(shared, || async {
-            let mut conn = db.pool().acquire().await?;
+            let mut conn = db.acquire().await?;
             parking::forget(&mut conn, &shared.group, &attempt.key, seq).await
         })
         .await;
@@ -673,7 +673,7 @@ async fn dead_letter(
             tracing::error!(error = %produce_error, "the dead-letter topic refused the message for good; it is kept in the database (orderflow_dead_letters_unwritten)");
             let kept = persist(shared, || {
                 keep_unwritten(
-                    shared.rt.db().pool(),
+                    shared.rt.db(),
                     &shared.group,
                     &attempt.source,
                     Some(attempt.key.as_bytes()),
@@ -843,7 +843,7 @@ pub(super) async fn resume_stalled(shared: Arc<Shared>) {
         }
         let db = shared.rt.db();
         let stalled = async {
-            let mut conn = db.reader().acquire().await?;
+            let mut conn = db.read().await?;
             let waiting = parking::count(&mut conn, &shared.group).await?;
             shared.rt.metrics().keys_waiting.set(waiting);
             if waiting == 0 {
@@ -862,7 +862,7 @@ pub(super) async fn resume_stalled(shared: Arc<Shared>) {
         for parked in stalled {
             // Every replica looks; the one that claims it handles it.
             let claimed = async {
-                let mut conn = db.pool().acquire().await?;
+                let mut conn = db.acquire().await?;
                 parking::claim_stalled(&mut conn, &shared.group, &parked, STALLED_AFTER_MS).await
             }
             .await;

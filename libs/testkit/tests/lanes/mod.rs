@@ -173,10 +173,12 @@ impl Handler for Recorder {
             }
         }
         let insert = || {
-            sqlx::query("INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)")
-                .bind(key.clone())
-                .bind(seq)
-                .bind(self.member.clone())
+            orderflow_runtime::sql::query(
+                "INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)",
+            )
+            .bind(key.clone())
+            .bind(seq)
+            .bind(self.member.clone())
         };
         // What the event changes is written where it is done: with an external
         // call, in the transaction that records the call's outcome.
@@ -239,12 +241,14 @@ impl ExternalCall for Wait {
     }
 
     async fn record(&mut self, ctx: &mut HandlerCtx<'_>) -> Result<(), HandlerError> {
-        sqlx::query("INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)")
-            .bind(self.handled.key.clone())
-            .bind(self.handled.seq)
-            .bind(self.handled.member.clone())
-            .execute(&mut *ctx.tx)
-            .await?;
+        orderflow_runtime::sql::query(
+            "INSERT INTO effects (message_key, seq, member) VALUES ($1, $2, $3)",
+        )
+        .bind(self.handled.key.clone())
+        .bind(self.handled.seq)
+        .bind(self.handled.member.clone())
+        .execute(&mut *ctx.tx)
+        .await?;
         let (log, mut handled) = (self.log.clone(), self.handled.clone());
         ctx.after_commit(move || {
             handled.ended = Instant::now();
