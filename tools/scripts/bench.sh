@@ -4,7 +4,7 @@
 #   (b) a burst of BURST orders, orders/s;
 #   (c) open loop at half the burst rate, p50/p99 placed→terminal;
 #   (d) the same burst with 200 ms of sandbox provider latency;
-#   (e) peak RSS of the whole stack;
+#   (e) RSS of the whole stack after (b), and its peak over the run;
 #   (f) the order read model rebuilt from the log, seconds per 10,000 orders;
 #   (g) dead letters replayed per second;
 #   (h) the CPU the whole stack uses idle, % of one core over 10 s;
@@ -67,16 +67,21 @@ gateway=$GATEWAY
 payment=$PAYMENT
 bootstrap=$BOOTSTRAP
 
-# Peak resident memory of the stack: the dev process (which hosts the
-# embedded broker) and the six services, summed, sampled twice a second.
+# Resident memory of the stack: the dev process (which hosts the embedded
+# broker) and the six services, summed; "name kB" per process with `each`.
+stack_rss() {
+  local total=0 name pid kb
+  while read -r name pid; do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${1:-}" = each ] && echo "$name $((${kb:-0} / 1024))"
+    total=$((total + ${kb:-0}))
+  done < <(stack_pids)
+  [ "${1:-}" = each ] || echo "$total"
+}
+# Its peak over the whole run, sampled twice a second.
 (
   while true; do
-    total=0
-    for pid in $(stack_pids | cut -d' ' -f2); do
-      kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-      total=$((total + ${kb:-0}))
-    done
-    echo "$total" >>"$rss_log"
+    stack_rss >>"$rss_log"
     sleep 0.5
   done
 ) &
@@ -116,6 +121,9 @@ stack_cpu >"$data/cpu-after"
 cpu_per_order=$(cpu_ms_per "$BURST" "$data/cpu-before" "$data/cpu-after")
 echo "$burst_out" | grep -v '^RESULT'
 burst=$(echo "$burst_out" | result orders_per_s)
+# What the burst leaves resident (the target is set after a burst).
+rss_burst_kb=$(stack_rss)
+echo "RSS after the burst, MB: $(stack_rss each | tr '\n' ' ')"
 volume_out=""
 if [ "$MODE" = system ]; then
   volume >"$data/after.json"
@@ -172,7 +180,7 @@ printf '%-58s %s\n' "(a) raw relay chain, 5 hops" "$chain msg/s"
 printf '%-58s %s\n' "(b) saga burst, $BURST orders" "$burst orders/s"
 printf '%-58s %s\n' "(c) open loop at $rate/s, placed→terminal p50 / p99" "$open_p50 ms / $open_p99 ms"
 printf '%-58s %s\n' "(d) burst with ${LATENCY_MS} ms provider latency" "$slow orders/s"
-printf '%-58s %s\n' "(e) peak RSS of the whole stack" "$((peak_kb / 1024)) MB"
+printf '%-58s %s\n' "(e) RSS of the whole stack after (b) / peak over the run" "$((rss_burst_kb / 1024)) MB / $((peak_kb / 1024)) MB"
 printf '%-58s %s\n' "(f) order read model rebuilt from the log" "$per_10k s per 10,000 orders"
 printf '%-58s %s\n' "(g) dead letters replayed" "$replays per second"
 printf '%-58s %s\n' "(h) the whole stack idle" "$idle % of one core"

@@ -273,10 +273,10 @@ impl PaymentProvider for SandboxProvider {
 
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
         let prefix = format!("{order_id}/%");
-        let count = |sql: &'static str| {
+        let count = |statement: &'static str| {
             let prefix = prefix.clone();
             async move {
-                sql::query(sql)
+                sql::query(statement)
                     .bind(prefix)
                     .fetch_one(&self.reader)
                     .await

@@ -2,13 +2,13 @@
 //! the services: the same transactions run three ways, each measured in CPU
 //! (user + system, this process) per statement.
 //!
-//! - sqlx's `AnyConnection`, as the services run SQLite today: sqlx keeps
-//!   each connection on a thread of its own and hands every statement there
-//!   and its answer back;
+//! - sqlx's `AnyConnection`, as the services ran SQLite before the runtime's
+//!   own SQL layer: sqlx keeps each connection on a thread of its own and
+//!   hands every statement there and its answer back;
 //! - rusqlite with cached statements on a thread that owns the connection,
-//!   handed one closure per transaction (the store layer the services would
-//!   need to lose the hop);
-//! - rusqlite on the calling thread, the floor.
+//!   handed one closure per transaction (the design not taken);
+//! - rusqlite on the calling thread, as the services write to SQLite now
+//!   (`libs/runtime/src/sql`).
 //!
 //! Each transaction is five `INSERT … ON CONFLICT DO NOTHING` into an
 //! indexed table and five `SELECT` by key, with WAL and `synchronous=FULL`
