@@ -79,40 +79,13 @@ mod tests {
     }
 
     /// A database's answer with this SQLSTATE (or SQLite code) and kind.
-    #[derive(Debug)]
-    struct Answer(&'static str, fn() -> ErrorKind);
-
-    impl std::fmt::Display for Answer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "database said {}", self.0)
-        }
-    }
-
-    impl std::error::Error for Answer {}
-
-    impl sqlx::error::DatabaseError for Answer {
-        fn message(&self) -> &str {
-            self.0
-        }
-        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
-            Some(self.0.into())
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> ErrorKind {
-            (self.1)()
-        }
-    }
-
     fn answer(code: &'static str, kind: fn() -> ErrorKind) -> sqlx::Error {
-        sqlx::Error::Database(Box::new(Answer(code, kind)))
+        crate::sql::answer::DatabaseAnswer {
+            code: code.into(),
+            message: format!("database said {code}"),
+            kind,
+        }
+        .into_error()
     }
 
     #[test]

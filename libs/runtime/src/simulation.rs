@@ -110,7 +110,7 @@ impl Task {
 /// A batch of one replica between its steps: prepared, staged in its open
 /// transaction, ended.
 pub struct Batch {
-    tx: Option<crate::sql::Connection>,
+    tx: Option<sql::Connection>,
     items: Vec<HandleWork>,
     ended: Vec<Option<Ended>>,
     /// Where each item stands among `ended`.

@@ -175,9 +175,10 @@ async fn empty(db: &Database) -> Result<(), sqlx::Error> {
         .iter()
         .map(|r| r.try_get("name"))
         .collect::<Result<_, _>>()?;
+    let mut conn = db.acquire().await?;
     for table in tables {
         sql::query(&format!("DELETE FROM {table}"))
-            .execute(&mut db.acquire().await?)
+            .execute(&mut conn)
             .await?;
     }
     Ok(())

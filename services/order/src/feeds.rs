@@ -10,8 +10,6 @@ use orderflow_runtime::sql::{self, Row};
 use orderflow_runtime::sqlx::{self, AnyPool};
 use orderflow_runtime::Database;
 
-use sql::Query as AnyQuery;
-
 use crate::domain::{CancelReason, Status};
 use crate::store::{millis_to_rfc3339, total_of};
 
@@ -47,7 +45,7 @@ fn conditions(scope: &Scope, first: usize, table: &str) -> (String, Vec<String>)
 }
 
 /// `query` with the scope's values bound, in order.
-fn bind_all<'q>(mut query: AnyQuery<'q>, values: Vec<String>) -> AnyQuery<'q> {
+fn bind_all<'q>(mut query: sql::Query<'q>, values: Vec<String>) -> sql::Query<'q> {
     for v in values {
         query = query.bind(v);
     }

@@ -7,6 +7,7 @@
 //! prepared (see `sqlite.rs` for what that saves); its reads that need no
 //! transaction (HTTP views) keep sqlx's pool, beside the writer in WAL mode.
 
+pub(crate) mod answer;
 mod connection;
 mod row;
 mod sqlite;

@@ -4,13 +4,13 @@
 //! against 10 µs here (`make bench`, (i)). A service has one writing
 //! connection; statements are prepared once and kept.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
-use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::error::ErrorKind;
 
+use super::answer::DatabaseAnswer;
 use super::row::Row;
 use super::value::{Kind, Value};
 
@@ -55,19 +55,20 @@ pub(crate) fn run(
             .ok_or_else(|| refused(format!("no argument for parameter ${n} of {sql}")))?;
         statement.raw_bind_parameter(index, value).map_err(error)?;
     }
-    let columns: Arc<[String]> = if rows {
-        statement
-            .column_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect()
-    } else {
-        Arc::from([])
-    };
     let mut found = Vec::new();
+    // The column names once a row comes, shared by the result's rows.
+    let mut columns: Option<Arc<[String]>> = None;
     let mut cursor = statement.raw_query();
     while let Some(row) = cursor.next().map_err(error)? {
         if rows {
+            let columns = columns.get_or_insert_with(|| {
+                let statement: &rusqlite::Statement<'_> = row.as_ref();
+                statement
+                    .column_names()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect()
+            });
             let values = (0..columns.len())
                 .map(|i| row.get_ref(i).map(value).map_err(error))
                 .collect::<Result<_, _>>()?;
@@ -111,22 +112,30 @@ impl ToSql for Value {
     }
 }
 
+/// SQLite's generic error code, for what rusqlite refuses itself.
+const SQLITE_ERROR: i32 = 1;
+
 /// What SQLite said, as sqlx reports its SQLite driver's errors: the
 /// extended result code as the code, constraint kinds named, so
 /// `failure::is_transient` classifies both drivers alike.
-#[derive(Debug)]
-struct SqliteError {
-    code: i32,
-    message: String,
+fn answer(code: i32, message: String) -> sqlx::Error {
+    let kind: fn() -> ErrorKind = match code {
+        2067 | 1555 => || ErrorKind::UniqueViolation, // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY
+        787 => || ErrorKind::ForeignKeyViolation,     // SQLITE_CONSTRAINT_FOREIGNKEY
+        1299 => || ErrorKind::NotNullViolation,       // SQLITE_CONSTRAINT_NOTNULL
+        275 => || ErrorKind::CheckViolation,          // SQLITE_CONSTRAINT_CHECK
+        _ => || ErrorKind::Other,
+    };
+    DatabaseAnswer {
+        code: code.to_string(),
+        message,
+        kind,
+    }
+    .into_error()
 }
 
-const SQLITE_ERROR: i32 = 1;
-
 fn refused(message: String) -> sqlx::Error {
-    sqlx::Error::Database(Box::new(SqliteError {
-        code: SQLITE_ERROR,
-        message,
-    }))
+    answer(SQLITE_ERROR, message)
 }
 
 pub(crate) fn error(e: rusqlite::Error) -> sqlx::Error {
@@ -134,50 +143,7 @@ pub(crate) fn error(e: rusqlite::Error) -> sqlx::Error {
         rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
         _ => SQLITE_ERROR,
     };
-    sqlx::Error::Database(Box::new(SqliteError {
-        code,
-        message: e.to_string(),
-    }))
-}
-
-impl std::fmt::Display for SqliteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "(code: {}) {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for SqliteError {}
-
-impl DatabaseError for SqliteError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(self.code.to_string().into())
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self.code {
-            2067 | 1555 => ErrorKind::UniqueViolation, // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY
-            787 => ErrorKind::ForeignKeyViolation,     // SQLITE_CONSTRAINT_FOREIGNKEY
-            1299 => ErrorKind::NotNullViolation,       // SQLITE_CONSTRAINT_NOTNULL
-            275 => ErrorKind::CheckViolation,          // SQLITE_CONSTRAINT_CHECK
-            _ => ErrorKind::Other,
-        }
-    }
+    answer(code, e.to_string())
 }
 
 #[cfg(test)]
