@@ -46,9 +46,10 @@ test-observability:
 test-chart:
 	tools/scripts/chart-tests.sh
 
-## The chart installed into a real Kubernetes API server (etcd, kube-apiserver,
-## kube-controller-manager built once from their Go modules; no kubelet):
-## hooks, Pod Security both ways, kubectl scale across upgrades, uninstall.
+## The chart in a real Kubernetes built once from its Go modules: the API
+## server alone (hooks, Pod Security both ways, kubectl scale across upgrades,
+## uninstall), then with a node (containerd, kubelet, kube-proxy, CoreDNS) that
+## runs the Pods: helm install, orders through the gateway, traces, uninstall.
 test-cluster:
 	tools/scripts/cluster-tests.sh
 
@@ -75,7 +76,7 @@ test-system: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p orderflow-testkit --features system,containers --all-targets -- -D warnings
+	$(CARGO) clippy -p orderflow-testkit --features system,containers,cluster --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The cluster tier: the chart installed into a real Kubernetes API server
-# (tools/scripts/kube.sh: etcd, kube-apiserver and kube-controller-manager on
-# 127.0.0.1, no kubelet), with the CRDs it uses installed from their projects'
-# own files, into a namespace that enforces the restricted Pod Security
-# Standard:
+# The cluster tier: the chart in a real Kubernetes, in two parts.
+#
+# First the API server alone (tools/scripts/kube.sh: etcd, kube-apiserver and
+# kube-controller-manager on 127.0.0.1, no node), with the CRDs the chart uses
+# installed from their projects' own files, into a namespace that enforces the
+# restricted Pod Security Standard:
 #   1. helm install with hooks: the topics hook Job is created with its spec and
-#      its Pod admitted; without a kubelet it never completes, the install times
+#      its Pod admitted; with no node it never completes, the install times
 #      out, and a retry replaces the failed Job (which its TTL then removes);
 #   2. the operator's way on from there (helm/orderflow/README.md, "Hooks"):
 #      `helm upgrade --install --no-hooks`; every object is stored, the
@@ -16,7 +17,16 @@
 #   3. `kubectl scale` survives a `helm upgrade` with a changed value, unless
 #      the values set replicaCount (then the chart owns the count);
 #   4. `helm uninstall` leaves nothing of the release.
-# Cold: kube-tools.sh builds the control plane once (~10 min); warm: ~1 min.
+# Then the node joins (tools/scripts/kube-node.sh: containerd, kubelet,
+# kube-proxy, kube-scheduler, CoreDNS), Kafka and PostgreSQL start on the
+# node's host address, the images (tools/scripts/images.sh) are imported into
+# its containerd, and libs/testkit/tests/cluster.rs runs the used-by story:
+#   5. helm install with its hooks against the real broker and registry, every
+#      Pod Ready, the four outcomes through the gateway's Service, the order's
+#      trace in Jaeger, helm uninstall leaving nothing.
+# Everything the tier started is stopped, and everything the node changed on
+# the machine restored, however it ends. Cold: kube-tools.sh builds Kubernetes,
+# etcd and CoreDNS once (~15 min) and images.sh the release build; warm: ~5 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,7 +44,13 @@ VALUES=(-f deploy/values/local.yaml
 install_tools
 BIN=$(tools/scripts/kube-tools.sh)
 WORK=$(mktemp -d)
+# The servers on the node's host address, on ports of their own.
+export KAFKA_HOST=10.244.0.1 KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093
+export PG_LISTEN=10.244.0.1 PG_PORT=25432
 cleanup() {
+  tools/scripts/kube-node.sh stop || true
+  tools/scripts/kafka.sh stop >/dev/null || true
+  tools/scripts/postgres.sh stop >/dev/null || true
   tools/scripts/kube.sh stop || true
   rm -rf "$WORK"
 }
@@ -96,7 +112,7 @@ until_true 30 k -n "$NS" get serviceaccount default || true
 # --- 1. helm install with its hooks ---------------------------------------------
 
 echo
-echo "== helm install with hooks (no kubelet: the hook Jobs cannot complete)"
+echo "== helm install with hooks (no node yet: the hook Jobs cannot complete)"
 if out=$(helm install "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --timeout 20s 2>&1); then
   not_ok "helm install waits for the topics hook and times out (it succeeded)"
 else
@@ -285,6 +301,40 @@ left() {
 nothing_left() { [ -z "$(left)" ]; }
 check "nothing of the release is left in the namespace (garbage collection included)" until_true 60 nothing_left
 if [ -n "$(left)" ]; then left | sed 's/^/        left: /'; fi
+
+# --- 5. The node: the used-by story ------------------------------------------------
+
+echo
+echo "== the node, the servers on its host, the images"
+node_started=$SECONDS
+tools/scripts/kube-node.sh start
+echo "  node Ready in $((SECONDS - node_started)) s"
+KAFKA_CLEAN=1 tools/scripts/kafka.sh start >/dev/null
+PG_CLEAN=1 tools/scripts/postgres.sh start >/dev/null
+tools/scripts/images.sh >/dev/null
+. tools/scripts/podman.sh
+TAG=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+images=()
+for bin in orderflow-gateway orderflow-order orderflow-inventory orderflow-payment \
+  orderflow-shipping orderflow-notification orderflow; do
+  images+=("localhost/orderflow/$bin:$TAG")
+done
+pm save --quiet --multi-image-archive --format docker-archive -o "$WORK/images.tar" "${images[@]}"
+tools/scripts/kube-node.sh import "$WORK/images.tar" >/dev/null
+
+echo
+echo "== the used-by story (libs/testkit/tests/cluster.rs)"
+if ORDERFLOW_CLUSTER_KUBECTL="$BIN/kubectl" ORDERFLOW_CLUSTER_HELM="$HELM" \
+  ORDERFLOW_CLUSTER_HOST=10.244.0.1 ORDERFLOW_CLUSTER_KAFKA="10.244.0.1:$KAFKA_PORT" \
+  ORDERFLOW_CLUSTER_DATABASE="postgres://orderflow:orderflow@10.244.0.1:$PG_PORT" \
+  ORDERFLOW_CLUSTER_IMAGES=localhost/orderflow ORDERFLOW_CLUSTER_TAG="$TAG" \
+  cargo test -p orderflow-testkit --features cluster --test cluster -- --nocapture; then
+  ok "helm install on a node: hooks, Pods Ready, four outcomes, one trace, uninstall"
+else
+  not_ok "helm install on a node: hooks, Pods Ready, four outcomes, one trace, uninstall"
+  k get pods -A -o wide 2>&1 | sed 's/^/        /' || true
+  k get events -A --sort-by=.lastTimestamp 2>&1 | tail -30 | sed 's/^/        /' || true
+fi
 
 # --- Summary -----------------------------------------------------------------------
 

@@ -10,7 +10,9 @@
 #
 # Environment (defaults in brackets):
 #   KAFKA_VERSION          [4.3.1] Kafka release from Maven Central (3.9.x and 4.x work)
-#   KAFKA_PORT             [19092] client (PLAINTEXT) port on 127.0.0.1
+#   KAFKA_HOST             [127.0.0.1] the address the client listener binds and
+#                          advertises (the cluster tier: its node's bridge, 10.244.0.1)
+#   KAFKA_PORT             [19092] client (PLAINTEXT) port on KAFKA_HOST
 #   KAFKA_CONTROLLER_PORT  [19093] KRaft controller port on 127.0.0.1
 #   ORDERFLOW_CACHE        [$HOME/.cache/orderflow]
 #   KAFKA_DATA             [$ORDERFLOW_CACHE/kafka-$KAFKA_VERSION/run-$KAFKA_PORT]
@@ -26,6 +28,7 @@ set -euo pipefail
 # resolved). Its classes target Java 17, which is what this machine runs.
 KAFKA_VERSION=${KAFKA_VERSION:-4.3.1}
 SCALA_BINARY=2.13
+KAFKA_HOST=${KAFKA_HOST:-127.0.0.1}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 CACHE_ROOT=${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}
@@ -57,7 +60,7 @@ case $major in
   *) die "KAFKA_VERSION=$KAFKA_VERSION: only 3.x (KRaft) and 4.x are supported" ;;
 esac
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/${2:-$KAFKA_HOST}/$1") 2>/dev/null; }
 
 # Whether process $1 still runs. Not just kill -0, which also succeeds for a
 # zombie: the broker outlives start, so init adopts it, and an init that
@@ -197,8 +200,8 @@ process.roles=broker,controller
 node.id=1
 # Static single-voter quorum: works on 3.9 and 4.x without --standalone.
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -262,13 +265,24 @@ format_storage() {
   fi
 }
 
+# Kafka runs on the machine's Java and is resolved by Maven: Debian's, when
+# either is missing.
+install_java() {
+  command -v java >/dev/null && command -v mvn >/dev/null && return 0
+  say "installing Java and Maven for the Kafka broker (once)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jre-headless maven >&2
+}
+
 start() {
   local pid
   if pid=$(running_pid); then
-    say "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+    say "already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
     return 0
   fi
-  command -v java >/dev/null || die "java (17+) is needed"
+  install_java
   rm -f "$PID_FILE"
   if [ "${KAFKA_CLEAN:-0}" = 1 ]; then
     say "KAFKA_CLEAN=1: wiping $KAFKA_DATA"
@@ -276,9 +290,8 @@ start() {
   fi
   # Something else on our ports (e.g. a broker whose data dir was deleted
   # under it) would make the new broker fail in a confusing way later.
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open "$p" && die "port $p on 127.0.0.1 is already in use by another process"
-  done
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT on $KAFKA_HOST is already in use by another process"
+  port_open "$KAFKA_CONTROLLER_PORT" 127.0.0.1 && die "port $KAFKA_CONTROLLER_PORT on 127.0.0.1 is already in use by another process"
 
   resolve_jars
   mkdir -p "$KAFKA_DATA"
@@ -291,7 +304,7 @@ start() {
   [ -f "$LOG" ] && offset=$(stat -c %s "$LOG")
   echo "===== kafka.sh start $(date '+%F %T') =====" >>"$LOG"
 
-  say "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA)"
+  say "starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, data $KAFKA_DATA)"
   # nohup + stdin from /dev/null: the broker outlives this script and the
   # shell or CI step that ran it. nohup execs java, so $! is java's pid.
   # Fds 8 and 9 hold our flock locks: the broker must not inherit them, or
@@ -343,7 +356,7 @@ start() {
     fi
     sleep 0.2
   done
-  say "ready: bootstrap 127.0.0.1:$KAFKA_PORT (pid $pid, log $LOG)"
+  say "ready: bootstrap $KAFKA_HOST:$KAFKA_PORT (pid $pid, log $LOG)"
 }
 
 # How many partitions this start has taken up without leading them yet,
@@ -415,9 +428,9 @@ status() {
   local pid
   if pid=$(running_pid); then
     if port_open "$KAFKA_PORT"; then
-      say "running (pid $pid), bootstrap 127.0.0.1:$KAFKA_PORT, data $KAFKA_DATA"
+      say "running (pid $pid), bootstrap $KAFKA_HOST:$KAFKA_PORT, data $KAFKA_DATA"
     else
-      say "process $pid is alive but 127.0.0.1:$KAFKA_PORT does not accept connections (log: $LOG)"
+      say "process $pid is alive but $KAFKA_HOST:$KAFKA_PORT does not accept connections (log: $LOG)"
     fi
     return 0
   fi

@@ -1,33 +1,34 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control plane the cluster tier runs against —
-# kube-apiserver, kube-controller-manager and kubectl v1.37.2 (tools/kube) and
-# etcd v3.7.3 (tools/etcd) — from the Go module proxy, once, into
-# ${ORDERFLOW_CACHE:-~/.cache/orderflow}/tools/kube-<versions>/, and prints that
-# folder. Cold: about 10 minutes and 2.7 GB of RAM on 2 cores (the Go build cache
-# of ~3.5 GB is removed afterwards); warm: nothing to do.
-#
-# No kubelet and no container runtime: the API server admits, validates and
-# stores objects; the controller manager turns Deployments into ReplicaSets and
-# Pending Pods. ../shared/recipes/kube-apiserver.md has the recipe's facts.
+# Builds the Kubernetes the cluster tier runs — the control plane
+# (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.37.2 from
+# tools/kube; etcd v3.7.3 from tools/etcd), the node (kubelet, kube-proxy from
+# tools/kube) and cluster DNS (CoreDNS v1.15.0 from tools/coredns) — from the Go
+# module proxy, once, into ${ORDERFLOW_CACHE:-~/.cache/orderflow}/tools/kube-<versions>/,
+# and prints that folder. Cold: about 15 minutes and 2.7 GB of RAM on 2 cores
+# (the Go build cache of ~4 GB is removed afterwards); warm: nothing to do.
+# The container runtime (containerd, runc, the CNI plugins) comes from Debian:
+# tools/scripts/kube-node.sh installs it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
+COREDNS_VERSION=v1.15.0
 CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
-OUT="$CACHE/tools/kube-$KUBE_VERSION-etcd-$ETCD_VERSION"
+OUT="$CACHE/tools/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-coredns-$COREDNS_VERSION"
 
 if [ -f "$OUT/.complete" ]; then
   echo "$OUT"
   exit 0
 fi
 if ! command -v go >/dev/null 2>&1; then
-  echo "kube-tools: building kube-apiserver and etcd needs Go (https://go.dev/dl); 'go' is not on PATH" >&2
+  echo "kube-tools: building Kubernetes, etcd and CoreDNS needs Go (https://go.dev/dl); 'go' is not on PATH" >&2
   exit 1
 fi
 
 started=$SECONDS
-echo "kube-tools: building kube-apiserver, kube-controller-manager, kubectl $KUBE_VERSION and etcd $ETCD_VERSION into $OUT (once, ~10 min)" >&2
+echo "kube-tools: building Kubernetes $KUBE_VERSION (control plane, kubelet, kube-proxy, kubectl), etcd $ETCD_VERSION and CoreDNS $COREDNS_VERSION into $OUT (once, ~15 min)" >&2
+mkdir -p "$CACHE/tools"
 tmp=$(mktemp -d "$CACHE/tools/.kube-build.XXXXXX")
 gocache=$(mktemp -d "$CACHE/tools/.kube-gocache.XXXXXX")
 trap 'rm -rf "$tmp" "$gocache"' EXIT
@@ -44,11 +45,16 @@ build() { # MODULE-DIR OUT PACKAGE [LDFLAGS]
     nice go build -trimpath -ldflags "-s -w ${4:-}" -o "$2" "$3") >&2
 }
 build tools/etcd "$tmp/etcd" go.etcd.io/etcd/server/v3
-for cmd in kube-apiserver kube-controller-manager kubectl; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
   build tools/kube "$tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd" "$stamp"
 done
+build tools/coredns "$tmp/coredns" .
 touch "$tmp/.complete"
 rm -rf "$OUT"
 mv "$tmp" "$OUT"
+# Builds of other versions (or of fewer binaries) are not used any more.
+for old in "$CACHE"/tools/kube-v*; do
+  [ "$old" = "$OUT" ] || rm -rf "$old"
+done
 echo "kube-tools: built in $((SECONDS - started)) s" >&2
 echo "$OUT"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Kubernetes control plane on 127.0.0.1 for the cluster tier: etcd, kube-apiserver
-# (Pod Security admission on, RBAC) and kube-controller-manager — no kubelet, so pods
-# are admitted and stay Pending. Binaries from tools/scripts/kube-tools.sh.
+# (Pod Security admission on, RBAC) and kube-controller-manager. Alone, Pods are
+# admitted and stay Pending; tools/scripts/kube-node.sh adds the node that runs
+# them (and the scheduler). Binaries from tools/scripts/kube-tools.sh.
 #
 #   tools/scripts/kube.sh start   wipes and starts it; prints the kubeconfig path
 #   tools/scripts/kube.sh stop    stops all three (and keeps the logs)
@@ -54,6 +55,8 @@ start() {
   local token
   token=$(openssl rand -hex 16)
   echo "$token,admin,admin-uid,\"system:masters\"" >"$RUN/tokens.csv"
+  # The node's kubelet (tools/scripts/kube-node.sh), authorized by the Node authorizer.
+  echo "$(openssl rand -hex 16),system:node:orderflow-node,node-uid,\"system:nodes\"" >>"$RUN/tokens.csv"
 
   setsid "$bin/etcd" --name default --data-dir "$RUN/etcd" \
     --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
@@ -63,7 +66,9 @@ start() {
   wait_for etcd 20 curl -fsS http://127.0.0.1:23790/health
 
   # --endpoint-reconciler-type=none: it refuses 127.0.0.1 otherwise;
-  # --allow-privileged: so Pod Security, not plain validation, refuses privileged pods.
+  # --allow-privileged: so Pod Security, not plain validation, refuses privileged pods;
+  # --kubelet-preferred-address-types=Hostname: the node's name resolves to
+  # 127.0.0.1, where its kubelet listens (kube-node.sh).
   setsid "$bin/kube-apiserver" --etcd-servers=http://127.0.0.1:23790 \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORT" \
     --cert-dir="$RUN/certs" \
@@ -71,7 +76,8 @@ start() {
     --service-account-signing-key-file="$RUN/sa.key" --service-account-key-file="$RUN/sa.pub" \
     --token-auth-file="$RUN/tokens.csv" --authorization-mode=Node,RBAC \
     --service-cluster-ip-range=10.96.0.0/16 --allow-privileged=true \
-    --endpoint-reconciler-type=none >"$RUN/kube-apiserver.log" 2>&1 < /dev/null &
+    --endpoint-reconciler-type=none --kubelet-preferred-address-types=Hostname \
+    >"$RUN/kube-apiserver.log" 2>&1 < /dev/null &
   echo $! >"$RUN/kube-apiserver.pid"
   wait_for kube-apiserver 60 curl -fsSk -H "Authorization: Bearer $token" "https://127.0.0.1:$PORT/readyz"
 

@@ -46,7 +46,7 @@ tmp=$(mktemp -d "$CACHE/tools/.$tool-build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck disable=SC2059 # the stamp is a format with the version as its one argument
 (cd "tools/$tool" && GOCACHE="$tmp/gocache" CGO_ENABLED=0 GOFLAGS=-mod=mod \
-  nice go build -trimpath -ldflags "-s -w $(printf "$stamp" "$version")" -o "$tmp/$tool" "$package") >&2
+  nice go build -trimpath -ldflags "-s -w $(printf -- "$stamp" "$version")" -o "$tmp/$tool" "$package") >&2
 mkdir -p "$(dirname "$out")"
 mv "$tmp/$tool" "$out"
 echo "observability-tools: $tool built in $((SECONDS - started)) s" >&2

@@ -19,14 +19,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Kafka runs on the machine's Java and is resolved by Maven.
-if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
-  echo "installing Java and Maven for the Kafka broker"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jre-headless maven
-fi
-
 # A real Prometheus scrapes the services in the system tests.
 if ! command -v prometheus >/dev/null; then
   echo "installing Prometheus"

@@ -29,6 +29,24 @@ impl Jaeger {
         grpc_port: u16,
         log: Option<std::fs::File>,
     ) -> Result<Self> {
+        Self::launch("127.0.0.1", otlp_port, query_port, grpc_port, log).await
+    }
+
+    /// On free ports, its OTLP receiver on `otlp_host` (where other
+    /// machines' processes, a cluster's Pods say, send their spans), its query
+    /// API on 127.0.0.1; its log discarded.
+    pub async fn start_receiving_on(otlp_host: &str) -> Result<Self> {
+        use crate::process::free_port;
+        Self::launch(otlp_host, free_port()?, free_port()?, free_port()?, None).await
+    }
+
+    async fn launch(
+        otlp_host: &str,
+        otlp_port: u16,
+        query_port: u16,
+        grpc_port: u16,
+        log: Option<std::fs::File>,
+    ) -> Result<Self> {
         let bin = binary("jaeger")?;
         let mut config = tempfile::Builder::new().suffix(".yaml").tempfile()?;
         std::io::Write::write_all(&mut config, CONFIG.as_bytes())?;
@@ -36,6 +54,7 @@ impl Jaeger {
         command
             .arg("--config")
             .arg(config.path())
+            .env("JAEGER_OTLP_HTTP_HOST", otlp_host)
             .env("JAEGER_OTLP_HTTP_PORT", otlp_port.to_string())
             .env("JAEGER_QUERY_PORT", query_port.to_string())
             .env("JAEGER_QUERY_GRPC_PORT", grpc_port.to_string());
@@ -43,7 +62,7 @@ impl Jaeger {
         let query_url = format!("http://127.0.0.1:{query_port}");
         wait_ready("jaeger", &format!("{query_url}/api/services"), &mut child).await?;
         Ok(Self {
-            otlp_endpoint: format!("http://127.0.0.1:{otlp_port}"),
+            otlp_endpoint: format!("http://{otlp_host}:{otlp_port}"),
             query_url,
             _child: child,
             _config: config,

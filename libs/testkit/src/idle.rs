@@ -24,7 +24,7 @@ pub(crate) const SPECS: [&orderflow_runtime::ServiceSpec; 5] = [
 /// Waits (up to 60 s) until the stack is idle: outboxes and parked keys
 /// empty, then no lag, then the outboxes still empty (a consumer that
 /// caught up may have written rows meanwhile).
-pub(crate) async fn wait_idle(
+pub async fn wait_idle(
     kafka: &KafkaProbe,
     retry_tiers: &[Duration],
     databases: &BTreeMap<&'static str, String>,

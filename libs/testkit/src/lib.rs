@@ -12,8 +12,9 @@ pub mod browser;
 pub mod chaos;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod harness;
-mod idle;
+pub mod idle;
 mod kafka;
 pub mod launch;
 pub mod metrics;
@@ -22,7 +23,7 @@ mod stray;
 pub mod system;
 pub mod traces;
 
-pub use api::{check_four_outcomes, order_body, Api};
+pub use api::{check_four_outcomes, order_body, Api, FourOutcomes};
 pub use kafka::{Duplicator, KafkaProbe, DUPLICATE_MARKER};
 pub use stack::{Options, Stack};
 
@@ -34,30 +35,56 @@ use anyhow::Context as _;
 pub fn shared_issuer() -> std::sync::Arc<orderflow_auth::Issuer> {
     use std::sync::{Arc, OnceLock};
     static ISSUER: OnceLock<Arc<orderflow_auth::Issuer>> = OnceLock::new();
-    ISSUER
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .expect("bind the issuer");
-                    let url = format!("http://{}", listener.local_addr().expect("address"));
-                    let issuer = Arc::new(
-                        orderflow_auth::Issuer::new(&url, orderflow_auth::DEFAULT_AUDIENCE)
-                            .expect("the issuer's keys"),
-                    );
-                    tx.send(issuer.clone()).expect("the test waits");
-                    let _ = axum::serve(listener, issuer.router()).await;
-                });
-            });
-            rx.recv().expect("the issuer thread reports")
-        })
-        .clone()
+    ISSUER.get_or_init(|| issuer_on("127.0.0.1")).clone()
+}
+
+/// A token issuer listening on `host` (a free port), for as long as the process lives.
+pub fn issuer_on(host: &str) -> std::sync::Arc<orderflow_auth::Issuer> {
+    serve_on_thread(host, |url| {
+        let issuer = std::sync::Arc::new(
+            orderflow_auth::Issuer::new(url, orderflow_auth::DEFAULT_AUDIENCE)
+                .expect("the issuer's keys"),
+        );
+        (issuer.clone(), issuer.router())
+    })
+}
+
+/// A schema registry listening on `host` (a free port), for as long as the
+/// process lives; returns its URL.
+pub fn registry_on(host: &str) -> String {
+    serve_on_thread(host, |url| {
+        (
+            url.to_string(),
+            orderflow_registry::Registry::new().router(),
+        )
+    })
+}
+
+/// Serves what `make` builds (given its own URL) on a free port of `host`,
+/// from a thread of its own: each test's Tokio runtime ends with the test,
+/// a server shared by the tests of a binary must outlive them.
+fn serve_on_thread<T: Send + 'static>(
+    host: &str,
+    make: impl FnOnce(&str) -> (T, axum::Router) + Send + 'static,
+) -> T {
+    let bind = format!("{host}:0");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .unwrap_or_else(|e| panic!("binding {bind}: {e}"));
+            let url = format!("http://{}", listener.local_addr().expect("address"));
+            let (handle, router) = make(&url);
+            tx.send(handle).expect("the test waits");
+            let _ = axum::serve(listener, router).await;
+        });
+    });
+    rx.recv().expect("the server's thread reports")
 }
 
 /// Logs go to the test output when `RUST_LOG` is set.

@@ -110,24 +110,7 @@ pub struct ProcessStack {
 /// runtime ends with the test.
 fn shared_registry() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind registry");
-                let url = format!("http://{}", listener.local_addr().expect("address"));
-                tx.send(url).expect("test thread waits");
-                let _ = axum::serve(listener, orderflow_registry::Registry::new().router()).await;
-            });
-        });
-        rx.recv().expect("the registry thread reports its address")
-    })
+    URL.get_or_init(|| crate::registry_on("127.0.0.1"))
 }
 
 fn required_env(name: &str) -> Result<String> {

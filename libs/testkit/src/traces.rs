@@ -1,7 +1,8 @@
 //! Traces as Jaeger shows them, read through its query API (`/api/traces`,
 //! the JSON the Jaeger UI reads, after Jaeger's adjusters have run).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -62,6 +63,57 @@ impl TraceQuery {
             .flatten()
             .map(spans)
             .collect()
+    }
+
+    /// The trace of `order_id` once every one of `services` has a span in it and
+    /// no more spans arrive. Fails if the order's spans are in several traces.
+    pub async fn trace_of_order(
+        &self,
+        order_id: &str,
+        services: &[&str],
+    ) -> Result<Vec<TraceSpan>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last_count = None;
+        loop {
+            // The spans that act on the order — every hop over Kafka and the
+            // request that created it — are in one trace. Reading the order
+            // (`GET /v1/orders/{id}`) is a request of its own, with its own trace.
+            let mut trace_ids = BTreeSet::new();
+            for service in services {
+                for trace in self.traces_of_order(service, order_id).await? {
+                    let acts = trace.iter().any(|s| {
+                        s.attributes.get("order.id").map(String::as_str) == Some(order_id)
+                            && (s.kind == "producer"
+                                || s.kind == "consumer"
+                                || s.name == "POST /v1/orders")
+                    });
+                    if acts {
+                        trace_ids.insert(trace[0].trace_id.clone());
+                    }
+                }
+            }
+            if trace_ids.len() > 1 {
+                bail!(
+                    "order {order_id} is spread over {} traces: {trace_ids:?}",
+                    trace_ids.len()
+                );
+            }
+            if let Some(trace_id) = trace_ids.first() {
+                let trace = self.trace(trace_id).await?;
+                let present: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
+                let complete = services.iter().all(|s| present.contains(s));
+                if complete && last_count == Some(trace.len()) {
+                    return Ok(trace);
+                }
+                last_count = complete.then_some(trace.len());
+                if Instant::now() > deadline {
+                    bail!("trace of {order_id} has services {present:?}, expected {services:?}");
+                }
+            } else if Instant::now() > deadline {
+                bail!("Jaeger has no span naming order {order_id}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Every span of the trace `trace_id`.

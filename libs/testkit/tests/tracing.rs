@@ -7,64 +7,12 @@
 //! in it, and not one span Jaeger has a warning about.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use orderflow_companions::Jaeger;
 use orderflow_testkit::order_body;
 use orderflow_testkit::system::ProcessStack;
 use orderflow_testkit::traces::{TraceQuery, TraceSpan};
-
-/// The trace of `order_id` once every one of `services` has a span in it and
-/// no more spans arrive. Fails if the order's spans are in several traces.
-async fn trace_of(
-    jaeger: &TraceQuery,
-    order_id: &str,
-    services: &[&str],
-) -> Result<Vec<TraceSpan>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last_count = None;
-    loop {
-        // The spans that act on the order — every hop over Kafka and the
-        // request that created it — are in one trace. Reading the order
-        // (`GET /v1/orders/{id}`) is a request of its own, with its own trace.
-        let mut trace_ids = BTreeSet::new();
-        for service in services {
-            for trace in jaeger.traces_of_order(service, order_id).await? {
-                let acts = trace.iter().any(|s| {
-                    s.attributes.get("order.id").map(String::as_str) == Some(order_id)
-                        && (s.kind == "producer"
-                            || s.kind == "consumer"
-                            || s.name == "POST /v1/orders")
-                });
-                if acts {
-                    trace_ids.insert(trace[0].trace_id.clone());
-                }
-            }
-        }
-        if trace_ids.len() > 1 {
-            bail!(
-                "order {order_id} is spread over {} traces: {trace_ids:?}",
-                trace_ids.len()
-            );
-        }
-        if let Some(trace_id) = trace_ids.first() {
-            let trace = jaeger.trace(trace_id).await?;
-            let present: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
-            let complete = services.iter().all(|s| present.contains(s));
-            if complete && last_count == Some(trace.len()) {
-                return Ok(trace);
-            }
-            last_count = complete.then_some(trace.len());
-            if Instant::now() > deadline {
-                bail!("trace of {order_id} has services {present:?}, expected {services:?}");
-            }
-        } else if Instant::now() > deadline {
-            bail!("Jaeger has no span naming order {order_id}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 /// Checks the spans form one tree under the gateway's request span, each hop
 /// over Kafka hanging off its event's creation span, with no warning from
@@ -218,7 +166,7 @@ async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
     for (name, body, services) in &cases {
         let order_id = stack.place(body).await?;
         stack.wait_terminal(&order_id).await?;
-        let trace = trace_of(&query, &order_id, services).await?;
+        let trace = query.trace_of_order(&order_id, services).await?;
         let depth = check_tree(&order_id, &trace);
         // The order knows its trace: the console links to it.
         assert_eq!(
