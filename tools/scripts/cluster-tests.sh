@@ -314,10 +314,13 @@ PG_CLEAN=1 tools/scripts/postgres.sh start >/dev/null
 tools/scripts/images.sh >/dev/null
 . tools/scripts/podman.sh
 TAG=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+# The same images under a second tag, for a rolling upgrade to a new tag.
+NEXT_TAG="$TAG-next"
 images=()
 for bin in orderflow-gateway orderflow-order orderflow-inventory orderflow-payment \
   orderflow-shipping orderflow-notification orderflow; do
-  images+=("localhost/orderflow/$bin:$TAG")
+  pm tag "localhost/orderflow/$bin:$TAG" "localhost/orderflow/$bin:$NEXT_TAG"
+  images+=("localhost/orderflow/$bin:$TAG" "localhost/orderflow/$bin:$NEXT_TAG")
 done
 pm save --quiet --multi-image-archive --format docker-archive -o "$WORK/images.tar" "${images[@]}"
 tools/scripts/kube-node.sh import "$WORK/images.tar" >/dev/null
@@ -327,11 +330,11 @@ echo "== the used-by story (libs/testkit/tests/cluster.rs)"
 if ORDERFLOW_CLUSTER_KUBECTL="$BIN/kubectl" ORDERFLOW_CLUSTER_HELM="$HELM" \
   ORDERFLOW_CLUSTER_HOST=10.244.0.1 ORDERFLOW_CLUSTER_KAFKA="10.244.0.1:$KAFKA_PORT" \
   ORDERFLOW_CLUSTER_DATABASE="postgres://orderflow:orderflow@10.244.0.1:$PG_PORT" \
-  ORDERFLOW_CLUSTER_IMAGES=localhost/orderflow ORDERFLOW_CLUSTER_TAG="$TAG" \
+  ORDERFLOW_CLUSTER_IMAGES=localhost/orderflow ORDERFLOW_CLUSTER_TAG="$TAG" ORDERFLOW_CLUSTER_NEXT_TAG="$NEXT_TAG" \
   cargo test -p orderflow-testkit --features cluster --test cluster -- --nocapture; then
-  ok "helm install on a node: hooks, Pods Ready, four outcomes, one trace, uninstall"
+  ok "on a node: helm install, four outcomes, one trace, scale, upgrades and a killed Pod under load, uninstall"
 else
-  not_ok "helm install on a node: hooks, Pods Ready, four outcomes, one trace, uninstall"
+  not_ok "on a node: helm install, four outcomes, one trace, scale, upgrades and a killed Pod under load, uninstall"
   k get pods -A -o wide 2>&1 | sed 's/^/        /' || true
   k get events -A --sort-by=.lastTimestamp 2>&1 | tail -30 | sed 's/^/        /' || true
 fi

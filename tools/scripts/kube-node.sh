@@ -159,12 +159,20 @@ stop() {
     fi
     rm -f "$RUN/containerd.pid"
   fi
-  # Mounts under the node's folder (Pods' volumes, rootfs, sandboxes' netns).
+  # Whatever a start whose pid files are gone left running.
+  for pid in $(pgrep -f -- "$RUN/|--hostname-override=$NODE|kube-scheduler .*--secure-port=30259" || true); do
+    [ "$pid" = $$ ] || kill -9 "$pid" 2>/dev/null || true
+  done
+  # Mounts under the node's folder (Pods' volumes, rootfs, sandboxes' netns);
+  # they can stack (kubelet binds its root onto itself): until none is left.
   local mounts
-  mounts=$(findmnt -rn -o TARGET | grep -F "$RUN/" | sort -r || true)
-  while IFS= read -r m; do
-    [ -n "$m" ] && umount -l "$m" 2>/dev/null || true
-  done <<<"$mounts"
+  for _ in 1 2 3 4 5; do
+    mounts=$(findmnt -rn -o TARGET | grep -F "$RUN/" | sort -r || true)
+    [ -n "$mounts" ] || break
+    while IFS= read -r m; do
+      umount -l "$m" 2>/dev/null || true
+    done <<<"$mounts"
+  done
   for ns in /var/run/netns/cni-*; do
     [ -e "$ns" ] || continue
     umount -l "$ns" 2>/dev/null || true

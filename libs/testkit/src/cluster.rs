@@ -20,9 +20,11 @@ pub struct Cluster {
     pub kafka: String,
     /// PostgreSQL as `postgres://user:password@host:port`, on `host`.
     pub database: String,
-    /// The images' name prefix and tag, imported into the node's containerd.
+    /// The images' name prefix and tag, imported into the node's containerd,
+    /// and a second tag of the same images to roll an upgrade to.
     pub images: String,
     pub tag: String,
+    pub next_tag: String,
     /// The chart's folder.
     pub chart: PathBuf,
 }
@@ -43,6 +45,7 @@ impl Cluster {
             database: required("ORDERFLOW_CLUSTER_DATABASE")?,
             images: required("ORDERFLOW_CLUSTER_IMAGES")?,
             tag: required("ORDERFLOW_CLUSTER_TAG")?,
+            next_tag: required("ORDERFLOW_CLUSTER_NEXT_TAG")?,
             chart: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../helm/orderflow")),
         })
     }
@@ -65,16 +68,30 @@ impl Cluster {
         run(&self.helm, args)
     }
 
-    /// `kubectl -n NS get WHAT -o json`.
-    pub fn get(&self, ns: &str, what: &str) -> Result<Value> {
-        let out = self.kubectl(["-n", ns, "get", what, "-o", "json"])?;
-        serde_json::from_str(&out).with_context(|| format!("kubectl get {what}: {out}"))
+    /// `kubectl -n NS get WHAT... -o json`.
+    pub fn get(&self, ns: &str, what: &[&str]) -> Result<Value> {
+        let mut args = vec!["-n", ns, "get"];
+        args.extend(what);
+        args.extend(["-o", "json"]);
+        let out = self.kubectl(&args)?;
+        serde_json::from_str(&out).with_context(|| format!("kubectl get {what:?}: {out}"))
+    }
+
+    /// The Pods of a component of `release` (`None`: all of the namespace's).
+    pub fn pods(&self, ns: &str, release: &str, component: Option<&str>) -> Result<Value> {
+        let selector = match component {
+            Some(c) => {
+                format!("app.kubernetes.io/instance={release},app.kubernetes.io/component={c}")
+            }
+            None => format!("app.kubernetes.io/instance={release}"),
+        };
+        self.get(ns, &["pods", "-l", &selector])
     }
 
     /// `http://<cluster IP>:<first port>` of a Service: reached from the host
     /// through kube-proxy's rules, as a Pod reaches it.
     pub fn service_url(&self, ns: &str, service: &str) -> Result<String> {
-        let svc = self.get(ns, &format!("service/{service}"))?;
+        let svc = self.get(ns, &[&format!("service/{service}")])?;
         let ip = svc["spec"]["clusterIP"].as_str().context("a cluster IP")?;
         let port = svc["spec"]["ports"][0]["port"].as_i64().context("a port")?;
         Ok(format!("http://{ip}:{port}"))

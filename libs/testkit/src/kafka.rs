@@ -33,6 +33,43 @@ impl KafkaProbe {
         c
     }
 
+    /// Every topic on the broker but its internal ones, with its partition count.
+    pub fn topics(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        let consumer: BaseConsumer = self.client().create()?;
+        let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| !t.name().starts_with("__"))
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect())
+    }
+
+    /// The members of consumer group `group` as the broker describes it:
+    /// each member's client host and the partitions assigned to it.
+    pub fn members(&self, group: &str) -> Result<Vec<GroupMember>> {
+        let consumer: BaseConsumer = self.client().create()?;
+        let groups = consumer.fetch_group_list(Some(group), TIMEOUT)?;
+        let Some(found) = groups.groups().iter().find(|g| g.name() == group) else {
+            return Ok(Vec::new());
+        };
+        found
+            .members()
+            .iter()
+            .map(|m| {
+                Ok(GroupMember {
+                    id: m.id().to_string(),
+                    host: m.client_host().to_string(),
+                    partitions: m
+                        .assignment()
+                        .map(assignment)
+                        .transpose()?
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
     /// Messages on `topics` that `group` has not committed yet.
     pub async fn lag(&self, group: &str, topics: &[String]) -> Result<i64> {
         let client = self.client();
@@ -252,5 +289,80 @@ impl Duplicator {
         self.stop.cancel();
         self.task.await??;
         Ok(self.copied.load(Ordering::SeqCst))
+    }
+}
+
+/// A member of a consumer group and what it was assigned.
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    pub id: String,
+    /// Where it connects from: a Pod's address, in a cluster.
+    pub host: String,
+    /// `(topic, partition)`, as the group's leader assigned them.
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// The partitions of a member's assignment, in the consumer protocol's
+/// encoding (version, then per topic its name and partitions, then user
+/// data; the same in every version a client of the group may send).
+fn assignment(bytes: &[u8]) -> Result<Vec<(String, i32)>> {
+    struct Reader<'a>(&'a [u8]);
+    impl Reader<'_> {
+        fn take(&mut self, n: usize) -> Result<&[u8]> {
+            if self.0.len() < n {
+                bail!("an assignment cut short");
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn i16(&mut self) -> Result<i16> {
+            Ok(i16::from_be_bytes(self.take(2)?.try_into()?))
+        }
+        fn i32(&mut self) -> Result<i32> {
+            Ok(i32::from_be_bytes(self.take(4)?.try_into()?))
+        }
+    }
+    let mut r = Reader(bytes);
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    r.i16()?; // version
+    let mut partitions = Vec::new();
+    for _ in 0..r.i32()?.max(0) {
+        let len = usize::try_from(r.i16()?).context("a topic name's length")?;
+        let topic = String::from_utf8(r.take(len)?.to_vec())?;
+        for _ in 0..r.i32()?.max(0) {
+            partitions.push((topic.clone(), r.i32()?));
+        }
+    }
+    Ok(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_assignment_reads_as_its_topics_and_partitions() {
+        // version 3, two topics, user data absent (-1).
+        let mut bytes = vec![0, 3, 0, 0, 0, 2];
+        for (topic, parts) in [("orders", vec![0i32, 5]), ("payments", vec![7])] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend((parts.len() as i32).to_be_bytes());
+            for p in parts {
+                bytes.extend(p.to_be_bytes());
+            }
+        }
+        bytes.extend((-1i32).to_be_bytes());
+        assert_eq!(
+            super::assignment(&bytes).unwrap(),
+            [
+                ("orders".to_string(), 0),
+                ("orders".to_string(), 5),
+                ("payments".to_string(), 7)
+            ]
+        );
+        assert!(super::assignment(&bytes[..9]).is_err());
+        assert!(super::assignment(&[]).unwrap().is_empty());
     }
 }

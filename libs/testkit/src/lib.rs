@@ -17,6 +17,7 @@ pub mod harness;
 pub mod idle;
 mod kafka;
 pub mod launch;
+pub mod load;
 pub mod metrics;
 mod stack;
 mod stray;
@@ -24,7 +25,7 @@ pub mod system;
 pub mod traces;
 
 pub use api::{check_four_outcomes, order_body, Api, FourOutcomes};
-pub use kafka::{Duplicator, KafkaProbe, DUPLICATE_MARKER};
+pub use kafka::{Duplicator, GroupMember, KafkaProbe, DUPLICATE_MARKER};
 pub use stack::{Options, Stack};
 
 use anyhow::Context as _;

@@ -5,20 +5,33 @@
 //! and PostgreSQL (started by tools/scripts/cluster-tests.sh), the schema
 //! registry, the OIDC issuer and Jaeger (started here) run on the host and
 //! are reached by address and secret, as a cluster reaches managed
-//! services. Each step checks what a user would see.
+//! services. Each step checks what a user would see, and prints what it
+//! measured:
+//!
+//! 1. `helm install --wait` with its hooks: every topic and schema there,
+//!    every Pod Running and Ready under the restricted profile;
+//! 2. the four outcomes through the gateway's Service, stock, charges and
+//!    notifications read back; the shipped order one trace in Jaeger;
+//! 3. under a steady load: `kubectl scale` of inventory to 3 (the new Pods
+//!    join its consumer group and own partitions), a `helm upgrade` that
+//!    keeps the 3, a rolling `helm upgrade` to a new image tag, `kubectl
+//!    delete pod` of a consumer — then every order terminal and the saga's
+//!    invariants over all of them: nothing lost, nothing done twice;
+//! 4. `helm uninstall` leaves nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use orderflow_auth::Issuer;
 use orderflow_companions::Jaeger;
 use orderflow_envelope::{Codec, EventType};
+use orderflow_testkit::checks::check_invariants;
 use orderflow_testkit::cluster::{unready_pods, until, Cluster};
+use orderflow_testkit::load::SteadyLoad;
 use orderflow_testkit::traces::TraceQuery;
 use orderflow_testkit::{check_four_outcomes, Api, KafkaProbe};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 const NS: &str = "shop";
 const RELEASE: &str = "orderflow";
@@ -68,20 +81,6 @@ replicaCountOnInstall: 1
         otlp = jaeger.otlp_endpoint,
         jaeger_ui = jaeger.query_url,
     )
-}
-
-/// The topics the hook Job made, as the broker lists them.
-fn topics(bootstrap: &str) -> Result<BTreeMap<String, usize>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| !t.name().starts_with("__"))
-        .map(|t| (t.name().to_string(), t.partitions().len()))
-        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,7 +145,8 @@ async fn install_order_trace_uninstall() -> Result<()> {
 
     // The topics hook: every topic of the layout, with its partitions.
     let tiers = orderflow_runtime::RuntimeConfig::default().retry_tiers();
-    let found = topics(&cluster.kafka)?;
+    let kafka = KafkaProbe::new(&cluster.kafka);
+    let found = kafka.topics()?;
     for spec in orderflow_runtime::topics::layout(PARTITIONS, &tiers) {
         ensure!(
             found.get(&spec.name) == Some(&(spec.partitions as usize)),
@@ -172,7 +172,7 @@ async fn install_order_trace_uninstall() -> Result<()> {
     println!("hooks: {} topics, {} subjects", found.len(), subjects.len());
 
     // Every Pod of the release Running and Ready, none restarted.
-    let pods = cluster.get(NS, "pods")?;
+    let pods = cluster.pods(NS, RELEASE, None)?;
     let unready = unready_pods(&pods);
     ensure!(
         unready.is_empty(),
@@ -208,13 +208,12 @@ async fn install_order_trace_uninstall() -> Result<()> {
     // --- Orders through the gateway's Service ------------------------------------
     let gateway = cluster.service_url(NS, &format!("{RELEASE}-gateway"))?;
     let payment = cluster.service_url(NS, &format!("{RELEASE}-payment"))?;
-    let api = Api::new(gateway, vec![payment], issuer.clone());
+    let api = Arc::new(Api::new(gateway, vec![payment], issuer.clone()));
     api.client.seed_demo_catalogue().await?;
     let databases: BTreeMap<&'static str, String> = COMPONENTS[1..]
         .iter()
         .map(|s| (*s, cluster.database_url(s)))
         .collect();
-    let kafka = KafkaProbe::new(&cluster.kafka);
     let placed = Instant::now();
     let orders = check_four_outcomes(
         &api,
@@ -239,6 +238,114 @@ async fn install_order_trace_uninstall() -> Result<()> {
         "the shipped order's trace: {} spans from {} services",
         trace.len(),
         services.len()
+    );
+
+    // --- Scale, upgrade, roll, kill: under a steady load ----------------------------
+    let initial: BTreeMap<String, i64> =
+        (3..=10).map(|i| (format!("SKU-{i:03}"), 10_000)).collect();
+    for (sku, available) in &initial {
+        api.set_stock(sku, *available, 999).await?;
+    }
+    let load = SteadyLoad::start(
+        api.clone(),
+        10.0,
+        &uuid::Uuid::new_v4().simple().to_string(),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    scale_inventory_to_three(&cluster, &kafka).await?;
+    let upgrade = [
+        "upgrade",
+        RELEASE,
+        chart,
+        "-n",
+        NS,
+        "-f",
+        values_path,
+        "--wait",
+        "--timeout",
+        "5m",
+    ];
+    cluster.helm(upgrade)?;
+    ensure!(
+        cluster.kubectl([
+            "-n",
+            NS,
+            "get",
+            &format!("deploy/{RELEASE}-inventory"),
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ])? == "3",
+        "helm upgrade changed inventory's 3 replicas"
+    );
+    println!("helm upgrade with the same values: inventory keeps its 3 replicas");
+
+    let failed_before = load.failed();
+    let rolled = Instant::now();
+    let next = format!("image.tag={}", cluster.next_tag);
+    let mut roll = upgrade.to_vec();
+    roll.extend(["--set", &next]);
+    cluster.helm(&roll)?;
+    // helm returns once the new Pods are Ready; the old ones are still
+    // draining (preStop sleep, then a graceful shutdown).
+    let suffix = format!(":{}", cluster.next_tag);
+    until(
+        "every Pod on the new tag, the old ones gone",
+        Duration::from_secs(180),
+        || {
+            let pods = cluster.pods(NS, RELEASE, None)?;
+            let old: Vec<String> = pods["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| {
+                    p["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| !c["image"].as_str().unwrap_or_default().ends_with(&suffix))
+                })
+                .map(|p| p["metadata"]["name"].as_str().unwrap_or("?").to_string())
+                .collect();
+            Ok((old.is_empty() && unready_pods(&pods).is_empty()).then_some(()))
+        },
+    )
+    .await?;
+    println!(
+        "rolling helm upgrade to {} under load: {:.1?}, {} failed requests at the gateway",
+        cluster.next_tag,
+        rolled.elapsed(),
+        load.failed() - failed_before
+    );
+
+    let victim = pod_of(&cluster, "payment")?;
+    cluster.kubectl(["-n", NS, "delete", "pod", &victim, "--wait=false"])?;
+    until("a new payment Pod Ready", Duration::from_secs(120), || {
+        let pods = cluster.pods(NS, RELEASE, Some("payment"))?;
+        Ok(unready_pods(&pods).is_empty().then_some(()))
+    })
+    .await?;
+    println!("kubectl delete pod {victim} under load: its replacement is Ready");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let report = load.stop().await?;
+    let done = api
+        .wait_all_terminal(&report.accepted, Duration::from_secs(180))
+        .await?;
+    orderflow_testkit::idle::wait_idle(&kafka, &tiers, &databases).await?;
+    let checked = check_invariants(&api, &initial, &done, Some(&databases)).await?;
+    let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &done {
+        *statuses.entry(o.status.as_str()).or_default() += 1;
+    }
+    println!(
+        "the load: {} orders {statuses:?}, {} failed attempts (tried again with their Idempotency-Key): {:?}; invariants hold ({checked:?})",
+        done.len(),
+        report.failed.len(),
+        report.failed.iter().take(5).collect::<Vec<_>>()
+    );
+    ensure!(
+        statuses.get("SHIPPED") == Some(&done.len()),
+        "every load order ships: {statuses:?}"
     );
 
     // --- helm uninstall leaves nothing --------------------------------------------
@@ -273,4 +380,58 @@ async fn install_order_trace_uninstall() -> Result<()> {
     left?;
     cluster.kubectl(["delete", "namespace", NS, "--wait=true", "--timeout=120s"])?;
     Ok(())
+}
+
+/// `kubectl scale` inventory to 3: the new Pods Ready, then in its consumer
+/// group, each owning partitions.
+async fn scale_inventory_to_three(cluster: &Cluster, kafka: &KafkaProbe) -> Result<()> {
+    let group = "orderflow-inventory";
+    let before = kafka.members(group)?;
+    ensure!(
+        before.len() == 1,
+        "inventory's group before scaling: {before:?}"
+    );
+    let started = Instant::now();
+    cluster.kubectl([
+        "-n",
+        NS,
+        "scale",
+        &format!("deploy/{RELEASE}-inventory"),
+        "--replicas=3",
+    ])?;
+    until("3 inventory Pods Ready", Duration::from_secs(120), || {
+        let pods = cluster.pods(NS, RELEASE, Some("inventory"))?;
+        let n = pods["items"].as_array().map_or(0, Vec::len);
+        Ok((n == 3 && unready_pods(&pods).is_empty()).then_some(()))
+    })
+    .await?;
+    let ready = started.elapsed();
+    let members = until(
+        "3 members of orderflow-inventory, each with partitions",
+        Duration::from_secs(120),
+        || {
+            let members = kafka.members(group)?;
+            Ok(
+                (members.len() == 3 && members.iter().all(|m| !m.partitions.is_empty()))
+                    .then_some(members),
+            )
+        },
+    )
+    .await?;
+    println!(
+        "kubectl scale inventory 1 → 3: Pods Ready in {ready:.1?}, 3 group members in {:.1?}; partitions per member before {:?}, after {:?}",
+        started.elapsed(),
+        before.iter().map(|m| m.partitions.len()).collect::<Vec<_>>(),
+        members.iter().map(|m| (m.host.as_str(), m.partitions.len())).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// The name of a Pod of `component`.
+fn pod_of(cluster: &Cluster, component: &str) -> Result<String> {
+    let pods = cluster.pods(NS, RELEASE, Some(component))?;
+    pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .map(String::from)
+        .with_context(|| format!("no Pod of {component}"))
 }
