@@ -4,10 +4,10 @@
 # from the Go module proxy, kubernetes-validate from PyPI in a venv), and the
 # ok / not_ok / check helpers that count results.
 
-HELM_VERSION=v3.21.4
-# The Kubernetes minor of client-go in that Helm release (what Helm's own build
-# sets as the default capabilities and the API-deprecation lint baseline).
-HELM_KUBE_MINOR=36
+# Helm's current major. It takes the Kubernetes version it assumes when there is
+# no cluster (`helm template`, `helm lint`: .Capabilities and the deprecation
+# baseline) from the client-go it was built with, v0.37: Kubernetes 1.37.
+HELM_VERSION=v4.3.2
 KUBE_SCORE_VERSION=v1.20.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 
@@ -54,11 +54,8 @@ go_install() { # OUT PACKAGE@VERSION LDFLAGS
 
 install_tools() {
   mkdir -p "$TOOLS"
-  local kv_major=1
-  go_install "$HELM" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
-     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_KUBE_MINOR \
-     -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$kv_major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_KUBE_MINOR"
+  go_install "$HELM" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
+    "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
   go_install "$KUBE_SCORE" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
     "-s -w -X main.version=$KUBE_SCORE_VERSION"
   # A venv is tied to its path, so it is built in place; the stamp marks it complete.

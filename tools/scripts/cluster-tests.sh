@@ -7,7 +7,8 @@
 # restricted Pod Security Standard:
 #   1. helm install with hooks: the topics hook Job is created with its spec and
 #      its Pod admitted; with no node it never completes, the install times
-#      out, and a retry replaces the failed Job (which its TTL then removes);
+#      out, and a retry replaces the failed Job (which its TTL then removes)
+#      and fails naming it;
 #   2. the operator's way on from there (helm/orderflow/README.md, "Hooks"):
 #      `helm upgrade --install --no-hooks`; every object is stored, the
 #      controller manager makes each Deployment's ReplicaSet and Pods, and Pod
@@ -15,7 +16,8 @@
 #      server-side dry run; a privileged Pod and a privileged Deployment's Pods
 #      are refused;
 #   3. `kubectl scale` survives a `helm upgrade` with a changed value, unless
-#      the values set replicaCount (then the chart owns the count);
+#      the values set replicaCount (then the chart owns the count; Helm 4's
+#      server-side apply takes it from kubectl with --force-conflicts only);
 #   4. `helm uninstall` leaves nothing of the release.
 # Then the node joins (tools/scripts/kube-node.sh: containerd, kubelet,
 # kube-proxy, kube-scheduler, CoreDNS), Kafka and PostgreSQL start on the
@@ -44,8 +46,11 @@ VALUES=(-f deploy/values/local.yaml
 install_tools
 BIN=$(tools/scripts/kube-tools.sh)
 WORK=$(mktemp -d)
-# The servers on the node's host address, on ports of their own.
-export KAFKA_HOST=10.244.0.1 KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093
+# The servers for the node, on ports of their own: Kafka's PLAINTEXT listener
+# on loopback for the test's own look at the broker, its SASL listener (a
+# principal per component, ACLs as deploy/local/kafka-users.yaml grants them)
+# and PostgreSQL on the node's host address, for the Pods.
+export KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_SASL_LISTENER=10.244.0.1:29094
 export PG_LISTEN=10.244.0.1 PG_PORT=25432
 cleanup() {
   tools/scripts/kube-node.sh stop || true
@@ -164,11 +169,11 @@ check "nothing but hooks was installed" no_deployments
 uid=$(get "job/$RELEASE-topics" '{.metadata.uid}')
 
 echo
-echo "== a second attempt: the failed hook Job is replaced, and says why it failed"
+echo "== a second attempt: the failed hook Job is replaced, and helm names it"
 out=$(helm upgrade --install "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --timeout 120s \
   --set hooks.activeDeadlineSeconds=30 --set hooks.ttlSecondsAfterFinished=0 2>&1) || true
-if grep -q "DeadlineExceeded" <<<"$out"; then
-  ok "helm names the hook's failure: job $RELEASE-topics failed: DeadlineExceeded"
+if grep -q "pre-upgrade hooks failed: resource Job/$NS/$RELEASE-topics not ready. status: Failed" <<<"$out"; then
+  ok "helm names the hook's failure: pre-upgrade hooks failed: Job/$NS/$RELEASE-topics status Failed"
 else
   not_ok "helm names the hook's failure"
   echo "$out" | sed 's/^/        /'
@@ -190,7 +195,7 @@ check "helm upgrade --install --no-hooks" \
   helm upgrade --install "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --timeout 60s
 # Read once more if the first read comes back empty (seen once on a busy
 # machine, right after the upgrade returned).
-deployed() { helm status "$RELEASE" -n "$NS" | grep -q 'STATUS: deployed'; }
+deployed() { [ "$(helm status "$RELEASE" -n "$NS" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["info"]["status"])')" = deployed ]; }
 check "the release is deployed" until_true 30 deployed
 kinds="deployment,service,configmap,serviceaccount,networkpolicy,poddisruptionbudget,ingress,servicemonitor,prometheusrule,scaledobject"
 count_kind() { k -n "$NS" get "$1" -l "app.kubernetes.io/instance=$RELEASE" -o name 2>/dev/null | grep -c . || true; }
@@ -279,15 +284,25 @@ check "inventory still has 3 replicas (replicaCount unset: kubectl owns the coun
 check "the others kept theirs (order: 1)" spec_replicas_are order 1
 notes_say_kubectl() { helm get notes "$RELEASE" -n "$NS" | grep -qF "inventory: kubectl; upgrades keep the live count (now 3)."; }
 check "the release's NOTES say kubectl owns inventory's count, now 3" notes_say_kubectl
-check "helm upgrade --set inventory.replicaCount=2" \
-  helm upgrade "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --set inventory.replicaCount=2
+# Helm 4 applies on the server, where kubectl scale made kubectl an owner of
+# .spec.replicas: taking the count back is a conflict until --force-conflicts.
+if out=$(helm upgrade "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --set inventory.replicaCount=2 2>&1); then
+  not_ok "helm upgrade --set inventory.replicaCount=2 is refused as a conflict with kubectl's scale (it passed)"
+elif grep -q 'conflict with "kubectl" with subresource "scale"' <<<"$out"; then
+  ok "helm upgrade --set inventory.replicaCount=2 is refused: a conflict with kubectl's scale over .spec.replicas"
+else
+  not_ok "helm upgrade --set inventory.replicaCount=2 is refused for that conflict"
+  echo "$out" | sed 's/^/        /'
+fi
+check "helm upgrade --set inventory.replicaCount=2 --force-conflicts" \
+  helm upgrade "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks --set inventory.replicaCount=2 --force-conflicts
 check "inventory has 2 replicas (replicaCount set: the chart owns the count)" spec_replicas_are inventory 2
 check "helm upgrade back to replicaCount unset" \
   helm upgrade "$RELEASE" "$CHART" -n "$NS" "${VALUES[@]}" --no-hooks
 check "inventory keeps its 2 replicas" spec_replicas_are inventory 2
 revisions() { helm history "$RELEASE" -n "$NS" -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-six_revisions() { [ "$(revisions)" = 6 ]; }
-check "the release's history: 2 failed attempts, then 4 upgrades" six_revisions
+seven_revisions() { [ "$(revisions)" = 7 ]; }
+check "the release's history: 2 failed attempts, 4 upgrades and the refused one" seven_revisions
 
 # --- 4. helm uninstall -------------------------------------------------------------
 
@@ -309,7 +324,19 @@ echo "== the node, the servers on its host, the images"
 node_started=$SECONDS
 tools/scripts/kube-node.sh start
 echo "  node Ready in $((SECONDS - node_started)) s"
+KAFKA_SCRAM_USERS=""
+for user in $(python3 -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get("kind") == "KafkaUser": print(d["metadata"]["name"])' deploy/local/kafka-users.yaml); do
+  KAFKA_SCRAM_USERS+="$user=$(openssl rand -hex 12) "
+done
+export KAFKA_SCRAM_USERS
 KAFKA_CLEAN=1 tools/scripts/kafka.sh start >/dev/null
+acls_started=$SECONDS
+python3 tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml |
+  (set -f; while read -r line; do printf '%s\0' "$line"; done) |
+  xargs -0 -P 3 -I{} sh -c 'set -f; tools/scripts/kafka.sh acl {} >/dev/null'
+echo "  Kafka: a SCRAM principal per component, $(python3 tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml | wc -l) ACL grants from deploy/local/kafka-users.yaml ($((SECONDS - acls_started)) s)"
 PG_CLEAN=1 tools/scripts/postgres.sh start >/dev/null
 tools/scripts/images.sh >/dev/null
 . tools/scripts/podman.sh
@@ -328,7 +355,8 @@ tools/scripts/kube-node.sh import "$WORK/images.tar" >/dev/null
 echo
 echo "== the used-by story (libs/testkit/tests/cluster.rs)"
 if ORDERFLOW_CLUSTER_KUBECTL="$BIN/kubectl" ORDERFLOW_CLUSTER_HELM="$HELM" \
-  ORDERFLOW_CLUSTER_HOST=10.244.0.1 ORDERFLOW_CLUSTER_KAFKA="10.244.0.1:$KAFKA_PORT" \
+  ORDERFLOW_CLUSTER_HOST=10.244.0.1 ORDERFLOW_CLUSTER_KAFKA="127.0.0.1:$KAFKA_PORT" \
+  ORDERFLOW_CLUSTER_KAFKA_SASL="$KAFKA_SASL_LISTENER" ORDERFLOW_CLUSTER_KAFKA_USERS="$KAFKA_SCRAM_USERS" \
   ORDERFLOW_CLUSTER_DATABASE="postgres://orderflow:orderflow@10.244.0.1:$PG_PORT" \
   ORDERFLOW_CLUSTER_IMAGES=localhost/orderflow ORDERFLOW_CLUSTER_TAG="$TAG" ORDERFLOW_CLUSTER_NEXT_TAG="$NEXT_TAG" \
   cargo test -p orderflow-testkit --features cluster --test cluster -- --nocapture; then

@@ -7,6 +7,8 @@
 # resolved once by mvn into a cache and started with the machine's java.
 #
 #   tools/scripts/kafka.sh start|stop|restart|status
+#   tools/scripts/kafka.sh acl ARGS...   Kafka's AclCommand against the running
+#                                        broker's PLAINTEXT listener
 #
 # Environment (defaults in brackets):
 #   KAFKA_VERSION          [4.3.1] Kafka release from Maven Central (3.9.x and 4.x work)
@@ -14,6 +16,12 @@
 #                          advertises (the cluster tier: its node's bridge, 10.244.0.1)
 #   KAFKA_PORT             [19092] client (PLAINTEXT) port on KAFKA_HOST
 #   KAFKA_CONTROLLER_PORT  [19093] KRaft controller port on 127.0.0.1
+#   KAFKA_SASL_LISTENER    [] host:port of a second listener, SASL_PLAINTEXT with
+#                          SCRAM-SHA-512, where ACLs apply (the cluster tier's
+#                          Pods: 10.244.0.1:29094); the PLAINTEXT listener's
+#                          clients (User:ANONYMOUS) are then super users
+#   KAFKA_SCRAM_USERS      [] "name=password ..." SCRAM-SHA-512 credentials made
+#                          when the storage is formatted (with KAFKA_CLEAN=1)
 #   ORDERFLOW_CACHE        [$HOME/.cache/orderflow]
 #   KAFKA_DATA             [$ORDERFLOW_CACHE/kafka-$KAFKA_VERSION/run-$KAFKA_PORT]
 #   KAFKA_HEAP             [-Xmx512m]
@@ -43,6 +51,8 @@ KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=30
 
 LIBS=$KAFKA_CACHE/libs
+# The marker of a complete resolution; a new name when the set of jars changes.
+RESOLVED=.resolved-with-tools
 PID_FILE=$KAFKA_DATA/kafka.pid
 CONFIG=$KAFKA_DATA/server.properties
 LOG=$KAFKA_DATA/server.log
@@ -147,12 +157,12 @@ logging_jvm_flags() {
 # interrupted halfway (or a failed download) resolves again next time; with
 # the marker present this costs nothing, no mvn at all.
 resolve_jars() {
-  [ -f "$KAFKA_CACHE/.resolved" ] && return 0
+  [ -f "$KAFKA_CACHE/$RESOLVED" ] && return 0
   # Brokers on other ports share this version's jars: resolve them once.
   mkdir -p "$KAFKA_CACHE"
   exec 8>"$KAFKA_CACHE/.resolve.lock"
   flock 8
-  if [ -f "$KAFKA_CACHE/.resolved" ]; then exec 8>&-; return 0; fi
+  if [ -f "$KAFKA_CACHE/$RESOLVED" ]; then exec 8>&-; return 0; fi
   command -v mvn >/dev/null || die "mvn is needed to fetch Kafka from Maven Central (apt-get install maven)"
   say "resolving org.apache.kafka:kafka_$SCALA_BINARY:$KAFKA_VERSION from Maven Central into $LIBS"
   mkdir -p "$KAFKA_CACHE"
@@ -167,6 +177,8 @@ resolve_jars() {
   <packaging>pom</packaging>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_$SCALA_BINARY</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- The command-line tools' classes: AclCommand (kafka.sh acl). -->
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
 $(logging_deps)
   </dependencies>
   <build>
@@ -189,7 +201,7 @@ EOF
   rm -rf "$LIBS"
   mv "$LIBS.tmp" "$LIBS"
   write_logging_config
-  touch "$KAFKA_CACHE/.resolved"
+  touch "$KAFKA_CACHE/$RESOLVED"
   exec 8>&-
 }
 
@@ -200,11 +212,11 @@ process.roles=broker,controller
 node.id=1
 # Static single-voter quorum: works on 3.9 and 4.x without --standalone.
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT${KAFKA_SASL_LISTENER:+,SASL://$KAFKA_SASL_LISTENER}
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT${KAFKA_SASL_LISTENER:+,SASL://$KAFKA_SASL_LISTENER}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT
 log.dirs=$LOG_DIRS
 
 # Tests create their topics explicitly; a typo must fail, not make a topic.
@@ -225,6 +237,18 @@ transaction.state.log.num.partitions=12
 # Consumers in tests should get their assignment at once, not after 3 s.
 group.initial.rebalance.delay.ms=0
 EOF
+  if [ -n "${KAFKA_SASL_LISTENER:-}" ]; then
+    cat >>"$CONFIG" <<EOF
+
+# KAFKA_SASL_LISTENER: SCRAM logins there, ACLs for everyone but the
+# PLAINTEXT listener's (and the controller's) anonymous clients.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+EOF
+  fi
   if [ -n "$KAFKA_EXTRA_CONFIG" ]; then
     printf '\n# KAFKA_EXTRA_CONFIG\n%s\n' "$KAFKA_EXTRA_CONFIG" >>"$CONFIG"
   fi
@@ -259,7 +283,11 @@ format_storage() {
   say "formatting $LOG_DIRS (cluster id $id)"
   mkdir -p "$LOG_DIRS"
   java_cmd
-  if ! "${JAVA_CMD[@]}" "$STORAGE_TOOL_CLASS" format -t "$id" -c "$CONFIG" >>"$LOG" 2>&1 8>&- 9>&-; then
+  local scram=() user
+  for user in ${KAFKA_SCRAM_USERS:-}; do
+    scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%=*},password=${user#*=}]")
+  done
+  if ! "${JAVA_CMD[@]}" "$STORAGE_TOOL_CLASS" format -t "$id" -c "$CONFIG" "${scram[@]}" >>"$LOG" 2>&1 8>&- 9>&-; then
     tail -n 30 "$LOG" >&2
     die "formatting the storage failed (log: $LOG)"
   fi
@@ -447,10 +475,18 @@ with_lock() {
   "$@"
 }
 
+# Kafka's AclCommand against the running broker's PLAINTEXT listener.
+acl() {
+  resolve_jars
+  java_cmd
+  "${JAVA_CMD[@]}" org.apache.kafka.tools.AclCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" "$@" 8>&- 9>&-
+}
+
 case "${1:-}" in
   start) with_lock start ;;
   stop) with_lock stop ;;
   restart) with_lock stop && with_lock start ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
+  acl) shift; acl "$@" ;;
+  *) echo "usage: $0 start|stop|restart|status|acl ARGS..." >&2; exit 2 ;;
 esac

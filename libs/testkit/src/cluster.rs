@@ -16,8 +16,13 @@ pub struct Cluster {
     helm: PathBuf,
     /// The node's bridge address: where Pods reach servers on the host.
     pub host: String,
-    /// Kafka's bootstrap address, on `host`.
+    /// Kafka's PLAINTEXT listener on loopback: the test's own look at the
+    /// broker, as its operator (a super user).
     pub kafka: String,
+    /// Kafka's SASL listener on `host`, for the Pods: SCRAM-SHA-512, ACLs.
+    pub kafka_sasl: String,
+    /// Each component's Kafka principal and its password.
+    pub kafka_users: Vec<(String, String)>,
     /// PostgreSQL as `postgres://user:password@host:port`, on `host`.
     pub database: String,
     /// The images' name prefix and tag, imported into the node's containerd,
@@ -42,12 +47,23 @@ impl Cluster {
             helm: required("ORDERFLOW_CLUSTER_HELM")?.into(),
             host: required("ORDERFLOW_CLUSTER_HOST")?,
             kafka: required("ORDERFLOW_CLUSTER_KAFKA")?,
+            kafka_sasl: required("ORDERFLOW_CLUSTER_KAFKA_SASL")?,
+            kafka_users: required("ORDERFLOW_CLUSTER_KAFKA_USERS")?
+                .split_whitespace()
+                .filter_map(|u| u.split_once('='))
+                .map(|(name, password)| (name.to_string(), password.to_string()))
+                .collect(),
             database: required("ORDERFLOW_CLUSTER_DATABASE")?,
             images: required("ORDERFLOW_CLUSTER_IMAGES")?,
             tag: required("ORDERFLOW_CLUSTER_TAG")?,
             next_tag: required("ORDERFLOW_CLUSTER_NEXT_TAG")?,
             chart: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../helm/orderflow")),
         })
+    }
+
+    /// The kubectl binary, for a shell that runs what a reader would type.
+    pub fn kubectl_path(&self) -> &std::path::Path {
+        &self.kubectl
     }
 
     /// Runs kubectl; its standard output, or an error with everything it said.

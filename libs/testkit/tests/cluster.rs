@@ -11,7 +11,8 @@
 //! 1. `helm install --wait` with its hooks: every topic and schema there,
 //!    every Pod Running and Ready under the restricted profile;
 //! 2. the four outcomes through the gateway's Service, stock, charges and
-//!    notifications read back; the shipped order one trace in Jaeger;
+//!    notifications read back; the shipped order one trace in Jaeger; the
+//!    first order of the install's NOTES, its commands run as printed;
 //! 3. under a steady load: `kubectl scale` of inventory to 3 (the new Pods
 //!    join its consumer group and own partitions), a `helm upgrade` that
 //!    keeps the 3, a rolling `helm upgrade` to a new image tag, `kubectl
@@ -58,8 +59,12 @@ kafka:
   bootstrapServers: {kafka}
   partitions: {PARTITIONS}
   replicationFactor: 1
+  # A principal per component; each password in the Secret of its name.
   sasl:
-    enabled: false
+    enabled: true
+    mechanism: SCRAM-SHA-512
+    perComponent:
+      enabled: true
 schemaRegistry:
   url: {registry}
 auth:
@@ -75,7 +80,7 @@ replicaCountOnInstall: 1
 "#,
         images = cluster.images,
         tag = cluster.tag,
-        kafka = cluster.kafka,
+        kafka = cluster.kafka_sasl,
         issuer = issuer.auth_config().issuer,
         jwks = issuer.jwks_url(),
         otlp = jaeger.otlp_endpoint,
@@ -99,8 +104,9 @@ async fn install_order_trace_uninstall() -> Result<()> {
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     ])?;
-    // The databases' addresses and password, as an operator (or the
-    // External Secrets Operator) stores them before the install.
+    // The databases' addresses and password and each component's Kafka
+    // password, as an operator (or the External Secrets Operator) stores
+    // them before the install.
     let mut secret = vec![
         "-n".to_string(),
         NS.into(),
@@ -116,6 +122,17 @@ async fn install_order_trace_uninstall() -> Result<()> {
         ));
     }
     cluster.kubectl(&secret)?;
+    for (user, password) in &cluster.kafka_users {
+        cluster.kubectl([
+            "-n",
+            NS,
+            "create",
+            "secret",
+            "generic",
+            user.as_str(),
+            &format!("--from-literal=password={password}"),
+        ])?;
+    }
     let values_file = tempfile::Builder::new().suffix(".yaml").tempfile()?;
     std::fs::write(
         values_file.path(),
@@ -138,9 +155,11 @@ async fn install_order_trace_uninstall() -> Result<()> {
     ])?;
     let installed = started.elapsed();
     println!("helm install --wait (hooks, then every Deployment available): {installed:.1?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&cluster.helm(["status", RELEASE, "-n", NS, "-o", "json"])?)?;
     ensure!(
-        notes.contains("STATUS: deployed"),
-        "helm install said:\n{notes}"
+        status["info"]["status"] == "deployed",
+        "helm status: {status}"
     );
 
     // The topics hook: every topic of the layout, with its partitions.
@@ -208,6 +227,27 @@ async fn install_order_trace_uninstall() -> Result<()> {
     // --- Orders through the gateway's Service ------------------------------------
     let gateway = cluster.service_url(NS, &format!("{RELEASE}-gateway"))?;
     let payment = cluster.service_url(NS, &format!("{RELEASE}-payment"))?;
+    // Ready Pods are endpoints once kube-proxy has written their rules.
+    let served = Instant::now();
+    let openapi = format!("{gateway}/openapi.json");
+    let plain = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !plain
+        .get(&openapi)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "the gateway's Service does not answer at {openapi}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "the gateway answers through its Service {:.1?} after helm returned",
+        served.elapsed()
+    );
     let api = Arc::new(Api::new(gateway, vec![payment], issuer.clone()));
     api.client.seed_demo_catalogue().await?;
     let databases: BTreeMap<&'static str, String> = COMPONENTS[1..]
@@ -239,6 +279,8 @@ async fn install_order_trace_uninstall() -> Result<()> {
         trace.len(),
         services.len()
     );
+
+    notes_first_order(&cluster, &api, &notes).await?;
 
     // --- Scale, upgrade, roll, kill: under a steady load ----------------------------
     let initial: BTreeMap<String, i64> =
@@ -364,13 +406,17 @@ async fn install_order_trace_uninstall() -> Result<()> {
             ])?;
             let left: Vec<&str> = out
                 .lines()
+                // What was there before the install.
                 .filter(|l| {
                     !matches!(
                         *l,
                         "configmap/kube-root-ca.crt"
                             | "serviceaccount/default"
                             | "secret/orderflow-database"
-                    )
+                    ) && !cluster
+                        .kafka_users
+                        .iter()
+                        .any(|(user, _)| *l == format!("secret/{user}"))
                 })
                 .collect();
             Ok(left.is_empty().then_some(()))
@@ -434,4 +480,70 @@ fn pod_of(cluster: &Cluster, component: &str) -> Result<String> {
         .as_str()
         .map(String::from)
         .with_context(|| format!("no Pod of {component}"))
+}
+
+/// The commands the NOTES print to reach the gateway, stock a SKU and place
+/// the first order, run as printed in a shell (with a customer's and an
+/// operator's token, which the NOTES leave to the reader); then the order,
+/// followed with the command they print, until SHIPPED.
+async fn notes_first_order(cluster: &Cluster, api: &Api, notes: &str) -> Result<()> {
+    let lines: Vec<&str> = notes.lines().collect();
+    // The first command that says `what`, with its continuation lines.
+    let command = |what: &str| -> Result<String> {
+        let first = lines
+            .iter()
+            .position(|l| l.contains(what))
+            .with_context(|| format!("the NOTES have no command with {what:?}:\n{notes}"))?;
+        // Continued by a trailing backslash, or by a quote still open.
+        let mut command = String::new();
+        for line in &lines[first..] {
+            command.push_str(line.trim());
+            command.push('\n');
+            let open_quote = command.matches('\'').count() % 2 == 1;
+            if !line.ends_with('\\') && !open_quote {
+                break;
+            }
+        }
+        Ok(command)
+    };
+    let forward = command("port-forward svc/")?;
+    let script = format!(
+        "set -e\nexport KUBECONFIG={kubeconfig} PATH={tools}:$PATH\n\
+         OPERATOR={operator}\nCUSTOMER={customer}\n{forward}FORWARD=$!\ntrap 'kill $FORWARD' EXIT\n{gateway}\
+         for _ in $(seq 100); do curl -s -o /dev/null \"$GATEWAY/openapi.json\" && break; sleep 0.1; done\n{put}{post}",
+        kubeconfig = std::env::var("KUBECONFIG").context("KUBECONFIG")?,
+        tools = cluster.kubectl_path().parent().context("kubectl's folder")?.display(),
+        operator = api.issuer.operator(),
+        customer = api.customer_token("c-42"),
+        gateway = command("GATEWAY=")?,
+        put = command("curl -s -X PUT")?,
+        post = command("curl -si -X POST")?,
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && said.contains(" 202 "),
+        "the NOTES' commands: {}\n{said}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let location = said
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("location: ")
+                .map(|v| v.trim().to_string())
+        })
+        .context("no Location in the answer to the NOTES' POST")?;
+    let order_id = location.rsplit('/').next().unwrap_or_default();
+    let order = api.wait_terminal(order_id).await?;
+    ensure!(
+        order.status == "SHIPPED",
+        "the NOTES' first order: {order:?}"
+    );
+    println!("the NOTES' first order, placed with their commands as printed: {order_id} SHIPPED");
+    Ok(())
 }
