@@ -344,8 +344,11 @@ def schema():
                 "upstreamTimeoutMs": integer(minimum=1),
                 "deadLetters": obj({"enabled": BOOLEAN}, required=["enabled"]),
                 "console": obj(
-                    {"jaegerUrl": {"type": "string", "pattern": "^(https?://.+)?$"}},
-                    required=["jaegerUrl"],
+                    {
+                        "jaegerUrl": {"type": "string", "pattern": "^(https?://.+)?$"},
+                        "jaegerQueryUrl": {"type": "string", "pattern": "^(https?://.+)?$"},
+                    },
+                    required=["jaegerUrl", "jaegerQueryUrl"],
                 ),
                 "limits": obj(
                     {
@@ -506,8 +509,8 @@ def schema():
                 },
                 "extraIngressFrom": OBJECT_LIST,
                 "egress": obj(
-                    {name: EGRESS for name in ["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "smtp", "oidc"]},
-                    required=["dns", "kafka", "postgres", "schemaRegistry", "otlp", "webhook", "smtp", "oidc"],
+                    {name: EGRESS for name in ["dns", "kafka", "postgres", "schemaRegistry", "otlp", "jaegerQuery", "webhook", "smtp", "oidc"]},
+                    required=["dns", "kafka", "postgres", "schemaRegistry", "otlp", "jaegerQuery", "webhook", "smtp", "oidc"],
                 ),
             },
             required=["enabled"],

@@ -32,16 +32,16 @@ impl Jaeger {
         Self::launch("127.0.0.1", otlp_port, query_port, grpc_port, log).await
     }
 
-    /// On free ports, its OTLP receiver on `otlp_host` (where other
-    /// machines' processes, a cluster's Pods say, send their spans), its query
-    /// API on 127.0.0.1; its log discarded.
-    pub async fn start_receiving_on(otlp_host: &str) -> Result<Self> {
+    /// On free ports of `host` (where other machines' processes, a cluster's
+    /// Pods say, send spans and read traces), its gRPC query API on
+    /// 127.0.0.1; its log discarded.
+    pub async fn start_receiving_on(host: &str) -> Result<Self> {
         use crate::process::free_port;
-        Self::launch(otlp_host, free_port()?, free_port()?, free_port()?, None).await
+        Self::launch(host, free_port()?, free_port()?, free_port()?, None).await
     }
 
     async fn launch(
-        otlp_host: &str,
+        host: &str,
         otlp_port: u16,
         query_port: u16,
         grpc_port: u16,
@@ -54,15 +54,16 @@ impl Jaeger {
         command
             .arg("--config")
             .arg(config.path())
-            .env("JAEGER_OTLP_HTTP_HOST", otlp_host)
+            .env("JAEGER_OTLP_HTTP_HOST", host)
+            .env("JAEGER_QUERY_HOST", host)
             .env("JAEGER_OTLP_HTTP_PORT", otlp_port.to_string())
             .env("JAEGER_QUERY_PORT", query_port.to_string())
             .env("JAEGER_QUERY_GRPC_PORT", grpc_port.to_string());
         let mut child = spawn(&mut command, &bin, log)?;
-        let query_url = format!("http://127.0.0.1:{query_port}");
+        let query_url = format!("http://{host}:{query_port}");
         wait_ready("jaeger", &format!("{query_url}/api/services"), &mut child).await?;
         Ok(Self {
-            otlp_endpoint: format!("http://{otlp_host}:{otlp_port}"),
+            otlp_endpoint: format!("http://{host}:{otlp_port}"),
             query_url,
             _child: child,
             _config: config,

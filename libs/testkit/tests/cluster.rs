@@ -75,6 +75,10 @@ database:
 tracing:
   otlpEndpoint: {otlp}
   jaegerUiUrl: {jaeger_ui}
+gateway:
+  console:
+    # The order page's trace waterfall, read by the gateway.
+    jaegerQueryUrl: {jaeger_ui}
 # One replica each: the node has two cores.
 replicaCountOnInstall: 1
 "#,
@@ -274,8 +278,27 @@ async fn install_order_trace_uninstall() -> Result<()> {
     let trace = TraceQuery::new(&jaeger.query_url)
         .trace_of_order(&orders.shipped, &services)
         .await?;
+    // The same trace through the gateway, as the console's waterfall reads it.
+    let drawn: serde_json::Value = api
+        .http
+        .get(api.url(&format!("/v1/orders/{}/trace", orders.shipped)))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let drawn: BTreeSet<&str> = drawn["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    ensure!(
+        drawn == services.iter().copied().collect(),
+        "GET /v1/orders/{{id}}/trace through the gateway: {drawn:?}"
+    );
     println!(
-        "the shipped order's trace: {} spans from {} services",
+        "the shipped order's trace: {} spans from {} services, in Jaeger and through the gateway",
         trace.len(),
         services.len()
     );

@@ -7,14 +7,16 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use orderflow_companions::Jaeger;
 use orderflow_testkit::browser::Browser;
-use orderflow_testkit::{order_body, Stack};
+use orderflow_testkit::system::ProcessStack;
+use orderflow_testkit::{order_body, Api, Stack};
 use serde_json::Value;
 
 const SOON: Duration = Duration::from_secs(15);
 
 /// Opens the console signed in with `token` and waits for the orders table.
-async fn sign_in(browser: &Browser, stack: &Stack, token: &str) -> Result<()> {
+async fn sign_in(browser: &Browser, stack: &Api, token: &str) -> Result<()> {
     browser
         .goto(&format!("{}/console/#token={token}", stack.gateway))
         .await?;
@@ -181,6 +183,8 @@ async fn an_operator_watches_orders_arrive_live_and_reads_each_saga_as_a_timelin
         browser.all("#notifications li").await?.len(),
         sent_for_order
     );
+    // No trace store configured here: the timeline alone, no trace card.
+    assert!(browser.all("#trace-card").await?.is_empty());
     browser.screenshot("timeline-shipped").await?;
 
     // A declined payment: the reservation is released, drawn as a compensation.
@@ -450,6 +454,71 @@ async fn a_customer_sees_only_their_own_orders_and_no_operator_page() -> Result<
         .await?;
     assert_eq!(token, Value::Null);
     browser.screenshot("login").await?;
+    browser.close().await?;
+    stack.stop().await
+}
+
+/// With Jaeger (`ORDERFLOW_JAEGER_QUERY_URL`, as `make dev JAEGER=1` sets it)
+/// an order's page draws its trace as a waterfall: a row per span, every
+/// service of the saga in it, each bar within the trace's time axis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_page_draws_its_trace_as_a_waterfall() -> Result<()> {
+    let jaeger = Jaeger::start_anywhere().await?;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("ORDERFLOW_JAEGER_QUERY_URL", jaeger.query_url.as_str()),
+    ];
+    let stack = ProcessStack::start_embedded(&env).await?;
+    let shipped = stack
+        .place(&order_body("c-trace", "SKU-001", 1, "tok_visa", "DE"))
+        .await?;
+    stack.wait_terminal(&shipped).await?;
+    let services = [
+        "orderflow-gateway",
+        "orderflow-order",
+        "orderflow-inventory",
+        "orderflow-payment",
+        "orderflow-shipping",
+        "orderflow-notification",
+    ];
+    // Until Jaeger has every service's spans (exported every 100 ms).
+    orderflow_testkit::traces::TraceQuery::new(&jaeger.query_url)
+        .trace_of_order(&shipped, &services)
+        .await?;
+
+    let browser = Browser::start().await?;
+    let operator = stack.issuer.operator();
+    sign_in(&browser, &stack, &operator).await?;
+    show(&browser, &format!("#/orders/{shipped}")).await?;
+    browser.wait_for("#trace .span-row", SOON).await?;
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('#trace .span-row')].map((r) => {
+               const track = r.querySelector('.span-track').getBoundingClientRect();
+               const bar = r.querySelector('.span-bar').getBoundingClientRect();
+               return { service: r.dataset.service, kind: r.dataset.kind,
+                        inside: bar.left >= track.left - 0.5 && bar.right <= track.right + 0.5 && bar.width > 0 };
+             })",
+        )
+        .await?;
+    let rows = rows.as_array().context("rows")?;
+    let drawn: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|r| r["service"].as_str()).collect();
+    assert_eq!(drawn, services.into_iter().collect());
+    assert!(
+        rows.iter().all(|r| r["inside"] == true),
+        "a bar outside its track: {rows:?}"
+    );
+    assert!(rows.iter().any(|r| r["kind"] == "consumer"));
+    let status = browser.text("#trace-status").await?;
+    assert!(status.contains("6 services"), "{status}");
+    // The timeline is still there, above it.
+    browser
+        .wait_for("#timeline .step[data-type='ShipmentCreated']", SOON)
+        .await?;
+    browser.screenshot("trace-waterfall").await?;
+    eprintln!("console trace: {} spans drawn ({status})", rows.len());
     browser.close().await?;
     stack.stop().await
 }

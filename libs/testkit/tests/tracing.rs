@@ -119,6 +119,8 @@ async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        // The gateway reads traces there for the console's waterfall.
+        ("ORDERFLOW_JAEGER_QUERY_URL", jaeger.query_url.as_str()),
     ];
     let stack = ProcessStack::start_embedded(&env).await?;
     let query = TraceQuery::new(&jaeger.query_url);
@@ -215,6 +217,55 @@ async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
             "{name}: {} spans, depth {depth}, services {present:?}, no warnings",
             trace.len()
         );
+        check_trace_api(&stack, &order_id, &trace).await?;
     }
     stack.stop().await
+}
+
+/// `GET /v1/orders/{id}/trace`, as the console reads it: the spans Jaeger
+/// has, by start, with their services and parents; nobody else's order.
+async fn check_trace_api(stack: &ProcessStack, order_id: &str, trace: &[TraceSpan]) -> Result<()> {
+    let url = stack.url(&format!("/v1/orders/{order_id}/trace"));
+    let body: serde_json::Value = stack
+        .http
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(body["trace_id"], trace[0].trace_id);
+    let spans = body["spans"].as_array().expect("spans");
+    assert_eq!(
+        spans.len(),
+        trace.len(),
+        "{order_id}: every span Jaeger has"
+    );
+    let services: BTreeSet<&str> = spans.iter().filter_map(|s| s["service"].as_str()).collect();
+    let expected: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(services, expected);
+    let starts: Vec<u64> = spans
+        .iter()
+        .filter_map(|s| s["start_us"].as_u64())
+        .collect();
+    assert_eq!(starts[0], 0);
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1]),
+        "by start: {starts:?}"
+    );
+    let ids: BTreeSet<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    let roots: Vec<&serde_json::Value> = spans
+        .iter()
+        .filter(|s| {
+            !s["parent_span_id"]
+                .as_str()
+                .is_some_and(|p| ids.contains(p))
+        })
+        .collect();
+    assert_eq!(roots.len(), 1, "one root: {roots:#?}");
+    assert_eq!(roots[0]["name"], "POST /v1/orders");
+    // Another customer's token: not found, as an unknown order.
+    let other = stack.as_customer("c-stranger").get(&url).send().await?;
+    assert_eq!(other.status(), 404);
+    Ok(())
 }

@@ -360,6 +360,49 @@ function placeSteps(ol, hist) {
   });
 }
 
+// ---- trace waterfall ----
+// The order's trace (GET /v1/orders/{id}/trace, read from Jaeger by the gateway):
+// a row per span — its service, its name indented under its parent, a bar from its
+// start to its end on the trace's time axis. Without it the timeline tells the story.
+const usText = (us) => (us >= 1000 ? `${(us / 1000).toFixed(us >= 100000 ? 0 : 1)} ms` : `${us} µs`);
+function spanDepths(spans) {
+  const byId = new Map(spans.map((sp) => [sp.span_id, sp]));
+  const depth = (sp, seen = 0) => (sp.parent_span_id && byId.has(sp.parent_span_id) && seen < 64 ? 1 + depth(byId.get(sp.parent_span_id), seen + 1) : 0);
+  return spans.map((sp) => depth(sp));
+}
+async function showTrace(id, sig) {
+  let t;
+  try { t = await api(`/v1/orders/${enc(id)}/trace`, { signal: sig }); } catch (e) {
+    if (sig.aborted) return;
+    $('#trace-status').textContent = e.status === 404 ? 'No trace recorded for this order (yet).' : `Trace unavailable: ${e.message}`;
+    return;
+  }
+  if (sig.aborted) return;
+  const spans = t.spans || [];
+  const end = Math.max(1, ...spans.map((sp) => sp.start_us + sp.duration_us));
+  const depths = spanDepths(spans);
+  const services = new Set(spans.map((sp) => sp.service));
+  $('#trace-status').textContent = `${plural(spans.length, 'span')} · ${plural(services.size, 'service')} · ${usText(end)} end to end`;
+  const ol = $('#trace');
+  ol.innerHTML = val(spans.map((sp) => {
+    const svc = sp.service.replace(/^orderflow-/, '');
+    return html`<li class="span-row${sp.error ? ' error' : ''}" data-service="${sp.service}" data-kind="${sp.kind}">
+      <span class="span-service svc-${svc}">${svc}</span>
+      <span class="span-name" title="${sp.name} (${sp.kind})">${sp.name}</span>
+      <span class="span-track"><span class="span-bar svc-${svc}"></span></span>
+      <span class="span-dur tnum">${usText(sp.duration_us)}</span></li>`;
+  }));
+  // Through CSSOM: the gateway's CSP forbids style attributes.
+  // A span too short to see is drawn 0.4 % wide, and kept inside the axis.
+  $$('.span-row', ol).forEach((li, i) => {
+    const width = Math.max((spans[i].duration_us / end) * 100, 0.4);
+    const start = Math.min((spans[i].start_us / end) * 100, 100 - width);
+    li.style.setProperty('--start', `${start.toFixed(3)}%`);
+    li.style.setProperty('--width', `${width.toFixed(3)}%`);
+    li.style.setProperty('--depth', Math.min(depths[i], 12));
+  });
+}
+
 async function viewOrder(id, sig) {
   setView(html`${back('#/orders', 'Orders')}${spinner('Loading order…')}`, 'Order');
   let o;
@@ -391,11 +434,16 @@ async function viewOrder(id, sig) {
       <span class="sub">${plural(hist.length, 'event')} · ${Math.round(span) || 0} ms end to end · times in UTC${compensated && html` · <span class="warn-text">compensated</span>`}</span></div>
     <div class="timeline-scroll"><ol id="timeline" class="timeline">${hist.map(timelineStep)}</ol>${!hist.length && html`<p class="table-empty">No events recorded yet.</p>`}</div>
   </section>
+  ${state.config?.traces && html`<section class="card" id="trace-card" aria-label="Trace">
+    <div class="card-head"><h2>Trace</h2><span class="sub" id="trace-status" role="status">Loading the trace…</span></div>
+    <ol id="trace" class="waterfall"></ol>
+  </section>`}
   <section class="card table-card">
     <div class="card-head"><h2>Notifications</h2></div>
     <ul id="notifications" class="notes"></ul><p class="table-empty" id="notes-empty">Loading…</p>
   </section>`, `Order ${o.order_id.slice(0, 8)}`);
   if (hist.length) placeSteps($('#timeline'), hist);
+  if (state.config?.traces) showTrace(o.order_id, sig);
 
   const empty = $('#notes-empty');
   try {

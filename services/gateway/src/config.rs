@@ -58,6 +58,11 @@ pub struct Config {
     /// Jaeger's UI (`http://jaeger:16686`): the console links each order to
     /// its trace there. Empty: no link.
     pub console_jaeger_url: String,
+    /// Jaeger's query API (`http://jaeger-query:16686`), as the gateway
+    /// reaches it: `GET /v1/orders/{id}/trace` reads an order's trace there
+    /// for the console's waterfall. Empty: no traces (the console shows the
+    /// order's timeline alone).
+    pub jaeger_query_url: String,
 }
 
 impl Default for Config {
@@ -90,6 +95,7 @@ impl Default for Config {
             schema_registry_bearer_token: String::new(),
             schema_registry_ca_file: String::new(),
             console_jaeger_url: String::new(),
+            jaeger_query_url: String::new(),
         }
     }
 }
@@ -148,6 +154,12 @@ impl ServiceConfig for Config {
             return Err(format!(
                 "console_jaeger_url `{}` is not an http(s) URL: set ORDERFLOW_CONSOLE_JAEGER_URL to Jaeger's UI, e.g. http://127.0.0.1:16686, or leave it empty",
                 self.console_jaeger_url
+            ));
+        }
+        if !self.jaeger_query_url.is_empty() && !is_http(&self.jaeger_query_url) {
+            return Err(format!(
+                "jaeger_query_url `{}` is not an http(s) URL: set ORDERFLOW_JAEGER_QUERY_URL to Jaeger's query API, e.g. http://127.0.0.1:16686, or leave it empty",
+                orderflow_runtime::redact(&self.jaeger_query_url)
             ));
         }
         self.auth.validate()?;

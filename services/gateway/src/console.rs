@@ -26,9 +26,12 @@ static SCRIPT_GZ: LazyLock<Vec<u8>> = LazyLock::new(|| gzip(SCRIPT));
 /// not framed by another site.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub fn routes(jaeger_url: String) -> Router {
+/// `jaeger_url`: Jaeger's UI, for a link to an order's trace; `traces`:
+/// whether `GET /v1/orders/{id}/trace` reads traces, for the waterfall.
+pub fn routes(jaeger_url: String, traces: bool) -> Router {
     let settings = serde_json::json!({
         "jaeger_url": (!jaeger_url.is_empty()).then(|| jaeger_url.trim_end_matches('/').to_string()),
+        "traces": traces,
     });
     Router::new()
         .route(
@@ -112,7 +115,7 @@ mod tests {
         if let Some(value) = accept_encoding {
             request = request.header(header::ACCEPT_ENCODING, value);
         }
-        routes(String::new())
+        routes(String::new(), false)
             .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap()

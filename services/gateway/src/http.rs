@@ -134,10 +134,20 @@ async fn get_order(
     Extension(bearer): Extension<Bearer>,
     Path(order_id): Path<OrderId>,
 ) -> Result<Response, Problem> {
-    let order_id = order_id.as_str();
+    let order = visible_order(&u, &caller, &bearer, order_id.as_str()).await?;
+    Ok(Json(order).into_response())
+}
+
+/// The order, if `caller` may see it; "not found" if not, as an unknown one.
+pub(crate) async fn visible_order(
+    u: &Upstreams,
+    caller: &Principal,
+    bearer: &Bearer,
+    order_id: &str,
+) -> Result<OrderView, Problem> {
     let o = &u.order;
     let response = o
-        .send(o.request(&bearer, Method::GET, &["v1", "orders", order_id])?)
+        .send(o.request(bearer, Method::GET, &["v1", "orders", order_id])?)
         .await
         .map_err(|e| o.unavailable(e))?;
     match response.status().as_u16() {
@@ -149,7 +159,7 @@ async fn get_order(
     if !caller.may_see(&order.customer_id) {
         return Err(not_found(order_id));
     }
-    Ok(Json(order).into_response())
+    Ok(order)
 }
 
 /// The customer's orders, a page at a time (`limit`, `cursor`), from the

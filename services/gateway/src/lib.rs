@@ -11,6 +11,7 @@ mod http;
 mod limits;
 mod orders_feed;
 mod stream;
+mod trace;
 mod upstream;
 
 use std::sync::Arc;
@@ -69,11 +70,16 @@ pub async fn serve(
     );
     let readiness = Readiness::default();
     let metrics = Metrics::new();
-    let app = http::routes(upstreams)
+    let traces = Arc::new(trace::Traces::new(&config.jaeger_query_url, timeout));
+    let app = http::routes(upstreams.clone())
+        .merge(trace::routes(upstreams, traces.clone()))
         .merge(dead_letters::routes(dead_letters::Source::new(
             dead_letters,
         )))
-        .merge(console::routes(config.console_jaeger_url.clone()))
+        .merge(console::routes(
+            config.console_jaeger_url.clone(),
+            traces.configured(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             in_flight,
             limits::admit_caller,

@@ -257,7 +257,10 @@ pub async fn run(args: Args) -> Result<()> {
                 .env("ORDERFLOW_NOTIFICATION_URL", url("notification").1)
                 .env("ORDERFLOW_PAYMENT_URL", url("payment").1);
             if let Some(jaeger) = &jaeger {
-                command.env("ORDERFLOW_CONSOLE_JAEGER_URL", &jaeger.query_url);
+                // Its UI for the link, its query API for the waterfall: one port.
+                command
+                    .env("ORDERFLOW_CONSOLE_JAEGER_URL", &jaeger.query_url)
+                    .env("ORDERFLOW_JAEGER_QUERY_URL", &jaeger.query_url);
             }
         } else {
             let database = match &args.database_server {
