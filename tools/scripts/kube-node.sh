@@ -50,6 +50,7 @@ HOSTS_MARK="# orderflow kube-node"
 # Kernel settings the node's components change, by name pattern.
 SYSCTLS='^(kernel\.(panic|panic_on_oops|keys\.root_max(keys|bytes))|vm\.(overcommit_memory|panic_on_oom)|net\.ipv4\.ip_forward|net\.ipv4\.conf\.[^.]+\.(route_localnet|forwarding)|net\.bridge\.bridge-nf-call-ip6?tables|net\.netfilter\.nf_conntrack_(max|tcp_timeout_(established|close_wait))) '
 say() { echo "kube-node.sh: $*" >&2; }
+. tools/scripts/lib/daemons.sh
 
 install_packages() {
   local missing=()
@@ -132,16 +133,7 @@ remove_cgroups() {
 
 stop() {
   local name pid
-  for name in kube-proxy kubelet kube-scheduler coredns; do
-    [ -f "$RUN/$name.pid" ] || continue
-    pid=$(cat "$RUN/$name.pid")
-    if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      say "stopped $name (pid $pid)"
-    fi
-    rm -f "$RUN/$name.pid"
-  done
+  for name in kube-proxy kubelet kube-scheduler coredns; do stop_daemon "$name"; done
   # The Pods' processes, then their shims, then containerd.
   local procs
   procs=$(cat /sys/fs/cgroup/pids/kubepods/cgroup.procs /sys/fs/cgroup/pids/kubepods/*/cgroup.procs \
@@ -150,15 +142,7 @@ stop() {
   for pid in $(pgrep -f "containerd-shim.*-address $RUN/containerd/containerd.sock" || true); do
     kill -9 "$pid" 2>/dev/null || true
   done
-  if [ -f "$RUN/containerd.pid" ]; then
-    pid=$(cat "$RUN/containerd.pid")
-    if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      say "stopped containerd (pid $pid)"
-    fi
-    rm -f "$RUN/containerd.pid"
-  fi
+  stop_daemon containerd
   # Whatever a start whose pid files are gone left running.
   for pid in $(pgrep -f -- "$RUN/|--hostname-override=$NODE|kube-scheduler .*--secure-port=30259" || true); do
     [ "$pid" = $$ ] || kill -9 "$pid" 2>/dev/null || true
@@ -192,19 +176,6 @@ stop() {
 }
 
 # --- Starting ----------------------------------------------------------------------
-
-wait_for() { # WHAT SECONDS COMMAND...
-  local what=$1 secs=$2
-  shift 2
-  for _ in $(seq $((secs * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  say "$what not ready after ${secs}s; its log:"
-  tail -30 "$RUN/$what.log" >&2
-  stop
-  exit 1
-}
 
 write_configs() {
   local kc=$1

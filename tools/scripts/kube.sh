@@ -17,31 +17,11 @@ RUN="${KUBE_RUN:-$CACHE/kube-run}"
 PORT="${KUBE_PORT:-26443}"
 say() { echo "kube.sh: $*" >&2; }
 
-stop() {
-  local name pid
-  for name in kube-controller-manager kube-apiserver etcd; do
-    [ -f "$RUN/$name.pid" ] || continue
-    pid=$(cat "$RUN/$name.pid")
-    if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      say "stopped $name (pid $pid)"
-    fi
-    rm -f "$RUN/$name.pid"
-  done
-}
+. tools/scripts/lib/daemons.sh
 
-wait_for() { # WHAT SECONDS COMMAND...
-  local what=$1 secs=$2
-  shift 2
-  for _ in $(seq $((secs * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  say "$what not ready after ${secs}s; its log:"
-  tail -20 "$RUN/$what.log" >&2
-  stop
-  exit 1
+stop() {
+  local name
+  for name in kube-controller-manager kube-apiserver etcd; do stop_daemon "$name"; done
 }
 
 start() {

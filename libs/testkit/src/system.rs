@@ -167,6 +167,17 @@ impl ProcessStack {
         Self::start_embedded_as(env, Launch::Binaries).await
     }
 
+    /// The same, every process exporting its spans to `jaeger` (a batch
+    /// every 100 ms) and the gateway reading traces there.
+    pub async fn start_traced(jaeger: &orderflow_companions::Jaeger) -> Result<Self> {
+        Self::start_embedded(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("ORDERFLOW_JAEGER_QUERY_URL", jaeger.query_url.as_str()),
+        ])
+        .await
+    }
+
     /// The same, each process run as `launch` says (in its container, say).
     pub async fn start_embedded_as(env: &[(&str, &str)], launch: Launch) -> Result<Self> {
         let cluster = MockCluster::new(1).context("mock cluster")?;

@@ -27,6 +27,16 @@ pub struct TraceSpan {
     pub duration_us: u64,
 }
 
+/// Every process's `service.name`: a whole saga's trace has them all.
+pub const SERVICES: [&str; 6] = [
+    "orderflow-gateway",
+    "orderflow-order",
+    "orderflow-inventory",
+    "orderflow-payment",
+    "orderflow-shipping",
+    "orderflow-notification",
+];
+
 /// Jaeger's query API at `url`.
 pub struct TraceQuery {
     url: String,

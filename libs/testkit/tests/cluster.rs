@@ -31,20 +31,13 @@ use orderflow_envelope::{Codec, EventType};
 use orderflow_testkit::checks::check_invariants;
 use orderflow_testkit::cluster::{unready_pods, until, Cluster};
 use orderflow_testkit::load::SteadyLoad;
-use orderflow_testkit::traces::TraceQuery;
+use orderflow_testkit::system::COMPONENTS;
+use orderflow_testkit::traces::{TraceQuery, SERVICES};
 use orderflow_testkit::{check_four_outcomes, Api, KafkaProbe};
 
 const NS: &str = "shop";
 const RELEASE: &str = "orderflow";
 const PARTITIONS: i32 = 12;
-const COMPONENTS: [&str; 6] = [
-    "gateway",
-    "order",
-    "inventory",
-    "payment",
-    "shipping",
-    "notification",
-];
 
 /// The chart's values for this cluster: every address and credential a
 /// production install would set for its managed services, nothing more.
@@ -145,18 +138,21 @@ async fn install_order_trace_uninstall() -> Result<()> {
     let values_path = values_file.path().to_str().context("a path")?;
     let chart = cluster.chart.to_str().context("a path")?;
     let started = Instant::now();
-    let notes = cluster.helm([
-        "install",
-        RELEASE,
-        chart,
-        "-n",
-        NS,
-        "-f",
-        values_path,
-        "--wait",
-        "--timeout",
-        "10m",
-    ])?;
+    let release = |verb: &'static str, timeout: &'static str| {
+        [
+            verb,
+            RELEASE,
+            chart,
+            "-n",
+            NS,
+            "-f",
+            values_path,
+            "--wait",
+            "--timeout",
+            timeout,
+        ]
+    };
+    let notes = cluster.helm(release("install", "10m"))?;
     let installed = started.elapsed();
     println!("helm install --wait (hooks, then every Deployment available): {installed:.1?}");
     let status: serde_json::Value =
@@ -270,11 +266,7 @@ async fn install_order_trace_uninstall() -> Result<()> {
     );
 
     // --- The order's trace in Jaeger ---------------------------------------------
-    let services: Vec<String> = COMPONENTS
-        .iter()
-        .map(|c| format!("orderflow-{c}"))
-        .collect();
-    let services: Vec<&str> = services.iter().map(String::as_str).collect();
+    let services = SERVICES;
     let trace = TraceQuery::new(&jaeger.query_url)
         .trace_of_order(&orders.shipped, &services)
         .await?;
@@ -318,18 +310,7 @@ async fn install_order_trace_uninstall() -> Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     scale_inventory_to_three(&cluster, &kafka).await?;
-    let upgrade = [
-        "upgrade",
-        RELEASE,
-        chart,
-        "-n",
-        NS,
-        "-f",
-        values_path,
-        "--wait",
-        "--timeout",
-        "5m",
-    ];
+    let upgrade = release("upgrade", "5m");
     cluster.helm(upgrade)?;
     ensure!(
         cluster.kubectl([

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use orderflow_companions::Jaeger;
 use orderflow_testkit::browser::Browser;
 use orderflow_testkit::system::ProcessStack;
+use orderflow_testkit::traces::{TraceQuery, SERVICES};
 use orderflow_testkit::{order_body, Api, Stack};
 use serde_json::Value;
 
@@ -464,26 +465,14 @@ async fn a_customer_sees_only_their_own_orders_and_no_operator_page() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_order_page_draws_its_trace_as_a_waterfall() -> Result<()> {
     let jaeger = Jaeger::start_anywhere().await?;
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("ORDERFLOW_JAEGER_QUERY_URL", jaeger.query_url.as_str()),
-    ];
-    let stack = ProcessStack::start_embedded(&env).await?;
+    let stack = ProcessStack::start_traced(&jaeger).await?;
     let shipped = stack
         .place(&order_body("c-trace", "SKU-001", 1, "tok_visa", "DE"))
         .await?;
     stack.wait_terminal(&shipped).await?;
-    let services = [
-        "orderflow-gateway",
-        "orderflow-order",
-        "orderflow-inventory",
-        "orderflow-payment",
-        "orderflow-shipping",
-        "orderflow-notification",
-    ];
+    let services = SERVICES;
     // Until Jaeger has every service's spans (exported every 100 ms).
-    orderflow_testkit::traces::TraceQuery::new(&jaeger.query_url)
+    TraceQuery::new(&jaeger.query_url)
         .trace_of_order(&shipped, &services)
         .await?;
 

@@ -12,7 +12,7 @@ use anyhow::Result;
 use orderflow_companions::Jaeger;
 use orderflow_testkit::order_body;
 use orderflow_testkit::system::ProcessStack;
-use orderflow_testkit::traces::{TraceQuery, TraceSpan};
+use orderflow_testkit::traces::{TraceQuery, TraceSpan, SERVICES};
 
 /// Checks the spans form one tree under the gateway's request span, each hop
 /// over Kafka hanging off its event's creation span, with no warning from
@@ -116,22 +116,9 @@ fn check_tree(order_id: &str, trace: &[TraceSpan]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_order_is_one_trace_that_reads_cleanly_in_jaeger() -> Result<()> {
     let jaeger = Jaeger::start_anywhere().await?;
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        // The gateway reads traces there for the console's waterfall.
-        ("ORDERFLOW_JAEGER_QUERY_URL", jaeger.query_url.as_str()),
-    ];
-    let stack = ProcessStack::start_embedded(&env).await?;
+    let stack = ProcessStack::start_traced(&jaeger).await?;
     let query = TraceQuery::new(&jaeger.query_url);
-    let all = [
-        "orderflow-gateway",
-        "orderflow-order",
-        "orderflow-inventory",
-        "orderflow-payment",
-        "orderflow-shipping",
-        "orderflow-notification",
-    ];
+    let all = SERVICES;
     let cases = [
         (
             "shipped",
