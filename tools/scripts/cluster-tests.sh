@@ -23,9 +23,13 @@
 # kube-proxy, kube-scheduler, CoreDNS), Kafka and PostgreSQL start on the
 # node's host address, the images (tools/scripts/images.sh) are imported into
 # its containerd, and libs/testkit/tests/cluster.rs runs the used-by story:
-#   5. helm install with its hooks against the real broker and registry, every
+#   5. helm install with its hooks against the real broker (a SCRAM principal
+#      per component, deploy/local/kafka-users.yaml's ACLs) and registry, every
 #      Pod Ready, the four outcomes through the gateway's Service, the order's
-#      trace in Jaeger, helm uninstall leaving nothing.
+#      trace in Jaeger and through the gateway, the NOTES' first order as
+#      printed; under a steady load kubectl scale, helm upgrade, a rolling
+#      upgrade to a new image tag and a deleted Pod, then the saga's
+#      invariants over every order; helm uninstall leaving nothing.
 # Everything the tier started is stopped, and everything the node changed on
 # the machine restored, however it ends. Cold: kube-tools.sh builds Kubernetes,
 # etcd and CoreDNS once (~15 min) and images.sh the release build; warm: ~5 min.
@@ -325,7 +329,7 @@ node_started=$SECONDS
 tools/scripts/kube-node.sh start
 echo "  node Ready in $((SECONDS - node_started)) s"
 KAFKA_SCRAM_USERS=""
-for user in $(python3 -c 'import sys, yaml
+for user in $("$PY" -c 'import sys, yaml
 for d in yaml.safe_load_all(open(sys.argv[1])):
     if d and d.get("kind") == "KafkaUser": print(d["metadata"]["name"])' deploy/local/kafka-users.yaml); do
   KAFKA_SCRAM_USERS+="$user=$(openssl rand -hex 12) "
@@ -333,10 +337,10 @@ done
 export KAFKA_SCRAM_USERS
 KAFKA_CLEAN=1 tools/scripts/kafka.sh start >/dev/null
 acls_started=$SECONDS
-python3 tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml |
+"$PY" tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml |
   (set -f; while read -r line; do printf '%s\0' "$line"; done) |
   xargs -0 -P 3 -I{} sh -c 'set -f; tools/scripts/kafka.sh acl {} >/dev/null'
-echo "  Kafka: a SCRAM principal per component, $(python3 tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml | wc -l) ACL grants from deploy/local/kafka-users.yaml ($((SECONDS - acls_started)) s)"
+echo "  Kafka: a SCRAM principal per component, $("$PY" tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml | wc -l) ACL grants from deploy/local/kafka-users.yaml ($((SECONDS - acls_started)) s)"
 PG_CLEAN=1 tools/scripts/postgres.sh start >/dev/null
 tools/scripts/images.sh >/dev/null
 . tools/scripts/podman.sh

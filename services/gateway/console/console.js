@@ -379,7 +379,7 @@ async function showTrace(id, sig) {
   }
   if (sig.aborted) return;
   const spans = t.spans || [];
-  const end = Math.max(1, ...spans.map((sp) => sp.start_us + sp.duration_us));
+  const end = spans.reduce((m, sp) => Math.max(m, sp.start_us + sp.duration_us), 1);
   const depths = spanDepths(spans);
   const services = new Set(spans.map((sp) => sp.service));
   $('#trace-status').textContent = `${plural(spans.length, 'span')} · ${plural(services.size, 'service')} · ${usText(end)} end to end`;
@@ -434,7 +434,7 @@ async function viewOrder(id, sig) {
       <span class="sub">${plural(hist.length, 'event')} · ${Math.round(span) || 0} ms end to end · times in UTC${compensated && html` · <span class="warn-text">compensated</span>`}</span></div>
     <div class="timeline-scroll"><ol id="timeline" class="timeline">${hist.map(timelineStep)}</ol>${!hist.length && html`<p class="table-empty">No events recorded yet.</p>`}</div>
   </section>
-  ${state.config?.traces && html`<section class="card" id="trace-card" aria-label="Trace">
+  ${state.config?.traces && state.me?.operator && html`<section class="card" id="trace-card" aria-label="Trace">
     <div class="card-head"><h2>Trace</h2><span class="sub" id="trace-status" role="status">Loading the trace…</span></div>
     <ol id="trace" class="waterfall"></ol>
   </section>`}
@@ -443,7 +443,7 @@ async function viewOrder(id, sig) {
     <ul id="notifications" class="notes"></ul><p class="table-empty" id="notes-empty">Loading…</p>
   </section>`, `Order ${o.order_id.slice(0, 8)}`);
   if (hist.length) placeSteps($('#timeline'), hist);
-  if (state.config?.traces) showTrace(o.order_id, sig);
+  if (state.config?.traces && state.me?.operator) showTrace(o.order_id, sig);
 
   const empty = $('#notes-empty');
   try {

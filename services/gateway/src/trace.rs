@@ -3,7 +3,10 @@
 //! reads: the console cannot, since its content security policy lets it call
 //! the gateway alone, and the module-built Jaeger has no UI to link to. The
 //! answer is the spans as the console draws them — who, what, when, for how
-//! long, under which parent — for callers allowed to see the order.
+//! long, under which parent — for operators only: a trace is the one the
+//! order's placing request named, and a caller can name any trace id in its
+//! `traceparent` (other requests' spans are operators' business, as Jaeger
+//! itself is).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +20,11 @@ use orderflow_http::{Path, Problem, ProblemType};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::Bearer;
+use crate::auth::{require_operator, Bearer};
 use crate::http::{visible_order, Upstreams};
+
+/// Jaeger's answer is read up to this size (a saga's trace is tens of kB).
+const MAX_ANSWER: usize = 8 << 20;
 
 /// Where traces are read, if anywhere.
 pub struct Traces {
@@ -86,16 +92,20 @@ async fn get_trace(
     Extension(bearer): Extension<Bearer>,
     Path(order_id): Path<OrderId>,
 ) -> Result<Json<TraceView>, Problem> {
+    require_operator(&caller)?;
     let order = visible_order(&s.upstreams, &caller, &bearer, order_id.as_str()).await?;
     let Some(base) = &s.traces.query_url else {
-        return Err(Problem::not_found(
-            "no trace store is configured: set ORDERFLOW_JAEGER_QUERY_URL to Jaeger's query API",
-        ));
+        return Err(Problem::not_found("traces are not available here"));
     };
-    // A W3C trace id is 32 lowercase hex digits; nothing else goes into the URL.
+    // A W3C trace id is 32 lowercase hex digits, not all zero; nothing else
+    // goes into the URL.
     let trace_id = order
         .trace_id
-        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|t| {
+            t.len() == 32
+                && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && t.bytes().any(|b| b != b'0')
+        })
         .ok_or_else(|| Problem::not_found(format!("order {} has no trace", order.order_id)))?;
     let unavailable = |e: String| {
         Problem::new(
@@ -103,7 +113,7 @@ async fn get_trace(
             format!("Jaeger did not answer: {e}"),
         )
     };
-    let response = s
+    let mut response = s
         .traces
         .http
         .get(format!("{base}/api/traces/{trace_id}"))
@@ -118,10 +128,20 @@ async fn get_trace(
     if !response.status().is_success() {
         return Err(unavailable(format!("it answered {}", response.status())));
     }
-    let body: Value = response
-        .json()
+    let mut answer = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| unavailable(e.to_string()))?
+    {
+        if answer.len() + chunk.len() > MAX_ANSWER {
+            return Err(unavailable(format!(
+                "its answer is larger than {MAX_ANSWER} bytes"
+            )));
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    let body: Value = serde_json::from_slice(&answer).map_err(|e| unavailable(e.to_string()))?;
     let spans = spans_of(&body);
     if spans.is_empty() {
         return Err(Problem::not_found(format!(
@@ -155,6 +175,8 @@ pub fn spans_of(body: &Value) -> Vec<SpanView> {
         .as_array()
         .into_iter()
         .flatten()
+        // A span without a start cannot be placed on the axis.
+        .filter(|span| span["startTime"].as_u64().is_some_and(|t| t > 0))
         .map(|span| SpanView {
             span_id: span["spanID"].as_str().unwrap_or_default().to_string(),
             parent_span_id: span["references"]
@@ -171,6 +193,7 @@ pub fn spans_of(body: &Value) -> Vec<SpanView> {
                 .to_string(),
             kind: tag(span, "span.kind")
                 .and_then(|k| k.as_str().map(String::from))
+                .filter(|k| KINDS.contains(&k.as_str()))
                 .unwrap_or_else(|| "internal".into()),
             start_us: span["startTime"].as_u64().unwrap_or_default(),
             duration_us: span["duration"].as_u64().unwrap_or_default(),
@@ -180,11 +203,23 @@ pub fn spans_of(body: &Value) -> Vec<SpanView> {
         .collect();
     spans.sort_by(|a, b| a.start_us.cmp(&b.start_us).then(a.span_id.cmp(&b.span_id)));
     let first = spans.first().map_or(0, |s| s.start_us);
+    let ids: std::collections::HashSet<String> = spans.iter().map(|s| s.span_id.clone()).collect();
     for span in &mut spans {
         span.start_us -= first;
+        // A parent Jaeger does not have: drawn as a root.
+        if span
+            .parent_span_id
+            .as_ref()
+            .is_some_and(|p| !ids.contains(p))
+        {
+            span.parent_span_id = None;
+        }
     }
     spans
 }
+
+/// OpenTelemetry's span kinds, as Jaeger tags them.
+const KINDS: [&str; 5] = ["server", "client", "producer", "consumer", "internal"];
 
 #[cfg(test)]
 mod tests {
@@ -246,6 +281,34 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn odd_spans_are_placed_or_left_out_not_trusted() {
+        let body = serde_json::json!({"data": [{
+            "spans": [
+                {"spanID": "a", "operationName": "root", "processID": "p1", "startTime": 5_000,
+                 "duration": 10, "tags": [{"key": "span.kind", "value": "unspecified"}]},
+                {"spanID": "b", "operationName": "orphan", "processID": "p1", "startTime": 5_004,
+                 "duration": 1, "references": [{"refType": "CHILD_OF", "spanID": "gone"}]},
+                {"spanID": "c", "operationName": "no start", "processID": "p1", "duration": 1},
+                {"spanID": "d", "operationName": "zero start", "processID": "p1", "startTime": 0}
+            ],
+            "processes": {"p1": {"serviceName": "orderflow-order"}}
+        }]});
+        let spans = spans_of(&body);
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["root", "orphan"],
+            "spans without a start are left out"
+        );
+        assert_eq!(spans[0].kind, "internal", "an unknown kind is internal");
+        assert_eq!(
+            spans[1].parent_span_id, None,
+            "a parent Jaeger lacks: a root"
+        );
+        assert_eq!(spans[1].start_us, 4);
     }
 
     #[test]
