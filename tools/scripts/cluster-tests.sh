@@ -337,10 +337,10 @@ done
 export KAFKA_SCRAM_USERS
 KAFKA_CLEAN=1 tools/scripts/kafka.sh start >/dev/null
 acls_started=$SECONDS
-"$PY" tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml |
-  (set -f; while read -r line; do printf '%s\0' "$line"; done) |
+grants=$("$PY" tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml)
+(set -f; while read -r line; do printf '%s\0' "$line"; done <<<"$grants") |
   xargs -0 -P 3 -I{} sh -c 'set -f; tools/scripts/kafka.sh acl {} >/dev/null'
-echo "  Kafka: a SCRAM principal per component, $("$PY" tools/scripts/lib/kafka-acls.py deploy/local/kafka-users.yaml | wc -l) ACL grants from deploy/local/kafka-users.yaml ($((SECONDS - acls_started)) s)"
+echo "  Kafka: a SCRAM principal per component, $(wc -l <<<"$grants") ACL grants from deploy/local/kafka-users.yaml ($((SECONDS - acls_started)) s)"
 PG_CLEAN=1 tools/scripts/postgres.sh start >/dev/null
 tools/scripts/images.sh >/dev/null
 . tools/scripts/podman.sh

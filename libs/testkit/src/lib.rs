@@ -24,7 +24,7 @@ mod stray;
 pub mod system;
 pub mod traces;
 
-pub use api::{check_four_outcomes, order_body, Api, FourOutcomes};
+pub use api::{check_four_outcomes, order_body, Api};
 pub use kafka::{Duplicator, GroupMember, KafkaProbe, DUPLICATE_MARKER};
 pub use stack::{Options, Stack};
 

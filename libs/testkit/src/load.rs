@@ -33,7 +33,6 @@ pub struct SteadyLoad {
     stop: CancellationToken,
     task: JoinHandle<Result<Vec<String>>>,
     failed: Arc<Mutex<Vec<FailedAttempt>>>,
-    accepted: Arc<Mutex<usize>>,
 }
 
 impl SteadyLoad {
@@ -42,26 +41,14 @@ impl SteadyLoad {
     pub fn start(api: Arc<Api>, rate: f64, run: &str) -> Self {
         let stop = CancellationToken::new();
         let failed = Arc::new(Mutex::new(Vec::new()));
-        let accepted = Arc::new(Mutex::new(0));
         let task = tokio::spawn(place(
             api,
             rate,
             run.to_string(),
             stop.clone(),
             failed.clone(),
-            accepted.clone(),
         ));
-        Self {
-            stop,
-            task,
-            failed,
-            accepted,
-        }
-    }
-
-    /// How many orders were accepted so far.
-    pub fn accepted(&self) -> usize {
-        *self.accepted.lock().expect("count")
+        Self { stop, task, failed }
     }
 
     /// Failed attempts so far.
@@ -84,7 +71,6 @@ async fn place(
     run: String,
     stop: CancellationToken,
     failed: Arc<Mutex<Vec<FailedAttempt>>>,
-    accepted: Arc<Mutex<usize>>,
 ) -> Result<Vec<String>> {
     const SKUS: [&str; 8] = [
         "SKU-003", "SKU-004", "SKU-005", "SKU-006", "SKU-007", "SKU-008", "SKU-009", "SKU-010",
@@ -98,7 +84,7 @@ async fn place(
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(due) => {}
         }
-        let (api, failed, accepted) = (api.clone(), failed.clone(), accepted.clone());
+        let (api, failed) = (api.clone(), failed.clone());
         let body = crate::order_body(
             &format!("c-load-{}", i % 50),
             SKUS[i % SKUS.len()],
@@ -113,7 +99,6 @@ async fn place(
                 let error = match api.post_order(&body, Some(&key)).await {
                     Ok(r) if r.status() == 202 => {
                         let body: serde_json::Value = r.json().await?;
-                        *accepted.lock().expect("count") += 1;
                         let id = body["order_id"].as_str().context("order_id")?;
                         return Ok((i, id.to_string()));
                     }

@@ -255,7 +255,7 @@ async fn install_order_trace_uninstall() -> Result<()> {
         .map(|s| (*s, cluster.database_url(s)))
         .collect();
     let placed = Instant::now();
-    let orders = check_four_outcomes(
+    let shipped = check_four_outcomes(
         &api,
         orderflow_testkit::idle::wait_idle(&kafka, &tiers, &databases),
     )
@@ -268,12 +268,12 @@ async fn install_order_trace_uninstall() -> Result<()> {
     // --- The order's trace in Jaeger ---------------------------------------------
     let services = SERVICES;
     let trace = TraceQuery::new(&jaeger.query_url)
-        .trace_of_order(&orders.shipped, &services)
+        .trace_of_order(&shipped, &services)
         .await?;
     // The same trace through the gateway, as the console's waterfall reads it.
     let drawn: serde_json::Value = api
         .http
-        .get(api.url(&format!("/v1/orders/{}/trace", orders.shipped)))
+        .get(api.url(&format!("/v1/orders/{}/trace", shipped)))
         .send()
         .await?
         .error_for_status()?
