@@ -18,16 +18,20 @@ dev: build
 	$(CARGO) run -q --bin orderflow -- dev $(DEV_FLAGS)
 
 ## Every tier: unit and component tests on the embedded broker, the chart
-## offline and in a real Kubernetes API server, the containers, the CPU
-## budget, then the system tier on real Kafka and PostgreSQL (all started and
-## stopped here).
-test: test-unit test-observability test-chart test-cluster test-containers test-cpu test-system
+## offline, the containers, the CPU budget, the system tier on real Kafka and
+## PostgreSQL, then the chart in a real Kubernetes (all started and stopped
+## here). The Go-built tools build in the background meanwhile; a table of
+## seconds per tier ends the run (tools/scripts/test-all.sh).
+test: deps
+	tools/scripts/test-all.sh
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite),
 ## with a real Jaeger and Mailpit (built once from their Go modules); the
 ## parsers' property tests again in release mode.
-test-unit: deps companions
+test-unit: deps
 	$(CARGO) build --bins
+	$(CARGO) test --workspace --no-run
+	$(MAKE) --no-print-directory companions
 	$(CARGO) test --workspace --no-fail-fast
 	# The parsers' property tests optimised as shipped, too (no librdkafka here).
 	$(CARGO) test --release --lib -p orderflow-api -p orderflow-envelope

@@ -13,6 +13,7 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 
 CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
 TOOLS="$CACHE/tools"
+. tools/scripts/lib/tool-cache.sh
 HELM="$TOOLS/helm-$HELM_VERSION"
 KUBE_SCORE="$TOOLS/kube-score-$KUBE_SCORE_VERSION"
 VENV="$TOOLS/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
@@ -33,41 +34,46 @@ check() {
 
 # --- Tools -------------------------------------------------------------------
 
-go_install() { # OUT PACKAGE@VERSION LDFLAGS
-  local out=$1 pkg=$2 ldflags=$3 gobin
-  [ -x "$out" ] && return 0
+# go_install OUT PACKAGE@VERSION LDFLAGS: once, under a lock (lib/tool-cache.sh).
+go_install() (
+  out=$1 pkg=$2 ldflags=$3
+  tool_lock "$(basename "$out")"
+  [ -x "$out" ] && exit 0
   if ! command -v go >/dev/null 2>&1; then
     echo "chart-tools: building $(basename "$out") needs Go (https://go.dev/dl); 'go' is not on PATH" >&2
     exit 1
   fi
   echo "installing $(basename "$out") into $TOOLS (once; go install $pkg)"
-  mkdir -p "$TOOLS"
   gobin=$(mktemp -d "$TOOLS/.gobin.XXXXXX")
-  if ! CGO_ENABLED=0 GOBIN="$gobin" go install -ldflags "$ldflags" "$pkg"; then
-    rm -rf "$gobin"
+  trap 'rm -rf "$gobin"' EXIT
+  if ! GOCACHE=$(go_build_cache "$gobin/gocache") CGO_ENABLED=0 GOBIN="$gobin/bin" \
+    go install -ldflags "$ldflags" "$pkg"; then
     echo "chart-tools: go install $pkg failed" >&2
     exit 1
   fi
-  mv "$gobin"/* "$out"
-  rm -rf "$gobin"
-}
+  mv "$gobin"/bin/* "$out"
+)
+
+# A venv is tied to its path, so it is built in place; the stamp marks it complete.
+venv_install() (
+  tool_lock "$(basename "$VENV")"
+  [ -f "$VENV/.complete" ] && exit 0
+  echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV (once)"
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV"; then
+    echo "chart-tools: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  touch "$VENV/.complete"
+)
 
 install_tools() {
   mkdir -p "$TOOLS"
   go_install "$HELM" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
-    "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+    "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" || exit 1
   go_install "$KUBE_SCORE" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
-    "-s -w -X main.version=$KUBE_SCORE_VERSION"
-  # A venv is tied to its path, so it is built in place; the stamp marks it complete.
-  if [ ! -f "$VENV/.complete" ]; then
-    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV (once)"
-    rm -rf "$VENV"
-    if ! python3 -m venv "$VENV"; then
-      echo "chart-tools: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
-      exit 1
-    fi
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-    touch "$VENV/.complete"
-  fi
+    "-s -w -X main.version=$KUBE_SCORE_VERSION" || exit 1
+  venv_install || exit 1
 }
 

@@ -5,7 +5,7 @@
 # tools/kube) and cluster DNS (CoreDNS v1.15.0 from tools/coredns) — from the Go
 # module proxy, once, into ${ORDERFLOW_CACHE:-~/.cache/orderflow}/tools/kube-<versions>/,
 # and prints that folder. Cold: about 15 minutes and 2.7 GB of RAM on 2 cores
-# (the Go build cache of ~4 GB is removed afterwards); warm: nothing to do.
+# (the Go build cache of ~4 GB is not kept); warm: nothing to do.
 # The container runtime (containerd, runc, the CNI plugins) comes from Debian:
 # tools/scripts/kube-node.sh installs it.
 set -euo pipefail
@@ -16,6 +16,8 @@ ETCD_VERSION=v3.7.3
 COREDNS_VERSION=v1.15.0
 CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
 OUT="$CACHE/tools/kube-$KUBE_VERSION-etcd-$ETCD_VERSION-coredns-$COREDNS_VERSION"
+. tools/scripts/lib/tool-cache.sh
+tool_lock kube-tools
 
 if [ -f "$OUT/.complete" ]; then
   echo "$OUT"
@@ -30,8 +32,9 @@ started=$SECONDS
 echo "kube-tools: building Kubernetes $KUBE_VERSION (control plane, kubelet, kube-proxy, kubectl), etcd $ETCD_VERSION and CoreDNS $COREDNS_VERSION into $OUT (once, ~15 min)" >&2
 mkdir -p "$CACHE/tools"
 tmp=$(mktemp -d "$CACHE/tools/.kube-build.XXXXXX")
-gocache=$(mktemp -d "$CACHE/tools/.kube-gocache.XXXXXX")
-trap 'rm -rf "$tmp" "$gocache"' EXIT
+own_cache=$(mktemp -d "$CACHE/tools/.kube-gocache.XXXXXX")
+gocache=$(go_build_cache "$own_cache")
+trap 'rm -rf "$tmp" "$own_cache"' EXIT
 # Without the version stamps the server reports v0.0.0-master and helm refuses
 # the chart's kubeVersion.
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}

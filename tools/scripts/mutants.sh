@@ -11,6 +11,8 @@
 #   tools/scripts/mutants.sh --in-diff   only functions changed since the
 #                                        commit in .ci/mutants-base (CI), within
 #                                        MUTANTS_BUDGET seconds (default 600)
+#   tools/scripts/mutants.sh --install  only install cargo-mutants (CI does it in
+#                                        the background while the tests run)
 #   MUTANTS_SHARD=k/n tools/scripts/mutants.sh
 #                                        the k-th of n shards of every mutant
 #                                        (0-based): a full run in parts
@@ -25,15 +27,25 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 version=27.1.0
-tools="${HOME}/.cache/orderflow/tools"
-bin="$tools/bin/cargo-mutants"
-if ! "$bin" mutants --version 2>/dev/null | grep -q "$version"; then
-  echo "installing cargo-mutants $version into $tools"
-  cargo install --quiet --locked --version "$version" --root "$tools" cargo-mutants
-fi
-# A target folder of its own: every mutant leaves incremental build state
-# behind, which is dropped after the run (it would fill the disk otherwise).
-export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$HOME/.cache/orderflow/target-mutants}"
+CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
+. tools/scripts/lib/tool-cache.sh
+bin="$CACHE/tools/bin/cargo-mutants"
+install_cargo_mutants() (
+  tool_lock cargo-mutants
+  "$bin" mutants --version 2>/dev/null | grep -q "$version" && exit 0
+  echo "installing cargo-mutants $version into $CACHE/tools"
+  # In a temporary target folder of its own: CARGO_TARGET_DIR would send it
+  # into the tests' one, whose lock a build running meanwhile holds.
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked --version "$version" \
+    --root "$CACHE/tools" cargo-mutants
+)
+install_cargo_mutants
+[ "${1:-}" != --install ] || exit 0
+# A target folder of its own unless MUTANTS_TARGET_DIR names one (CI: the
+# tests' own, which already holds these crates' dependencies built). With
+# incremental compilation every mutant leaves build state behind, which is
+# dropped after the run (it would fill the disk otherwise).
+export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$CACHE/target-mutants}"
 trap 'rm -rf "$CARGO_TARGET_DIR/debug/incremental"' EXIT
 # A property test failing on a mutant must not leave a regression file in the tree.
 export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1

@@ -30,7 +30,9 @@ esac
 version=$(awk -v m="$module" '$1 == m { print $2 }' "tools/$tool/go.mod")
 [ -n "$version" ] || { echo "observability-tools: tools/$tool/go.mod does not require $module" >&2; exit 1; }
 CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
+. tools/scripts/lib/tool-cache.sh
 out="$CACHE/tools/$tool-$version/$tool"
+tool_lock "$tool"
 if [ -x "$out" ]; then
   echo "$out"
   exit 0
@@ -45,7 +47,7 @@ mkdir -p "$CACHE/tools"
 tmp=$(mktemp -d "$CACHE/tools/.$tool-build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck disable=SC2059 # the stamp is a format with the version as its one argument
-(cd "tools/$tool" && GOCACHE="$tmp/gocache" CGO_ENABLED=0 GOFLAGS=-mod=mod \
+(cd "tools/$tool" && GOCACHE="$(go_build_cache "$tmp/gocache")" CGO_ENABLED=0 GOFLAGS=-mod=mod \
   nice go build -trimpath -ldflags "-s -w $(printf -- "$stamp" "$version")" -o "$tmp/$tool" "$package") >&2
 mkdir -p "$(dirname "$out")"
 mv "$tmp/$tool" "$out"

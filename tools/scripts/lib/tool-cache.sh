@@ -1,0 +1,25 @@
+# Sourced by the scripts that build a tool once into $CACHE/tools
+# (observability-tools.sh, kube-tools.sh, chart-tools.sh, mutants.sh). make
+# test builds these in the background while its first tiers run
+# (test-all.sh), so a tier may ask for a tool that is being built right now:
+# each build holds a lock, and a second caller waits for the first and then
+# finds the tool made. The sourcing script sets CACHE.
+
+# tool_lock NAME: holds $CACHE/tools/.NAME.lock until the (sub)shell exits,
+# waiting, and saying so, while another process holds it.
+tool_lock() {
+  mkdir -p "$CACHE/tools"
+  exec 9>"$CACHE/tools/.$1.lock"
+  if ! flock -n 9; then
+    echo "$1: being built by another process (make test's background builds log to $CACHE/tools/background.log); waiting" >&2
+    flock 9
+  fi
+}
+
+# go_build_cache DIR: the Go build cache for one build. make test shares one
+# (ORDERFLOW_GOCACHE) across its tool builds, which have the standard library
+# and many modules in common; alone, a build uses DIR, which its caller
+# removes. Either way no Go build cache is left behind (Kubernetes' is 4 GB).
+go_build_cache() {
+  echo "${ORDERFLOW_GOCACHE:-$1}"
+}
