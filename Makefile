@@ -23,7 +23,7 @@ dev: build
 ## here). The Go-built tools build in the background meanwhile; a table of
 ## seconds per tier ends the run (tools/scripts/test-all.sh).
 test: deps
-	tools/scripts/test-all.sh
+	+tools/scripts/test-all.sh
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite),
 ## with a real Jaeger and Mailpit (built once from their Go modules); the

@@ -35,6 +35,8 @@ check() {
 # --- Tools -------------------------------------------------------------------
 
 # go_install OUT PACKAGE@VERSION LDFLAGS: once, under a lock (lib/tool-cache.sh).
+# Called as `go_install … || exit 1`, where set -e does not hold: every step
+# that can fail exits by itself (here and in venv_install).
 go_install() (
   out=$1 pkg=$2 ldflags=$3
   tool_lock "$(basename "$out")"
@@ -44,14 +46,14 @@ go_install() (
     exit 1
   fi
   echo "installing $(basename "$out") into $TOOLS (once; go install $pkg)"
-  gobin=$(mktemp -d "$TOOLS/.gobin.XXXXXX")
+  gobin=$(mktemp -d "$TOOLS/.gobin.XXXXXX") || exit 1
   trap 'rm -rf "$gobin"' EXIT
   if ! GOCACHE=$(go_build_cache "$gobin/gocache") CGO_ENABLED=0 GOBIN="$gobin/bin" \
     go install -ldflags "$ldflags" "$pkg"; then
     echo "chart-tools: go install $pkg failed" >&2
     exit 1
   fi
-  mv "$gobin"/bin/* "$out"
+  mv "$gobin"/bin/* "$out" || exit 1
 )
 
 # A venv is tied to its path, so it is built in place; the stamp marks it complete.
@@ -59,12 +61,12 @@ venv_install() (
   tool_lock "$(basename "$VENV")"
   [ -f "$VENV/.complete" ] && exit 0
   echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $VENV (once)"
-  rm -rf "$VENV"
+  rm -rf "$VENV" || exit 1
   if ! python3 -m venv "$VENV"; then
     echo "chart-tools: python3 -m venv failed (Debian: apt-get install python3-venv)" >&2
     exit 1
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" || exit 1
   touch "$VENV/.complete"
 )
 

@@ -31,6 +31,8 @@ fi
 started=$SECONDS
 echo "kube-tools: building Kubernetes $KUBE_VERSION (control plane, kubelet, kube-proxy, kubectl), etcd $ETCD_VERSION and CoreDNS $COREDNS_VERSION into $OUT (once, ~15 min)" >&2
 mkdir -p "$CACHE/tools"
+# What a build killed outright left (the lock says no other build runs).
+rm -rf "$CACHE"/tools/.kube-build.* "$CACHE"/tools/.kube-gocache.*
 tmp=$(mktemp -d "$CACHE/tools/.kube-build.XXXXXX")
 own_cache=$(mktemp -d "$CACHE/tools/.kube-gocache.XXXXXX")
 gocache=$(go_build_cache "$own_cache")

@@ -44,6 +44,8 @@ fi
 started=$SECONDS
 echo "observability-tools: building $tool $version into $(dirname "$out") (once)" >&2
 mkdir -p "$CACHE/tools"
+# What a build killed outright left (the lock says no other build runs).
+rm -rf "$CACHE/tools/.$tool-build."*
 tmp=$(mktemp -d "$CACHE/tools/.$tool-build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # shellcheck disable=SC2059 # the stamp is a format with the version as its one argument

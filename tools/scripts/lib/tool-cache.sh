@@ -11,7 +11,7 @@ tool_lock() {
   mkdir -p "$CACHE/tools"
   exec 9>"$CACHE/tools/.$1.lock"
   if ! flock -n 9; then
-    echo "$1: being built by another process (make test's background builds log to $CACHE/tools/background.log); waiting" >&2
+    echo "$1: another process is building it (make test's background builds log to $CACHE/tools/background.log); waiting" >&2
     flock 9
   fi
 }
