@@ -1,6 +1,8 @@
 # orderflow — the two commands a newcomer needs are `make dev` and `make test`.
 
 CARGO ?= cargo
+# Runs the tests of every binary side by side (.config/nextest.toml).
+NEXTEST ?= tools/scripts/nextest.sh
 DEV_ARGS ?=
 
 .PHONY: dev companions test test-unit test-observability test-chart test-cluster test-containers test-cpu test-system images chaos build lint fmt bench bench-system profile mutants deps clean
@@ -26,13 +28,13 @@ test: deps
 	+tools/scripts/test-all.sh
 
 ## Unit and component tests (the whole saga on the embedded broker and SQLite),
-## with a real Jaeger and Mailpit (built once from their Go modules); the
-## parsers' property tests again in release mode.
+## with a real Jaeger and Mailpit (built once from their Go modules), run by
+## cargo-nextest; the parsers' property tests again in release mode.
 test-unit: deps
 	$(CARGO) build --bins
 	$(CARGO) test --workspace --no-run
 	$(MAKE) --no-print-directory companions
-	$(CARGO) test --workspace --no-fail-fast
+	$(NEXTEST) run --workspace
 	# The parsers' property tests optimised as shipped, too (no librdkafka here).
 	$(CARGO) test --release --lib -p orderflow-api -p orderflow-envelope
 

@@ -30,16 +30,7 @@ version=27.1.0
 CACHE="${ORDERFLOW_CACHE:-$HOME/.cache/orderflow}"
 . tools/scripts/lib/tool-cache.sh
 bin="$CACHE/tools/bin/cargo-mutants"
-install_cargo_mutants() (
-  tool_lock cargo-mutants
-  "$bin" mutants --version 2>/dev/null | grep -q "$version" && exit 0
-  echo "installing cargo-mutants $version into $CACHE/tools"
-  # In a temporary target folder of its own: CARGO_TARGET_DIR would send it
-  # into the tests' one, whose lock a build running meanwhile holds.
-  env -u CARGO_TARGET_DIR cargo install --quiet --locked --version "$version" \
-    --root "$CACHE/tools" cargo-mutants
-)
-install_cargo_mutants
+cargo_tool_install cargo-mutants "$version"
 [ "${1:-}" != --install ] || exit 0
 # A target folder of its own unless MUTANTS_TARGET_DIR names one (CI: the
 # tests' own, which already holds these crates' dependencies built). With

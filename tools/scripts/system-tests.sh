@@ -46,10 +46,8 @@ if [ "${1:-}" = "chaos" ]; then
   exit 0
 fi
 cargo build --bins
-echo "== component tests on PostgreSQL"
-cargo test -p orderflow-testkit --no-fail-fast
-echo "== the saga simulation on PostgreSQL (two replicas per service)"
-cargo test -p orderflow-simulation
+echo "== component tests and the saga simulation (two replicas per service) on PostgreSQL"
+tools/scripts/nextest.sh run --profile postgres -p orderflow-testkit -p orderflow-simulation
 echo "== system tests on Kafka and PostgreSQL"
 cargo test -p orderflow-testkit --features system --test system -- --test-threads=1 --nocapture
 echo "system tier took $(( $(date +%s) - started ))s"

@@ -2,9 +2,10 @@
 # make test: every tier, one after another (each is its own make target),
 # then how long each took.
 #
-# Several tiers need tools built from Go modules — Jaeger and Mailpit (unit),
-# helm and kube-score (chart, cluster), Kubernetes, etcd and CoreDNS
-# (cluster): about 25 minutes of compiling on a machine that has none of them.
+# Several tiers need tools built from source — Jaeger, Mailpit and
+# cargo-nextest (unit), helm and kube-score (chart, cluster), Kubernetes, etcd
+# and CoreDNS (cluster): about 25 minutes of compiling on a machine that has
+# none of them.
 # They build in the background at the lowest CPU priority from the start, so
 # on a cold machine they use the time the tests spend waiting (on brokers,
 # databases, Pods, timeouts) instead of adding to it. A tier that needs a tool
@@ -35,8 +36,9 @@ log="$CACHE/tools/background.log"
 wanted=()
 for tier in "${tiers[@]}"; do
   case $tier in
-    unit) wanted+=(jaeger mailpit) ;;
+    unit) wanted+=(jaeger mailpit nextest) ;;
     chart) wanted+=(chart) ;;
+    system) wanted+=(nextest) ;;
     cluster) wanted+=(chart kube) ;;
   esac
 done
@@ -76,6 +78,7 @@ background() { # TOOL...: builds each (a failure is left for the tier to report)
       jaeger|mailpit) tools/scripts/observability-tools.sh "$tool" || ok=0 ;;
       chart) bash -c '. tools/scripts/chart-tools.sh && install_tools' || ok=0 ;;
       kube) tools/scripts/kube-tools.sh || ok=0 ;;
+      nextest) tools/scripts/nextest.sh --install || ok=0 ;;
     esac
   done
   # Every tool is made: no build needs the cache any more (Kubernetes' is 4 GB).

@@ -235,7 +235,7 @@ async fn a_key_the_database_cannot_store_does_not_hold_its_partition() -> Result
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut recorder = Recorder::new("a", &log, &Arc::default());
     // The long key fails transiently first: its order must be parked for the retry.
-    recorder.flaky = Some((long.clone(), Duration::from_millis(300), Mutex::new(None)));
+    recorder.flaky = Some((long.clone(), 1, Deliveries::default()));
     let member = harness
         .member(&SPEC, Arc::new(recorder), harness.config(&config))
         .await?;

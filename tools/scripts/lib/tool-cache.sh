@@ -23,3 +23,17 @@ tool_lock() {
 go_build_cache() {
   echo "${ORDERFLOW_GOCACHE:-$1}"
 }
+
+# cargo_tool_install CRATE VERSION: the cargo subcommand CRATE (cargo-NAME)
+# at VERSION into $CACHE/tools/bin, from the crate registry, once.
+cargo_tool_install() (
+  local crate=$1 version=$2
+  local bin="$CACHE/tools/bin/$crate"
+  tool_lock "$crate"
+  "$bin" "${crate#cargo-}" --version 2>/dev/null | grep -q "$version" && exit 0
+  echo "installing $crate $version into $CACHE/tools" >&2
+  # In a temporary target folder of its own: CARGO_TARGET_DIR would send it
+  # into the tests' one, whose lock a build running meanwhile holds.
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked --version "$version" \
+    --root "$CACHE/tools" "$crate"
+)

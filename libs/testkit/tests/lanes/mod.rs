@@ -73,8 +73,8 @@ pub struct Recorder {
     pub delay_ms: Option<Range<u64>>,
     /// Events of this key fail for good.
     pub poison: Option<String>,
-    /// Events of this key fail transiently until this long after it was first seen.
-    pub flaky: Option<(String, Duration, Mutex<Option<Instant>>)>,
+    /// This key's first deliveries fail transiently, this many of them.
+    pub flaky: Option<(String, u32, Deliveries)>,
     /// This key's handler holds its transaction for a while, saying when it begins.
     pub slow: Option<(String, Duration, Arc<AtomicBool>)>,
     /// This key's handler breaks a unique constraint.
@@ -83,6 +83,29 @@ pub struct Recorder {
     pub failing: Option<(String, u32, AtomicU32)>,
     /// This key's handler holds its transaction until the gate opens.
     pub gate: Option<(String, Arc<Gate>)>,
+}
+
+/// Counts the deliveries of an event to its handler, whatever the machine's
+/// speed: an attempt at least 150 ms after the one before is a new delivery
+/// (a retry tier waits 200 ms or more), one sooner is the same delivery run
+/// again (a failed batch's events are rerun one by one at once).
+#[derive(Default)]
+pub struct Deliveries(Mutex<(u32, Option<Instant>)>);
+
+impl Deliveries {
+    /// Records an attempt; returns which delivery it belongs to (1, 2, …).
+    fn count(&self) -> u32 {
+        let mut seen = self.0.lock().unwrap();
+        let now = Instant::now();
+        if seen
+            .1
+            .is_none_or(|last| now - last >= Duration::from_millis(150))
+        {
+            seen.0 += 1;
+        }
+        seen.1 = Some(now);
+        seen.0
+    }
 }
 
 /// Holds a handler (and so the database writer) until a test opens it.
@@ -155,9 +178,8 @@ impl Handler for Recorder {
                 });
             }
         }
-        if let Some((flaky, failing_for, first_seen)) = &self.flaky {
-            let first = *first_seen.lock().unwrap().get_or_insert_with(Instant::now);
-            if flaky == &key && first.elapsed() < *failing_for {
+        if let Some((flaky, failures, deliveries)) = &self.flaky {
+            if flaky == &key && deliveries.count() <= *failures {
                 return Err(HandlerError::Transient(format!("{key} is not ready yet")));
             }
         }
