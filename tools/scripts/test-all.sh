@@ -6,9 +6,11 @@
 # cargo-nextest (unit), helm and kube-score (chart, cluster), Kubernetes, etcd
 # and CoreDNS (cluster): about 25 minutes of compiling on a machine that has
 # none of them.
-# They build in the background at the lowest CPU priority from the start, so
-# on a cold machine they use the time the tests spend waiting (on brokers,
-# databases, Pods, timeouts) instead of adding to it. A tier that needs a tool
+# They build in the background from the start, so on a cold machine they use
+# the time the tests spend waiting (on brokers, databases, Pods, timeouts)
+# instead of adding to it. (At nice 19, in a session of their own: Linux's
+# autogroup scheduling shares the CPU between sessions first, so they still
+# get up to half of it while a tier keeps both cores busy.) A tier that needs a tool
 # still in the making waits for it (each builds once, under a lock:
 # lib/tool-cache.sh); warm, everything is cached and the background finds
 # nothing to do. The cluster tier runs last for that reason: Kubernetes takes
