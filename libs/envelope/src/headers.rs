@@ -47,16 +47,21 @@ const H_CONTENT_TYPE: &str = "content-type";
 const H_TRACEPARENT: &str = "traceparent";
 const H_TRACESTATE: &str = "tracestate";
 
+/// Whether `s` is a W3C trace id: 32 lowercase hex digits, not all zero
+/// (what a `traceparent` carries, and what Jaeger is asked for).
+pub fn is_trace_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && s.bytes().any(|b| b != b'0')
+}
+
 impl CloudEventHeaders {
     /// The trace the event belongs to: the trace id of its `traceparent`
     /// (`00-<32 hex>-<16 hex>-<2 hex>`), when it has a valid one.
     pub fn trace_id(&self) -> Option<&str> {
         let mut parts = self.traceparent.as_deref()?.split('-');
         let (_version, trace_id) = (parts.next()?, parts.next()?);
-        let valid = trace_id.len() == 32
-            && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
-            && trace_id.bytes().any(|b| b != b'0');
-        valid.then_some(trace_id)
+        is_trace_id(trace_id).then_some(trace_id)
     }
 
     /// Metadata for a new event emitted by `service` about `subject`.

@@ -12,7 +12,7 @@ mod registry;
 
 pub use codec::{Codec, DecodeError, EncodeError, Envelope};
 pub use events::*;
-pub use headers::{CloudEventHeaders, HeaderError, CONTENT_TYPE_AVRO};
+pub use headers::{is_trace_id, CloudEventHeaders, HeaderError, CONTENT_TYPE_AVRO};
 pub use registry::{HttpSchemaRegistry, RegistryConnection, RegistryError, SchemaRegistry};
 
 /// The most any one string, byte array or collection in an event may claim

@@ -97,15 +97,10 @@ async fn get_trace(
     let Some(base) = &s.traces.query_url else {
         return Err(Problem::not_found("traces are not available here"));
     };
-    // A W3C trace id is 32 lowercase hex digits, not all zero; nothing else
-    // goes into the URL.
+    // Nothing but a W3C trace id goes into the URL.
     let trace_id = order
         .trace_id
-        .filter(|t| {
-            t.len() == 32
-                && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                && t.bytes().any(|b| b != b'0')
-        })
+        .filter(|t| orderflow_envelope::is_trace_id(t))
         .ok_or_else(|| Problem::not_found(format!("order {} has no trace", order.order_id)))?;
     let unavailable = |e: String| {
         Problem::new(
