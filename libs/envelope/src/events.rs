@@ -277,10 +277,28 @@ macro_rules! events {
                 match self { $(Event::$name(e) => serde_json::to_value(e).expect("an event serializes"),)+ }
             }
 
-            pub(crate) fn to_avro_value(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
-                match self { $(Event::$name(e) => apache_avro::to_value(e),)+ }
+            /// The event's Avro datum, serialized straight from its fields.
+            pub(crate) fn write_avro(
+                &self,
+                writer: &apache_avro::writer::datum::GenericDatumWriter<'_>,
+            ) -> Result<Vec<u8>, apache_avro::Error> {
+                match self { $(Event::$name(e) => writer.write_ser_to_vec(e),)+ }
             }
 
+            /// An event of type `event_type` read straight from a datum
+            /// written with the reader's own schema.
+            pub(crate) fn read_avro(
+                event_type: EventType,
+                reader: &apache_avro::reader::datum::GenericDatumReader<'_>,
+                datum: &mut &[u8],
+            ) -> Result<Self, apache_avro::Error> {
+                match event_type {
+                    $(EventType::$name => reader.read_deser::<$name>(datum).map(Event::$name),)+
+                }
+            }
+
+            /// An event of type `event_type` from an Avro value already
+            /// resolved to this build's schema.
             pub(crate) fn from_avro_value(
                 event_type: EventType,
                 value: &apache_avro::types::Value,
@@ -288,6 +306,11 @@ macro_rules! events {
                 match event_type {
                     $(EventType::$name => apache_avro::from_value::<$name>(value).map(Event::$name),)+
                 }
+            }
+
+            #[cfg(test)]
+            pub(crate) fn to_avro_value(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
+                match self { $(Event::$name(e) => apache_avro::to_value(e),)+ }
             }
         }
 

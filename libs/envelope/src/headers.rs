@@ -110,31 +110,41 @@ impl CloudEventHeaders {
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<Self, HeaderError> {
-        let pairs: Vec<(String, String)> = pairs
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k.to_ascii_lowercase(),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            })
-            .collect();
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
-        let required = |name: &'static str| get(name).ok_or(HeaderError::Missing(name));
+        // One pass, each value copied once into its slot; names compared
+        // without copying them. A repeated header: the first one counts.
+        const NAMES: [&str; 9] = [
+            H_SPECVERSION,
+            H_ID,
+            H_SOURCE,
+            H_TYPE,
+            H_TIME,
+            H_SUBJECT,
+            H_CAUSATION,
+            H_TRACEPARENT,
+            H_TRACESTATE,
+        ];
+        let mut found: [Option<String>; 9] = Default::default();
+        for (k, v) in pairs {
+            let slot = NAMES.iter().position(|name| k.eq_ignore_ascii_case(name));
+            if let Some(slot) = slot.and_then(|i| found.get_mut(i)) {
+                if slot.is_none() {
+                    *slot = Some(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+        }
+        let [spec, id, source, event_type, time, subject, causation_id, traceparent, tracestate] =
+            found;
+        let required =
+            |value: Option<String>, name: &'static str| value.ok_or(HeaderError::Missing(name));
 
-        let spec = required(H_SPECVERSION)?;
+        let spec = required(spec, H_SPECVERSION)?;
         if spec != SPEC_VERSION {
             return Err(HeaderError::Invalid {
                 name: H_SPECVERSION,
                 reason: format!("expected {SPEC_VERSION}, got {spec}"),
             });
         }
-        let time = required(H_TIME)?;
+        let time = required(time, H_TIME)?;
         let time = DateTime::parse_from_rfc3339(&time)
             .map_err(|e| HeaderError::Invalid {
                 name: H_TIME,
@@ -142,14 +152,14 @@ impl CloudEventHeaders {
             })?
             .with_timezone(&Utc);
         Ok(Self {
-            id: required(H_ID)?,
-            source: required(H_SOURCE)?,
-            event_type: required(H_TYPE)?,
+            id: required(id, H_ID)?,
+            source: required(source, H_SOURCE)?,
+            event_type: required(event_type, H_TYPE)?,
             time,
-            subject: required(H_SUBJECT)?,
-            causation_id: get(H_CAUSATION),
-            traceparent: get(H_TRACEPARENT),
-            tracestate: get(H_TRACESTATE),
+            subject: required(subject, H_SUBJECT)?,
+            causation_id,
+            traceparent,
+            tracestate,
         })
     }
 
@@ -178,10 +188,12 @@ mod tests {
         assert!(pairs
             .iter()
             .any(|(k, v)| *k == "ce_source" && v == "/orderflow/order"));
-        let shouted: Vec<(String, Vec<u8>)> = pairs
+        let mut shouted: Vec<(String, Vec<u8>)> = pairs
             .iter()
             .map(|(k, v)| (k.to_uppercase(), v.as_bytes().to_vec()))
             .collect();
+        // A header repeated later does not replace the first.
+        shouted.push(("ce_id".into(), b"forged".to_vec()));
         let back =
             CloudEventHeaders::from_pairs(shouted.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .unwrap();

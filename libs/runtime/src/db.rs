@@ -7,7 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 use crate::error::RuntimeError;
-use crate::sql::{Connection, SqliteWriter};
+use crate::sql::{Connection, Reader, SqliteReaders, SqliteWriter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -20,14 +20,11 @@ pub enum Backend {
 pub struct Database {
     /// Migrations, and every write on PostgreSQL.
     pool: AnyPool,
-    reader: AnyPool,
+    reader: Reader,
     backend: Backend,
     /// SQLite's writing connection (writes do not go through `pool` there).
     writer: Option<SqliteWriter>,
 }
-
-/// Read connections of a SQLite database: WAL lets them read beside the one writer.
-const SQLITE_READERS: u32 = 4;
 
 impl Database {
     /// Connects, creating a SQLite file (and its folder) when missing, and
@@ -52,7 +49,7 @@ impl Database {
                 .await
                 .map_err(err)?;
             let db = Self {
-                reader: pool.clone(),
+                reader: Reader::Pool(pool.clone()),
                 pool,
                 backend: Backend::Postgres,
                 writer: None,
@@ -107,17 +104,13 @@ impl Database {
             .await
             .map_err(err)?;
         let db = Self {
-            reader: pool.clone(),
+            reader: Reader::Pool(pool.clone()),
             pool,
             backend: Backend::Sqlite,
             writer: None,
         };
         db.upgrade_runtime_tables().await.map_err(err)?;
-        let reader = options()
-            .max_connections(SQLITE_READERS)
-            .connect(&url)
-            .await
-            .map_err(err)?;
+        let reader = Reader::Sqlite(SqliteReaders::open(path).map_err(err)?);
         let writer = SqliteWriter::open(path, durable).map_err(err)?;
         Ok(Self {
             reader,
@@ -153,12 +146,12 @@ impl Database {
 
     /// A connection for reads that need no transaction, from [`Self::reader`].
     pub async fn read(&self) -> Result<Connection, sqlx::Error> {
-        Ok(self.reader.acquire().await?.into())
+        self.reader.acquire().await
     }
 
     /// Where reads that need no transaction run (HTTP views, gauges): on
     /// SQLite, connections of their own, so a read never waits for a commit.
-    pub fn reader(&self) -> &AnyPool {
+    pub fn reader(&self) -> &Reader {
         &self.reader
     }
 

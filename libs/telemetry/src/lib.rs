@@ -1,6 +1,7 @@
 //! What a process tells its operators: Prometheus metrics (one registry per
 //! service, served on `/metrics`), traces (OTLP) and logs.
 
+mod log_fields;
 mod metrics;
 pub mod trace;
 

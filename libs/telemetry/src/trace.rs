@@ -18,6 +18,7 @@
 //! flagged on every hop.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -78,8 +79,13 @@ pub fn init(binary: &str) -> Telemetry {
             .with_filter(filter())
             .boxed()
     } else {
+        // Colours only for a person at a terminal: escape codes in a pipe,
+        // a file or a Pod's log are noise, and cost every span's fields a
+        // styled copy.
         tracing_subscriber::fmt::layer()
+            .fmt_fields(crate::log_fields::LogFields)
             .compact()
+            .with_ansi(std::io::stdout().is_terminal())
             .with_target(false)
             .with_filter(filter())
             .boxed()

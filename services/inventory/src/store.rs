@@ -4,8 +4,9 @@
 
 use orderflow_api::{MoneyView, StockView};
 use orderflow_envelope::{Money, OrderItem};
+use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sql::{self, Connection};
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sqlx;
 use orderflow_runtime::Database;
 
 /// Takes `quantity` from available into reserved; returns the SKU's unit
@@ -194,7 +195,7 @@ pub async fn settle_reservation(
     Ok(lines)
 }
 
-pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx::Error> {
+pub async fn stock(pool: &Reader, sku: &str) -> Result<Option<StockView>, sqlx::Error> {
     let row = sql::query(
         "SELECT sku, available, reserved, unit_price_minor, currency FROM stock WHERE sku = $1",
     )
@@ -205,7 +206,7 @@ pub async fn stock(pool: &AnyPool, sku: &str) -> Result<Option<StockView>, sqlx:
 }
 
 /// Every SKU's stock, by SKU, at most `limit`.
-pub async fn all_stock(pool: &AnyPool, limit: i64) -> Result<Vec<StockView>, sqlx::Error> {
+pub async fn all_stock(pool: &Reader, limit: i64) -> Result<Vec<StockView>, sqlx::Error> {
     sql::query(
         "SELECT sku, available, reserved, unit_price_minor, currency FROM stock ORDER BY sku LIMIT $1",
     )
@@ -231,7 +232,7 @@ fn stock_view(r: &sql::Row) -> Result<StockView, sqlx::Error> {
 
 /// A currency other SKUs are priced in, if it differs from `currency`.
 pub async fn other_currency(
-    pool: &AnyPool,
+    pool: &Reader,
     sku: &str,
     currency: &str,
 ) -> Result<Option<String>, sqlx::Error> {

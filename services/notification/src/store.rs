@@ -1,8 +1,9 @@
 //! The notification service's SQL.
 
 use orderflow_api::NotificationView;
+use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sql::{self, Connection};
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sqlx;
 
 use crate::domain::Notification;
 
@@ -136,7 +137,7 @@ pub async fn recipient(
 
 /// A customer's notifications, newest first.
 pub async fn for_customer(
-    pool: &AnyPool,
+    pool: &Reader,
     customer_id: &str,
 ) -> Result<Vec<NotificationView>, sqlx::Error> {
     let rows = sql::query(

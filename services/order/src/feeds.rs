@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use orderflow_api::{OrderSummary, OrdersOverview};
+use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sql::{self, Row};
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sqlx;
 use orderflow_runtime::Database;
 
 use crate::domain::{CancelReason, Status};
@@ -73,7 +74,7 @@ pub fn millis_rfc3339(ms: i64) -> String {
 
 /// The newest `limit` orders in the scope, newest first.
 pub async fn newest(
-    pool: &AnyPool,
+    pool: &Reader,
     scope: &Scope,
     limit: i64,
 ) -> Result<Vec<OrderSummary>, sqlx::Error> {
@@ -99,7 +100,7 @@ pub async fn newest(
 /// order, at most `limit`: each with the order as it is now (its total,
 /// say), and the status and reason it took then.
 pub async fn changes_since(
-    pool: &AnyPool,
+    pool: &Reader,
     scope: &Scope,
     since: i64,
     after: Option<(i64, String, String)>,
@@ -149,7 +150,7 @@ pub async fn changes_since(
 /// listed, zeros included), and orders placed in each of the last 60
 /// seconds up to `now`.
 pub async fn overview(
-    pool: &AnyPool,
+    pool: &Reader,
     scope: &Scope,
     now: i64,
 ) -> Result<OrdersOverview, sqlx::Error> {

@@ -22,7 +22,8 @@ use std::time::Instant;
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, Topic};
 use orderflow_runtime::log_reader::{read_to_end, LogError};
 use orderflow_runtime::sql;
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sql::Reader;
+use orderflow_runtime::sqlx;
 use orderflow_runtime::Database;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
@@ -293,7 +294,7 @@ pub struct Comparison {
 }
 
 /// Compares two read models order by order, and the customers' lists.
-pub async fn compare(live: &AnyPool, rebuilt: &AnyPool) -> Result<Comparison, RebuildError> {
+pub async fn compare(live: &Reader, rebuilt: &Reader) -> Result<Comparison, RebuildError> {
     let live_orders = store::all_order_views(live).await?;
     let rebuilt_orders = store::all_order_views(rebuilt).await?;
     let mut c = Comparison {

@@ -5,8 +5,9 @@ use orderflow_api::{CustomerOrderView, HistoryEntry, MoneyView, OrderLine, Order
 pub use crate::cursor::Cursor;
 use crate::domain::{CancelReason, Status};
 use orderflow_envelope::{EventType, Money};
+use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sql::{self, Connection};
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sqlx;
 use orderflow_runtime::Database;
 
 /// The columns of an order that its events update.
@@ -219,7 +220,7 @@ pub async fn update(
 
 /// Up to `limit` of the customer's orders, newest first, below `after`.
 pub async fn customer_orders(
-    pool: &AnyPool,
+    pool: &Reader,
     customer_id: &str,
     after: Option<&Cursor>,
     limit: i64,
@@ -282,7 +283,7 @@ pub(crate) fn millis_to_rfc3339(ms: i64) -> String {
 
 /// Orders not yet terminal, when the oldest of them was placed, and orders
 /// waiting for an operator because their refund failed.
-pub async fn in_flight(pool: &AnyPool) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
+pub async fn in_flight(pool: &Reader) -> Result<(i64, Option<i64>, i64), sqlx::Error> {
     let row = sql::query(
         "SELECT COUNT(*) AS n, MIN(placed_at) AS oldest FROM orders WHERE status NOT IN ('SHIPPED', 'CANCELLED', 'REFUND_PENDING')",
     )
@@ -362,7 +363,7 @@ pub async fn prune_idempotency_keys(
 const ORDER_COLUMNS: &str =
     "order_id, customer_id, status, reason, items, total_minor, currency, tracking_id, trace_id";
 
-pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
+pub async fn order_view(pool: &Reader, order_id: &str) -> Result<Option<OrderView>, sqlx::Error> {
     let Some(r) = sql::query(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
     ))
@@ -386,7 +387,7 @@ pub async fn order_view(pool: &AnyPool, order_id: &str) -> Result<Option<OrderVi
 
 /// Every order as `GET /v1/orders/{id}` shows it, by id (to compare read models).
 pub async fn all_order_views(
-    pool: &AnyPool,
+    pool: &Reader,
 ) -> Result<std::collections::BTreeMap<String, OrderView>, sqlx::Error> {
     let mut histories: std::collections::HashMap<String, Vec<HistoryEntry>> =
         std::collections::HashMap::new();
@@ -416,7 +417,7 @@ pub async fn all_order_views(
 /// Every customer's list (order, placed at, status, reason, total), newest
 /// first (to compare read models: what a customer sees, not when it was written).
 pub async fn all_customer_lists(
-    pool: &AnyPool,
+    pool: &Reader,
 ) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
     let mut lists: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for r in sql::query(

@@ -20,7 +20,8 @@ use orderflow_envelope::Money;
 use orderflow_runtime::group_commit::{Failed, GroupCommit, Tx, Work};
 use orderflow_runtime::resilience::Retryable;
 use orderflow_runtime::sql;
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sql::Reader;
+use orderflow_runtime::sqlx;
 use rand::Rng;
 
 use crate::domain;
@@ -123,13 +124,13 @@ impl Weather {
 pub struct SandboxProvider {
     pub weather: Arc<Weather>,
     ledger: GroupCommit<LedgerEntry>,
-    reader: AnyPool,
+    reader: Reader,
     /// Calls per `tok_flaky` order so far (per process, like any sandbox state).
     flaky_calls: Mutex<HashMap<String, u32>>,
 }
 
 impl SandboxProvider {
-    pub fn new(weather: Arc<Weather>, ledger: GroupCommit<LedgerEntry>, reader: AnyPool) -> Self {
+    pub fn new(weather: Arc<Weather>, ledger: GroupCommit<LedgerEntry>, reader: Reader) -> Self {
         Self {
             weather,
             ledger,

@@ -2,8 +2,9 @@
 
 use orderflow_api::{MoneyView, PaymentView};
 use orderflow_envelope::Money;
+use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sql::{self, Connection};
-use orderflow_runtime::sqlx::{self, AnyPool};
+use orderflow_runtime::sqlx;
 
 pub use crate::domain::Status;
 
@@ -111,7 +112,7 @@ pub async fn mark_shipped(conn: &mut Connection, order_id: &str) -> Result<bool,
 }
 
 pub async fn view(
-    pool: &AnyPool,
+    pool: &Reader,
     order_id: &str,
     ledger: (u32, u32),
 ) -> Result<Option<PaymentView>, sqlx::Error> {

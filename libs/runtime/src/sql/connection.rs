@@ -8,6 +8,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, Column, Row as _, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::reader::ReadConnection;
 use super::row::Row;
 use super::sqlite;
 use super::value::{Kind, Value};
@@ -22,6 +23,7 @@ enum Inner {
     Pooled(PoolConnection<Any>),
     Transaction(sqlx::Transaction<'static, Any>),
     Sqlite(Writer),
+    SqliteRead(ReadConnection),
 }
 
 /// SQLite's writing connection, held.
@@ -84,6 +86,14 @@ impl From<PoolConnection<Any>> for Connection {
     }
 }
 
+impl From<ReadConnection> for Connection {
+    fn from(conn: ReadConnection) -> Self {
+        Self {
+            inner: Inner::SqliteRead(conn),
+        }
+    }
+}
+
 impl From<sqlx::Transaction<'static, Any>> for Connection {
     fn from(tx: sqlx::Transaction<'static, Any>) -> Self {
         Self {
@@ -96,7 +106,7 @@ impl Connection {
     /// Commits the transaction (nothing to do outside one).
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.inner {
-            Inner::Pooled(_) => Ok(()),
+            Inner::Pooled(_) | Inner::SqliteRead(_) => Ok(()),
             Inner::Transaction(tx) => tx.commit().await,
             Inner::Sqlite(writer) => {
                 if writer.conn.is_autocommit() {
@@ -117,7 +127,7 @@ impl Connection {
     /// Rolls the transaction back (what dropping it does, with its error).
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self.inner {
-            Inner::Pooled(_) => Ok(()),
+            Inner::Pooled(_) | Inner::SqliteRead(_) => Ok(()),
             Inner::Transaction(tx) => tx.rollback().await,
             Inner::Sqlite(writer) if writer.conn.is_autocommit() => Ok(()),
             Inner::Sqlite(writer) => sqlite::command(&writer.conn, "ROLLBACK"),
@@ -135,6 +145,7 @@ impl Connection {
             Inner::Pooled(conn) => run_any(conn, sql, args, rows).await,
             Inner::Transaction(tx) => run_any(tx, sql, args, rows).await,
             Inner::Sqlite(writer) => sqlite::run(&writer.conn, sql, &args, rows),
+            Inner::SqliteRead(reader) => sqlite::run(reader.conn(), sql, &args, rows),
         }
     }
 }

@@ -9,12 +9,14 @@
 
 pub(crate) mod answer;
 mod connection;
+mod reader;
 mod row;
 mod sqlite;
 mod value;
 
 pub use connection::Connection;
 pub(crate) use connection::SqliteWriter;
+pub use reader::{Reader, SqliteReaders};
 pub use row::{ColumnIndex, Row};
 pub use value::{Decode, Encode, Kind, Value};
 
@@ -33,11 +35,18 @@ pub fn query(sql: &str) -> Query<'_> {
     }
 }
 
-/// Where a statement runs: a connection, or any connection of a pool (for
-/// reads, from [`crate::Database::reader`]).
+/// Where a statement runs: a connection, or any connection of a pool or of
+/// a service's readers ([`crate::Database::reader`]).
 pub enum Target<'e> {
     Connection(&'e mut Connection),
     Pool(&'e sqlx::AnyPool),
+    Reader(&'e Reader),
+}
+
+impl<'e> From<&'e Reader> for Target<'e> {
+    fn from(reader: &'e Reader) -> Self {
+        Target::Reader(reader)
+    }
 }
 
 impl<'e> From<&'e mut Connection> for Target<'e> {
@@ -65,6 +74,7 @@ impl Target<'_> {
                 let mut conn = Connection::from(pool.acquire().await?);
                 conn.run(sql, args, rows).await
             }
+            Target::Reader(reader) => reader.acquire().await?.run(sql, args, rows).await,
         }
     }
 }
