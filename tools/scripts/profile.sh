@@ -10,9 +10,12 @@
 # and prints top.md. The components: the dev process (embedded broker,
 # schema registry, dev issuer) and the six services. Asserts nothing.
 #
-# perf follows the threads that exist when it starts (`-t`, every thread of
-# each process after a warm-up): `perf record -p` caught only the main
-# thread of a Tokio process on this machine.
+# perf records the whole machine (`-a`) and each process's samples are read
+# back by its pid, every thread of it: threads a process starts during the
+# burst count too (Tokio starts one whenever a worker blocks, as in a
+# durable SQLite COMMIT). Following the threads that existed at the start
+# (`-t`) missed those; `perf record -p` caught only a Tokio process's main
+# thread on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ORDERS=${ORDERS:-5000}
@@ -48,12 +51,9 @@ stack_start
 echo "== warm-up: 500 orders"
 stack_warm_up
 
-echo "== perf record of every process during a burst of $ORDERS orders"
-while read -r name pid; do
-  threads=$(ls "/proc/$pid/task" | paste -sd,)
-  perf record -q -e cpu-clock -F "$FREQ" -g -t "$threads" -o "$out/$name.perf.data" >/dev/null 2>&1 &
-  perfs+=($!)
-done < <(stack_pids)
+echo "== perf record of the machine during a burst of $ORDERS orders"
+perf record -q -a -e cpu-clock -F "$FREQ" -g -o "$out/all.perf.data" >/dev/null 2>&1 &
+perfs+=($!)
 sleep 1
 "$STACK_BIN/orderflow" load --gateway "$GATEWAY" --orders "$ORDERS" --concurrency 128 | grep -v '^RESULT'
 for p in "${perfs[@]}"; do kill -INT "$p" 2>/dev/null || true; done
@@ -62,10 +62,9 @@ perfs=()
 
 echo "== flame graphs and top functions"
 : >"$out/top.md"
-while read -r name _; do
-  data="$out/$name.perf.data"
-  [ -s "$data" ] || continue
-  perf script -i "$data" 2>/dev/null | "$inferno/inferno-collapse-perf" >"$out/$name.folded"
+while read -r name pid; do
+  perf script -i "$out/all.perf.data" --pid "$pid" 2>/dev/null | "$inferno/inferno-collapse-perf" >"$out/$name.folded"
+  [ -s "$out/$name.folded" ] || continue
   "$inferno/inferno-flamegraph" --title "orderflow-$name, $ORDERS orders" <"$out/$name.folded" >"$out/$name.svg"
   tools/scripts/lib/top-self.py "$name" "$out/$name.folded" >>"$out/top.md"
 done < <(stack_pids)

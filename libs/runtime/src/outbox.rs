@@ -97,11 +97,26 @@ pub struct OutboxRelay {
     db: Database,
     producer: Producer,
     handoff: Mutex<VecDeque<OutboxRow>>,
+    published: Mutex<Published>,
     wake: Notify,
     poll: Duration,
     lease: Duration,
     max_attempts: i64,
     metrics: Metrics,
+}
+
+/// Rows published and acknowledged, not deleted yet. Deleting them is not
+/// worth a commit of its own (a WAL sync on SQLite, a round trip on
+/// PostgreSQL, once per batch the relay sends): the next transaction of a
+/// batch deletes them with its own writes ([`OutboxRelay::take_published`]),
+/// or the relay does once they have waited a poll interval with none coming.
+/// Should the process stop in between, they are published again at its
+/// next start, as any row whose deletion did not commit is: inboxes drop
+/// the copies.
+#[derive(Default)]
+struct Published {
+    ids: Vec<String>,
+    since: Option<tokio::time::Instant>,
 }
 
 impl OutboxRelay {
@@ -117,6 +132,7 @@ impl OutboxRelay {
             db,
             producer,
             handoff: Mutex::new(VecDeque::new()),
+            published: Mutex::new(Published::default()),
             wake: Notify::new(),
             poll,
             lease,
@@ -142,6 +158,46 @@ impl OutboxRelay {
             queue.extend(rows.into_iter().take(room));
         }
         self.wake.notify_one();
+    }
+
+    /// The ids of rows published and not deleted yet, for a transaction to
+    /// delete ([`delete_in`]); [`Self::restore_published`] if it does not commit.
+    pub fn take_published(&self) -> Vec<String> {
+        let mut published = self.published.lock().expect("published lock");
+        published.since = None;
+        std::mem::take(&mut published.ids)
+    }
+
+    /// Ids taken by a transaction that did not commit.
+    pub fn restore_published(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut published = self.published.lock().expect("published lock");
+        published
+            .since
+            .get_or_insert_with(tokio::time::Instant::now);
+        published.ids.extend(ids);
+    }
+
+    /// Deletes the published rows no transaction took within a poll
+    /// interval (all of them if `all`).
+    async fn settle_published(&self, all: bool) {
+        let due = {
+            let published = self.published.lock().expect("published lock");
+            published
+                .since
+                .is_some_and(|since| all || since.elapsed() >= self.poll)
+        };
+        if !due {
+            return;
+        }
+        let ids = self.take_published();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Err(e) = delete(&self.db, &refs).await {
+            tracing::debug!(error = %e, "could not delete published outbox rows; trying again");
+            self.restore_published(ids);
+        }
     }
 
     /// Publishes until `shutdown`, then drains what is left for a while.
@@ -184,6 +240,7 @@ impl OutboxRelay {
             // A full claim: more may be waiting, looked for at the next pass.
             let more_expired = rows.len() == BATCH;
             rows.extend(self.take_handoff(BATCH - rows.len()));
+            self.settle_published(false).await;
             if rows.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -242,6 +299,7 @@ impl OutboxRelay {
         if drained.is_err() {
             tracing::warn!("outbox not drained within 10s; rows stay for the next start");
         }
+        self.settle_published(true).await;
         let producer = self.producer.clone();
         let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     }
@@ -351,7 +409,7 @@ impl OutboxRelay {
             }
         }
         self.requeue(purged);
-        self.delete(&delivered).await?;
+        self.restore_published(delivered.into_iter().map(str::to_string).collect());
         if !failed.is_empty() && self.producer.check_fatal() {
             // The producer is gone for good: the rows stay for the next start.
             return Ok(());
@@ -360,10 +418,6 @@ impl OutboxRelay {
             self.record_failure(row, &error).await?;
         }
         Ok(())
-    }
-
-    async fn delete(&self, ids: &[&str]) -> Result<(), sqlx::Error> {
-        delete(&self.db, ids).await
     }
 
     /// A row that failed backs off (1 s, 2 s, 4 s … up to a minute), so the
@@ -464,8 +518,14 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// Deletes the rows `ids` (published).
+/// Deletes the rows `ids` (published), each statement committing on its own.
 pub(crate) async fn delete(db: &Database, ids: &[&str]) -> Result<(), sqlx::Error> {
+    delete_in(&mut db.acquire().await?, ids).await
+}
+
+/// Deletes the rows `ids` (published) on `conn`, in its transaction if it
+/// is in one.
+pub(crate) async fn delete_in(conn: &mut Connection, ids: &[&str]) -> Result<(), sqlx::Error> {
     for chunk in ids.chunks(500) {
         let statement = format!(
             "DELETE FROM orderflow_outbox WHERE id IN ({})",
@@ -475,7 +535,7 @@ pub(crate) async fn delete(db: &Database, ids: &[&str]) -> Result<(), sqlx::Erro
         for id in chunk {
             query = query.bind(id.to_string());
         }
-        query.execute(&mut db.acquire().await?).await?;
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -32,6 +32,10 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Self {
+        Self::polling(Duration::from_millis(50)).await
+    }
+
+    async fn polling(poll: Duration) -> Self {
         let cluster = MockCluster::new(1).expect("a broker");
         cluster.create_topic("orders", 1, 1).expect("a topic");
         let config = RuntimeConfig {
@@ -45,7 +49,7 @@ impl Setup {
         let relay = Arc::new(OutboxRelay::new(
             db.clone(),
             producer.clone(),
-            Duration::from_millis(50),
+            poll,
             Duration::from_secs(10),
             3,
             Metrics::default(),
@@ -199,5 +203,89 @@ async fn a_row_its_producer_dropped_goes_before_the_rows_written_after_it() {
         read,
         ["first", "second"],
         "the order's events in the order written"
+    );
+}
+
+/// Work that writes nothing: a transaction of the group commit and no more.
+struct Nothing;
+
+#[async_trait::async_trait]
+impl crate::group_commit::Work for Nothing {
+    type Context = ();
+
+    async fn apply(
+        _: &(),
+        _: &mut [Self],
+        _: &mut crate::group_commit::Tx<'_>,
+    ) -> Result<(), crate::group_commit::Failed> {
+        Ok(())
+    }
+}
+
+/// A published row is deleted by the next transaction of a batch, with its
+/// writes, not by a commit of its own; with no transaction coming, the
+/// relay deletes it itself, at the latest when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_row_is_deleted_by_the_next_batch_not_a_commit_of_its_own() {
+    // A poll interval far longer than the test: the relay does not delete
+    // on its own while it runs.
+    let Setup {
+        cluster: _cluster,
+        _dir,
+        db,
+        relay,
+        ..
+    } = Setup::polling(Duration::from_secs(600)).await;
+    let (stop, running) = start(&relay);
+    let published = |id: &'static str| {
+        let relay = relay.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while !relay
+                    .published
+                    .lock()
+                    .expect("published lock")
+                    .ids
+                    .iter()
+                    .any(|i| i == id)
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .expect("the row was published");
+        }
+    };
+    let first = row("1-first".into(), "k-1");
+    write(&db, &first, relay.fresh_lease()).await;
+    relay.handoff(vec![first]);
+    published("1-first").await;
+    assert!(stored(&db, "1-first").await, "published, not deleted yet");
+
+    let batches = crate::group_commit::GroupCommit::<Nothing>::start(
+        "test",
+        db.clone(),
+        relay.clone(),
+        Arc::new(()),
+        crate::group_commit::BatchLimits {
+            max_items: 8,
+            concurrency: 1,
+        },
+        Metrics::default(),
+    );
+    let (_, committed) = batches.run(Nothing).await;
+    committed.expect("the batch committed");
+    assert!(!stored(&db, "1-first").await, "the batch deleted it");
+
+    let second = row("2-second".into(), "k-1");
+    write(&db, &second, relay.fresh_lease()).await;
+    relay.handoff(vec![second]);
+    published("2-second").await;
+    assert!(stored(&db, "2-second").await);
+    stop.cancel();
+    running.await.expect("the relay stops");
+    assert!(
+        !stored(&db, "2-second").await,
+        "the relay deleted it as it stopped"
     );
 }
