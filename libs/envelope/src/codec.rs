@@ -104,9 +104,9 @@ struct Reading {
     event: EventType,
     /// Both schemas' named types resolved, once.
     reader: GenericDatumReader<'static>,
-    /// The writer's schema is this build's own (the same canonical form):
-    /// the datum deserializes straight into the event, with no Avro value
-    /// built and resolved between.
+    /// The writer's schema is this build's own: the datum deserializes
+    /// straight into the event, with no Avro value built and resolved
+    /// between.
     own: bool,
 }
 
@@ -265,7 +265,9 @@ fn reading_of(id: u32, json: String) -> Result<&'static Reading, DecodeError> {
     };
     let event = EventType::from_ce_type(&name).ok_or(DecodeError::UnknownRecord { id, name })?;
     let ours = &SCHEMAS[&event];
-    let own = schema.canonical_form() == ours.canonical_form();
+    // Equal schemas, logical types included (a canonical form drops them:
+    // a writer's `timestamp-micros` would read as our milliseconds).
+    let own = schema == *ours;
     let writer: &'static Schema = Box::leak(Box::new(schema));
     let reader = if own {
         GenericDatumReader::builder(writer).build()
@@ -692,6 +694,45 @@ mod tests {
                 customer_id: "c-9".into(),
                 reason: "country not served".into(),
             })
+        );
+    }
+
+    /// A writer whose timestamps are microseconds has the same canonical
+    /// form as ours (which drops logical types), but its data is not ours
+    /// to read as milliseconds: refused, as resolving the schemas does.
+    #[tokio::test]
+    async fn a_writer_with_another_logical_type_is_not_read_as_our_own() {
+        let registry = Arc::new(MemoryRegistry::default());
+        let micros = EventType::OrderCancelled
+            .schema_json()
+            .replace("timestamp-millis", "timestamp-micros");
+        let micros = Schema::parse_str(&micros).unwrap();
+        assert_eq!(
+            micros.canonical_form(),
+            SCHEMAS[&EventType::OrderCancelled].canonical_form()
+        );
+        let id = registry
+            .register("orders-x", &serde_json::to_string(&micros).unwrap())
+            .await
+            .unwrap();
+        let value = apache_avro::types::Value::Record(vec![
+            ("order_id".into(), "o-9".into()),
+            ("customer_id".into(), "c-9".into()),
+            ("reason".into(), "OUT_OF_STOCK".into()),
+            (
+                "cancelled_at".into(),
+                apache_avro::types::Value::TimestampMicros(1_700_000_000_789_000),
+            ),
+        ]);
+        let mut framed = vec![0];
+        framed.extend_from_slice(&id.to_be_bytes());
+        let writer = GenericDatumWriter::builder(&micros).build().unwrap();
+        framed.extend(writer.write_value_to_vec(value).unwrap());
+        let codec = Codec::new(registry);
+        let decoded = codec.decode(None, &framed).await;
+        assert!(
+            matches!(decoded, Err(DecodeError::Avro { .. })),
+            "{decoded:?}"
         );
     }
 

@@ -181,28 +181,17 @@ fn stopped() -> HandlerError {
 impl<W: Work> Attempt<W> for Writer<W> {
     async fn attempt(&self, items: &mut [W]) -> Result<(), Failed> {
         // Rows the relay has published are deleted here, with this batch's
-        // writes: no commit of their own.
+        // writes: no commit of their own. They go back to the relay unless
+        // this transaction commits.
         let published = self.relay.take_published();
-        let committed = async {
-            let mut conn = self.db.begin().await?;
-            let ids: Vec<&str> = published.iter().map(String::as_str).collect();
-            outbox::delete_in(&mut conn, &ids).await?;
-            let rows =
-                stage::<W>(&mut conn, &self.context, items, self.relay.fresh_lease()).await?;
-            crate::fault::reached(FaultPoint::BeforeCommit, || {
-                items.iter().map(W::key).collect()
-            });
-            conn.commit().await?;
-            Ok::<_, Failed>(rows)
-        }
-        .await;
-        let rows = match committed {
-            Ok(rows) => rows,
-            Err(failed) => {
-                self.relay.restore_published(published);
-                return Err(failed);
-            }
-        };
+        let mut conn = self.db.begin().await?;
+        outbox::delete_in(&mut conn, &published.ids()).await?;
+        let rows = stage::<W>(&mut conn, &self.context, items, self.relay.fresh_lease()).await?;
+        crate::fault::reached(FaultPoint::BeforeCommit, || {
+            items.iter().map(W::key).collect()
+        });
+        conn.commit().await?;
+        published.deleted();
         crate::fault::reached(FaultPoint::AfterCommit, || {
             items.iter().map(W::key).collect()
         });

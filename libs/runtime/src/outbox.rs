@@ -119,6 +119,35 @@ struct Published {
     since: Option<tokio::time::Instant>,
 }
 
+/// Published rows a transaction took to delete: back to the relay when
+/// dropped, unless [`Self::deleted`].
+pub(crate) struct TakenPublished<'r> {
+    relay: &'r OutboxRelay,
+    taken: Option<Published>,
+}
+
+impl TakenPublished<'_> {
+    pub(crate) fn ids(&self) -> Vec<&str> {
+        self.taken
+            .iter()
+            .flat_map(|t| t.ids.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Their deletion committed.
+    pub(crate) fn deleted(mut self) {
+        self.taken = None;
+    }
+}
+
+impl Drop for TakenPublished<'_> {
+    fn drop(&mut self) {
+        if let Some(taken) = self.taken.take() {
+            self.relay.restore_published(taken);
+        }
+    }
+}
+
 impl OutboxRelay {
     pub fn new(
         db: Database,
@@ -160,24 +189,35 @@ impl OutboxRelay {
         self.wake.notify_one();
     }
 
-    /// The ids of rows published and not deleted yet, for a transaction to
-    /// delete ([`delete_in`]); [`Self::restore_published`] if it does not commit.
-    pub fn take_published(&self) -> Vec<String> {
-        let mut published = self.published.lock().expect("published lock");
-        published.since = None;
-        std::mem::take(&mut published.ids)
+    /// The rows published and not deleted yet, for a transaction to delete
+    /// ([`delete_in`]); they come back to the relay unless
+    /// [`TakenPublished::deleted`] says that transaction committed.
+    pub(crate) fn take_published(&self) -> TakenPublished<'_> {
+        let taken = std::mem::take(&mut *self.published.lock().expect("published lock"));
+        TakenPublished {
+            relay: self,
+            taken: Some(taken),
+        }
     }
 
-    /// Ids taken by a transaction that did not commit.
-    pub fn restore_published(&self, ids: Vec<String>) {
-        if ids.is_empty() {
+    /// Rows published (or taken back): they wait for deletion since the
+    /// oldest of them was published.
+    fn restore_published(&self, rows: Published) {
+        if rows.ids.is_empty() {
             return;
         }
         let mut published = self.published.lock().expect("published lock");
-        published
-            .since
-            .get_or_insert_with(tokio::time::Instant::now);
-        published.ids.extend(ids);
+        published.since = match (published.since, rows.since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        published.ids.extend(rows.ids);
+    }
+
+    /// Whether the row `id` was published and waits for deletion.
+    fn is_published(&self, id: &str) -> bool {
+        let published = self.published.lock().expect("published lock");
+        published.ids.iter().any(|i| i == id)
     }
 
     /// Deletes the published rows no transaction took within a poll
@@ -192,11 +232,12 @@ impl OutboxRelay {
         if !due {
             return;
         }
-        let ids = self.take_published();
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        if let Err(e) = delete(&self.db, &refs).await {
-            tracing::debug!(error = %e, "could not delete published outbox rows; trying again");
-            self.restore_published(ids);
+        let taken = self.take_published();
+        match delete(&self.db, &taken.ids()).await {
+            Ok(()) => taken.deleted(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not delete published outbox rows; trying again")
+            }
         }
     }
 
@@ -223,12 +264,17 @@ impl OutboxRelay {
                     tracing::debug!(error = %e, "could not measure the outbox backlog");
                 }
             }
+            self.settle_published(false).await;
             // Rows whose lease ran out are looked for at every poll interval,
             // however busy the hand-off is, and go first: they are older.
+            // One published and waiting for deletion is not sent again.
             let mut rows = if scanned.elapsed() >= self.poll {
                 scanned = tokio::time::Instant::now();
                 match self.claim_expired().await {
-                    Ok(rows) => rows,
+                    Ok(mut rows) => {
+                        rows.retain(|row| !self.is_published(&row.id));
+                        rows
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox relay could not read the outbox; retrying");
                         Vec::new()
@@ -240,7 +286,6 @@ impl OutboxRelay {
             // A full claim: more may be waiting, looked for at the next pass.
             let more_expired = rows.len() == BATCH;
             rows.extend(self.take_handoff(BATCH - rows.len()));
-            self.settle_published(false).await;
             if rows.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -319,7 +364,11 @@ impl OutboxRelay {
                 .await?;
         let n: i64 = row.try_get("n")?;
         let oldest: Option<i64> = row.try_get("oldest")?;
-        self.metrics.outbox_backlog.set(n);
+        // Rows published and waiting for deletion are not backlog.
+        let waiting = self.published.lock().expect("published lock").ids.len();
+        self.metrics
+            .outbox_backlog
+            .set(n.saturating_sub(waiting as i64).max(0));
         let age = oldest
             .map(|t| (crate::now_millis() - t).max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
@@ -332,8 +381,9 @@ impl OutboxRelay {
         Ok(())
     }
 
-    /// Sends every row, all in flight together, then deletes the ones the
-    /// broker acknowledged and backs off (or parks) the others. Each message
+    /// Sends every row, all in flight together, then keeps the ones the
+    /// broker acknowledged for deletion ([`Published`]) and backs off (or
+    /// parks) the others. Each message
     /// gets a `send` span (send to acknowledgement), child of the event's
     /// creation span, whose context the message keeps: consumers hang off
     /// the creation span too (orderflow_telemetry::trace).
@@ -409,7 +459,10 @@ impl OutboxRelay {
             }
         }
         self.requeue(purged);
-        self.restore_published(delivered.into_iter().map(str::to_string).collect());
+        self.restore_published(Published {
+            ids: delivered.into_iter().map(str::to_string).collect(),
+            since: Some(tokio::time::Instant::now()),
+        });
         if !failed.is_empty() && self.producer.check_fatal() {
             // The producer is gone for good: the rows stay for the next start.
             return Ok(());

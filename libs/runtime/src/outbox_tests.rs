@@ -289,3 +289,36 @@ async fn a_published_row_is_deleted_by_the_next_batch_not_a_commit_of_its_own() 
         "the relay deleted it as it stopped"
     );
 }
+
+/// A row published and waiting for deletion is not sent again when its
+/// lease runs out first (a long pass, a slow hand-off): it was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_row_whose_lease_ran_out_is_not_sent_again() {
+    let Setup {
+        cluster,
+        _dir,
+        db,
+        relay,
+        ..
+    } = Setup::polling(Duration::from_millis(300)).await;
+    let mut sent = row("1-sent".into(), "k-1");
+    sent.payload = b"sent".to_vec();
+    write(&db, &sent, 0).await;
+    relay.restore_published(Published {
+        ids: vec!["1-sent".into()],
+        since: Some(tokio::time::Instant::now()),
+    });
+    let mut next = row("2-next".into(), "k-1");
+    next.payload = b"next".to_vec();
+    write(&db, &next, relay.fresh_lease()).await;
+    relay.handoff(vec![next]);
+    let (stop, running) = start(&relay);
+    let bootstrap = cluster.bootstrap_servers();
+    let read = tokio::task::spawn_blocking(move || read_until(&bootstrap, "next"))
+        .await
+        .expect("read");
+    stop.cancel();
+    running.await.expect("the relay stops");
+    assert_eq!(read, ["next"], "the acknowledged row went out once only");
+    assert!(!stored(&db, "1-sent").await, "and was deleted");
+}
