@@ -1,12 +1,13 @@
-//! How a log line writes fields, its own and its spans': as `tracing`'s
-//! default does (`name=value`, the message bare), without the fields that
-//! only tell a trace backend how to draw a span (`otel.*`, and the
-//! constant `messaging.system` and `messaging.operation.*`) or repeat
-//! another (`messaging.kafka.message.key` is the order id). A consumer's
-//! `process` span carries a dozen fields, formatted into the span as it
-//! starts: 3–5 % of a consumer's CPU with all of them, and every line logged
-//! inside that span a paragraph. Topic, partition, offset, message id and
-//! consumer group stay: they are what finds the message.
+//! How a text log line writes fields, its own and its spans': as
+//! `tracing`'s default does (`name=value`, the message bare), without the
+//! fields that describe a span to a trace backend (`otel.*`, `messaging.*`).
+//! A consumer's `process` span carries a dozen of those, formatted into the
+//! span as it starts (and again as the relay's `send` span records its
+//! partition and offset): 3–5 % of a consumer's CPU, and every line logged
+//! inside such a span a paragraph. A text line keeps the order id, the
+//! event type and the trace id, which find the rest (the trace in Jaeger);
+//! JSON logs (`ORDERFLOW_LOG_FORMAT=json`, the chart's default) carry every
+//! field.
 
 use std::fmt;
 
@@ -32,10 +33,9 @@ impl<'w> FormatFields<'w> for LogFields {
 
 /// Whether a field is for the trace backend only.
 fn for_traces_only(name: &str) -> bool {
-    ["otel.", "log.", "messaging.operation."]
+    ["otel.", "messaging.", "log."]
         .iter()
         .any(|prefix| name.starts_with(prefix))
-        || matches!(name, "messaging.system" | "messaging.kafka.message.key")
 }
 
 struct Visitor<'w> {
@@ -125,7 +125,7 @@ mod tests {
         let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
         assert_eq!(
             text.trim(),
-            r#"INFO process: to customer: on its way kind="shipped" attempt=2 messaging.kafka.offset=7 order.id=o-1 trace_id="4bf9""#
+            r#"INFO process: to customer: on its way kind="shipped" attempt=2 order.id=o-1 trace_id="4bf9""#
         );
     }
 }
