@@ -383,10 +383,10 @@ impl OutboxRelay {
 
     /// Sends every row, all in flight together, then keeps the ones the
     /// broker acknowledged for deletion ([`Published`]) and backs off (or
-    /// parks) the others. Each message
-    /// gets a `send` span (send to acknowledgement), child of the event's
-    /// creation span, whose context the message keeps: consumers hang off
-    /// the creation span too (orderflow_telemetry::trace).
+    /// parks) the others. Each message gets a `send` span (send to
+    /// acknowledgement), child of the event's creation span, whose context
+    /// the message keeps: consumers hang off the creation span too
+    /// (orderflow_telemetry::trace).
     async fn publish(&self, rows: Vec<OutboxRow>) -> Result<(), sqlx::Error> {
         let mut deliveries = Vec::with_capacity(rows.len());
         let mut spans = Vec::with_capacity(rows.len());
