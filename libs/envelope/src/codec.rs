@@ -656,6 +656,15 @@ mod tests {
         );
     }
 
+    /// `value` in the wire format, written with schema `writer` registered as `id`.
+    fn frame(id: u32, writer: &Schema, value: apache_avro::types::Value) -> Vec<u8> {
+        let mut framed = vec![0];
+        framed.extend_from_slice(&id.to_be_bytes());
+        let writer = GenericDatumWriter::builder(writer).build().unwrap();
+        framed.extend(writer.write_value_to_vec(value).unwrap());
+        framed
+    }
+
     #[tokio::test]
     async fn an_old_reader_decodes_what_a_newer_writer_wrote() {
         let registry = Arc::new(MemoryRegistry::default());
@@ -678,12 +687,7 @@ mod tests {
                 apache_avro::types::Value::Union(1, Box::new("DHL".into())),
             ),
         ]);
-        let mut framed = vec![0];
-        framed.extend_from_slice(&id.to_be_bytes());
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&v2)
-            .build()
-            .unwrap();
-        framed.extend(writer.write_value_to_vec(value).unwrap());
+        let framed = frame(id, &v2, value);
 
         let codec = Codec::new(registry);
         let event = codec.decode(None, &framed).await.unwrap();
@@ -724,10 +728,7 @@ mod tests {
                 apache_avro::types::Value::TimestampMicros(1_700_000_000_789_000),
             ),
         ]);
-        let mut framed = vec![0];
-        framed.extend_from_slice(&id.to_be_bytes());
-        let writer = GenericDatumWriter::builder(&micros).build().unwrap();
-        framed.extend(writer.write_value_to_vec(value).unwrap());
+        let framed = frame(id, &micros, value);
         let codec = Codec::new(registry);
         let decoded = codec.decode(None, &framed).await;
         assert!(

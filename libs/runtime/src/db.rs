@@ -49,7 +49,7 @@ impl Database {
                 .await
                 .map_err(err)?;
             let db = Self {
-                reader: Reader::Pool(pool.clone()),
+                reader: pool.clone().into(),
                 pool,
                 backend: Backend::Postgres,
                 writer: None,
@@ -76,8 +76,14 @@ impl Database {
         } else {
             "PRAGMA synchronous = NORMAL"
         };
-        let options = || {
-            AnyPoolOptions::new().after_connect(move |conn, _| {
+        // The pool runs the migrations; SQLite serializes writers anyway, so
+        // one connection. Writes go through the one writing connection
+        // (`SqliteWriter`: no SQLITE_BUSY on lock upgrades, and group commit,
+        // crate::group_commit, batches what waits for it), reads through
+        // connections of their own.
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL lets readers run beside the writer. FULL syncs the WAL
                     // at every commit: once a transaction has committed, its
@@ -94,29 +100,17 @@ impl Database {
                     Ok(())
                 })
             })
-        };
-        // SQLite serializes writers anyway: one writing connection per process
-        // avoids SQLITE_BUSY on lock upgrades instead of retrying them, and
-        // group commit (crate::group_commit) batches what waits for it.
-        let pool = options()
-            .max_connections(1)
             .connect(&url)
             .await
             .map_err(err)?;
         let db = Self {
-            reader: Reader::Pool(pool.clone()),
+            reader: SqliteReaders::open(path).map_err(err)?.into(),
+            writer: Some(SqliteWriter::open(path, durable).map_err(err)?),
             pool,
             backend: Backend::Sqlite,
-            writer: None,
         };
         db.upgrade_runtime_tables().await.map_err(err)?;
-        let reader = Reader::Sqlite(SqliteReaders::open(path).map_err(err)?);
-        let writer = SqliteWriter::open(path, durable).map_err(err)?;
-        Ok(Self {
-            reader,
-            writer: Some(writer),
-            ..db
-        })
+        Ok(db)
     }
 
     /// Runs a service's migrations.

@@ -141,7 +141,17 @@ async fn a_row_whose_lease_ran_out_goes_out_while_new_rows_keep_coming() {
 /// The payloads of `orders` in order of their first copy (a row sent again
 /// may land twice: inboxes drop the copy), once `last` is among them (or
 /// 40 s passed).
-fn read_until(bootstrap: &str, last: &str) -> Vec<String> {
+async fn read_until(
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    last: &'static str,
+) -> Vec<String> {
+    let bootstrap = cluster.bootstrap_servers();
+    tokio::task::spawn_blocking(move || read_blocking(&bootstrap, last))
+        .await
+        .expect("read")
+}
+
+fn read_blocking(bootstrap: &str, last: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
@@ -193,10 +203,7 @@ async fn a_row_its_producer_dropped_goes_before_the_rows_written_after_it() {
     write(&db, &second, relay.fresh_lease()).await;
     relay.handoff(vec![second]);
     cluster.broker_up(1).expect("broker up");
-    let bootstrap = cluster.bootstrap_servers();
-    let read = tokio::task::spawn_blocking(move || read_until(&bootstrap, "second"))
-        .await
-        .expect("read");
+    let read = read_until(&cluster, "second").await;
     stop.cancel();
     running.await.expect("the relay stops");
     assert_eq!(
@@ -241,14 +248,7 @@ async fn a_published_row_is_deleted_by_the_next_batch_not_a_commit_of_its_own() 
         let relay = relay.clone();
         async move {
             tokio::time::timeout(Duration::from_secs(20), async {
-                while !relay
-                    .published
-                    .lock()
-                    .expect("published lock")
-                    .ids
-                    .iter()
-                    .any(|i| i == id)
-                {
+                while !relay.is_published(id) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
@@ -313,10 +313,7 @@ async fn a_published_row_whose_lease_ran_out_is_not_sent_again() {
     write(&db, &next, relay.fresh_lease()).await;
     relay.handoff(vec![next]);
     let (stop, running) = start(&relay);
-    let bootstrap = cluster.bootstrap_servers();
-    let read = tokio::task::spawn_blocking(move || read_until(&bootstrap, "next"))
-        .await
-        .expect("read");
+    let read = read_until(&cluster, "next").await;
     stop.cancel();
     running.await.expect("the relay stops");
     assert_eq!(read, ["next"], "the acknowledged row went out once only");

@@ -16,7 +16,8 @@ mod value;
 
 pub use connection::Connection;
 pub(crate) use connection::SqliteWriter;
-pub use reader::{Reader, SqliteReaders};
+pub use reader::Reader;
+pub(crate) use reader::SqliteReaders;
 pub use row::{ColumnIndex, Row};
 pub use value::{Decode, Encode, Kind, Value};
 
@@ -35,11 +36,10 @@ pub fn query(sql: &str) -> Query<'_> {
     }
 }
 
-/// Where a statement runs: a connection, or any connection of a pool or of
-/// a service's readers ([`crate::Database::reader`]).
+/// Where a statement runs: a connection, or any of a service's read
+/// connections ([`crate::Database::reader`]).
 pub enum Target<'e> {
     Connection(&'e mut Connection),
-    Pool(&'e sqlx::AnyPool),
     Reader(&'e Reader),
 }
 
@@ -55,12 +55,6 @@ impl<'e> From<&'e mut Connection> for Target<'e> {
     }
 }
 
-impl<'e> From<&'e sqlx::AnyPool> for Target<'e> {
-    fn from(pool: &'e sqlx::AnyPool) -> Self {
-        Target::Pool(pool)
-    }
-}
-
 impl Target<'_> {
     async fn run(
         self,
@@ -70,10 +64,6 @@ impl Target<'_> {
     ) -> Result<(Vec<Row>, u64), sqlx::Error> {
         match self {
             Target::Connection(conn) => conn.run(sql, args, rows).await,
-            Target::Pool(pool) => {
-                let mut conn = Connection::from(pool.acquire().await?);
-                conn.run(sql, args, rows).await
-            }
             Target::Reader(reader) => reader.acquire().await?.run(sql, args, rows).await,
         }
     }

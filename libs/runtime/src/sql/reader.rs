@@ -19,24 +19,39 @@ const KEPT: usize = 4;
 
 /// Where a service's reads run.
 #[derive(Clone)]
-pub enum Reader {
+pub struct Reader(Readers);
+
+#[derive(Clone)]
+enum Readers {
     Pool(AnyPool),
     Sqlite(SqliteReaders),
+}
+
+impl From<AnyPool> for Reader {
+    fn from(pool: AnyPool) -> Self {
+        Reader(Readers::Pool(pool))
+    }
+}
+
+impl From<SqliteReaders> for Reader {
+    fn from(readers: SqliteReaders) -> Self {
+        Reader(Readers::Sqlite(readers))
+    }
 }
 
 impl Reader {
     /// A connection for reads, outside a transaction.
     pub async fn acquire(&self) -> Result<Connection, sqlx::Error> {
-        match self {
-            Reader::Pool(pool) => Ok(pool.acquire().await?.into()),
-            Reader::Sqlite(readers) => readers.acquire().map(Connection::from),
+        match &self.0 {
+            Readers::Pool(pool) => Ok(pool.acquire().await?.into()),
+            Readers::Sqlite(readers) => readers.acquire().map(Connection::from),
         }
     }
 }
 
 /// SQLite's read connections of a process.
 #[derive(Clone)]
-pub struct SqliteReaders {
+pub(crate) struct SqliteReaders {
     path: Arc<str>,
     idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
 }

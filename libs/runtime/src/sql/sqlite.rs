@@ -22,9 +22,7 @@ const PREPARED: usize = 256;
 /// Opens the writing connection of the database at `path`: WAL, foreign
 /// keys on, waiting up to five seconds for a lock, as sqlx's pool does.
 pub(crate) fn open(path: &str, durable: bool) -> Result<rusqlite::Connection, sqlx::Error> {
-    let conn = rusqlite::Connection::open(path).map_err(error)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-    conn.set_prepared_statement_cache_capacity(PREPARED);
+    let conn = connect(path)?;
     let synchronous = if durable { "FULL" } else { "NORMAL" };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
@@ -36,11 +34,18 @@ pub(crate) fn open(path: &str, durable: bool) -> Result<rusqlite::Connection, sq
 /// Opens a read connection of the database at `path`: it reads only
 /// (`query_only`), waiting up to five seconds for a lock.
 pub(crate) fn open_reader(path: &str) -> Result<rusqlite::Connection, sqlx::Error> {
+    let conn = connect(path)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(error)?;
+    Ok(conn)
+}
+
+/// A connection that waits up to five seconds for a lock and keeps its
+/// statements prepared.
+fn connect(path: &str) -> Result<rusqlite::Connection, sqlx::Error> {
     let conn = rusqlite::Connection::open(path).map_err(error)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(error)?;
     conn.set_prepared_statement_cache_capacity(PREPARED);
-    conn.execute_batch("PRAGMA query_only = ON;")
-        .map_err(error)?;
     Ok(conn)
 }
 
@@ -96,21 +101,21 @@ fn numbered(sql: &str) -> Cow<'_, str> {
     if !sql.contains('$') {
         return Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
+    // Bytes, not characters: `$`, digits and quotes are ASCII, and no byte
+    // of a longer UTF-8 character equals one of them.
+    let bytes = sql.as_bytes();
+    let mut out = sql.to_owned();
     let mut quote = None;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
+    for (i, &b) in bytes.iter().enumerate() {
         match quote {
-            Some(q) if c == q => quote = None,
+            Some(q) if b == q => quote = None,
             Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
-                out.push('?');
-                continue;
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                out.replace_range(i..=i, "?");
             }
             None => {}
         }
-        out.push(c);
     }
     Cow::Owned(out)
 }
