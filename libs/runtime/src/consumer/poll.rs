@@ -364,11 +364,13 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
     // Shutdown: nothing new starts and in-flight work finishes (for a
     // while), and what finished is committed. The broker refuses commits
     // while the group rebalances (another member joining, say): then the
-    // consumer keeps serving the rebalance, for a few seconds, and commits
-    // again, rather than leave the next owner to redo what was done. Then it
-    // leaves its group; the revocation that follows commits once more. A
-    // consumer that is not a member of its group (no coordinator) can do
-    // neither, and is not waited for.
+    // consumer keeps serving the rebalance and commits again, rather than
+    // leave the next owner to redo what was done, for as long as the budget
+    // keeps 10 s for leaving: the embedded broker refuses commits for the
+    // session timeout less a second per join phase, and a cooperative
+    // rebalance has two. Then it leaves its group; the revocation that
+    // follows commits once more. A consumer that is not a member of its
+    // group (no coordinator) can do neither, and is not waited for.
     // Every wait is cut to what the stop's budget has left; in-flight work
     // leaves 10 s of it for the commits, leaving the group and the rest.
     let budget = shared.rt.stopping();
@@ -380,7 +382,11 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
         &assigned,
         budget.left_keeping(timeout, Duration::from_secs(10)),
     );
-    let settling = Instant::now() + budget.left(Duration::from_secs(10));
+    let settling = Instant::now()
+        + budget.left_keeping(
+            Duration::from_millis(config.shutdown_budget_ms),
+            Duration::from_secs(10),
+        );
     if member {
         loop {
             let commits = shared
