@@ -366,7 +366,8 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
     // while the group rebalances (another member joining, say): then the
     // consumer keeps serving the rebalance and commits again, rather than
     // leave the next owner to redo what was done, for as long as the budget
-    // keeps 10 s for leaving: the embedded broker refuses commits for the
+    // keeps 15 s (leaving the group, closing, and the HTTP server and outbox
+    // after the consumer): the embedded broker refuses commits for the
     // session timeout less a second per join phase, and a cooperative
     // rebalance has two. Then it leaves its group; the revocation that
     // follows commits once more. A consumer that is not a member of its
@@ -385,7 +386,7 @@ pub(super) fn run(shared: &Arc<Shared>, consumer: BaseConsumer<Rebalancer>) -> E
     let settling = Instant::now()
         + budget.left_keeping(
             Duration::from_millis(config.shutdown_budget_ms),
-            Duration::from_secs(10),
+            Duration::from_secs(15),
         );
     if member {
         loop {
