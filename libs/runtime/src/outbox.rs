@@ -215,6 +215,7 @@ impl OutboxRelay {
     }
 
     /// Whether the row `id` was published and waits for deletion.
+    #[cfg(test)]
     fn is_published(&self, id: &str) -> bool {
         let published = self.published.lock().expect("published lock");
         published.ids.iter().any(|i| i == id)
@@ -272,7 +273,9 @@ impl OutboxRelay {
                 scanned = tokio::time::Instant::now();
                 match self.claim_expired().await {
                     Ok(mut rows) => {
-                        rows.retain(|row| !self.is_published(&row.id));
+                        let published = self.published.lock().expect("published lock");
+                        rows.retain(|row| !published.ids.contains(&row.id));
+                        drop(published);
                         rows
                     }
                     Err(e) => {
