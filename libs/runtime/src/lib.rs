@@ -51,6 +51,23 @@ pub use service::{Emitter, Runtime, ServiceSpec};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What a process launching a service sets in its environment, unless
+/// already set: how the two allocators in a service hand freed memory back.
+/// Both read these once, before `main`, so the launcher sets them (`orderflow
+/// dev` for its services, the images' Dockerfile for the chart; a test
+/// checks the Dockerfile says the same).
+///
+/// - `MIMALLOC_PURGE_DELAY=0`: mimalloc returns a freed page to the kernel
+///   at once. Its default (1 s) only takes effect when the thread allocates
+///   again, so a service kept what a burst had touched for as long as it
+///   idled: about 60 MB across the stack after 10,000 orders, for no CPU
+///   gain measured.
+/// - `MALLOC_ARENA_MAX=1`: what librdkafka and SQLite allocate goes through
+///   glibc's malloc, which gave each thread that allocated an arena of its
+///   own that it never shrinks (2–5 MB each).
+pub const ALLOCATOR_ENV: [(&str, &str); 2] =
+    [("MIMALLOC_PURGE_DELAY", "0"), ("MALLOC_ARENA_MAX", "1")];
+
 /// Re-exported so services name the same metric types the runtime uses.
 pub use orderflow_telemetry as telemetry;
 /// Re-exported so services name the same sqlx types the runtime uses.
@@ -59,4 +76,25 @@ pub use sqlx;
 /// Milliseconds since the Unix epoch, the unit every table stores times in.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The images launch the services with the environment the runtime names.
+    #[test]
+    fn the_images_set_the_allocator_environment_the_runtime_names() {
+        let dockerfile = include_str!("../../../docker/Dockerfile");
+        let set: Vec<&str> = dockerfile
+            .lines()
+            .filter_map(|line| line.strip_prefix("ENV "))
+            .flat_map(str::split_whitespace)
+            .collect();
+        for (key, value) in super::ALLOCATOR_ENV {
+            let pair = format!("{key}={value}");
+            assert!(
+                set.contains(&pair.as_str()),
+                "docker/Dockerfile does not set {pair}"
+            );
+        }
+    }
 }

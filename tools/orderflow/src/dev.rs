@@ -234,6 +234,11 @@ pub async fn run(args: Args) -> Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for (key, value) in orderflow_runtime::ALLOCATOR_ENV {
+            if std::env::var_os(key).is_none() {
+                command.env(key, value);
+            }
+        }
         if let Some(jaeger) = &jaeger {
             command
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", &jaeger.otlp_endpoint)
