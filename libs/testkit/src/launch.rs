@@ -65,6 +65,8 @@ impl Launch {
         match self {
             Self::Binaries => {
                 let mut command = Command::new(bin_dir.join(format!("orderflow-{service}")));
+                // As the images run them (their Dockerfile sets the same).
+                command.envs(orderflow_runtime::allocator_env());
                 command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 command
             }

@@ -234,11 +234,7 @@ pub async fn run(args: Args) -> Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (key, value) in orderflow_runtime::ALLOCATOR_ENV {
-            if std::env::var_os(key).is_none() {
-                command.env(key, value);
-            }
-        }
+        command.envs(orderflow_runtime::allocator_env());
         if let Some(jaeger) = &jaeger {
             command
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", &jaeger.otlp_endpoint)
