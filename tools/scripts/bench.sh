@@ -157,9 +157,9 @@ sampler=""
 peak_kb=$(sort -n "$rss_log" | tail -1)
 
 # On the dev stack the raw chain runs here, after the saga's figures and
-# the memory sampler: its 200,000 messages stay in the embedded broker's memory (the
-# dev process), which is the yardstick's data, not the stack's; it has
-# topics of its own, so the saga's data in the broker does not slow it.
+# the memory sampler: its 200,000 messages stay in the embedded broker's
+# memory (the dev process), which is the yardstick's data, not the stack's;
+# it has topics of its own, so the saga's data there does not slow it.
 if [ "$MODE" = dev ]; then raw_chain; fi
 
 connect=(--bootstrap-servers "$bootstrap" --registry-url "$REGISTRY")
