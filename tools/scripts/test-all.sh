@@ -18,6 +18,8 @@
 #
 #   tools/scripts/test-all.sh [TIER...]   default: unit observability chart
 #                                         containers cpu system cluster
+#   ORDERFLOW_BACKGROUND_ALSO=mutants     builds cargo-mutants too, after the
+#                                         rest (CI's last step runs it)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,6 +44,13 @@ for tier in "${tiers[@]}"; do
     chart) wanted+=(chart) ;;
     system) wanted+=(nextest) ;;
     cluster) wanted+=(chart kube) ;;
+  esac
+done
+# Tools a caller needs after make test, built last (CI: mutants).
+for tool in ${ORDERFLOW_BACKGROUND_ALSO:-}; do
+  case $tool in
+    mutants) wanted+=(mutants) ;;
+    *) echo "test-all: ORDERFLOW_BACKGROUND_ALSO names '$tool'; only 'mutants' can be built" >&2; exit 64 ;;
   esac
 done
 
@@ -81,6 +90,7 @@ background() { # TOOL...: builds each (a failure is left for the tier to report)
       chart) bash -c '. tools/scripts/chart-tools.sh && install_tools' || ok=0 ;;
       kube) tools/scripts/kube-tools.sh || ok=0 ;;
       nextest) tools/scripts/nextest.sh --install || ok=0 ;;
+      mutants) tools/scripts/mutants.sh --install || ok=0 ;;
     esac
   done
   # Every tool is made: no build needs the cache any more (Kubernetes' is 4 GB).
