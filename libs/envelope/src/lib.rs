@@ -9,6 +9,7 @@ mod codec;
 mod events;
 mod headers;
 mod registry;
+pub mod saga;
 
 pub use codec::{Codec, DecodeError, EncodeError, Envelope};
 pub use events::*;

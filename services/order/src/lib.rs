@@ -4,13 +4,15 @@
 
 mod config;
 mod cursor;
-pub mod domain;
 mod feeds;
 mod handlers;
 mod http;
 pub mod placement;
 pub mod rebuild;
 mod store;
+
+/// What the events mean for an order (shared with the auditor).
+pub use orderflow_envelope::saga as domain;
 
 use std::sync::Arc;
 

@@ -1,10 +1,12 @@
-//! An order's status is a function of the saga events seen for it. Events from
-//! different topics may arrive in any order (a `PaymentProcessed` can overtake
-//! the `InventoryReserved` that caused it), so the status is derived from the
-//! whole set rather than stepped through transitions, and a step counts only
-//! once the steps that cause it have been seen too.
+//! What the saga's events mean for an order: its status is a function of
+//! the events seen for it. Events from different topics may arrive in any
+//! order (a `PaymentProcessed` can overtake the `InventoryReserved` that
+//! caused it), so the status is derived from the whole set rather than
+//! stepped through transitions, and a step counts only once the steps that
+//! cause it have been seen too. The order service derives its read model
+//! this way, and the auditor derives what the log says happened.
 
-use orderflow_envelope::EventType;
+use crate::EventType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -90,7 +92,7 @@ impl CancelReason {
     }
 }
 
-/// The saga events the order service follows.
+/// The events that decide an order's status (the order service follows them).
 pub const FOLLOWED: [EventType; 9] = [
     EventType::InventoryReserved,
     EventType::InventoryUnavailable,
