@@ -2,6 +2,7 @@
 //! shared by the gateway and the services behind it so both read and check a
 //! body the same way.
 
+pub mod audit;
 mod caller;
 mod client;
 mod ids;

@@ -14,6 +14,6 @@ mod serve;
 pub use health::{health_routes, Readiness};
 pub use json::StrictJson;
 pub use listeners::Listeners;
-pub use path::Path;
+pub use path::{Path, Query};
 pub use problem::{Problem, ProblemType};
 pub use serve::{serve, serve_with, Limits, CLIENT_POOL_IDLE, MAX_BODY_BYTES};

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use orderflow_envelope::{Money, RegistryError, SchemaRegistry};
 use orderflow_notification::channel::{Channel, ChannelError};
 use orderflow_notification::domain::Notification;
-use orderflow_payment::provider::{ChargeOutcome, PaymentProvider, ProviderError};
+use orderflow_payment::provider::{ChargeOutcome, Ledgers, PaymentProvider, ProviderError};
 
 use crate::dice::Dice;
 
@@ -211,6 +211,14 @@ impl PaymentProvider for Provider {
 
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
         Ok(self.made().get(order_id).copied().unwrap_or_default())
+    }
+
+    async fn ledgers(&self, after: &str, through: Option<&str>) -> Result<Ledgers, ProviderError> {
+        let mut made = self.made();
+        made.retain(|order, _| {
+            order.as_str() > after && through.is_none_or(|t| order.as_str() <= t)
+        });
+        Ok(made)
     }
 }
 

@@ -975,10 +975,11 @@ async fn every_service_checks_the_caller_itself() -> Result<()> {
         .json()
         .await?;
 
-    let (order_svc, inventory, payment, notification) = (
+    let (order_svc, inventory, payment, shipping, notification) = (
         &stack.urls["order"],
         &stack.urls["inventory"],
         &stack.urls["payment"],
+        &stack.urls["shipping"],
         &stack.urls["notification"],
     );
     let stock = json!({"available": 0, "unit_price": {"amount_minor": 1, "currency": "EUR"}});
@@ -1010,6 +1011,16 @@ async fn every_service_checks_the_caller_itself() -> Result<()> {
             format!("{notification}/v1/customers/c-alice/notifications"),
             None,
         ),
+        // The auditor's pages: operators only.
+        ("GET", format!("{order_svc}/v1/audit/orders"), None),
+        ("GET", format!("{inventory}/v1/audit/stock"), None),
+        ("GET", format!("{payment}/v1/audit/payments"), None),
+        ("GET", format!("{shipping}/v1/audit/shipments"), None),
+        (
+            "GET",
+            format!("{notification}/v1/audit/notifications"),
+            None,
+        ),
     ];
     let send = |client: &reqwest::Client, method: &str, url: &str, body: Option<&Value>| {
         let mut request = client.request(method.parse().expect("a method"), url);
@@ -1031,7 +1042,7 @@ async fn every_service_checks_the_caller_itself() -> Result<()> {
     // forbidden, an order in her name is forbidden.
     let bob = stack.as_customer("c-bob");
     let expected = [
-        403, 404, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 404,
+        403, 404, 200, 200, 200, 404, 403, 200, 403, 403, 403, 403, 404, 403, 403, 403, 403, 403,
     ];
     for ((method, url, body), want) in calls.iter().zip(expected) {
         let response = send(&bob, method, url, *body).await?;

@@ -1,6 +1,7 @@
 //! The inventory service: owns the catalogue (stock and unit prices) and
 //! reserves, releases and ships stock for the saga.
 
+mod audit;
 mod config;
 pub mod domain;
 mod handlers;
@@ -40,7 +41,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), RuntimeError> {
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
-    let routes = http::routes(rt.clone());
+    let routes = http::routes(rt.clone()).merge(audit::routes(rt.clone()));
     rt.serve(listeners, routes, Some(handler()), shutdown).await
 }
 

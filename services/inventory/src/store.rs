@@ -245,7 +245,8 @@ pub async fn other_currency(
 }
 
 /// Sets a SKU's available stock and price, creating it if new; reserved
-/// units are left as they are.
+/// units are left as they are. The first level is the SKU's initial stock;
+/// every later change adds to what was restocked (the audit's account).
 pub async fn set_stock(
     db: &Database,
     sku: &str,
@@ -253,9 +254,10 @@ pub async fn set_stock(
     price: &MoneyView,
 ) -> Result<(), sqlx::Error> {
     sql::query(
-        "INSERT INTO stock (sku, available, reserved, unit_price_minor, currency, updated_at)
-         VALUES ($1, $2, 0, $3, $4, $5)
+        "INSERT INTO stock (sku, available, reserved, unit_price_minor, currency, updated_at, initial_units, restocked_units)
+         VALUES ($1, $2, 0, $3, $4, $5, $6, 0)
          ON CONFLICT (sku) DO UPDATE SET available = excluded.available,
+             restocked_units = stock.restocked_units + excluded.available - stock.available,
              unit_price_minor = excluded.unit_price_minor, currency = excluded.currency,
              updated_at = excluded.updated_at",
     )
@@ -264,6 +266,7 @@ pub async fn set_stock(
     .bind(price.amount_minor)
     .bind(&price.currency)
     .bind(orderflow_runtime::now_millis())
+    .bind(available)
     .execute(&mut db.acquire().await?)
     .await?;
     Ok(())

@@ -2,6 +2,7 @@
 //! order (payment received, shipped, out of stock, payment declined, shipping
 //! failed) exactly once, through a channel adapter.
 
+mod audit;
 pub mod channel;
 mod config;
 mod destination;
@@ -65,7 +66,7 @@ pub async fn serve(
         .with_breaker(breaker)
         .with_metrics(rt.metrics());
     let handler = handler(channel, policy);
-    let routes = http::routes(rt.clone());
+    let routes = http::routes(rt.clone()).merge(audit::routes(rt.clone()));
     rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 

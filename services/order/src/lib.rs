@@ -2,6 +2,7 @@
 //! transaction), follows the saga's events to keep each order's status and
 //! history, and announces `OrderCompleted` / `OrderCancelled`.
 
+mod audit;
 mod config;
 mod cursor;
 mod feeds;
@@ -64,7 +65,8 @@ pub async fn serve(
         rt: rt.clone(),
         saga: saga.clone(),
         placements,
-    });
+    })
+    .merge(audit::routes(rt.clone()));
     let handler = handler(saga.clone());
     let stop_gauges = CancellationToken::new();
     tokio::spawn(measure_in_flight(

@@ -1,6 +1,7 @@
 //! The payment service: charges an order's reserved total through the payment
 //! provider, and refunds it when shipping fails.
 
+mod audit;
 mod config;
 pub mod domain;
 mod handlers;
@@ -65,7 +66,8 @@ pub async fn serve(
         .with_breaker(breaker)
         .with_metrics(rt.metrics());
     let handler = handler(provider.clone(), policy);
-    let routes = http::routes(rt.clone(), provider, weather, config.sandbox_api);
+    let routes = http::routes(rt.clone(), provider.clone(), weather, config.sandbox_api)
+        .merge(audit::routes(rt.clone(), provider));
     rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 

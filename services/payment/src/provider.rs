@@ -10,7 +10,7 @@
 //! always times out; `tok_refundDeclined` charges, but refuses the refund. A timeout is the provider not answering: the call
 //! waits until the caller's timeout ends it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,7 +85,14 @@ pub trait PaymentProvider: Send + Sync + 'static {
     async fn close_refund(&self, idempotency_key: &str) -> Result<bool, ProviderError>;
     /// How many charges and refunds the provider made for this order.
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError>;
+    /// The same for every order the provider knows with an id after `after`
+    /// and, given `through`, not after it: what a reconciliation reads from
+    /// a provider's settlement report.
+    async fn ledgers(&self, after: &str, through: Option<&str>) -> Result<Ledgers, ProviderError>;
 }
+
+/// Charges and refunds made, by order id.
+pub type Ledgers = BTreeMap<String, (u32, u32)>;
 
 /// The sandbox's behaviour, changeable while it runs (`PUT /v1/sandbox`).
 #[derive(Debug, Default)]
@@ -293,6 +300,43 @@ impl PaymentProvider for SandboxProvider {
         )
         .await?;
         Ok((charges, refunds))
+    }
+
+    async fn ledgers(&self, after: &str, through: Option<&str>) -> Result<Ledgers, ProviderError> {
+        // Keys are `{order_id}/charge` and `{order_id}/refund`; order ids
+        // are 36-character UUIDs.
+        let mut ledgers = Ledgers::new();
+        for (table, made, refund) in [
+            ("sandbox_charges", "payment_id IS NOT NULL", false),
+            ("sandbox_refunds", "payment_id <> ''", true),
+        ] {
+            let statement = format!(
+                "SELECT substr(idempotency_key, 1, 36) AS order_id, COUNT(*) AS n FROM {table}
+                 WHERE {made} AND substr(idempotency_key, 1, 36) > $1 AND substr(idempotency_key, 1, 36) <= $2
+                 GROUP BY substr(idempotency_key, 1, 36)"
+            );
+            let rows = sql::query(&statement)
+                .bind(after)
+                // Above every UUID.
+                .bind(through.unwrap_or("g"))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))?;
+            for r in rows {
+                let (order_id, n): (String, i64) = r
+                    .try_get("order_id")
+                    .and_then(|id| Ok((id, r.try_get("n")?)))
+                    .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))?;
+                let entry = ledgers.entry(order_id).or_default();
+                let count = u32::try_from(n).unwrap_or(u32::MAX);
+                if refund {
+                    entry.1 = count;
+                } else {
+                    entry.0 = count;
+                }
+            }
+        }
+        Ok(ledgers)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The shipping service: books a shipment with the carrier for every paid order.
 
+mod audit;
 mod config;
 pub mod domain;
 mod handlers;
@@ -7,7 +8,6 @@ mod store;
 
 use std::sync::Arc;
 
-use axum::Router;
 use orderflow_envelope::{EventType, Topic};
 use orderflow_http::Listeners;
 use orderflow_runtime::{Handler, Runtime, RuntimeError, ServiceSpec, Shutdown};
@@ -40,8 +40,8 @@ pub async fn serve(
     };
     let rt = Runtime::connect(&SPEC, config.runtime).await?;
     let handler = handler(carrier);
-    rt.serve(listeners, Router::new(), Some(handler), shutdown)
-        .await
+    let routes = audit::routes(rt.clone());
+    rt.serve(listeners, routes, Some(handler), shutdown).await
 }
 
 /// Shipments with `carrier`, for paid orders.
