@@ -3,9 +3,11 @@
 //! shipped or refunded; no cancelled order keeps a charge; nothing is
 //! charged or refunded twice; stock is conserved per SKU; every terminal
 //! order has exactly its outcome's notifications; no order is left
-//! non-terminal past its deadline; at rest, no order waits parked. The chaos
-//! soak and the system tier gather the facts from the services' APIs and
-//! databases and check them here, so each promise is written once.
+//! non-terminal past its deadline; at rest, no order waits parked; the log
+//! and the services' stores tell the same story. The auditor (`orderflow
+//! audit`), the deterministic simulation, the chaos soak and the system
+//! tier gather the facts and check them here, so each promise is written
+//! once.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -31,10 +33,15 @@ pub enum Invariant {
     /// Once everything is terminal and idle, no order waits parked behind
     /// a retry (it would never be resumed).
     NothingParkedAtRest,
+    /// The log and the services' stores agree on each order: a charge in
+    /// the provider's ledger without its `PaymentProcessed` means an outbox
+    /// lost a row; an event without its row means a handler's work was not
+    /// kept.
+    LogAndStoresAgree,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::AtMostOnce,
         Invariant::ChargedIsShippedOrRefunded,
         Invariant::CancelledKeepsNoCharge,
@@ -42,6 +49,7 @@ impl Invariant {
         Invariant::OneNotificationPerOutcome,
         Invariant::TerminalByDeadline,
         Invariant::NothingParkedAtRest,
+        Invariant::LogAndStoresAgree,
     ];
 
     /// A stable name (metrics labels, reports).
@@ -54,6 +62,7 @@ impl Invariant {
             Invariant::OneNotificationPerOutcome => "one_notification_per_outcome",
             Invariant::TerminalByDeadline => "terminal_by_deadline",
             Invariant::NothingParkedAtRest => "nothing_parked_at_rest",
+            Invariant::LogAndStoresAgree => "log_and_stores_agree",
         }
     }
 }
@@ -129,6 +138,9 @@ pub struct StockFacts {
     pub restocked: i64,
     pub available: i64,
     pub reserved: i64,
+    /// Units the inventory service says it shipped, where it says (its
+    /// settled reservations): they must be what the shipped orders took.
+    pub shipped: Option<i64>,
 }
 
 /// The notifications an outcome calls for, sorted; none for an order not
@@ -237,7 +249,7 @@ pub fn terminal_by_deadline(order: &OrderFacts, now_ms: i64, limit_ms: i64) -> O
 }
 
 /// Units of each SKU taken by SHIPPED orders, and held by orders in flight.
-fn units(orders: &[OrderFacts]) -> (BTreeMap<&str, i64>, BTreeMap<&str, i64>) {
+pub fn units(orders: &[OrderFacts]) -> (BTreeMap<&str, i64>, BTreeMap<&str, i64>) {
     let (mut shipped, mut held) = (BTreeMap::new(), BTreeMap::new());
     for order in orders {
         let into = if order.status == "SHIPPED" {
@@ -277,6 +289,11 @@ pub fn stock_conserved(stock: &[StockFacts], orders: &[OrderFacts]) -> Vec<Viola
                 s.initial, s.restocked, s.available, s.reserved
             ));
         }
+        if let Some(counted) = s.shipped.filter(|counted| *counted != shipped) {
+            broken.push(format!(
+                "inventory shipped {counted}, shipped orders took {shipped}"
+            ));
+        }
         if s.reserved != held {
             broken.push(format!(
                 "{} reserved, but orders in flight hold {held}",
@@ -312,6 +329,78 @@ pub fn nothing_parked_at_rest(parked: &[(String, Vec<String>)]) -> Vec<Violation
             )
         })
         .collect()
+}
+
+/// One order as one side tells it: the log (its events) or the stores
+/// (each service's own record).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Account {
+    /// The order's status and reason (None: this side has no order).
+    pub status: Option<(String, Option<String>)>,
+    /// Whether a payment was recorded (the log: a `PaymentProcessed` or
+    /// `PaymentFailed`; the stores: the payment service's row).
+    pub payment: bool,
+    /// Charges and refunds made (the log: announced; the stores: the
+    /// provider's ledger).
+    pub charges: u32,
+    pub refunds: u32,
+    /// The shipment's outcome: CREATED or FAILED (None: no shipment).
+    pub shipment: Option<String>,
+    /// The kinds of notification sent, sorted.
+    pub notifications: Vec<String>,
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.status {
+            Some((status, Some(reason))) => write!(f, "{status} {reason}")?,
+            Some((status, None)) => write!(f, "{status}")?,
+            None => write!(f, "no order")?,
+        }
+        write!(
+            f,
+            "; payment {}, {} charges, {} refunds; shipment {}; notified {}",
+            if self.payment { "recorded" } else { "none" },
+            self.charges,
+            self.refunds,
+            self.shipment.as_deref().unwrap_or("none"),
+            if self.notifications.is_empty() {
+                "nothing".to_string()
+            } else {
+                self.notifications.join(", ")
+            }
+        )
+    }
+}
+
+/// The log and the stores tell the same story of `order_id`.
+pub fn log_and_stores_agree(order_id: &str, log: &Account, stores: &Account) -> Option<Violation> {
+    let mut differ = Vec::new();
+    if log.status != stores.status {
+        differ.push("status");
+    }
+    if log.payment != stores.payment {
+        differ.push("payment");
+    }
+    if log.charges != stores.charges {
+        differ.push("charges");
+    }
+    if log.refunds != stores.refunds {
+        differ.push("refunds");
+    }
+    if log.shipment != stores.shipment {
+        differ.push("shipment");
+    }
+    if log.notifications != stores.notifications {
+        differ.push("notifications");
+    }
+    (!differ.is_empty()).then(|| {
+        violation(
+            Invariant::LogAndStoresAgree,
+            order_id,
+            format!("{} differ", differ.join(", ")),
+        )
+    })
 }
 
 /// Every per-order promise for each order, then stock.

@@ -37,6 +37,7 @@ fn the_sagas_outcomes_as_they_should_be_break_nothing() {
         restocked: 10,
         available: 106,
         reserved: 2, // o-6's
+        shipped: None,
     }];
     assert_eq!(check_orders(&orders, &stock), []);
     assert!(summary(&[]).values().all(|&n| n == 0));
@@ -122,6 +123,7 @@ fn stock_that_does_not_add_up_is_a_violation() {
         restocked: 0,
         available: 8,
         reserved: 0,
+        shipped: Some(2),
     };
     assert!(stock_conserved(std::slice::from_ref(&good), &orders).is_empty());
     let shipped_twice = StockFacts {
@@ -142,11 +144,47 @@ fn stock_that_does_not_add_up_is_a_violation() {
     let oversold = StockFacts {
         available: -1,
         restocked: -1,
-        ..good
+        ..good.clone()
     };
     assert!(stock_conserved(&[oversold], &orders)[0]
         .detail
         .contains("negative"));
+    // Conserved, but inventory counts a shipment no order made.
+    let miscounted = StockFacts {
+        available: 9,
+        restocked: 1,
+        shipped: Some(3),
+        ..good
+    };
+    let v = stock_conserved(&[miscounted], &orders);
+    assert_eq!(v[0].detail, "inventory shipped 3, shipped orders took 2");
+}
+
+#[test]
+fn the_log_and_the_stores_must_tell_the_same_story() {
+    let log = Account {
+        status: Some(("SHIPPED".into(), None)),
+        payment: true,
+        charges: 1,
+        refunds: 0,
+        shipment: Some("CREATED".into()),
+        notifications: vec!["payment_received".into(), "shipped".into()],
+    };
+    assert_eq!(log_and_stores_agree("o-1", &log, &log.clone()), None);
+    let charged_twice = Account {
+        charges: 2,
+        shipment: None,
+        ..log.clone()
+    };
+    let v = log_and_stores_agree("o-1", &log, &charged_twice).expect("a violation");
+    assert_eq!(v.invariant, Invariant::LogAndStoresAgree);
+    assert_eq!(v.subject, "o-1");
+    assert_eq!(v.detail, "charges, shipment differ");
+    assert_eq!(
+        charged_twice.to_string(),
+        "SHIPPED; payment recorded, 2 charges, 0 refunds; shipment none; notified payment_received, shipped"
+    );
+    assert!(Account::default().to_string().starts_with("no order;"));
 }
 
 #[test]

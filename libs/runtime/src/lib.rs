@@ -37,7 +37,7 @@ pub use db::{in_list, values_list, Backend, Database};
 pub use dead_letter::DEAD_LETTER_HEADER_PREFIX;
 pub use error::RuntimeError;
 pub use handler::{EventSource, ExternalCall, Handler, HandlerCtx, HandlerError};
-pub use log_source::LogSource;
+pub use log_source::{LogSource, Logged};
 pub use main_support::{main, Shutdown};
 pub use outbox::OutboxRelay;
 pub use producer::{

@@ -54,6 +54,19 @@ pub fn read_to_end(
     start: Start<'_>,
     mut each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<Covered, LogError> {
+    read_until(consumer, topics, start, |m| {
+        each(m);
+        true
+    })
+}
+
+/// As [`read_to_end`], stopping early when `each` answers false.
+pub fn read_until(
+    consumer: &BaseConsumer,
+    topics: &[&str],
+    start: Start<'_>,
+    mut each: impl FnMut(&BorrowedMessage<'_>) -> bool,
+) -> Result<Covered, LogError> {
     let mut tpl = TopicPartitionList::new();
     let mut end: HashMap<(String, i32), i64> = HashMap::new();
     let mut covered = Covered::default();
@@ -92,7 +105,9 @@ pub fn read_to_end(
         if let Some(&high) = end.get(&key) {
             if m.offset() < high {
                 covered.read += 1;
-                each(&m);
+                if !each(&m) {
+                    break;
+                }
             }
             if m.offset() + 1 >= high {
                 end.remove(&key);

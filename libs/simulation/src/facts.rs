@@ -49,6 +49,7 @@ pub async fn check(world: &World, run: &Run<'_>) -> Result<Vec<Violation>, sqlx:
                 restocked: run.restocked.get(&sku).copied().unwrap_or(0),
                 available: row.try_get("available")?,
                 reserved: row.try_get("reserved")?,
+                shipped: None,
                 sku,
             })
         })

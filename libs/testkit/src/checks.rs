@@ -126,6 +126,7 @@ pub async fn stock_facts(api: &Api, initial: &BTreeMap<String, i64>) -> Result<V
             restocked: 0,
             available: s.available,
             reserved: s.reserved,
+            shipped: None,
         });
     }
     Ok(facts)

@@ -43,11 +43,22 @@ pub fn listening_env(api: &str, ops: &str) -> Vec<(&'static str, String)> {
 
 /// Runs `orderflow args…` against `bootstrap` and `registry`.
 pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result<Output> {
+    orderflow_env(bootstrap, registry, &[], args).await
+}
+
+/// Runs `orderflow args…` against `bootstrap` and `registry`, with `env` too.
+pub async fn orderflow_env(
+    bootstrap: &str,
+    registry: &str,
+    env: &[(String, String)],
+    args: &[&str],
+) -> Result<Output> {
     let bin = binary("orderflow")?;
     let output = tokio::process::Command::new(&bin)
         .args(args)
         .env("ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
         .env("ORDERFLOW_SCHEMA_REGISTRY_URL", registry)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env_remove("ORDERFLOW_DATABASE_URL")
         .kill_on_drop(true)
         .output()

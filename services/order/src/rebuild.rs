@@ -20,13 +20,11 @@
 use std::time::Instant;
 
 use orderflow_envelope::{CloudEventHeaders, Codec, Event, EventType, Topic};
-use orderflow_runtime::log_reader::{read_to_end, LogError};
+use orderflow_runtime::log_reader::LogError;
 use orderflow_runtime::sql;
 use orderflow_runtime::sql::Reader;
 use orderflow_runtime::sqlx;
-use orderflow_runtime::Database;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::message::{Headers, Message};
+use orderflow_runtime::{Database, Logged};
 use tokio::sync::mpsc;
 
 use crate::domain::{derive_status, FOLLOWED};
@@ -65,12 +63,6 @@ pub struct Rebuilt {
     pub seconds: f64,
 }
 
-/// One message of the log, as the reader hands it on.
-struct Logged {
-    headers: Vec<(String, Vec<u8>)>,
-    payload: Vec<u8>,
-}
-
 /// Events written per transaction.
 const BATCH: usize = 500;
 
@@ -102,7 +94,8 @@ pub async fn rebuild(
         vec![Topic::Inventory, Topic::Payments, Topic::Shipments],
     ] {
         let (tx, mut rx) = mpsc::channel::<Logged>(4 * BATCH);
-        let reader = spawn_reader(source, topics, tx)?;
+        let names = topics.iter().map(|t| t.name()).collect();
+        let reader = source.read_to_end("order-rebuild", names, tx)?;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let logged = rx.recv().await;
@@ -124,45 +117,6 @@ pub async fn rebuild(
     Ok(rebuilt)
 }
 
-/// Reads `topics` to their end on a thread of its own, handing each message on.
-fn spawn_reader(
-    source: &Source,
-    topics: Vec<Topic>,
-    tx: mpsc::Sender<Logged>,
-) -> Result<tokio::task::JoinHandle<Result<(), LogError>>, RebuildError> {
-    let config = source.runtime_config();
-    let mut client = orderflow_runtime::client_config(&config);
-    client
-        .set(
-            "group.id",
-            format!("orderflow-order-rebuild-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    let consumer: BaseConsumer = client.create()?;
-    Ok(tokio::task::spawn_blocking(move || {
-        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
-        let from_start = |_: &str, _: i32, low: i64, _: i64| Some(low);
-        read_to_end(&consumer, &names, &from_start, |m| {
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let logged = Logged {
-                headers,
-                payload: m.payload().unwrap_or_default().to_vec(),
-            };
-            // The rebuild stopped (an error): nothing more to hand on.
-            let _ = tx.blocking_send(logged);
-        })
-        .map(|_| ())
-    }))
-}
-
 /// Applies a batch of the log in one transaction: orders and their history,
 /// and what events add to an order (total, tracking id, payment failure).
 /// A redelivered event (the same id) adds nothing.
@@ -174,11 +128,7 @@ async fn apply(
 ) -> Result<(), RebuildError> {
     let mut tx = into.begin().await?;
     for logged in batch {
-        let pairs = logged
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()));
-        let Ok(meta) = CloudEventHeaders::from_pairs(pairs) else {
+        let Ok(meta) = CloudEventHeaders::from_pairs(logged.header_pairs()) else {
             rebuilt.skipped += 1;
             continue;
         };

@@ -75,6 +75,9 @@ pub struct DevConnect {
     pub registry_url: String,
     pub gateway_url: String,
     pub issuer_url: String,
+    /// Each service's own API, by service name (for `orderflow audit`).
+    #[serde(default)]
+    pub service_urls: std::collections::BTreeMap<String, String>,
 }
 
 impl DevConnect {

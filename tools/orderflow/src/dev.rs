@@ -334,13 +334,19 @@ pub async fn run(args: Args) -> Result<()> {
         Some(server) => format!("PostgreSQL {}", orderflow_runtime::redact(server)),
         None => data_dir.display().to_string(),
     };
-    // Where the operator tools (`orderflow dlq`, `orderflow rebuild`) find
+    // Where the operator tools (`orderflow dlq`, `orderflow rebuild`,
+    // `orderflow audit`) find
     // this stack when they are given no other address.
     crate::connect::DevConnect {
         bootstrap_servers: bootstrap.clone(),
         registry_url: registry.clone(),
         gateway_url: gateway.clone(),
         issuer_url: issuer.url.clone(),
+        service_urls: SERVICES
+            .iter()
+            .filter(|name| **name != "gateway")
+            .map(|name| (name.to_string(), url(name).1))
+            .collect(),
     }
     .write(&data_dir)?;
     // A console signed in as an operator, for as long as `make dev` usually runs.

@@ -18,6 +18,7 @@ macro_rules! outln {
     }};
 }
 
+mod audit;
 mod bench;
 mod bench_replay;
 mod connect;
@@ -35,7 +36,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "orderflow",
     version,
-    about = "Operate orderflow: dev stack, topics, dead letters, load"
+    about = "Operate orderflow: dev stack, topics, dead letters, audit, load"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,6 +56,9 @@ enum Command {
     Dlq(dlq::Command),
     /// A bearer token from the dev stack's issuer (customer or operator).
     Token(token::Args),
+    /// Whether the books balance: every order and SKU judged by the saga's
+    /// invariants, from the log and each service's own account.
+    Audit(audit::Args),
     /// Rebuild a read model from the log into a fresh database.
     #[command(subcommand)]
     Rebuild(rebuild::Command),
@@ -151,19 +155,39 @@ impl RetryTiers {
     }
 }
 
-/// A command used wrongly or not told what it needs: exit code 64.
+/// A command used wrongly or not told what it needs: exit code 64
+/// (EX_USAGE).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Something the command reads (a service, the broker, the registry) could
+/// not be read: exit code 69 (EX_UNAVAILABLE).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; anything else is misuse.
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::from(64),
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(64)
+            } else if e.downcast_ref::<Unavailable>().is_some() {
+                ExitCode::from(69)
             } else {
                 ExitCode::FAILURE
             }
@@ -175,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Dlq(command) => dlq::run(command).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Rebuild(command) => rebuild::run(command).await,
         Command::Token(args) => token::run(args).await,
         Command::Load(args) => load::run(args).await,
