@@ -140,7 +140,7 @@ async fn the_audit_names_each_broken_promise() -> Result<()> {
     assert!(
         report["violations"]
             .as_object()
-            .is_some_and(|v| v.len() == 8 && v.values().all(|n| n == 0)),
+            .is_some_and(|v| v.len() == 7 && v.values().all(|n| n == 0)),
         "{report}"
     );
 
