@@ -228,6 +228,9 @@ pub async fn soak(stack: &ProcessStack, config: &ChaosConfig) -> Result<Report> 
         &lag.lock().expect("lag lock"),
     );
     let checked = checks::check_invariants(stack, &initial, &views, Some(&stack.databases)).await?;
+    // The same promises as an operator's audit reads them: the log and
+    // each service's own account.
+    stack.audit_clean().await?;
     report.units_shipped = checked.units_shipped;
     report.charges = checked.charges;
     report.refunds = checked.refunds;

@@ -132,6 +132,43 @@ pub async fn stock_facts(api: &Api, initial: &BTreeMap<String, i64>) -> Result<V
     Ok(facts)
 }
 
+/// `orderflow audit` over the orders placed since `since_ms`, judged now
+/// (everything must be at rest), as an operator runs it: each service's
+/// own API in `urls` and an operator's token. Fails listing what it found.
+pub async fn audit_clean(
+    bootstrap: &str,
+    registry: &str,
+    urls: &BTreeMap<&'static str, String>,
+    token: &str,
+    since_ms: i64,
+) -> Result<serde_json::Value> {
+    let since = chrono::DateTime::from_timestamp_millis(since_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let args = [
+        "--output",
+        "json",
+        "--since",
+        &since,
+        "--settle-ms",
+        "0",
+        "--step-deadline-ms",
+        "3600000",
+    ];
+    let out = crate::cli::audit(bootstrap, registry, urls, token, &args).await?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    if out.status.code() != Some(0) {
+        bail!(
+            "orderflow audit exited {}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            serde_json::to_string_pretty(&report["findings"]).unwrap_or_default()
+        );
+    }
+    Ok(report)
+}
+
 /// The orders each service has parked, from its database.
 pub async fn parked_orders(
     databases: &BTreeMap<&'static str, String>,

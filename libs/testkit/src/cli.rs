@@ -46,6 +46,28 @@ pub async fn orderflow(bootstrap: &str, registry: &str, args: &[&str]) -> Result
     orderflow_env(bootstrap, registry, &[], args).await
 }
 
+/// `orderflow audit args…` as an operator runs it: each service's own API
+/// (`urls`, by service name) and an operator's `token` in the variables
+/// the services' own settings use.
+pub async fn audit(
+    bootstrap: &str,
+    registry: &str,
+    urls: &std::collections::BTreeMap<&'static str, String>,
+    token: &str,
+    args: &[&str],
+) -> Result<Output> {
+    let mut env: Vec<(String, String)> =
+        ["order", "inventory", "payment", "shipping", "notification"]
+            .iter()
+            .filter_map(|s| {
+                let url = urls.get(s)?;
+                Some((format!("ORDERFLOW_{}_URL", s.to_uppercase()), url.clone()))
+            })
+            .collect();
+    env.push(("ORDERFLOW_TOKEN".into(), token.to_string()));
+    orderflow_env(bootstrap, registry, &env, &[&["audit"], args].concat()).await
+}
+
 /// Runs `orderflow args…` against `bootstrap` and `registry`, with `env` too.
 pub async fn orderflow_env(
     bootstrap: &str,

@@ -90,6 +90,10 @@ pub struct ProcessStack {
     pub databases: BTreeMap<&'static str, String>,
     /// The schema registry every process uses.
     pub registry: String,
+    /// Each service's API (its first replica's), by name.
+    pub urls: BTreeMap<&'static str, String>,
+    /// When it started, ms since the epoch: its orders were placed after.
+    pub started_at_ms: i64,
     bin_dir: PathBuf,
     processes: Vec<Process>,
     logs: tempfile::TempDir,
@@ -145,6 +149,16 @@ fn json_list(ms: &[u64]) -> String {
 }
 
 impl ProcessStack {
+    /// `orderflow audit` over the orders placed since this stack started
+    /// (the broker's topics hold earlier tests' orders too), at rest: it
+    /// must find every promise kept.
+    pub async fn audit_clean(&self) -> Result<serde_json::Value> {
+        let token = self.api.issuer.operator();
+        let (bootstrap, registry) = (&self.bootstrap, &self.registry);
+        crate::checks::audit_clean(bootstrap, registry, &self.urls, &token, self.started_at_ms)
+            .await
+    }
+
     /// On the real Kafka and PostgreSQL named by ORDERFLOW_SYSTEM_KAFKA and
     /// ORDERFLOW_TEST_DATABASE.
     pub async fn start(replicas: Replicas) -> Result<Self> {
@@ -222,7 +236,7 @@ impl ProcessStack {
 
         let issuer = crate::shared_issuer();
         let mut processes = Vec::new();
-        let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut urls: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         let mut databases = BTreeMap::new();
         for (&service, &n) in &replicas.0 {
             let database = crate::database_url(logs.path(), service).await?;
@@ -302,6 +316,11 @@ impl ProcessStack {
             bootstrap,
             databases,
             registry,
+            urls: urls
+                .iter()
+                .map(|(&service, replicas)| (service, replicas[0].clone()))
+                .collect(),
+            started_at_ms: orderflow_runtime::now_millis(),
             bin_dir,
             processes,
             logs,

@@ -6,16 +6,18 @@
 //! by the audit: exactly that order (or SKU) and those invariants, with
 //! everything broken before still named and nothing else.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use orderflow_runtime::sqlx;
-use orderflow_testkit::cli::orderflow_env;
+use orderflow_testkit::cli;
 use orderflow_testkit::{check_four_outcomes, Stack};
 use serde_json::Value;
 
 /// (subject, invariant) pairs: what an audit names.
 type Named = BTreeSet<(String, String)>;
+/// Each service's API, by name.
+type Urls = BTreeMap<&'static str, String>;
 
 /// What one `orderflow audit` run gave: exit code, stdout, stderr.
 struct Run {
@@ -44,35 +46,19 @@ impl Run {
     }
 }
 
-/// The services' URLs and an operator's token, as an operator passes them.
-fn operator_env(stack: &Stack) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        ["order", "inventory", "payment", "shipping", "notification"]
-            .iter()
-            .map(|s| {
-                (
-                    format!("ORDERFLOW_{}_URL", s.to_uppercase()),
-                    stack.urls[s].clone(),
-                )
-            })
-            .collect();
-    env.push(("ORDERFLOW_TOKEN".into(), stack.issuer.operator()));
-    env
-}
-
-async fn audit_with(stack: &Stack, env: &[(String, String)], args: &[&str]) -> Result<Run> {
-    let out = orderflow_env(
-        &stack.bootstrap,
-        &stack.registry,
-        env,
-        &[&["audit"], args].concat(),
-    )
-    .await?;
+/// `orderflow audit args…` with these service URLs and this token.
+async fn audit_as(stack: &Stack, urls: &Urls, token: &str, args: &[&str]) -> Result<Run> {
+    let out = cli::audit(&stack.bootstrap, &stack.registry, urls, token, args).await?;
     Ok(Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// `orderflow audit args…` as an operator.
+async fn audit_with(stack: &Stack, args: &[&str]) -> Result<Run> {
+    audit_as(stack, &stack.urls, &stack.issuer.operator(), args).await
 }
 
 /// `orderflow audit --output json`, judging everything now (the stack is
@@ -86,7 +72,7 @@ async fn audit(stack: &Stack) -> Result<Run> {
         "--step-deadline-ms",
         "3600000",
     ];
-    audit_with(stack, &operator_env(stack), &args).await
+    audit_with(stack, &args).await
 }
 
 /// Runs `statement` on a service's database, behind the service's back.
@@ -241,8 +227,7 @@ async fn the_audit_names_each_broken_promise() -> Result<()> {
     assert_eq!(charge["more"], format!("orderflow audit --order {oos}"));
 
     // That command: the order's events and both stories.
-    let env = operator_env(&stack);
-    let one = audit_with(&stack, &env, &["--order", &oos, "--settle-ms", "0"]).await?;
+    let one = audit_with(&stack, &["--order", &oos, "--settle-ms", "0"]).await?;
     assert_eq!(one.code, Some(1), "{}", one.stderr);
     for line in [
         "OrderCreated",
@@ -253,7 +238,7 @@ async fn the_audit_names_each_broken_promise() -> Result<()> {
     ] {
         assert!(one.stdout.contains(line), "{line}:\n{}", one.stdout);
     }
-    let sku = audit_with(&stack, &env, &["--sku", "SKU-003", "--settle-ms", "0"]).await?;
+    let sku = audit_with(&stack, &["--sku", "SKU-003", "--settle-ms", "0"]).await?;
     assert_eq!(sku.code, Some(1), "{}", sku.stderr);
     assert!(
         sku.stdout
@@ -267,29 +252,26 @@ async fn the_audit_names_each_broken_promise() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_audit_refuses_bad_usage_and_says_what_it_cannot_read() -> Result<()> {
     let stack = Stack::start().await?;
-    let env = operator_env(&stack);
     let usage = [
         vec!["--order", "../../etc"],
         vec!["--sku", "SKU 1"],
+        vec!["--since", "yesterday"],
         vec!["--bogus"],
         vec!["--output", "xml"],
     ];
     for args in usage {
-        let run = audit_with(&stack, &env, &args).await?;
+        let run = audit_with(&stack, &args).await?;
         assert_eq!(run.code, Some(64), "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
     }
     // A customer's token reads nothing.
-    let mut customer = env.clone();
-    customer.retain(|(k, _)| k != "ORDERFLOW_TOKEN");
-    customer.push(("ORDERFLOW_TOKEN".into(), stack.customer_token("c-1")));
-    let run = audit_with(&stack, &customer, &[]).await?;
+    let run = audit_as(&stack, &stack.urls, &stack.customer_token("c-1"), &[]).await?;
     assert_eq!(run.code, Some(64), "{}", run.stderr);
     assert!(run.stderr.contains("operator"), "{}", run.stderr);
     // A service that does not answer.
-    let mut gone = env.clone();
-    gone.push(("ORDERFLOW_SHIPPING_URL".into(), "http://127.0.0.1:9".into()));
-    let run = audit_with(&stack, &gone, &[]).await?;
+    let mut gone = stack.urls.clone();
+    gone.insert("shipping", "http://127.0.0.1:9".into());
+    let run = audit_as(&stack, &gone, &stack.issuer.operator(), &[]).await?;
     assert_eq!(run.code, Some(69), "{}", run.stderr);
     assert!(
         run.stderr.contains("shipping at http://127.0.0.1:9"),
@@ -297,12 +279,8 @@ async fn the_audit_refuses_bad_usage_and_says_what_it_cannot_read() -> Result<()
         run.stderr
     );
     // An order nobody knows.
-    let run = audit_with(
-        &stack,
-        &env,
-        &["--order", "0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b"],
-    )
-    .await?;
+    let unknown = "0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b";
+    let run = audit_with(&stack, &["--order", unknown]).await?;
     assert_eq!(run.code, Some(64), "{}", run.stderr);
     assert!(run
         .stderr

@@ -37,6 +37,7 @@ fn initial(units: i64) -> BTreeMap<String, i64> {
 /// Every invariant of the saga over `done`, from `units` of each SKU.
 async fn check_invariants(stack: &ProcessStack, units: i64, done: &[OrderView]) -> Result<()> {
     checks::check_invariants(stack, &initial(units), done, Some(&stack.databases)).await?;
+    stack.audit_clean().await?;
     Ok(())
 }
 
@@ -61,6 +62,8 @@ async fn the_four_outcomes_on_kafka_and_postgres() -> Result<()> {
     let stack = ProcessStack::start(Replicas::one_each()).await?;
     let prometheus = Prometheus::start(&stack.scrape_targets()).await?;
     check_four_outcomes(&stack, stack.wait_idle()).await?;
+    let audited = stack.audit_clean().await?;
+    assert_eq!(audited["judged"], 4, "{audited}");
     // A real Prometheus scraping every process sees what happened.
     prometheus
         .wait_for("sum(orderflow_orders_placed_total)", 4.0)
