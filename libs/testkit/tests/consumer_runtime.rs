@@ -323,7 +323,12 @@ async fn a_poison_event_in_a_batch_fails_alone() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_with_an_event_in_retry_holds_its_later_events_and_no_one_else() -> Result<()> {
-    let config = base_config();
+    // Tiers of 1 s and 2 s: a failed batch rerun one by one (the same
+    // delivery) is told apart from a retry on however loaded a machine.
+    let config = RuntimeConfig {
+        retry_backoff_ms: vec![1_000, 2_000],
+        ..base_config()
+    };
     let harness = Harness::start(&SPEC, &[("orders", 3)], &config).await?;
     // The stuck key's three events first, then a hundred other orders.
     let mut events: Vec<Event> = (0..3).map(|seq| order("k-stuck", seq)).collect();
@@ -331,9 +336,10 @@ async fn a_key_with_an_event_in_retry_holds_its_later_events_and_no_one_else() -
     harness.produce(&events).await?;
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut recorder = Recorder::new("a", &log, &Arc::default());
-    // The first attempt and the retry after 200 ms fail, the one 400 ms later
+    // The first attempt and the retry after 1 s fail, the one 2 s later
     // succeeds.
-    recorder.flaky = Some(("k-stuck".into(), 2, Deliveries::default()));
+    let deliveries = Deliveries::apart(Duration::from_millis(700));
+    recorder.flaky = Some(("k-stuck".into(), 2, deliveries));
     let started = Instant::now();
     let member = harness
         .member(&SPEC, Arc::new(recorder), harness.config(&config))
@@ -354,8 +360,8 @@ async fn a_key_with_an_event_in_retry_holds_its_later_events_and_no_one_else() -
     );
     let first = stuck[0].started;
     assert!(
-        first - started >= Duration::from_millis(600),
-        "handled after two retries (200 ms and 400 ms tiers)"
+        first - started >= Duration::from_millis(3_000),
+        "handled after two retries (1 s and 2 s tiers)"
     );
     let others_before = log
         .iter()
