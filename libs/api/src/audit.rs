@@ -84,10 +84,14 @@ where
     E: std::fmt::Display,
     Fut: Future<Output = Result<AuditPage<T>, E>> + Send + 'static,
 {
-    let serve = move |Extension(caller): Extension<Principal>, Query(query): Query<PageQuery>| {
+    let serve = move |Extension(caller): Extension<Principal>,
+                      query: Result<Query<PageQuery>, Problem>| {
         let state = state.clone();
         async move {
+            // Who asks first: a customer learns nothing, not even that a
+            // query was malformed.
             require_operator(&caller)?;
+            let Query(query) = query?;
             let (after, limit) = query.checked(kind)?;
             fetch(state, after.unwrap_or_default().to_string(), limit)
                 .await

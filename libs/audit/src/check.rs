@@ -22,8 +22,9 @@ use crate::stores::StoreBook;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Only orders placed at or after this time (ms since the epoch; None:
-    /// every order). Stock is then not judged: what inventory shipped
-    /// before it is in its figures and not in the orders judged.
+    /// every order); an order whose placing nobody knows is left out too.
+    /// Stock is then not judged: what inventory shipped before it is in its
+    /// figures and not in the orders judged.
     pub since_ms: Option<i64>,
     /// Placed to terminal, at most.
     pub deadline_ms: i64,
@@ -108,13 +109,13 @@ pub fn more_about(order_id: &str) -> String {
 
 /// Judges every order and, at rest, the stock, as of `now_ms`.
 pub fn audit(log: &LogBook, stores: &StoreBook, now_ms: i64, limits: &Limits) -> Audit {
+    // With `since`, an order nobody knows the placing of is left out too.
     let placed_before = |id: &str| {
         let placed = log.orders.get(id).and_then(|o| o.placed_at_ms);
         let placed = placed.or_else(|| stores.orders.get(id).map(|o| o.placed_at_ms));
         limits
             .since_ms
-            .zip(placed)
-            .is_some_and(|(since, at)| at < since)
+            .is_some_and(|since| placed.is_none_or(|at| at < since))
     };
     let ids: BTreeSet<&String> = log
         .orders
@@ -392,6 +393,13 @@ mod tests {
         let at = audit(&book, &stores, NOW, &since(placed));
         assert_eq!(named(&at), [("o-1", "log_and_stores_agree")]);
         assert!(!at.stock_checked);
+        // Only the ledger knows o-2: when it was placed nobody knows.
+        let (_, mut ledger_only) = shipped("o-2", 60_000);
+        ledger_only.orders.clear();
+        ledger_only.shipments.clear();
+        ledger_only.notifications.clear();
+        let none = audit(&LogBook::default(), &ledger_only, NOW, &since(0));
+        assert_eq!((none.orders, none.findings.len()), (0, 0));
     }
 
     #[test]

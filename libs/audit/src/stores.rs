@@ -125,6 +125,7 @@ async fn read_all<T: DeserializeOwned>(
     };
     let mut records = Vec::new();
     let mut after: Option<String> = None;
+    let mut previous: Option<String> = None;
     loop {
         let mut query = vec![("limit", MAX_PAGE.to_string())];
         query.extend(after.take().map(|a| ("after", a)));
@@ -149,7 +150,16 @@ async fn read_all<T: DeserializeOwned>(
             .map_err(|e| unreachable(format!("not an audit page: {e}")))?;
         records.extend(page.items);
         match page.next_after {
-            Some(next) => after = Some(next),
+            // Keys only move forward; a page that does not is a broken service.
+            Some(next) if previous.as_ref().is_some_and(|p| next <= *p) => {
+                return Err(unreachable(format!(
+                    "its pages went back: after {previous:?} it named {next:?} next"
+                )));
+            }
+            Some(next) => {
+                previous = Some(next.clone());
+                after = Some(next);
+            }
             None => return Ok(records),
         }
     }

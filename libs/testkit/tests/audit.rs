@@ -256,6 +256,14 @@ async fn the_audit_refuses_bad_usage_and_says_what_it_cannot_read() -> Result<()
         vec!["--order", "../../etc"],
         vec!["--sku", "SKU 1"],
         vec!["--since", "yesterday"],
+        vec!["--since", "2026-12-01"],
+        vec!["--since", "2999-01-01T00:00:00Z"],
+        vec![
+            "--since",
+            "1h",
+            "--order",
+            "0190b7a2-6f3c-7d4e-9a1b-2c3d4e5f6a7b",
+        ],
         vec!["--bogus"],
         vec!["--output", "xml"],
     ];
@@ -264,6 +272,12 @@ async fn the_audit_refuses_bad_usage_and_says_what_it_cannot_read() -> Result<()
         assert_eq!(run.code, Some(64), "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
     }
+    // A malformed query: 422 for an operator, and for a customer the 403
+    // of any audit route (a customer learns nothing).
+    let url = format!("{}/v1/audit/orders?limit=many", stack.urls["order"]);
+    let operator = stack.http.get(&url).send().await?.status();
+    let customer = stack.as_customer("c-1").get(&url).send().await?.status();
+    assert_eq!((operator.as_u16(), customer.as_u16()), (422, 403));
     // A customer's token reads nothing.
     let run = audit_as(&stack, &stack.urls, &stack.customer_token("c-1"), &[]).await?;
     assert_eq!(run.code, Some(64), "{}", run.stderr);

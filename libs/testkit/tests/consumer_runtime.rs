@@ -338,7 +338,7 @@ async fn a_key_with_an_event_in_retry_holds_its_later_events_and_no_one_else() -
     let mut recorder = Recorder::new("a", &log, &Arc::default());
     // The first attempt and the retry after 1 s fail, the one 2 s later
     // succeeds.
-    let deliveries = Deliveries::apart(Duration::from_millis(700));
+    let deliveries = Deliveries::apart(Duration::from_millis(900));
     recorder.flaky = Some(("k-stuck".into(), 2, deliveries));
     let started = Instant::now();
     let member = harness

@@ -30,7 +30,7 @@ pub struct Args {
     sku: Option<String>,
     /// Only orders placed since then: RFC 3339 (2026-12-01T00:00:00Z) or a
     /// time ago (90s, 15m, 1h, 2d). Stock is then not judged.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["order", "sku"])]
     since: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
@@ -82,7 +82,7 @@ impl ServiceArgs {
                 .or_else(|| dev.get(name).cloned())
                 .ok_or_else(|| {
                     UsageError(format!(
-                        "where is the {name} service? Set --{name}-url or ORDERFLOW_{}_URL (no dev stack found)",
+                        "where is the {name} service? Set --{name}-url or ORDERFLOW_{}_URL (no dev stack found, or one started before `orderflow audit` existed: restart it)",
                         name.to_uppercase()
                     ))
                 })
@@ -95,6 +95,27 @@ impl ServiceArgs {
             notification: url(&self.notification_url, "notification")?,
         })
     }
+}
+
+/// `--since`: an RFC 3339 time, or a span ago; never in the future.
+fn since_ms(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64, UsageError> {
+    let at = if s.contains(['-', ':', 'T']) {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|at| at.with_timezone(&chrono::Utc))
+            .map_err(|e| {
+                UsageError(format!(
+                    "--since {s:?}: {e}: give a time like 2026-12-01T00:00:00Z, or a span like 1h"
+                ))
+            })?
+    } else {
+        orderflow_dlq::parse_since(s, now).map_err(|e| UsageError(format!("--since: {e}")))?
+    };
+    if at > now {
+        return Err(UsageError(format!(
+            "--since {s:?} is in the future: no order was placed since"
+        )));
+    }
+    Ok(at.timestamp_millis())
 }
 
 /// The report `--output json` prints.
@@ -126,14 +147,7 @@ impl Args {
     fn limits(&self) -> Result<Limits, UsageError> {
         let ms = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let since_ms = match &self.since {
-            Some(s) => Some(match chrono::DateTime::parse_from_rfc3339(s) {
-                Ok(at) => at.timestamp_millis(),
-                Err(_) => orderflow_dlq::parse_since(s, chrono::Utc::now())
-                    .map_err(|e| {
-                        UsageError(format!("--since: {e}, or a time like 2026-12-01T00:00:00Z"))
-                    })?
-                    .timestamp_millis(),
-            }),
+            Some(s) => Some(since_ms(s, chrono::Utc::now())?),
             None => None,
         };
         Ok(Limits {
