@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use orderflow_api::audit::StockRecord;
-use orderflow_invariants::{self as invariants, Invariant, OrderFacts, StockFacts, Violation};
+use orderflow_invariants::{
+    self as invariants, Account, Invariant, OrderFacts, StockFacts, Violation,
+};
 
 use crate::log::{LogBook, OrderLog};
 use crate::stores::StoreBook;
@@ -87,6 +89,15 @@ pub fn checked() -> impl Iterator<Item = Invariant> {
 }
 
 impl Audit {
+    /// The findings about one order or SKU.
+    pub fn about(&self, subject: &str) -> Vec<Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.subject == subject)
+            .cloned()
+            .collect()
+    }
+
     /// Findings by invariant, every checked invariant listed.
     pub fn summary(&self) -> BTreeMap<&'static str, usize> {
         let mut counts: BTreeMap<&'static str, usize> = checked().map(|i| (i.name(), 0)).collect();
@@ -106,8 +117,7 @@ pub fn more_about(order_id: &str) -> String {
 pub fn audit(log: &LogBook, stores: &StoreBook, now_ms: i64, limits: &Limits) -> Audit {
     // With `since`, an order nobody knows the placing of is left out too.
     let placed_before = |id: &str| {
-        let placed = log.orders.get(id).and_then(|o| o.placed_at_ms);
-        let placed = placed.or_else(|| stores.orders.get(id).map(|o| o.placed_at_ms));
+        let placed = placed_at(id, log.orders.get(id), stores);
         limits
             .since_ms
             .is_some_and(|since| placed.is_none_or(|at| at < since))
@@ -158,9 +168,11 @@ fn judge(
     now_ms: i64,
     limits: &Limits,
 ) -> Verdict {
-    let (facts, placed) = order_facts(id, logged, stores);
-    let log_account = logged.map(OrderLog::account).unwrap_or_default();
     let store_account = stores.account(id);
+    let placed = placed_at(id, logged, stores);
+    let facts = order_facts(id, logged, placed, &store_account);
+    let placed = placed.is_some();
+    let log_account = logged.map(OrderLog::account).unwrap_or_default();
     let newest = logged.map_or(0, |o| o.last_at_ms).max(facts.placed_at_ms);
     let settled = now_ms.saturating_sub(newest) >= limits.settle_ms;
     let checks: &[fn(&OrderFacts) -> Option<Violation>] = if facts.is_terminal() {
@@ -181,7 +193,7 @@ fn judge(
         .then(|| invariants::terminal_by_deadline(&facts, now_ms, limits.deadline_ms))
         .flatten();
     let unannounced =
-        settled && log_account.status.is_none() && store_account != invariants::Account::default();
+        settled && log_account.status.is_none() && store_account != Account::default();
     if !facts.is_terminal() && stranded.is_none() && !unannounced {
         return Verdict::InFlight;
     }
@@ -227,19 +239,27 @@ fn judge_stock(stores: &StoreBook, judged: &[OrderFacts]) -> Vec<Finding> {
         .collect()
 }
 
-/// What the invariants need of an order: its status, reason, lines and
-/// placing from the log (what happened); its charges, refunds and
-/// notifications from the stores (what the customer was charged and told).
-/// And whether anyone knows when it was placed.
-fn order_facts(id: &str, logged: Option<&OrderLog>, stores: &StoreBook) -> (OrderFacts, bool) {
-    let account = stores.account(id);
+/// When the order was placed: as its `OrderCreated` says, else as the order
+/// service says; None when neither knows it.
+fn placed_at(id: &str, logged: Option<&OrderLog>, stores: &StoreBook) -> Option<i64> {
+    logged
+        .and_then(|o| o.placed_at_ms)
+        .or_else(|| stores.orders.get(id).map(|o| o.placed_at_ms))
+}
+
+/// What the invariants need of an order: its status, reason and lines from
+/// the log (what happened); its charges, refunds and notifications from the
+/// stores' `account` (what the customer was charged and told).
+fn order_facts(
+    id: &str,
+    logged: Option<&OrderLog>,
+    placed_at: Option<i64>,
+    account: &Account,
+) -> OrderFacts {
     let (status, reason) = logged
         .map(OrderLog::status)
         .unwrap_or_else(|| orderflow_envelope::saga::derive_status(&[], false));
-    let placed_at = logged
-        .and_then(|o| o.placed_at_ms)
-        .or_else(|| stores.orders.get(id).map(|o| o.placed_at_ms));
-    let facts = OrderFacts {
+    OrderFacts {
         order_id: id.to_string(),
         status: status.as_str().to_string(),
         reason: reason.map(|r| r.as_str().to_string()),
@@ -247,9 +267,8 @@ fn order_facts(id: &str, logged: Option<&OrderLog>, stores: &StoreBook) -> (Orde
         placed_at_ms: placed_at.unwrap_or(0),
         charges: account.charges,
         refunds: account.refunds,
-        notifications: account.notifications,
-    };
-    (facts, placed_at.is_some())
+        notifications: account.notifications.clone(),
+    }
 }
 
 fn stock_facts(s: &StockRecord) -> StockFacts {

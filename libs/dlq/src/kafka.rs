@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderflow_envelope::Codec;
-use orderflow_runtime::log_reader::{partition_count, read_to_end, LogError};
+use orderflow_runtime::log_reader::{owned_headers, partition_count, read_to_end, LogError};
 use orderflow_runtime::topics::CONSUMING_SERVICES;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::filter::Filter;
@@ -287,14 +287,7 @@ fn read_topic(
 }
 
 fn letter_of(service: &str, m: &rdkafka::message::BorrowedMessage<'_>) -> DeadLetter {
-    let headers: Vec<(String, Vec<u8>)> = m
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = owned_headers(m);
     DeadLetter::from_parts(
         DlqId {
             service: service.to_string(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// How long the broker may be silent (no metadata, no message) before a
@@ -34,6 +34,18 @@ pub struct Covered {
     pub read: u64,
     /// Messages between each partition's low watermark and its start, skipped.
     pub skipped: u64,
+}
+
+/// A message's headers as owned (name, value) pairs; a header without a
+/// value has an empty one.
+pub fn owned_headers(m: &impl Message) -> Vec<(String, Vec<u8>)> {
+    m.headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Partitions of `topic` (0 when it does not exist).

@@ -7,17 +7,16 @@ use std::sync::Arc;
 use orderflow_envelope::{Codec, HttpSchemaRegistry, RegistryConnection, RegistryError};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::log_reader::{read_until, Covered, LogError};
+use crate::log_reader::{owned_headers, read_until, Covered, LogError};
 use crate::RuntimeConfig;
 
 /// One message of the log, as a reader hands it on.
 #[derive(Debug, Clone)]
 pub struct Logged {
-    pub topic: String,
     pub headers: Vec<(String, Vec<u8>)>,
     pub payload: Vec<u8>,
     /// The message's timestamp, ms since the epoch (0 when it has none).
@@ -85,17 +84,8 @@ impl LogSource {
         Ok(tokio::task::spawn_blocking(move || {
             let from_start = |_: &str, _: i32, low: i64, _: i64| Some(low);
             read_until(&consumer, &topics, &from_start, |m| {
-                let headers = m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let logged = Logged {
-                    topic: m.topic().to_string(),
-                    headers,
+                    headers: owned_headers(m),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 };

@@ -56,14 +56,13 @@ pub async fn audit(
     token: &str,
     args: &[&str],
 ) -> Result<Output> {
-    let mut env: Vec<(String, String)> =
-        ["order", "inventory", "payment", "shipping", "notification"]
-            .iter()
-            .filter_map(|s| {
-                let url = urls.get(s)?;
-                Some((format!("ORDERFLOW_{}_URL", s.to_uppercase()), url.clone()))
-            })
-            .collect();
+    let mut env: Vec<(String, String)> = orderflow_runtime::topics::CONSUMING_SERVICES
+        .iter()
+        .filter_map(|s| {
+            let url = urls.get(s)?;
+            Some((format!("ORDERFLOW_{}_URL", s.to_uppercase()), url.clone()))
+        })
+        .collect();
     env.push(("ORDERFLOW_TOKEN".into(), token.to_string()));
     orderflow_env(bootstrap, registry, &env, &[&["audit"], args].concat()).await
 }

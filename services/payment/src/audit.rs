@@ -36,23 +36,20 @@ async fn page(s: AppState, after: String, limit: i64) -> Result<AuditPage<Paymen
     .fetch_all(s.rt.db().reader())
     .await
     .map_err(|e| e.to_string())?;
-    let mut payments = rows
+    let payments = rows
         .iter()
         .map(|r| Ok((r.try_get("order_id")?, r.try_get("status")?)))
         .collect::<Result<Vec<(String, String)>, sqlx::Error>>()
         .map_err(|e| e.to_string())?;
-    let next_after = if payments.len() as i64 > limit {
-        payments.truncate(limit as usize);
-        payments.last().map(|(order_id, _)| order_id.clone())
-    } else {
-        None
-    };
+    let payments = AuditPage::from_one_more(payments, limit, |(order_id, _)| order_id.as_str());
+    let next_after = payments.next_after;
     let ledgers = s
         .provider
         .ledgers(&after, next_after.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     let mut records: BTreeMap<String, PaymentRecord> = payments
+        .items
         .into_iter()
         .map(|(order_id, status)| {
             let record = PaymentRecord {

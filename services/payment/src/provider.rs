@@ -281,10 +281,13 @@ impl PaymentProvider for SandboxProvider {
 
     async fn ledger(&self, order_id: &str) -> Result<(u32, u32), ProviderError> {
         let prefix = format!("{order_id}/%");
-        let count = |statement: &'static str| {
+        let count = |(table, made): (&str, &str)| {
+            let statement = format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE idempotency_key LIKE $1 AND {made}"
+            );
             let prefix = prefix.clone();
             async move {
-                sql::query(statement)
+                sql::query(&statement)
                     .bind(prefix)
                     .fetch_one(&self.reader)
                     .await
@@ -293,23 +296,15 @@ impl PaymentProvider for SandboxProvider {
                     .map_err(|e| ProviderError::Unavailable(format!("sandbox ledger: {e}")))
             }
         };
-        let charges = count("SELECT COUNT(*) AS n FROM sandbox_charges WHERE idempotency_key LIKE $1 AND payment_id IS NOT NULL").await?;
-        // A key closed without a refund holds a row with no payment.
-        let refunds = count(
-            "SELECT COUNT(*) AS n FROM sandbox_refunds WHERE idempotency_key LIKE $1 AND payment_id <> ''",
-        )
-        .await?;
-        Ok((charges, refunds))
+        let [charges, refunds] = MADE;
+        Ok((count(charges).await?, count(refunds).await?))
     }
 
     async fn ledgers(&self, after: &str, through: Option<&str>) -> Result<Ledgers, ProviderError> {
         // Keys are `{order_id}/charge` and `{order_id}/refund`; order ids
         // are 36-character UUIDs.
         let mut ledgers = Ledgers::new();
-        for (table, made, refund) in [
-            ("sandbox_charges", "payment_id IS NOT NULL", false),
-            ("sandbox_refunds", "payment_id <> ''", true),
-        ] {
+        for ((table, made), refund) in MADE.into_iter().zip([false, true]) {
             let statement = format!(
                 "SELECT substr(idempotency_key, 1, 36) AS order_id, COUNT(*) AS n FROM {table}
                  WHERE {made} AND substr(idempotency_key, 1, 36) > $1 AND substr(idempotency_key, 1, 36) <= $2
@@ -339,6 +334,14 @@ impl PaymentProvider for SandboxProvider {
         Ok(ledgers)
     }
 }
+
+/// The sandbox ledger's tables of charges and refunds, each with what
+/// makes a row one that was made: a declined charge holds no payment, and a
+/// key closed without a refund holds a row with an empty one.
+const MADE: [(&str, &str); 2] = [
+    ("sandbox_charges", "payment_id IS NOT NULL"),
+    ("sandbox_refunds", "payment_id <> ''"),
+];
 
 /// One write to the sandbox's ledger: a charge or a refund, once per key.
 pub struct LedgerEntry {

@@ -312,12 +312,7 @@ fn show_order(
     found: &Audit,
     output: Output,
 ) -> Result<()> {
-    let findings: Vec<Finding> = found
-        .findings
-        .iter()
-        .filter(|f| f.subject == order_id)
-        .cloned()
-        .collect();
+    let findings = found.about(order_id);
     let logged = book.orders.get(order_id);
     if logged.is_none() && !stores.order_ids().any(|id| id == order_id) {
         return Err(UsageError(format!(
@@ -370,12 +365,7 @@ fn show_sku(sku: &str, stores: &StoreBook, found: &Audit, output: Output) -> Res
     let Some(record) = stores.stock.iter().find(|s| s.sku == sku) else {
         return Err(UsageError(format!("SKU {sku} is not in the catalogue")).into());
     };
-    let findings: Vec<Finding> = found
-        .findings
-        .iter()
-        .filter(|f| f.subject == sku)
-        .cloned()
-        .collect();
+    let findings = found.about(sku);
     match output {
         Output::Json => outln!(
             "{}",

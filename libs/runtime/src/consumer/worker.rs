@@ -12,7 +12,7 @@ use orderflow_envelope::{CloudEventHeaders, Event, EventType};
 use orderflow_telemetry::metrics_types::{
     ConsumedLabels, DependencyLabels, EventTypeLabels, RetryLabels, TopicLabels,
 };
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use tracing::Instrument;
 
 use crate::dead_letter::{dead_letter_headers, keep_unwritten};
@@ -61,14 +61,7 @@ pub(super) async fn run(shared: Arc<Shared>, dispatch: Dispatch<OwnedMessage>) {
 /// True when the message is done with (handled, stored behind its key, in a
 /// retry tier or dead-lettered); false when interrupted.
 async fn handle_message(shared: &Arc<Shared>, message: OwnedMessage) -> bool {
-    let headers: Vec<(String, Vec<u8>)> = message
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = crate::log_reader::owned_headers(&message);
     let retry = RetryState::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
     let here = Source {
         topic: message.topic().to_string(),
